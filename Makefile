@@ -1,0 +1,37 @@
+# pktengine — see README.md.
+GO       ?= go
+PKGS     ?= ./...
+# Fuzzing time per target: brief in `make test`, longer in `make fuzz`.
+FUZZTIME_TEST ?= 3s
+FUZZTIME      ?= 60s
+
+.PHONY: all build test check unit fuzz-brief fuzz bench bench-lab demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/pktengine ./cmd/pktengine
+
+# The README's test command: formatting, vet, the unit and lab tests under
+# the race detector, and a few seconds of every fuzz target.
+test: check unit fuzz-brief
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+fuzz-brief:
+	./scripts/fuzz.sh $(FUZZTIME_TEST)
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin
