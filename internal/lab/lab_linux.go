@@ -1,0 +1,432 @@
+//go:build linux
+
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where ip-netns(8) keeps the bind mounts that name namespaces.
+const netnsDir = "/run/netns"
+
+// Create builds a lab. On any failure, and on a panic, it removes whatever
+// it had built before returning. The caller must Close the lab.
+func Create(cfg *Config) (_ *Lab, err error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("ip(8) from iproute2 is needed to build a lab: %w", err)
+	}
+
+	l := &Lab{prefix: fmt.Sprintf("pkte-%d-%06x", os.Getpid(), rand.Uint32()&0xffffff)}
+	// The deferred Close also runs when a panic unwinds through Create,
+	// so a half-built lab never outlives it.
+	ok := false
+	defer func() {
+		if !ok {
+			// Join even a nil err: a panic is on its way up then.
+			err = errors.Join(err, l.Close())
+		}
+	}()
+
+	for i := range c.Hosts {
+		h := &Host{
+			Name:  fmt.Sprintf("%s-%c", l.prefix, 'a'+rune(i%26)),
+			Iface: c.Iface,
+			MAC:   mac(i),
+		}
+		if i >= 26 {
+			h.Name = fmt.Sprintf("%s-h%d", l.prefix, i)
+		}
+		h.IPv4, h.IPv6 = hostAddrs(i, -1, 0)
+		for k, v := range c.VLANs {
+			vi := VLANIface{ID: v.ID, Protocol: v.Protocol, Iface: vlanIfaceName(c.Iface, v)}
+			vi.IPv4, vi.IPv6 = hostAddrs(i, k, v.ID)
+			h.VLANs = append(h.VLANs, vi)
+		}
+		l.Hosts = append(l.Hosts, h)
+	}
+	for _, h := range l.Hosts {
+		if err := l.addNetns(h.Name); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := l.wire(&c); err != nil {
+		return nil, err
+	}
+	for _, h := range l.Hosts {
+		if err := configureHost(l, h, &c); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return l, nil
+}
+
+// addNetns creates a namespace, records it for Close, and switches off the
+// IPv6 behaviour that would put unsolicited frames on the lab's links:
+// router solicitations and duplicate address detection. The defaults apply
+// to interfaces created afterwards, so this runs before wiring.
+func (l *Lab) addNetns(name string) error {
+	if err := runIP("", "netns add "+name); err != nil {
+		return err
+	}
+	l.namespaces = append(l.namespaces, name)
+	return doInNetns(name, func() error {
+		for _, kv := range [][2]string{
+			{"net/ipv6/conf/default/accept_dad", "0"},
+			{"net/ipv6/conf/default/router_solicitations", "0"},
+			{"net/ipv6/conf/default/accept_ra", "0"},
+		} {
+			if err := os.WriteFile("/proc/sys/"+kv[0], []byte(kv[1]), 0); err != nil {
+				return fmt.Errorf("netns %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// wire creates the veth pairs: directly between the two hosts, or from
+// every host to a bridge in a hidden switch namespace. Each pair is created
+// from inside one lab namespace with its peer placed straight into another,
+// so no end ever appears in the root namespace.
+func (l *Lab) wire(c *Config) error {
+	mtu := ""
+	if c.MTU != 0 {
+		mtu = fmt.Sprintf(" mtu %d", c.MTU)
+	}
+	if len(l.Hosts) == 2 {
+		a, b := l.Hosts[0], l.Hosts[1]
+		return runIP(a.Name, fmt.Sprintf("link add %s address %s%s type veth peer name %s address %s%s netns %s",
+			a.Iface, a.MAC, mtu, b.Iface, b.MAC, mtu, b.Name))
+	}
+	sw := l.prefix + "-sw"
+	if err := l.addNetns(sw); err != nil {
+		return err
+	}
+	var batch strings.Builder
+	fmt.Fprintf(&batch, "link add br0%s type bridge stp_state 0\n", mtu)
+	for i, h := range l.Hosts {
+		fmt.Fprintf(&batch, "link add p%d%s type veth peer name %s address %s%s netns %s\n",
+			i, mtu, h.Iface, h.MAC, mtu, h.Name)
+		fmt.Fprintf(&batch, "link set p%d master br0 up\n", i)
+	}
+	batch.WriteString("link set br0 up\n")
+	return runIP(sw, batch.String())
+}
+
+// configureHost addresses and raises a host's interfaces, applies offload
+// settings, adds static neighbours for every peer and records interface
+// indexes.
+func configureHost(l *Lab, h *Host, c *Config) error {
+	var b strings.Builder
+	b.WriteString("link set lo up\n")
+	fmt.Fprintf(&b, "addr add %s dev %s\n", h.IPv4, h.Iface)
+	fmt.Fprintf(&b, "addr add %s dev %s nodad\n", h.IPv6, h.Iface)
+	for _, v := range h.VLANs {
+		proto := "802.1Q"
+		if v.Protocol == 0x88a8 {
+			proto = "802.1ad"
+		}
+		mtu := ""
+		if c.MTU != 0 {
+			mtu = fmt.Sprintf(" mtu %d", c.MTU)
+		}
+		fmt.Fprintf(&b, "link add link %s name %s%s type vlan protocol %s id %d\n", h.Iface, v.Iface, mtu, proto, v.ID)
+		fmt.Fprintf(&b, "addr add %s dev %s\n", v.IPv4, v.Iface)
+		fmt.Fprintf(&b, "addr add %s dev %s nodad\n", v.IPv6, v.Iface)
+	}
+	for _, p := range l.Hosts {
+		if p == h {
+			continue
+		}
+		fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", p.IPv4.Addr(), p.MAC, h.Iface)
+		fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", p.IPv6.Addr(), p.MAC, h.Iface)
+		for k, v := range p.VLANs {
+			fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", v.IPv4.Addr(), p.MAC, h.VLANs[k].Iface)
+			fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", v.IPv6.Addr(), p.MAC, h.VLANs[k].Iface)
+		}
+	}
+	fmt.Fprintf(&b, "link set %s up\n", h.Iface)
+	for _, v := range h.VLANs {
+		fmt.Fprintf(&b, "link set %s up\n", v.Iface)
+	}
+	if err := runIP(h.Name, b.String()); err != nil {
+		if len(h.VLANs) > 0 && strings.Contains(err.Error(), "Unknown device type") {
+			return fmt.Errorf("%w: %w", ErrVLANUnsupported, err)
+		}
+		return err
+	}
+
+	if len(c.Offloads) > 0 {
+		args := []string{"-K", h.Iface}
+		for _, k := range slices.Sorted(mapKeys(c.Offloads)) {
+			args = append(args, k, map[bool]string{true: "on", false: "off"}[c.Offloads[k]])
+		}
+		out, err := h.Command(context.Background(), "ethtool", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("netns %s: ethtool %s: %v: %s", h.Name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+
+	return h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.Iface)
+		if err != nil {
+			return err
+		}
+		h.Index = ifi.Index
+		for i := range h.VLANs {
+			ifi, err := net.InterfaceByName(h.VLANs[i].Iface)
+			if err != nil {
+				return err
+			}
+			h.VLANs[i].Index = ifi.Index
+		}
+		return nil
+	})
+}
+
+func mapKeys(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// runIP feeds commands to `ip [-n netns] -batch -`. An empty netns runs in
+// the current namespace, which is only ever used for `netns add/del`.
+func runIP(netns, commands string) error {
+	args := []string{"-batch", "-"}
+	if netns != "" {
+		args = append([]string{"-n", netns}, args...)
+	}
+	cmd := exec.Command("ip", args...)
+	cmd.Stdin = strings.NewReader(commands)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		where := "root namespace"
+		if netns != "" {
+			where = "netns " + netns
+		}
+		return fmt.Errorf("ip (%s): %v: %s\ncommands:\n%s", where, err, bytes.TrimSpace(out), commands)
+	}
+	return nil
+}
+
+// Close deletes the lab's namespaces, and with them every interface the lab
+// made. Sockets opened inside a namespace keep it alive until they are
+// closed, but the name and the links between hosts go away at once. Close
+// is idempotent.
+func (l *Lab) Close() error {
+	if l == nil || l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	// Delete in reverse creation order: hosts last, so a bridge's ports
+	// go before the hosts' ends.
+	for _, ns := range slices.Backward(l.namespaces) {
+		if err := runIP("", "netns del "+ns); err != nil {
+			// Already gone is fine, anything else is reported.
+			if _, serr := os.Stat(filepath.Join(netnsDir, ns)); serr == nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Do runs fn on an OS thread that has been switched into the host's
+// network namespace, and switches it back afterwards. Sockets fn opens
+// stay in the namespace after Do returns. fn runs on another goroutine, so
+// it must not call t.FailNow and friends; a panic in fn is re-raised in the
+// caller after the thread is restored.
+//
+// If the thread cannot be switched back, it is left locked so the Go
+// runtime terminates it instead of running other goroutines in the wrong
+// namespace.
+func (h *Host) Do(fn func() error) error {
+	return doInNetns(h.Name, fn)
+}
+
+func doInNetns(name string, fn func() error) error {
+	target, err := unix.Open(filepath.Join(netnsDir, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", name, os.NewSyscallError("open", err))
+	}
+	defer unix.Close(target)
+
+	type result struct {
+		err      error
+		panicked bool
+		value    any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: os.NewSyscallError("open", err)}
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("netns %s: %w", name, os.NewSyscallError("setns", err))}
+			return
+		}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.panicked, r.value = true, p
+				}
+			}()
+			r.err = fn()
+		}()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread dies with this goroutine.
+			r.err = errors.Join(r.err, fmt.Errorf("netns %s: restoring the original namespace: %w", name, os.NewSyscallError("setns", err)))
+			done <- r
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- r
+	}()
+	r := <-done
+	if r.panicked {
+		panic(r.value)
+	}
+	return r.err
+}
+
+// Interface returns the lab interface as seen inside the host's namespace.
+func (h *Host) Interface() (*net.Interface, error) {
+	return h.InterfaceByName(h.Iface)
+}
+
+// InterfaceByName looks an interface up inside the host's namespace, for
+// example one of h.VLANs.
+func (h *Host) InterfaceByName(name string) (*net.Interface, error) {
+	var ifi *net.Interface
+	err := h.Do(func() error {
+		var err error
+		ifi, err = net.InterfaceByName(name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", h.Name, err)
+	}
+	return ifi, nil
+}
+
+// Command returns a command that runs name inside the host's namespace
+// through `ip netns exec`.
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
+}
+
+// ListenUDP is net.ListenUDP inside the host's namespace.
+func (h *Host) ListenUDP(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := h.Do(func() error {
+		var err error
+		c, err = net.ListenUDP(network, laddr)
+		return err
+	})
+	return c, err
+}
+
+// ListenPacket is net.ListenPacket inside the host's namespace. The address
+// must be literal: name resolution may run on another thread.
+func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := h.Do(func() error {
+		var err error
+		c, err = net.ListenPacket(network, address)
+		return err
+	})
+	return c, err
+}
+
+// DialUDP is net.DialUDP inside the host's namespace.
+func (h *Host) DialUDP(network string, laddr, raddr *net.UDPAddr) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := h.Do(func() error {
+		var err error
+		c, err = net.DialUDP(network, laddr, raddr)
+		return err
+	})
+	return c, err
+}
+
+var (
+	privOnce sync.Once
+	privErr  error
+)
+
+// CheckPrivileges reports why the process cannot build a lab, or nil if it
+// can. The result is computed once.
+func CheckPrivileges() error {
+	privOnce.Do(func() { privErr = checkPrivileges() })
+	return privErr
+}
+
+func checkPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capget", err)
+	}
+	var missing []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{
+		{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN"},
+		{unix.CAP_NET_RAW, "CAP_NET_RAW"},
+		{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
+	} {
+		if data[c.bit/32].Effective&(1<<(c.bit%32)) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("ip(8) from iproute2 not found: %w", err)
+	}
+	// Try to create a namespace on a throw-away thread: the goroutine
+	// exits locked, so the runtime discards the thread afterwards.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- unix.Unshare(unix.CLONE_NEWNET)
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("cannot create a network namespace: %w", os.NewSyscallError("unshare", err))
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []*lab.Config{
+		{Hosts: 1},
+		{Hosts: 251},
+		{MTU: 10},
+		{Iface: "averylongname"},
+		{VLANs: []lab.VLAN{{ID: 0}}},
+		{VLANs: []lab.VLAN{{ID: 4095}}},
+		{VLANs: []lab.VLAN{{ID: 5, Protocol: 0x9100}}},
+		{VLANs: []lab.VLAN{{ID: 5}, {ID: 5, Protocol: 0x8100}}},
+	} {
+		if l, err := lab.Create(cfg); err == nil {
+			l.Close()
+			t.Errorf("Create(%+v) succeeded, want an error", *cfg)
+		}
+	}
+}
+
+// rootLinks describes the root namespace's interfaces, to prove a lab
+// leaves it alone.
+func rootLinks(t *testing.T) []string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ifi := range ifs {
+		out = append(out, fmt.Sprintf("%d %s %s mtu=%d %v", ifi.Index, ifi.Name, ifi.HardwareAddr, ifi.MTU, ifi.Flags))
+	}
+	return out
+}
+
+// labNamespaces lists the named namespaces of this process's labs.
+func labNamespaces(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// exchange sends a datagram from one host to a kernel UDP socket on the
+// other and checks that it arrives from the expected source.
+func exchange(t *testing.T, from, to *lab.Host, src, dst netip.Addr, payload []byte) {
+	t.Helper()
+	network := "udp4"
+	if dst.Is6() {
+		network = "udp6"
+	}
+	rc, err := to.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sc, err := from.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), rc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if _, err := sc.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(payload)+1)
+	n, peer, err := rc.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("%s -> %s: %v", src, dst, err)
+	}
+	if !bytes.Equal(buf[:n], payload) {
+		t.Errorf("%s -> %s: got %d bytes, want %d", src, dst, n, len(payload))
+	}
+	if peer.Addr().Unmap() != src {
+		t.Errorf("%s -> %s: datagram came from %s", src, dst, peer)
+	}
+}
+
+func TestTwoHosts(t *testing.T) {
+	lab.SkipUnlessPrivileged(t)
+	before := rootLinks(t)
+
+	l, err := lab.Create(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b := l.A(), l.B()
+	if a.Name == b.Name || !strings.HasPrefix(a.Name, l.Prefix()) {
+		t.Fatalf("namespace names %q and %q, prefix %q", a.Name, b.Name, l.Prefix())
+	}
+	if got := labNamespaces(t); len(got) != 2 {
+		t.Errorf("namespaces %v, want 2", got)
+	}
+	want := map[*lab.Host][3]string{
+		a: {"02:00:00:00:00:01", "198.18.0.1/24", "fd00::1/64"},
+		b: {"02:00:00:00:00:02", "198.18.0.2/24", "fd00::2/64"},
+	}
+	for h, w := range want {
+		if h.MAC.String() != w[0] || h.IPv4.String() != w[1] || h.IPv6.String() != w[2] {
+			t.Errorf("%s: %s %s %s, want %v", h.Name, h.MAC, h.IPv4, h.IPv6, w)
+		}
+		ifi, err := h.Interface()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ifi.Index != h.Index || ifi.HardwareAddr.String() != w[0] || ifi.Flags&net.FlagUp == 0 {
+			t.Errorf("%s: interface %+v, want index %d MAC %s up", h.Name, ifi, h.Index, w[0])
+		}
+	}
+
+	payload := []byte("lab datagram")
+	exchange(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), payload)
+	exchange(t, b, a, b.IPv4.Addr(), a.IPv4.Addr(), payload)
+	exchange(t, a, b, a.IPv6.Addr(), b.IPv6.Addr(), payload)
+
+	// Command runs inside the namespace: the only non-loopback link there
+	// is the lab's.
+	out, err := a.Command(context.Background(), "ip", "-o", "link", "show").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), a.Iface) || strings.Count(strings.TrimSpace(string(out)), "\n") != 1 {
+		t.Errorf("links in %s:\n%s", a.Name, out)
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if got := labNamespaces(t); len(got) != 0 {
+		t.Errorf("namespaces left after Close: %v", got)
+	}
+	if after := rootLinks(t); !slices.Equal(before, after) {
+		t.Errorf("root namespace links changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
+
+func TestMTU(t *testing.T) {
+	l := lab.New(t, &lab.Config{MTU: 9000})
+	a, b := l.A(), l.B()
+	for _, h := range l.Hosts {
+		ifi, err := h.Interface()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ifi.MTU != 9000 {
+			t.Errorf("%s: MTU %d, want 9000", h.Name, ifi.MTU)
+		}
+	}
+	// An 8000-byte datagram crosses in one frame only with a jumbo MTU.
+	exchange(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), make([]byte, 8000))
+}
+
+func TestVLANs(t *testing.T) {
+	lab.SkipUnlessPrivileged(t)
+	l, err := lab.Create(&lab.Config{
+		MTU:   9000,
+		VLANs: []lab.VLAN{{ID: 100}, {ID: 200, Protocol: 0x88a8}},
+	})
+	if errors.Is(err, lab.ErrVLANUnsupported) {
+		t.Skip(lab.ErrVLANUnsupported)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b := l.A(), l.B()
+	if len(a.VLANs) != 2 || a.VLANs[0].Iface != "veth0.100" || a.VLANs[1].Iface != "veth0.s200" {
+		t.Fatalf("VLANs %+v", a.VLANs)
+	}
+	if got := a.VLANs[1].IPv4.String(); got != "198.19.1.1/24" {
+		t.Errorf("second VLAN's IPv4 = %s", got)
+	}
+	if got := b.VLANs[0].IPv6.String(); got != "fd00:0:0:64::2/64" {
+		t.Errorf("first VLAN's IPv6 on B = %s", got)
+	}
+	for k := range a.VLANs {
+		vi, err := a.InterfaceByName(a.VLANs[k].Iface)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vi.Index != a.VLANs[k].Index {
+			t.Errorf("%s index %d, recorded %d", vi.Name, vi.Index, a.VLANs[k].Index)
+		}
+		exchange(t, a, b, a.VLANs[k].IPv4.Addr(), b.VLANs[k].IPv4.Addr(), []byte("tagged"))
+		exchange(t, b, a, b.VLANs[k].IPv6.Addr(), a.VLANs[k].IPv6.Addr(), []byte("tagged6"))
+	}
+}
+
+func TestThreeHostsBridged(t *testing.T) {
+	l := lab.New(t, &lab.Config{Hosts: 3})
+	if got := labNamespaces(t); len(got) < 4 {
+		t.Errorf("namespaces %v, want three hosts and a switch", got)
+	}
+	c := l.Hosts[2]
+	if c.IPv4.String() != "198.18.0.3/24" || c.MAC.String() != "02:00:00:00:00:03" {
+		t.Errorf("third host %s %s", c.IPv4, c.MAC)
+	}
+	exchange(t, l.A(), c, l.A().IPv4.Addr(), c.IPv4.Addr(), []byte("a to c"))
+	exchange(t, c, l.B(), c.IPv6.Addr(), l.B().IPv6.Addr(), []byte("c to b"))
+}
+
+func TestCreateFailureCleansUp(t *testing.T) {
+	lab.SkipUnlessPrivileged(t)
+	before := labNamespaces(t)
+	l, err := lab.Create(&lab.Config{Offloads: map[string]bool{"no-such-feature": false}})
+	if err == nil {
+		l.Close()
+		t.Fatal("Create with a bogus offload succeeded")
+	}
+	if after := labNamespaces(t); !slices.Equal(before, after) {
+		t.Errorf("namespaces before %v, after a failed Create %v", before, after)
+	}
+}
+
+func TestOffloads(t *testing.T) {
+	l := lab.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
+	out, err := l.A().Command(context.Background(), "ethtool", "-k", l.A().Iface).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "tx-checksumming: off") {
+		t.Errorf("tx checksumming not off:\n%s", out)
+	}
+}
+
+// netnsInode identifies the network namespace of the calling thread.
+func netnsInode(t *testing.T) string {
+	t.Helper()
+	s, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDo(t *testing.T) {
+	l := lab.New(t, nil)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	root := netnsInode(t)
+
+	var inside string
+	if err := l.A().Do(func() error {
+		s, err := os.Readlink("/proc/thread-self/ns/net")
+		inside = s
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inside == root || inside == "" {
+		t.Errorf("Do ran in %q, the caller is in %q", inside, root)
+	}
+	if got := netnsInode(t); got != root {
+		t.Errorf("caller's namespace changed to %s", got)
+	}
+
+	wantErr := fmt.Errorf("from fn")
+	if err := l.A().Do(func() error { return wantErr }); err != wantErr {
+		t.Errorf("Do returned %v, want fn's error", err)
+	}
+
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("recovered %v, want fn's panic", p)
+			}
+		}()
+		l.B().Do(func() error { panic("boom") })
+	}()
+
+	// Every thread the runtime has is back in the root namespace: probe
+	// many goroutines.
+	errs := make(chan string, 64)
+	for range 64 {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			s, _ := os.Readlink("/proc/thread-self/ns/net")
+			errs <- s
+		}()
+	}
+	for range 64 {
+		if s := <-errs; s != root {
+			t.Fatalf("a thread is in %s, not the root namespace %s", s, root)
+		}
+	}
+}
