@@ -1,0 +1,163 @@
+package frame
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/pktengine/pktengine/proto"
+)
+
+// ReplyInPlace turns the UDP datagram p describes (Decode returned
+// ReasonOK) into its reply, in frame itself: it swaps the MAC addresses,
+// the IP addresses and the ports, and sets the IPv4 TTL or IPv6 hop limit
+// to ttl (0 means DefaultTTL). Payload, VLAN tags, TOS/traffic class, flow
+// label and IPv4 ID and flags stay as they are. It returns the length of
+// the reply frame, p.Len(): a trailer after the datagram is not sent back.
+//
+// Every checksum stays valid without being recomputed (RFC 1624): a
+// ones'-complement sum does not depend on the order of its words, so
+// swapping addresses and ports changes neither the IPv4 header checksum
+// nor the UDP checksum, and the TTL is one incremental update. A checksum
+// that was wrong stays wrong, and a partial one (TP_STATUS_CSUMNOTREADY)
+// stays partial; see FillUDPChecksum.
+//
+// It returns ErrNotInPlace for a fragment, an IPv4 header with options or
+// an IPv6 packet with extension headers: reflecting a source route or a
+// routing header would be wrong, and dropping them would move the payload.
+// Build such replies with BuildUDP. It does not allocate.
+func ReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
+	if p.Flags&(FlagUDP|FlagFragment|FlagIPv4Options|FlagIPv6ExtHeaders) != FlagUDP {
+		return 0, ErrNotInPlace
+	}
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	Ethernet(frame).SwapAddresses()
+	if p.IPVersion == IPv4Version {
+		ip := IPv4(frame[p.L3Off:p.L4Off])
+		ip.SwapAddresses()
+		ip.SetTTLChecksummed(ttl)
+	} else {
+		ip := IPv6(frame[p.L3Off:p.L4Off])
+		ip.SwapAddresses()
+		ip.SetHopLimit(ttl)
+	}
+	UDP(frame[p.L4Off:p.L4End]).SwapPorts()
+	return int(p.End), nil
+}
+
+// SetSrcChecksummed changes the source address and port of the decoded
+// UDP datagram in frame and updates the IPv4 header checksum and the UDP
+// checksum incrementally. src must be of the packet's IP family. It is
+// meant for a load generator that decodes one template frame and then
+// varies it per packet; it does not allocate.
+func (p *Packet) SetSrcChecksummed(frame []byte, src netip.AddrPort) {
+	u := UDP(frame[p.L4Off:p.L4End])
+	old := p.SrcAddr(frame)
+	if old != src.Addr() {
+		if p.IPVersion == IPv4Version {
+			IPv4(frame[p.L3Off:p.L4Off]).SetSourceChecksummed(src.Addr())
+		} else {
+			IPv6(frame[p.L3Off:]).SetSource(src.Addr())
+		}
+		u.UpdateChecksumPseudoHeaderAddress(old, src.Addr())
+	}
+	u.SetSourcePortChecksummed(src.Port())
+}
+
+// SetDstChecksummed is SetSrcChecksummed for the destination.
+func (p *Packet) SetDstChecksummed(frame []byte, dst netip.AddrPort) {
+	u := UDP(frame[p.L4Off:p.L4End])
+	old := p.DstAddr(frame)
+	if old != dst.Addr() {
+		if p.IPVersion == IPv4Version {
+			IPv4(frame[p.L3Off:p.L4Off]).SetDestinationChecksummed(dst.Addr())
+		} else {
+			IPv6(frame[p.L3Off:]).SetDestination(dst.Addr())
+		}
+		u.UpdateChecksumPseudoHeaderAddress(old, dst.Addr())
+	}
+	u.SetDestinationPortChecksummed(dst.Port())
+}
+
+// ARPReplyInPlace answers the ARP request p describes (Decode returned
+// ReasonARP and the operation is ARPRequest) in frame itself: the Ethernet
+// destination and ARP target become the requester, the Ethernet source
+// and ARP sender become mac and the requested address. It returns the
+// reply's length (p.Len()) or ErrNotInPlace if the packet is not a
+// request. Whether the target address is one to answer for is the
+// caller's decision.
+func ARPReplyInPlace(frame []byte, p *Packet, mac MAC) (int, error) {
+	if p.EtherType != proto.EtherTypeARP || p.End == 0 {
+		return 0, ErrNotInPlace
+	}
+	a := ARP(frame[p.L3Off:p.End])
+	if a.Op() != ARPRequest {
+		return 0, ErrNotInPlace
+	}
+	e := Ethernet(frame)
+	e.SetDestination(a.SenderMAC())
+	e.SetSource(mac)
+	a.SetOp(ARPReply)
+	// Target (requester) <- sender; sender <- (mac, requested address).
+	var spa, tpa [4]byte
+	copy(spa[:], a[arpSPA:arpSPA+4])
+	copy(tpa[:], a[arpTPA:arpTPA+4])
+	copy(a[arpTHA:arpTHA+6], a[arpSHA:arpSHA+6])
+	copy(a[arpTPA:arpTPA+4], spa[:])
+	copy(a[arpSHA:arpSHA+6], mac[:])
+	copy(a[arpSPA:arpSPA+4], tpa[:])
+	return int(p.End), nil
+}
+
+// ICMPv4EchoReplyInPlace answers the ICMP echo request p describes
+// (ReasonICMPv4, type ICMPv4Echo, not a fragment) in frame: MACs and
+// addresses swapped, type set to echo reply, TTL set to ttl (0 means
+// DefaultTTL), both checksums updated incrementally. It returns the reply
+// length or ErrNotInPlace.
+func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
+	if p.IPVersion != IPv4Version || p.Protocol != proto.IPProtoICMP ||
+		p.Flags&(FlagFragment|FlagIPv4Options) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
+		return 0, ErrNotInPlace
+	}
+	m := ICMPv4(frame[p.L4Off:p.L4End])
+	if m.Type() != ICMPv4Echo || m.Code() != 0 {
+		return 0, ErrNotInPlace
+	}
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	Ethernet(frame).SwapAddresses()
+	ip := IPv4(frame[p.L3Off:p.L4Off])
+	ip.SwapAddresses()
+	ip.SetTTLChecksummed(ttl)
+	old := binary.BigEndian.Uint16(m[0:])
+	m.SetType(ICMPv4EchoReply)
+	m.SetChecksum(proto.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:])))
+	return int(p.End), nil
+}
+
+// ICMPv6EchoReplyInPlace is ICMPv4EchoReplyInPlace for ICMPv6 echo
+// requests (no extension headers). The checksum update covers the type
+// change only: the pseudo-header's addresses are swapped, not changed.
+func ICMPv6EchoReplyInPlace(frame []byte, p *Packet, hopLimit uint8) (int, error) {
+	if p.IPVersion != IPv6Version || p.Protocol != proto.IPProtoICMPv6 ||
+		p.Flags&(FlagFragment|FlagIPv6ExtHeaders) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
+		return 0, ErrNotInPlace
+	}
+	m := ICMPv6(frame[p.L4Off:p.L4End])
+	if m.Type() != ICMPv6EchoRequest || m.Code() != 0 {
+		return 0, ErrNotInPlace
+	}
+	if hopLimit == 0 {
+		hopLimit = DefaultTTL
+	}
+	Ethernet(frame).SwapAddresses()
+	ip := IPv6(frame[p.L3Off:p.L4Off])
+	ip.SwapAddresses()
+	ip.SetHopLimit(hopLimit)
+	old := binary.BigEndian.Uint16(m[0:])
+	m.SetType(ICMPv6EchoReply)
+	m.SetChecksum(proto.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:])))
+	return int(p.End), nil
+}
