@@ -336,22 +336,6 @@ func BuildUDPFragment(buf []byte, s *UDPSpec, f Fragment) (n int, err error) {
 	}
 	b := buf[:n]
 
-	// The UDP header of the whole datagram, with its checksum.
-	var hdr [UDPHeaderLen]byte
-	u := UDP(hdr[:])
-	u.SetSourcePort(s.Src.Port())
-	u.SetDestinationPort(s.Dst.Port())
-	u.SetLength(uint16(l4))
-	var pseudo uint16
-	if family == 4 {
-		pseudo = proto.PseudoHeaderSum(addr4(s.Src.Addr()), addr4(s.Dst.Addr()), proto.IPProtoUDP, uint32(l4))
-	} else {
-		pseudo = proto.PseudoHeaderSum(addr16(s.Src.Addr()), addr16(s.Dst.Addr()), proto.IPProtoUDP, uint32(l4))
-	}
-	if family == 6 || !s.NoChecksum {
-		u.SetChecksum(proto.FinishUDP(proto.Checksum(s.Payload, proto.Checksum(hdr[:], pseudo))))
-	}
-
 	if family == 4 {
 		putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv4)
 		var flags uint8
@@ -370,6 +354,17 @@ func BuildUDPFragment(buf []byte, s *UDPSpec, f Fragment) (n int, err error) {
 		putExtHeaders(b[l2:l2+l3-IPv6FragmentHeaderLen], s.ExtHeaders, proto.IPProtoFragment)
 		IPv6Fragment(b[l2+l3-IPv6FragmentHeaderLen:]).Set(proto.IPProtoUDP, uint16(f.Offset), more, f.ID)
 	}
+	// The UDP header of the whole datagram, with its checksum, computed
+	// with the addresses just written.
+	var hdr [UDPHeaderLen]byte
+	u := UDP(hdr[:])
+	u.SetSourcePort(s.Src.Port())
+	u.SetDestinationPort(s.Dst.Port())
+	u.SetLength(uint16(l4))
+	if family == 6 || !s.NoChecksum {
+		pseudo := udpPseudo(b[l2:], family, uint32(l4))
+		u.SetChecksum(proto.FinishUDP(proto.Checksum(s.Payload, proto.Checksum(hdr[:], pseudo))))
+	}
 	// Copy bytes [Offset, Offset+Length) of header ++ payload.
 	dst := b[l2+l3:]
 	lo, hi := f.Offset, f.Offset+f.Length
@@ -382,17 +377,4 @@ func BuildUDPFragment(buf []byte, s *UDPSpec, f Fragment) (n int, err error) {
 		copy(dst, s.Payload[lo-UDPHeaderLen:hi-UDPHeaderLen])
 	}
 	return n, nil
-}
-
-// addr4 and addr16 return an address's bytes as a slice. The arrays escape
-// to the heap only if proto's sum lets them, which is fine for builders
-// used by tests and templates.
-func addr4(a netip.Addr) []byte {
-	b := a.As4()
-	return b[:]
-}
-
-func addr16(a netip.Addr) []byte {
-	b := a.As16()
-	return b[:]
 }

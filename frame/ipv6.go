@@ -237,40 +237,50 @@ func (b IPv6) WalkExtensionHeaders() (IPv6Chain, Reason) {
 }
 
 // walkIPv6 walks the chain of b (the whole packet, bounded by its payload
-// length) starting with next after the fixed header, filling c.
+// length) starting with next after the fixed header, filling c. For each
+// extension header it checks, in order: Hop-by-Hop only first, the count
+// limit, the length, and for a Fragment header the offset.
 func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 	off := IPv6HeaderLen
 	for n := 0; ; n++ {
+		c.Protocol, c.Offset, c.ExtHeaders = next, off, n
 		var hl int
 		switch next {
-		case proto.IPProtoHopByHop, proto.IPProtoRouting, proto.IPProtoDstOpts,
-			proto.IPProtoMobility, proto.IPProtoHIP, proto.IPProtoShim6:
-			if next == proto.IPProtoHopByHop && n != 0 {
+		case proto.IPProtoHopByHop:
+			if n != 0 {
 				// RFC 8200 section 4.1: Hop-by-Hop Options only
 				// immediately after the fixed header.
-				c.Protocol, c.Offset, c.ExtHeaders = next, off, n
 				return ReasonIPv6HopByHopNotFirst
 			}
-			if off+2 > len(b) {
-				c.Protocol, c.Offset, c.ExtHeaders = next, off, n
-				return ReasonIPv6ExtHeaderTruncated
-			}
-			hl = (int(b[off+1]) + 1) << 3
-			if next == proto.IPProtoRouting {
-				c.HasRouting = true
-			}
+		case proto.IPProtoRouting, proto.IPProtoDstOpts, proto.IPProtoFragment, proto.IPProtoAH,
+			proto.IPProtoMobility, proto.IPProtoHIP, proto.IPProtoShim6:
+		default:
+			return ReasonOK
+		}
+		if n == MaxIPv6ExtHeaders {
+			return ReasonIPv6TooManyExtHeaders
+		}
+		switch next {
+		case proto.IPProtoFragment:
+			hl = IPv6FragmentHeaderLen
 		case proto.IPProtoAH:
 			if off+2 > len(b) {
-				c.Protocol, c.Offset, c.ExtHeaders = next, off, n
 				return ReasonIPv6ExtHeaderTruncated
 			}
 			hl = (int(b[off+1]) + 2) << 2
-		case proto.IPProtoFragment:
-			hl = IPv6FragmentHeaderLen
-			if off+hl > len(b) {
-				c.Protocol, c.Offset, c.ExtHeaders = next, off, n
+		default:
+			if off+2 > len(b) {
 				return ReasonIPv6ExtHeaderTruncated
 			}
+			hl = (int(b[off+1]) + 1) << 3
+		}
+		if off+hl > len(b) {
+			return ReasonIPv6ExtHeaderTruncated
+		}
+		switch next {
+		case proto.IPProtoRouting:
+			c.HasRouting = true
+		case proto.IPProtoFragment:
 			f := IPv6Fragment(b[off : off+hl])
 			c.HasFragment = true
 			c.FragmentOffset = f.FragmentOffset()
@@ -280,17 +290,6 @@ func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 				c.Protocol, c.Offset, c.ExtHeaders = f.NextHeader(), off+hl, n+1
 				return ReasonNonFirstFragment
 			}
-		default:
-			c.Protocol, c.Offset, c.ExtHeaders = next, off, n
-			return ReasonOK
-		}
-		if n == MaxIPv6ExtHeaders {
-			c.Protocol, c.Offset, c.ExtHeaders = next, off, n
-			return ReasonIPv6TooManyExtHeaders
-		}
-		if off+hl > len(b) {
-			c.Protocol, c.Offset, c.ExtHeaders = next, off, n
-			return ReasonIPv6ExtHeaderTruncated
 		}
 		next = b[off]
 		off += hl

@@ -117,6 +117,10 @@ func (p *Packet) Decode(frame []byte) Reason {
 	case proto.EtherTypeARP:
 		return p.decodeARP(frame, off)
 	}
+	// Not a protocol this package parses: its payload is everything after
+	// the link header.
+	n := uint32(len(frame))
+	p.L4Off, p.PayloadOff, p.L4End, p.End = uint32(off), uint32(off), n, n
 	return ReasonUnknownEtherType
 }
 
