@@ -1,0 +1,107 @@
+package bpf
+
+// The compiler works in two stages. Lowering (lower.go) turns a Filter or a
+// parsed expression into a boolean tree of atoms, each one "load a value,
+// compare it with a constant". Code generation (codegen.go) turns that tree
+// into a graph of tests, optimises the graph and lays it out as classic BPF.
+
+// loadMode says how an atom's value reaches the accumulator.
+type loadMode uint8
+
+const (
+	ldAbs loadMode = iota // ld[b|h] [off]; also Linux ancillary data at SKF_AD_OFF+n
+	ldInd                 // ld[b|h] [x + off], X = 4*([xoff]&0xf): IPv4 header length
+	ldLen                 // ld #pktlen
+)
+
+// value is what the accumulator holds when an atom compares it: a packet
+// load, optionally masked with "and #mask". mask 0 means no mask.
+type value struct {
+	mode loadMode
+	size uint8 // 1, 2 or 4 bytes
+	off  uint32
+	xoff uint32 // ldInd only: offset of the byte whose low nibble sets X
+	mask uint32
+}
+
+// unmasked is the same load without its mask.
+func (v value) unmasked() value { v.mask = 0; return v }
+
+// cond is a classic BPF conditional jump against a constant.
+type cond uint8
+
+const (
+	jeq  cond = iota // A == k
+	jgt              // A > k
+	jge              // A >= k
+	jset             // A & k != 0
+)
+
+// atom is one test: does the value satisfy cond k?
+type atom struct {
+	v value
+	c cond
+	k uint32
+}
+
+// eval applies the atom's comparison to a known accumulator value.
+func (a atom) eval(x uint32) bool {
+	switch a.c {
+	case jeq:
+		return x == a.k
+	case jgt:
+		return x > a.k
+	case jge:
+		return x >= a.k
+	default:
+		return x&a.k != 0
+	}
+}
+
+type exprOp uint8
+
+const (
+	eFalse exprOp = iota
+	eTrue
+	eAtom
+	eAnd
+	eOr
+	eNot
+)
+
+// expr is a boolean tree of atoms.
+type expr struct {
+	op   exprOp
+	a    atom
+	l, r *expr
+}
+
+var (
+	exprTrue  = &expr{op: eTrue}
+	exprFalse = &expr{op: eFalse}
+)
+
+func mkAtom(v value, c cond, k uint32) *expr { return &expr{op: eAtom, a: atom{v, c, k}} }
+
+func and(l, r *expr) *expr { return &expr{op: eAnd, l: l, r: r} }
+
+func or(l, r *expr) *expr { return &expr{op: eOr, l: l, r: r} }
+
+func not(e *expr) *expr { return &expr{op: eNot, l: e} }
+
+// andAll and orAll fold left to right, as libpcap's gen_and/gen_or chains do.
+func andAll(es ...*expr) *expr {
+	r := es[0]
+	for _, e := range es[1:] {
+		r = and(r, e)
+	}
+	return r
+}
+
+func orAll(es ...*expr) *expr {
+	r := es[0]
+	for _, e := range es[1:] {
+		r = or(r, e)
+	}
+	return r
+}

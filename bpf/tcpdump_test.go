@@ -1,0 +1,74 @@
+package bpf
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	xbpf "golang.org/x/net/bpf"
+)
+
+// needTcpdump returns tcpdump's path, skipping the test without it (and
+// failing instead under CI=true, where .ci/run installs it).
+func needTcpdump(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("tcpdump")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tcpdump is required under CI=true: %v", err)
+		}
+		t.Skipf("tcpdump not installed (apt-get install tcpdump): %v", err)
+	}
+	return path
+}
+
+// tcpdumpRun runs tcpdump with a dead Ethernet handle ("-y EN10MB" and no
+// interface), as a printer of compiled filters: no privileges, no capture.
+func tcpdumpRun(t testing.TB, flag, expr string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(needTcpdump(t), flag, "-y", "EN10MB", expr)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", &tcpdumpError{strings.TrimSpace(stderr.String())}
+	}
+	return out.String(), nil
+}
+
+type tcpdumpError struct{ msg string }
+
+func (e *tcpdumpError) Error() string { return e.msg }
+
+// tcpdumpProgram is tcpdump's compiled program for expr.
+func tcpdumpProgram(t testing.TB, expr string) ([]xbpf.RawInstruction, error) {
+	t.Helper()
+	out, err := tcpdumpRun(t, "-ddd", expr)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := ParseDDD(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("tcpdump -ddd %q: %v\n%s", expr, err, out)
+	}
+	return prog, nil
+}
+
+func formatD(prog []xbpf.RawInstruction) string {
+	var b bytes.Buffer
+	FormatD(&b, prog)
+	return b.String()
+}
+
+func TestScratchCompare(t *testing.T) {
+	exprs := os.Getenv("BPF_SCRATCH")
+	if exprs == "" {
+		t.Skip("set BPF_SCRATCH='expr;expr' to compare listings with tcpdump")
+	}
+	for _, e := range strings.Split(exprs, ";") {
+		ours, err := CompileRaw(e, &Options{VLAN: VLANInPacket})
+		theirs, terr := tcpdumpProgram(t, e)
+		t.Logf("== %s\n-- ours (%d) err=%v\n%s-- tcpdump (%d) err=%v\n%s", e, len(ours), err, formatD(ours), len(theirs), terr, formatD(theirs))
+	}
+}
