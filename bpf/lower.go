@@ -196,7 +196,9 @@ func (l *lowerer) ipv6Host(addr, mask [16]byte, d dirKind) *expr {
 	return and(l.linktype(proto.EtherTypeIPv6), dirExpr(d, src, dst))
 }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // ipv4NotLaterFragment is true for unfragmented datagrams and first
 // fragments: only those carry the transport header.
