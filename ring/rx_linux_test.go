@@ -1,0 +1,423 @@
+package ring_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/ring"
+)
+
+const testPort = 7000
+
+// seqPayload is "pkte" and a big-endian sequence number.
+func seqPayload(i int) []byte {
+	return binary.BigEndian.AppendUint32([]byte("pkte"), uint32(i))
+}
+
+func payloadSeq(p []byte) (int, bool) {
+	if len(p) != 8 || string(p[:4]) != "pkte" {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(p[4:])), true
+}
+
+// checkSeqs fails unless frames carry exactly the sequence numbers 0..n-1.
+func checkSeqs(t *testing.T, frames []received, n int) {
+	t.Helper()
+	seen := make(map[int]int)
+	for _, f := range frames {
+		_, _, p, ok := parsedUDP(f.data)
+		if !ok {
+			t.Fatalf("not a UDP frame: % x", f.data)
+		}
+		s, ok := payloadSeq(p)
+		if !ok {
+			t.Fatalf("foreign payload % x", p)
+		}
+		seen[s]++
+	}
+	for i := range n {
+		if seen[i] != 1 {
+			t.Errorf("sequence %d seen %d times", i, seen[i])
+		}
+	}
+	if len(frames) != n {
+		t.Errorf("received %d frames, want exactly %d", len(frames), n)
+	}
+}
+
+func TestRXKernelUDP(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
+
+		// A listener on B keeps its kernel from answering with ICMP.
+		ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		const n = 200
+		for i := range n {
+			if _, err := c.Write(seqPayload(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frames := collect(t, rx, n, 50*time.Millisecond, nil)
+		checkSeqs(t, frames, n)
+		for _, f := range frames[:1] {
+			m := f.meta
+			if m.Type != ring.PacketHost || m.Ifindex != b.Index || m.Protocol != 0x0800 {
+				t.Errorf("meta %+v: want type host, ifindex %d, protocol 0x0800", m, b.Index)
+			}
+			if m.Length != len(f.data) || m.Length != 14+20+8+8 {
+				t.Errorf("length %d, data %d bytes", m.Length, len(f.data))
+			}
+			if d := time.Since(m.Time()); d < 0 || d > time.Minute {
+				t.Errorf("timestamp %v is %v from now", m.Time(), d)
+			}
+			// A local kernel socket on veth leaves the UDP checksum to
+			// an offload that never runs.
+			if !m.Status.ChecksumPartial() {
+				t.Errorf("status %#x: TP_STATUS_CSUMNOTREADY not set for a local sender on veth", m.Status)
+			}
+			if _, _, ok := m.VLAN(); ok {
+				t.Errorf("untagged frame reports a VLAN tag")
+			}
+		}
+		st, err := rx.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Packets != n || st.Drops != 0 {
+			t.Errorf("stats %+v, want %d packets and no drops", st, n)
+		}
+	})
+}
+
+// TestChecksumComplete is the other side of CSUMNOTREADY: with transmit
+// checksum offload off, the kernel completes the checksum and the flag is
+// gone.
+func TestChecksumComplete(t *testing.T) {
+	l := lab.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
+	a, b := l.A(), l.B()
+	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
+	c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(seqPayload(0)); err != nil {
+		t.Fatal(err)
+	}
+	f := collect(t, rx, 1, 20*time.Millisecond, nil)[0]
+	if f.meta.Status.ChecksumPartial() {
+		t.Errorf("status %#x: CSUMNOTREADY with checksum offload off", f.meta.Status)
+	}
+	if got := binary.BigEndian.Uint16(f.data[14+20+6:]); got == 0 {
+		t.Errorf("UDP checksum is zero")
+	}
+}
+
+func TestRXRawFrames(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		for _, method := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
+			t.Run(method.String(), func(t *testing.T) {
+				l := lab.New(t, nil)
+				a, b := l.A(), l.B()
+				rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
+				tx := hostTX(t, a, &ring.TXConfig{Method: method})
+				const n = 1000
+				frames := make([][]byte, n)
+				for i := range frames {
+					frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
+				}
+				sendFrames(t, tx, frames...)
+				got := collect(t, rx, n, 50*time.Millisecond, nil)
+				checkSeqs(t, got, n)
+				if got[0].meta.Status.ChecksumPartial() {
+					t.Errorf("raw frame with a full checksum reported CSUMNOTREADY")
+				}
+				if st := tx.Stats(); st.Committed != n || st.Sent != n || st.WrongFormat != 0 {
+					t.Errorf("TX stats %+v, want %d committed and sent", st, n)
+				}
+			})
+		}
+	})
+}
+
+func TestVLANStripped(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		// No filter: the tag is gone from the data the filter sees too,
+		// but keep the test independent of that.
+		rx := hostRX(t, b, &ring.RXConfig{Version: v, RetireTimeout: time.Millisecond, IgnoreOutgoing: true})
+		tx := hostTX(t, a, nil)
+		cases := []struct{ tpid, tci uint16 }{
+			{0x8100, 5<<13 | 100},   // 802.1Q, priority 5, VLAN 100
+			{0x88a8, 1<<12 | 0x123}, // 802.1ad S-tag with DEI, VLAN 0x123
+			{0x8100, 0<<13 | 4094},  // highest VLAN ID
+		}
+		for i, c := range cases {
+			f := udpFrameAB(a, b, 40000, testPort, seqPayload(i))
+			f.tpid, f.tci = c.tpid, c.tci
+			sendFrames(t, tx, f.build())
+		}
+		got := collect(t, rx, len(cases), 50*time.Millisecond, func(data []byte, m ring.Meta) bool {
+			_, dport, _, ok := parsedUDP(data)
+			return ok && dport == testPort
+		})
+		if len(got) != len(cases) {
+			t.Fatalf("got %d frames, want %d", len(got), len(cases))
+		}
+		for _, g := range got {
+			_, _, p, _ := parsedUDP(g.data)
+			i, _ := payloadSeq(p)
+			tci, tpid, ok := g.meta.VLAN()
+			if !ok || tci != cases[i].tci || tpid != cases[i].tpid {
+				t.Errorf("frame %d: VLAN() = %#04x %#04x %v, want %#04x %#04x", i, tci, tpid, ok, cases[i].tci, cases[i].tpid)
+			}
+			if g.meta.Protocol != 0x0800 {
+				t.Errorf("frame %d: protocol %#04x, want the inner 0x0800", i, g.meta.Protocol)
+			}
+			if len(g.data) != 14+20+8+8 {
+				t.Errorf("frame %d: %d bytes: tag not stripped from the data", i, len(g.data))
+			}
+		}
+	})
+}
+
+func TestVLANSubinterface(t *testing.T) {
+	lab.SkipUnlessPrivileged(t)
+	l, err := lab.Create(&lab.Config{VLANs: []lab.VLAN{{ID: 100}}})
+	if errors.Is(err, lab.ErrVLANUnsupported) {
+		t.Skip("kernel without 802.1Q subinterfaces; TestVLANStripped covers tag stripping with raw frames")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b := l.A(), l.B()
+	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: true})
+	c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.VLANs[0].IPv4.Addr().AsSlice(), Port: testPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(seqPayload(0)); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, rx, 1, 20*time.Millisecond, func(data []byte, m ring.Meta) bool {
+		_, dport, _, ok := parsedUDP(data)
+		return ok && dport == testPort
+	})
+	tci, tpid, ok := got[0].meta.VLAN()
+	if !ok || tci&0xfff != 100 || tpid != 0x8100 {
+		t.Errorf("VLAN() = %#x %#x %v, want VLAN 100 over 0x8100", tci, tpid, ok)
+	}
+}
+
+func TestIgnoreOutgoing(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprint("ignore=", ignore), func(t *testing.T) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			rx := hostRX(t, a, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: ignore, Filter: udpDstPortFilter(t, testPort)})
+			txA := hostTX(t, a, nil)
+			txB := hostTX(t, b, nil)
+			const n = 10
+			for i := range n {
+				sendFrames(t, txA, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+			}
+			// A frame from B marks the end: it arrives after A's own.
+			sendFrames(t, txB, udpFrameAB(b, a, 40000, testPort, seqPayload(n)).build())
+			got := collect(t, rx, 1, 50*time.Millisecond, nil)
+			outgoing := 0
+			for _, g := range got {
+				switch g.meta.Type {
+				case ring.PacketOutgoing:
+					outgoing++
+				case ring.PacketHost:
+				default:
+					t.Errorf("unexpected packet type %v", g.meta.Type)
+				}
+			}
+			want := n
+			if ignore {
+				want = 0
+			}
+			if outgoing != want || len(got) != want+1 {
+				t.Errorf("saw %d outgoing of %d frames, want %d outgoing and the incoming one", outgoing, len(got), want)
+			}
+		})
+	}
+}
+
+func TestFanoutHash(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	const workers = 4
+	rxs := make([]*ring.RX, workers)
+	for i := range rxs {
+		rxs[i] = hostRX(t, b, &ring.RXConfig{
+			Version: ring.V2,
+			Filter:  udpDstPortFilter(t, testPort),
+			Fanout:  &ring.Fanout{Type: ring.FanoutHash, GroupID: 4242},
+		})
+	}
+	tx := hostTX(t, a, nil)
+	const flows, perFlow = 32, 8
+	for f := range flows {
+		for i := range perFlow {
+			sendFrames(t, tx, udpFrameAB(a, b, uint16(50000+f), testPort, seqPayload(f*perFlow+i)).build())
+		}
+	}
+	// Each worker reads its own ring until a quiet period.
+	got := make([][]received, workers)
+	var wg sync.WaitGroup
+	for i, rx := range rxs {
+		wg.Go(func() { got[i] = collect(t, rx, 0, 100*time.Millisecond, nil) })
+	}
+	wg.Wait()
+	flowWorker := map[uint16]int{}
+	total, busy := 0, 0
+	for w, frames := range got {
+		if len(frames) > 0 {
+			busy++
+		}
+		for _, f := range frames {
+			total++
+			sport, _, _, _ := parsedUDP(f.data)
+			if prev, ok := flowWorker[sport]; ok && prev != w {
+				t.Errorf("flow %d seen by workers %d and %d", sport, prev, w)
+			}
+			flowWorker[sport] = w
+		}
+	}
+	if total != flows*perFlow {
+		t.Errorf("workers saw %d frames in all, want %d (each exactly once)", total, flows*perFlow)
+	}
+	if busy < 2 {
+		t.Errorf("%d flows all went to one worker", flows)
+	}
+	t.Logf("frames per worker: %d %d %d %d", len(got[0]), len(got[1]), len(got[2]), len(got[3]))
+}
+
+func TestStatsDrops(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		cfg := &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), FrameCount: 32, BlockSize: 4096, BlockCount: 2, RetireTimeout: time.Millisecond}
+		rx := hostRX(t, b, cfg)
+		tx := hostTX(t, a, nil)
+		const n = 2000
+		for i := range n {
+			sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+		}
+		// Drain what the undrained ring kept.
+		stored := collect(t, rx, 1, 20*time.Millisecond, nil)
+
+		// A frame that arrives while drops are unreported carries
+		// TP_STATUS_LOSING; reading the statistics clears the condition.
+		sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(n)).build())
+		if m := collect(t, rx, 1, 20*time.Millisecond, nil)[0].meta; !m.Status.Losing() {
+			t.Errorf("status %#x: no TP_STATUS_LOSING after unreported drops", m.Status)
+		}
+		st, err := rx.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Packets != n+1 || st.Drops == 0 || st.Drops != n-uint64(len(stored)) {
+			t.Errorf("undrained ring: stats %+v, want %d packets and %d drops (%d were stored)", st, n+1, n-len(stored), len(stored))
+		}
+		if v == ring.V3 && st.FreezeQueue == 0 {
+			t.Errorf("V3 ring never froze: %+v", st)
+		}
+		sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(n+1)).build())
+		if m := collect(t, rx, 1, 20*time.Millisecond, nil)[0].meta; m.Status.Losing() {
+			t.Errorf("status %#x: TP_STATUS_LOSING after the statistics were read", m.Status)
+		}
+		// Counters accumulate across reads although the kernel's restart
+		// at zero.
+		st2, err := rx.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st2.Packets != st.Packets+1 || st2.Drops != st.Drops {
+			t.Errorf("second read %+v, want one more packet than %+v", st2, st)
+		}
+	})
+}
+
+func TestFilterBeforeBind(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	tx := hostTX(t, a, nil)
+	noise := udpFrameAB(a, b, 40000, testPort+1, seqPayload(0)).build()
+
+	// Flood B with frames the filter rejects while rings open and close.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for range 32 {
+				if err := ring.Send(context.Background(), tx, noise); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := tx.Flush(); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+
+	for _, v := range []ring.Version{ring.V2, ring.V3} {
+		for range 5 {
+			rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
+			time.Sleep(5 * time.Millisecond)
+			st, err := rx.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+			var batch ring.Batch
+			err = rx.ReadInto(ctx, &batch)
+			cancel()
+			if err == nil {
+				data, _ := batch.Frame(0)
+				t.Fatalf("%v: filtered ring received a frame: % x", v, data)
+			}
+			if st.Packets != 0 {
+				t.Fatalf("%v: filtered ring counted %d packets", v, st.Packets)
+			}
+			rx.Close()
+		}
+	}
+	// The same flood does reach a ring without the filter: the test can
+	// see frames when there are some.
+	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2})
+	collect(t, rx, 1, 0, nil)
+}

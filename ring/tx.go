@@ -1,0 +1,157 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Transmitter queues whole Ethernet frames for an interface and hands them
+// to the kernel in batches. Two implementations exist: TX, a PACKET_TX_RING
+// shared with the kernel, and MmsgTX, one sendmmsg(2) per batch from
+// private buffers. NewTransmitter picks one by TXConfig.Method.
+//
+// The frame is built in place: Next returns a buffer, the caller writes the
+// frame into it (starting at the destination MAC) and Commits its length.
+// Committed frames leave on Flush, or when Next finds no free buffer. A
+// Transmitter is used by one goroutine at a time, Close included.
+type Transmitter interface {
+	// Next returns the buffer for the next frame. Its length is the most
+	// a frame can be. The buffer is valid until Commit or Flush. When no
+	// buffer is free, Next flushes and waits for the kernel to finish
+	// with one, or for ctx.
+	Next(ctx context.Context) ([]byte, error)
+
+	// Commit queues the first n bytes of the buffer Next returned.
+	Commit(n int) error
+
+	// Flush hands every committed frame to the kernel. Frames the kernel
+	// rejects as malformed (shorter than an Ethernet header, longer than
+	// the MTU) are dropped and counted in TXStats.WrongFormat; Flush goes
+	// on with the rest.
+	Flush() error
+
+	// Stats returns the counters since the Transmitter was opened.
+	Stats() TXStats
+
+	// Close flushes, then closes the socket.
+	Close() error
+}
+
+// TXMethod selects a Transmitter implementation.
+type TXMethod int
+
+const (
+	// TXDefault is the method NewTransmitter uses when none is given:
+	// TXRing, the faster in docs/bench/ring.md.
+	TXDefault TXMethod = iota
+
+	// TXRing writes frames into a PACKET_TX_RING and kicks the kernel
+	// with one send(2) per Flush; the kernel builds the skbs straight
+	// from the ring's pages.
+	TXRing
+
+	// TXSendmmsg copies frames from private buffers with one sendmmsg(2)
+	// per Flush.
+	TXSendmmsg
+)
+
+func (m TXMethod) String() string {
+	switch m {
+	case TXDefault:
+		return "default"
+	case TXRing:
+		return "ring"
+	case TXSendmmsg:
+		return "sendmmsg"
+	}
+	return fmt.Sprintf("TXMethod(%d)", int(m))
+}
+
+// TXConfig configures a Transmitter. A nil *TXConfig and zero fields mean
+// the defaults given with each field.
+type TXConfig struct {
+	// Method selects the implementation for NewTransmitter. NewTX and
+	// NewMmsgTX ignore it.
+	Method TXMethod
+
+	// FrameSize is the size of one buffer or ring slot. A ring slot keeps
+	// 32 bytes for its header, so frames can be FrameSize-32 bytes long
+	// there. Zero means the smallest power of two, at least 2048, that
+	// fits a full-MTU frame with a VLAN tag.
+	FrameSize int
+
+	// FrameCount is the number of ring slots (default 1024) or of
+	// sendmmsg buffers, which is also the most frames one sendmmsg sends
+	// (default 256, at most 1024).
+	FrameCount int
+
+	// QdiscBypass sets PACKET_QDISC_BYPASS: frames go straight to the
+	// driver, skipping the interface's queueing discipline (and tc).
+	QdiscBypass bool
+}
+
+// TXStats counts a Transmitter's frames.
+type TXStats struct {
+	// Committed counts frames queued with Commit.
+	Committed uint64
+
+	// Sent counts frames the kernel accepted: for a ring, slots it gave
+	// back as sent; for sendmmsg, messages it returned as sent.
+	Sent uint64
+
+	// WrongFormat counts frames the kernel rejected as malformed
+	// (TP_STATUS_WRONG_FORMAT on a ring, EINVAL or EMSGSIZE for sendmmsg).
+	WrongFormat uint64
+
+	// Kicks counts send(2) or sendmmsg(2) calls; Waits counts the times
+	// Next found every buffer busy and had to wait.
+	Kicks uint64
+	Waits uint64
+}
+
+// Errors from Commit.
+var (
+	ErrNoBuffer   = errors.New("ring: Commit without a buffer from Next")
+	ErrFrameSize  = errors.New("ring: frame length out of range")
+	errBadTXSlots = errors.New("TXConfig.FrameCount out of range")
+)
+
+// Send copies frame into the next buffer of t and commits it.
+func Send(ctx context.Context, t Transmitter, frame []byte) error {
+	buf, err := t.Next(ctx)
+	if err != nil {
+		return err
+	}
+	if len(frame) > len(buf) {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrFrameSize, len(frame), len(buf))
+	}
+	return t.Commit(copy(buf, frame))
+}
+
+// NewTransmitter opens the Transmitter that cfg.Method names.
+func NewTransmitter(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
+	m := TXDefault
+	if cfg != nil {
+		m = cfg.Method
+	}
+	switch m {
+	case TXDefault, TXRing:
+		return NewTX(ifi, cfg)
+	case TXSendmmsg:
+		return NewMmsgTX(ifi, cfg)
+	}
+	return nil, fmt.Errorf("ring: unknown TXMethod %d", int(m))
+}
+
+// txFrameSize returns the default buffer size for an MTU: the smallest
+// power of two of at least 2048 that holds the ring header (32 bytes), an
+// Ethernet header with a VLAN tag and the MTU.
+func txFrameSize(mtu int) int {
+	n := 2048
+	for n < 32+18+mtu {
+		n *= 2
+	}
+	return n
+}
