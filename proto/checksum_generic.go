@@ -1,5 +1,9 @@
+//go:build !(amd64 || arm64 || ppc64le || loong64) || purego
+
 package proto
 
-// sum adds b to the accumulator. A faster version for little-endian 64-bit
-// machines may replace this file; see the checksum tests for the reference.
-func sum(b []byte, acc uint64) uint64 { return sumPortable(b, acc) }
+// checksum is Checksum on architectures without a fast path, and with the
+// purego build tag everywhere.
+func checksum(b []byte, initial uint16) uint16 {
+	return Fold(sumPortable(b, uint64(initial)))
+}
