@@ -733,14 +733,22 @@ func jumpTest(c cond) xbpf.JumpTest {
 	}
 }
 
-// generate compiles a lowered tree to a program.
+// generate compiles a lowered tree to an optimised program.
 func generate(e *expr, snap uint32) ([]xbpf.Instruction, error) {
+	return generateWith(e, snap, true)
+}
+
+// generateWith can skip optimisation, for tests that check the optimiser
+// against plain short-circuit code.
+func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, error) {
 	if n := countAtoms(e, 0); n > maxNodes {
 		return nil, fmt.Errorf("bpf: expression too large (%d tests; the kernel accepts at most %d instructions)", n, MaxInstructions)
 	}
 	g := newGraph()
 	root := g.build(e, g.accept, g.reject)
-	root = g.optimize(root)
+	if optimize {
+		root = g.optimize(root)
+	}
 	return emit(root, snap)
 }
 
