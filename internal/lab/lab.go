@@ -10,7 +10,7 @@
 //
 // Host i (counting from 0) gets
 //
-//	interface  veth0 (Config.Iface)
+//	interface  veth0 (Config.Iface), interface index 10+i
 //	MAC        02:00:00:00:00:<i+1>      (locally administered, unicast)
 //	IPv4       198.18.0.<i+1>/24         (RFC 2544 benchmarking range)
 //	IPv6       fd00::<i+1>/64            (unique local, added with nodad)
@@ -19,7 +19,8 @@
 // veth0.<n> with 198.19.<k>.<i+1>/24 and fd00:0:0:<n>::<i+1>/64. Static
 // neighbour entries for every peer address are installed so that tests see
 // no ARP or neighbour discovery in front of their traffic, and router
-// solicitations and duplicate address detection are off.
+// solicitations and duplicate address detection are off. Create returns
+// once every link is operational, so the first frame sent is not lost.
 //
 // Tests use New, which skips when the process lacks the privileges (and
 // fails instead when CI=true) and removes the lab in t.Cleanup. Programs use

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,6 +77,11 @@ func Create(cfg *Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+	for _, h := range l.Hosts {
+		if err := waitOperational(h); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return l, nil
 }
@@ -112,10 +118,16 @@ func (l *Lab) wire(c *Config) error {
 	if c.MTU != 0 {
 		mtu = fmt.Sprintf(" mtu %d", c.MTU)
 	}
+	// Every veth end gets its own interface index (10+i on host i, 100+i
+	// on the switch). With the kernel's default numbering both ends of a
+	// pair would be index 2 in their namespaces, and the link watcher,
+	// which takes a device whose index equals its peer's for a plain
+	// device, would then delay its carrier event by up to a second, during
+	// which the noop qdisc silently drops everything sent.
 	if len(l.Hosts) == 2 {
 		a, b := l.Hosts[0], l.Hosts[1]
-		return runIP(a.Name, fmt.Sprintf("link add %s address %s%s type veth peer name %s address %s%s netns %s",
-			a.Iface, a.MAC, mtu, b.Iface, b.MAC, mtu, b.Name))
+		return runIP(a.Name, fmt.Sprintf("link add %s index %d address %s%s type veth peer name %s index %d address %s%s netns %s",
+			a.Iface, hostIndex(0), a.MAC, mtu, b.Iface, hostIndex(1), b.MAC, mtu, b.Name))
 	}
 	sw := l.prefix + "-sw"
 	if err := l.addNetns(sw); err != nil {
@@ -124,13 +136,16 @@ func (l *Lab) wire(c *Config) error {
 	var batch strings.Builder
 	fmt.Fprintf(&batch, "link add br0%s type bridge stp_state 0\n", mtu)
 	for i, h := range l.Hosts {
-		fmt.Fprintf(&batch, "link add p%d%s type veth peer name %s address %s%s netns %s\n",
-			i, mtu, h.Iface, h.MAC, mtu, h.Name)
+		fmt.Fprintf(&batch, "link add p%d index %d%s type veth peer name %s index %d address %s%s netns %s\n",
+			i, 100+i, mtu, h.Iface, hostIndex(i), h.MAC, mtu, h.Name)
 		fmt.Fprintf(&batch, "link set p%d master br0 up\n", i)
 	}
 	batch.WriteString("link set br0 up\n")
 	return runIP(sw, batch.String())
 }
+
+// hostIndex is the interface index of host i's lab interface.
+func hostIndex(i int) int { return 10 + i }
 
 // configureHost addresses and raises a host's interfaces, applies offload
 // settings, adds static neighbours for every peer and records interface
@@ -201,6 +216,42 @@ func configureHost(l *Lab, h *Host, c *Config) error {
 		}
 		return nil
 	})
+}
+
+// waitOperational waits until the kernel's link watcher has seen every
+// lab interface of h come up. Until then the interface's queueing
+// discipline is still noop, which silently drops everything sent through
+// it: a test that sends right away would lose its first frames.
+func waitOperational(h *Host) error {
+	names := []string{h.Iface}
+	for _, v := range h.VLANs {
+		names = append(names, v.Iface)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", h.Name, "-o", "link", "show").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("netns %s: ip link show: %v: %s", h.Name, err, bytes.TrimSpace(out))
+		}
+		pending := ""
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			if slices.Contains(names, name) && (!strings.Contains(line, "state UP") || strings.Contains(line, "qdisc noop")) {
+				pending = name
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("netns %s: %s did not become operational:\n%s", h.Name, pending, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func mapKeys(m map[string]bool) func(func(string) bool) {
