@@ -1,0 +1,5 @@
+//go:build race
+
+package ring
+
+const queueRaceEnabled = true
