@@ -221,7 +221,8 @@ type IPv6Chain struct {
 // to the upper-layer protocol (RFC 8200 section 4), within the payload
 // length and b. Hop-by-Hop, Routing, Destination Options, Mobility, HIP and
 // Shim6 headers are (Hdr Ext Len + 1) × 8 bytes long; the Fragment header
-// is 8; an Authentication Header (RFC 4302) is (Payload Len + 2) × 4.
+// is 8; an Authentication Header (RFC 4302) is (Payload Len + 2) × 4 and
+// at least 12.
 //
 // The walk stops at the first non-extension header, and at a fragment
 // header whose offset is not 0: what follows it is the middle of some
@@ -239,7 +240,8 @@ func (b IPv6) WalkExtensionHeaders() (IPv6Chain, Reason) {
 // walkIPv6 walks the chain of b (the whole packet, bounded by its payload
 // length) starting with next after the fixed header, filling c. For each
 // extension header it checks, in order: Hop-by-Hop only first, the count
-// limit, the length, and for a Fragment header the offset.
+// limit, the length, the options of Hop-by-Hop and Destination Options
+// headers, and for a Fragment header the offset.
 func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 	off := IPv6HeaderLen
 	for n := 0; ; n++ {
@@ -268,6 +270,9 @@ func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 				return ReasonIPv6ExtHeaderTruncated
 			}
 			hl = (int(b[off+1]) + 2) << 2
+			if hl < ipv6AHMinLen {
+				return ReasonIPv6AHTooShort
+			}
 		default:
 			if off+2 > len(b) {
 				return ReasonIPv6ExtHeaderTruncated
@@ -278,6 +283,10 @@ func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 			return ReasonIPv6ExtHeaderTruncated
 		}
 		switch next {
+		case proto.IPProtoHopByHop, proto.IPProtoDstOpts:
+			if r := checkIPv6Options(b[off+2 : off+hl]); r != ReasonOK {
+				return r
+			}
 		case proto.IPProtoRouting:
 			c.HasRouting = true
 		case proto.IPProtoFragment:
@@ -294,4 +303,39 @@ func walkIPv6(b []byte, next uint8, c *IPv6Chain) Reason {
 		next = b[off]
 		off += hl
 	}
+}
+
+// ipv6AHMinLen is the fixed part of an Authentication Header: Next
+// Header, Payload Len, Reserved, SPI and Sequence Number.
+const ipv6AHMinLen = 12
+
+// IPv6 option types this package knows (RFC 8200 section 4.2).
+const (
+	IPv6OptionPad1 uint8 = 0
+	IPv6OptionPadN uint8 = 1
+)
+
+// checkIPv6Options checks the options area of a Hop-by-Hop or Destination
+// Options header: the options must fill it exactly, and an option that is
+// not recognised must not demand that the packet be discarded. The two
+// high-order bits of an option type say what a node that does not
+// recognise it does: 00 skip it, 01 discard the packet, 10 and 11 discard
+// and (maybe) send an ICMP Parameter Problem. The ICMP is the engine's
+// business; discarding is Decode's.
+func checkIPv6Options(opts []byte) Reason {
+	for len(opts) > 0 {
+		t := opts[0]
+		if t == IPv6OptionPad1 {
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 || 2+int(opts[1]) > len(opts) {
+			return ReasonIPv6BadOptions
+		}
+		if t != IPv6OptionPadN && t>>6 != 0 {
+			return ReasonIPv6UnknownOption
+		}
+		opts = opts[2+int(opts[1]):]
+	}
+	return ReasonOK
 }

@@ -148,6 +148,9 @@ func (p *Packet) decodeIPv4(frame []byte, off int) Reason {
 	if tl > len(b) {
 		return ReasonIPv4TotalLengthPastEnd
 	}
+	if hl > IPv4MinHeaderLen && !ipv4OptionsValid(b[IPv4MinHeaderLen:hl]) {
+		return ReasonIPv4BadOptions
+	}
 	p.IPVersion = IPv4Version
 	p.Protocol = b[ipv4Protocol]
 	end := off + tl
@@ -174,6 +177,19 @@ func (p *Packet) decodeIPv4(frame []byte, off int) Reason {
 	}
 	p.Flags = f
 	return p.decodeL4(frame, l4, end)
+}
+
+// ipv4OptionsValid reports whether opts splits into well-formed options up
+// to its end or an End of Option List.
+func ipv4OptionsValid(opts []byte) bool {
+	for len(opts) > 0 {
+		_, _, rest, ok := NextIPv4Option(opts)
+		if !ok {
+			return opts[0] == IPv4OptionEOL
+		}
+		opts = rest
+	}
+	return true
 }
 
 func (p *Packet) decodeIPv6(frame []byte, off int) Reason {

@@ -71,6 +71,10 @@ const (
 	ReasonIPv4TotalLengthTooShort
 	// ReasonIPv4TotalLengthPastEnd: total length beyond the captured bytes.
 	ReasonIPv4TotalLengthPastEnd
+	// ReasonIPv4BadOptions: an option whose length byte is missing, below
+	// 2 or past the end of the header (the structural checks of Linux's
+	// ip_options_compile; option contents are not judged).
+	ReasonIPv4BadOptions
 	// ReasonIPv6Truncated: fewer than 40 bytes after the link header.
 	ReasonIPv6Truncated
 	// ReasonIPv6BadVersion: EtherType IPv6 but version field not 6.
@@ -81,6 +85,17 @@ const (
 	// payload length (this includes jumbograms, RFC 2675, which carry a
 	// payload length of 0 and are not supported).
 	ReasonIPv6ExtHeaderTruncated
+	// ReasonIPv6AHTooShort: an Authentication Header shorter than its
+	// 12-byte fixed part (RFC 4302 section 2.2).
+	ReasonIPv6AHTooShort
+	// ReasonIPv6BadOptions: a Hop-by-Hop or Destination Options header
+	// whose options do not fit it exactly.
+	ReasonIPv6BadOptions
+	// ReasonIPv6UnknownOption: an option this package does not recognise
+	// (it recognises only Pad1 and PadN) whose type's two high-order bits
+	// say "discard the packet" (RFC 8200 section 4.2). Options with the
+	// bits 00, such as Router Alert, are skipped.
+	ReasonIPv6UnknownOption
 	// ReasonIPv6HopByHopNotFirst: a Hop-by-Hop Options header anywhere
 	// but right after the fixed header (RFC 8200 section 4.1).
 	ReasonIPv6HopByHopNotFirst
@@ -131,10 +146,14 @@ var reasonNames = [NumReasons]string{
 	ReasonIPv4HeaderPastEnd:       "ipv4-header-past-end",
 	ReasonIPv4TotalLengthTooShort: "ipv4-total-length-too-short",
 	ReasonIPv4TotalLengthPastEnd:  "ipv4-total-length-past-end",
+	ReasonIPv4BadOptions:          "ipv4-bad-options",
 	ReasonIPv6Truncated:           "ipv6-truncated",
 	ReasonIPv6BadVersion:          "ipv6-bad-version",
 	ReasonIPv6PayloadPastEnd:      "ipv6-payload-past-end",
 	ReasonIPv6ExtHeaderTruncated:  "ipv6-ext-header-truncated",
+	ReasonIPv6AHTooShort:          "ipv6-ah-too-short",
+	ReasonIPv6BadOptions:          "ipv6-bad-options",
+	ReasonIPv6UnknownOption:       "ipv6-unknown-option",
 	ReasonIPv6HopByHopNotFirst:    "ipv6-hop-by-hop-not-first",
 	ReasonIPv6TooManyExtHeaders:   "ipv6-too-many-ext-headers",
 	ReasonICMPv4Truncated:         "icmpv4-truncated",

@@ -107,6 +107,20 @@ func refIPv4(f []byte, r *refPacket) {
 		return
 	}
 	hlen := int(ip[0]%16) * 4
+	for i := 20; i < hlen; {
+		if ip[i] == 0 { // end of list; the rest is padding
+			break
+		}
+		if ip[i] == 1 {
+			i++
+			continue
+		}
+		if i+1 >= hlen || ip[i+1] < 2 || i+int(ip[i+1]) > hlen {
+			r.reason = ReasonIPv4BadOptions
+			return
+		}
+		i += int(ip[i+1])
+	}
 	r.ipVersion = 4
 	r.protocol = int(ip[9])
 	r.end = r.l3 + word(ip, 2)
@@ -164,6 +178,10 @@ func refIPv6(f []byte, r *refPacket) {
 				return
 			}
 			size = 4 * (int(pkt[at+1]) + 2)
+			if size < 12 {
+				r.reason = ReasonIPv6AHTooShort
+				return
+			}
 		default:
 			if at+2 > len(pkt) {
 				r.reason = ReasonIPv6ExtHeaderTruncated
@@ -174,6 +192,24 @@ func refIPv6(f []byte, r *refPacket) {
 		if at+size > len(pkt) {
 			r.reason = ReasonIPv6ExtHeaderTruncated
 			return
+		}
+		if next == 0 || next == 60 {
+			opts := pkt[at+2 : at+size]
+			for i := 0; i < len(opts); {
+				if opts[i] == 0 {
+					i++
+					continue
+				}
+				if i+1 >= len(opts) || i+2+int(opts[i+1]) > len(opts) {
+					r.reason = ReasonIPv6BadOptions
+					return
+				}
+				if opts[i] != 1 && opts[i]&0xc0 != 0 {
+					r.reason = ReasonIPv6UnknownOption
+					return
+				}
+				i += 2 + int(opts[i+1])
+			}
 		}
 		cur, hdr := next, pkt[at:at+size]
 		count++
