@@ -84,7 +84,9 @@ func benchReply(b *testing.B, f []byte) {
 
 func BenchmarkReplyInPlaceIPv4(b *testing.B) { benchReply(b, seedRequest) }
 
-func BenchmarkReplyInPlaceIPv6(b *testing.B) { benchReply(b, mustBuild(b, udpSpecs()["v6/vlan0/test"])) }
+func BenchmarkReplyInPlaceIPv6(b *testing.B) {
+	benchReply(b, mustBuild(b, udpSpecs()["v6/vlan0/test"]))
+}
 
 // BenchmarkEchoPath is decode, verify, reply: a responder's whole per-frame
 // header work.
