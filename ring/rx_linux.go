@@ -191,6 +191,9 @@ func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
 		g.frameNr = g.blockNr * (g.blockSize / g.frameSize)
 		g.slots = g.blockNr
 		tmo := c.RetireTimeout
+		if tmo < 0 {
+			return g, fmt.Errorf("RXConfig.RetireTimeout %v is negative", tmo)
+		}
 		if tmo == 0 {
 			tmo = 4 * time.Millisecond
 		}

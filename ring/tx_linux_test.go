@@ -1,0 +1,165 @@
+package ring_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/ring"
+)
+
+// kernelCount receives datagrams on a kernel UDP socket until n arrived or
+// nothing came for quiet, and returns how many arrived.
+func kernelCount(t *testing.T, c *net.UDPConn, n int, quiet time.Duration) int {
+	t.Helper()
+	buf := make([]byte, 2048)
+	got := 0
+	for {
+		wait := 5 * time.Second
+		if got >= n {
+			wait = quiet
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		_, err := c.Read(buf)
+		if isTimeout(err) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestTransmit sends frames with full checksums from A and counts them on
+// a kernel UDP socket in B, which checks the IP and UDP checksums.
+func TestTransmit(t *testing.T) {
+	for _, cfg := range []ring.TXConfig{
+		{Method: ring.TXRing},
+		{Method: ring.TXRing, QdiscBypass: true},
+		{Method: ring.TXRing, FrameCount: 32}, // wraps the ring many times
+		{Method: ring.TXSendmmsg},
+		{Method: ring.TXSendmmsg, QdiscBypass: true, FrameCount: 7},
+	} {
+		t.Run(fmt.Sprintf("%v/bypass=%v/frames=%d", cfg.Method, cfg.QdiscBypass, cfg.FrameCount), func(t *testing.T) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if err := ln.SetReadBuffer(4 << 20); err != nil {
+				t.Fatal(err)
+			}
+			tx := hostTX(t, a, &cfg)
+			const n = 500
+			ctx := context.Background()
+			for i := range n {
+				buf, err := tx.Next(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
+				if err := tx.Commit(copy(buf, f)); err != nil {
+					t.Fatal(err)
+				}
+				if i%50 == 49 {
+					if err := tx.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := tx.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := kernelCount(t, ln, n, 50*time.Millisecond); got != n {
+				t.Errorf("B's socket received %d datagrams, want %d; stats %+v", got, n, tx.Stats())
+			}
+			st := tx.Stats()
+			if st.Committed != n || st.Sent != n || st.WrongFormat != 0 || st.Kicks < n/50 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestTransmitWrongFormat commits frames the kernel must reject among
+// good ones: the bad ones are dropped and counted, the good ones arrive.
+func TestTransmitWrongFormat(t *testing.T) {
+	for _, m := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
+		t.Run(m.String(), func(t *testing.T) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			tx := hostTX(t, a, &ring.TXConfig{Method: m})
+			good := func(i int) []byte { return udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build() }
+			// Longer than MTU 1500 + 14 but within the 2048-byte slot.
+			tooLong := udpFrameAB(a, b, 40000, testPort, make([]byte, 1600)).build()
+			sendFrames(t, tx, good(0), tooLong, good(1), good(2), tooLong, tooLong, good(3))
+			sendFrames(t, tx, tooLong)
+			sendFrames(t, tx, good(4))
+			if got := kernelCount(t, ln, 5, 50*time.Millisecond); got != 5 {
+				t.Errorf("B received %d datagrams, want the 5 good ones", got)
+			}
+			st := tx.Stats()
+			if st.WrongFormat != 4 || st.Sent != 5 || st.Committed != 9 {
+				t.Errorf("stats %+v, want 4 wrong format, 5 sent of 9", st)
+			}
+
+			// The ring did not stall: a long run still goes through.
+			for i := range 3000 {
+				if err := ring.Send(context.Background(), tx, good(10+i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if st := tx.Stats(); st.Sent != 3005 {
+				t.Errorf("after the bad frames: stats %+v, want 3005 sent", st)
+			}
+		})
+	}
+}
+
+func TestCommitErrors(t *testing.T) {
+	l := lab.New(t, nil)
+	for _, m := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
+		tx := hostTX(t, l.A(), &ring.TXConfig{Method: m})
+		if err := tx.Commit(60); !errors.Is(err, ring.ErrNoBuffer) {
+			t.Errorf("%v: Commit before Next: %v", m, err)
+		}
+		buf, err := tx.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(buf) != 2048-32 {
+			t.Errorf("%v: buffer of %d bytes, want %d", m, len(buf), 2048-32)
+		}
+		for _, n := range []int{-1, 13, len(buf) + 1} {
+			if err := tx.Commit(n); !errors.Is(err, ring.ErrFrameSize) {
+				t.Errorf("%v: Commit(%d): %v", m, n, err)
+			}
+		}
+		if err := tx.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Next(context.Background()); !errors.Is(err, ring.ErrClosed) {
+			t.Errorf("%v: Next after Close: %v", m, err)
+		}
+	}
+}
