@@ -561,10 +561,12 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		l.aOut = want
 	}
 
-	// Like libpcap, share identical code: a test that loads nothing and
-	// whose branches both end the program is the same instructions
-	// wherever it sits, whatever the accumulator holds. The last copy in
-	// layout order is kept, so every jump to it still goes forward.
+	// Like libpcap, share identical code: a test that loads nothing
+	// compares whatever the accumulator holds, so two such tests with the
+	// same constant and the same (already shared) successors are the same
+	// instructions wherever they sit. Loads, and so the register contents
+	// computed above, are untouched. The last copy in layout order is
+	// kept, so every jump to it still goes forward.
 	type tail struct {
 		c    cond
 		k    uint32
@@ -572,14 +574,20 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	}
 	kept := make(map[tail]int)
 	alias := make([]int, len(ls))
+	resolve := func(s *node) *node {
+		if s.term != termNone {
+			return s
+		}
+		return ls[alias[idx[s]]].n
+	}
 	for i := len(ls) - 1; i >= 0; i-- {
 		alias[i] = i
 		l := &ls[i]
 		n := l.n
-		if l.ld || l.alu || l.ldx || n.t.term == termNone || n.f.term == termNone {
+		if l.ld || l.alu || l.ldx {
 			continue
 		}
-		key := tail{n.c, n.k, n.t, n.f}
+		key := tail{n.c, n.k, resolve(n.t), resolve(n.f)}
 		if j, ok := kept[key]; ok {
 			alias[i] = j
 		} else {

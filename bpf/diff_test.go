@@ -227,8 +227,8 @@ func TestDifferentialAncillaryVLAN(t *testing.T) {
 func TestLengthTable(t *testing.T) {
 	needTcpdump(t)
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "| expression | pktengine | tcpdump |\n|---|---:|---:|\n")
-	longer := 0
+	fmt.Fprintf(&buf, "| expression | pktengine | tcpdump | same code |\n|---|---:|---:|:-:|\n")
+	longer, same, total := 0, 0, 0
 	for _, expr := range append(append([]string(nil), diffExprs...), ancillaryExprs...) {
 		theirs, terr := tcpdumpProgram(t, expr)
 		ours, oerr := CompileRaw(expr, &Options{VLAN: VLANInPacket})
@@ -238,12 +238,19 @@ func TestLengthTable(t *testing.T) {
 		if len(ours) > len(theirs) {
 			longer++
 		}
-		fmt.Fprintf(&buf, "| `%s` | %d | %d |\n", strings.ReplaceAll(expr, "|", "\\|"), len(ours), len(theirs))
+		identical := formatD(ours) == formatD(theirs)
+		mark := ""
+		if identical {
+			mark = "yes"
+			same++
+		}
+		total++
+		fmt.Fprintf(&buf, "| `%s` | %d | %d | %s |\n", strings.ReplaceAll(expr, "|", "\\|"), len(ours), len(theirs), mark)
 	}
 	if *printLengths {
 		t.Logf("\n%s", buf.String())
 	}
-	t.Logf("%d programs longer than tcpdump's", longer)
+	t.Logf("%d programs: %d longer than tcpdump's, %d instruction for instruction the same", total, longer, same)
 }
 
 var printLengths = flag.Bool("lengths", false, "print the program length table (TestLengthTable)")
