@@ -48,16 +48,10 @@ type queuePad [queueCacheLine]byte
 
 // queueSize validates a requested capacity and rounds it up to a power of
 // two, so that a position maps to its slot with a mask instead of a
-// division. The minimum is 2: MPSC's sequence numbers cannot tell "full"
-// from "empty" in a one-slot ring (a slot published at position p carries
-// p+1, which is also what a free slot carries for position p+1), and SPSC
-// keeps the same rule so the two queues accept the same configurations.
+// division.
 func queueSize(capacity int) (uint64, error) {
 	if capacity < 1 || capacity > MaxQueueCapacity {
 		return 0, fmt.Errorf("ring: queue capacity %d out of range [1, %d]", capacity, MaxQueueCapacity)
-	}
-	if capacity < 2 {
-		capacity = 2
 	}
 	return 1 << bits.Len64(uint64(capacity-1)), nil
 }

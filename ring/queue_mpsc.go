@@ -12,47 +12,52 @@ import "sync/atomic"
 // the order their positions were claimed. An MPSC must be created with
 // NewMPSC and must not be copied.
 //
-// The protocol is Dmitry Vyukov's bounded array queue, specialised to one
-// consumer. Every slot carries a sequence number that says whose turn it is;
-// for the slot of position p (slot p & mask):
+// The protocol. Producers claim positions by advancing tail with a
+// compare-and-swap, write the values into the claimed slots, then publish
+// the claim by storing p+1 into the sequence number of the claim's first
+// slot p, with the claim's length beside it. The consumer reads at head; it
+// knows position p is ready when the sequence number of p's slot is p+1,
+// and it then owns the whole claimed run. It frees slots by storing head.
 //
-//	seq == p        free: the producer that claims p may write it
-//	seq == p+1      full: holds p's value, the consumer may read it
-//	seq == p+cap    freed by the consumer: free again for position p+cap
+//	      head                 tail
+//	       v                    v
+//	  ... | A0 | A1 | A2 | B0 | B1 | ...     claims: A = [p, p+3), B = [p+3, p+5)
+//	       seq=p+1        seq=?              A published (run 3), B claimed, not yet
+//	       run=3                             published: the consumer takes A0-A2
+//	                                         and waits at B0.
 //
-//	producer                                   consumer
-//	--------                                   --------
-//	p := tail.Load()                           p := head (own index)
-//	s := &slot[p&mask]                         s := &slot[p&mask]
-//	switch s.seq.Load() - p {                  if s.seq.Load() != p+1: empty
-//	case 0:  CAS tail p -> p+1, or retry       v := s.val; zero it
-//	         s.val = v                         s.seq.Store(p+cap) -> slot free
-//	         s.seq.Store(p+1) -> publishes     head.Store(p+1)
-//	case <0: full (p-cap not yet consumed)
-//	case >0: tail moved on; reload, retry
-//	}
+//	producer (claim of k >= 1)                consumer
+//	--------------------------                --------
+//	p := tail.Load()                          p := head (own index)
+//	h := headCache, or head.Load()            if p == runEnd {           (run used up)
+//	     if that says full                        s := &slot[p&mask]
+//	if p-h+k > cap: fail (full)                   if s.seq.Load() != p+1: empty
+//	CAS tail p -> p+k, or retry                   runEnd = p + s.run
+//	write slots p .. p+k-1                    }
+//	slot[p].run = k                           read slots p .. < runEnd; zero them
+//	slot[p].seq.Store(p+1)  -- publishes      head.Store(p+n)  -- frees n slots
 //
-// The compare-and-swap on tail is the only point where producers contend;
-// after winning position p a producer owns its slot until it publishes. The
-// consumer never touches tail, and producers never read head, so the
-// consumer's index stays in the consumer's cache.
+// Why it is safe:
+//   - A producer writes slots only below h+cap for an h it loaded from head,
+//     and the consumer stored head only after reading those slots.
+//   - A value is written before the store of seq that publishes it, and the
+//     consumer reads it only after loading that seq.
+//   - A sequence number can only match at a run's start: a slot's number is
+//     0 or q+1 for an earlier position q of the same slot, never p+1.
 //
-// A batch enqueue claims a run of k positions with one compare-and-swap.
-// The consumer frees positions strictly in order, so if the slot of the
-// run's last position p+k-1 is free (seq == p+k-1) every slot before it is
-// free too; the producer checks the last slot, and if it is not yet free
-// finds the longest free run by binary search over the sequence numbers.
+// Costs: one CAS and one atomic store per claim for a producer, one atomic
+// load per run and one atomic store per call for the consumer, whatever the
+// batch sizes. Producers read head only when their shared cached copy says
+// the queue is full, so while it is not, the consumer's line stays in the
+// consumer's cache. (Vyukov's bounded queue, which this follows in spirit,
+// pays an atomic store per value on each side; Go's atomic stores are full
+// barriers, so per-value stores cap batched throughput.)
 //
 // A producer that is descheduled between its claim and its publish holds up
 // the consumer at that position: later values, even ones already published
-// by other producers, become visible only when it resumes. Nothing is lost or
-// reordered, and with producers that do not block in between (they do not)
-// the delay is a scheduler quantum at worst.
-//
-// Slots are packed, not padded to a cache line each: adjacent positions are
-// usually written by the same producer in a batch and read by the consumer
-// in sequence, and padding would multiply the memory of a queue of small
-// descriptors by eight.
+// by other producers, become visible only when it resumes. Nothing is lost
+// or reordered, and since producers do not block in between, the delay is
+// one scheduling quantum at worst. Len counts such claimed positions.
 type MPSC[T any] struct {
 	_ queuePad
 
@@ -63,38 +68,39 @@ type MPSC[T any] struct {
 
 	_ queuePad
 
-	tail atomic.Uint64 // next position to claim; advanced by producers' CAS
+	// Producers' line.
+	tail      atomic.Uint64 // next position to claim; advanced by CAS
+	headCache atomic.Uint64 // a recent head, never ahead of it; refreshed when it says full
 
 	_ queuePad
 
-	head atomic.Uint64 // next position to read; stored only by the consumer
+	// Consumer's line.
+	head   atomic.Uint64 // next position to read; stored only by the consumer
+	runEnd uint64        // consumer only: positions [head, runEnd) are published
 
 	_ queuePad
 }
 
 type mpscSlot[T any] struct {
-	seq atomic.Uint64
+	seq atomic.Uint64 // p+1 once the claim starting at position p is published
+	run uint32        // at a claim's first slot: the claim's length
 	val T
 }
 
 // NewMPSC returns an empty queue that holds at least capacity values. The
-// capacity is rounded up to a power of two (and to at least 2); Cap reports
-// the result. It is an error if capacity is below 1 or above
-// MaxQueueCapacity. All memory is allocated here, none afterwards.
+// capacity is rounded up to a power of two; Cap reports the result. It is
+// an error if capacity is below 1 or above MaxQueueCapacity. All memory is
+// allocated here, none afterwards.
 func NewMPSC[T any](capacity int) (*MPSC[T], error) {
 	n, err := queueSize(capacity)
 	if err != nil {
 		return nil, err
 	}
-	q := &MPSC[T]{
+	return &MPSC[T]{
 		slots:     make([]mpscSlot[T], n),
 		mask:      n - 1,
 		zeroSlots: queueHoldsPointers[T](),
-	}
-	for i := range q.slots {
-		q.slots[i].seq.Store(uint64(i))
-	}
-	return q, nil
+	}, nil
 }
 
 // Cap returns the number of values the queue can hold.
@@ -114,84 +120,80 @@ func (q *MPSC[T]) Len() int {
 // the queue is full; v was not stored and the caller should count the drop.
 // Safe for concurrent producers.
 func (q *MPSC[T]) Enqueue(v T) bool {
-	p := q.tail.Load()
 	for {
-		s := &q.slots[p&q.mask]
-		switch d := int64(s.seq.Load() - p); {
-		case d == 0:
-			if q.tail.CompareAndSwap(p, p+1) {
-				s.val = v
-				s.seq.Store(p + 1)
-				return true
-			}
-			p = q.tail.Load()
-		case d < 0:
-			// The slot still holds position p-cap: full. (p cannot be
-			// stale here: whoever claimed p saw seq == p first, and
-			// sequence numbers only grow.)
+		p, free, ok := q.claimable(1)
+		if !ok {
 			return false
-		default:
-			p = q.tail.Load()
 		}
+		if free == 0 || !q.tail.CompareAndSwap(p, p+1) {
+			continue
+		}
+		s := &q.slots[p&q.mask]
+		s.val = v
+		s.run = 1
+		s.seq.Store(p + 1)
+		return true
 	}
 }
 
 // EnqueueBatch appends as many values from the front of vs as fit and
 // returns how many it appended, from 0 to len(vs). The values vs[n:] that did
-// not fit were not stored. The n values occupy consecutive positions, claimed
-// with one compare-and-swap, so no other producer's values come between
-// them. Safe for concurrent producers.
+// not fit were not stored. The n values occupy consecutive positions,
+// claimed with one compare-and-swap and published with one atomic store, so
+// no other producer's values come between them. Safe for concurrent
+// producers.
 func (q *MPSC[T]) EnqueueBatch(vs []T) int {
 	want := min(uint64(len(vs)), q.mask+1)
 	if want == 0 {
 		return 0
 	}
 	for {
-		p := q.tail.Load()
-		k, full := q.freeRun(p, want)
-		if full {
+		p, free, ok := q.claimable(want)
+		if !ok {
 			return 0
 		}
+		k := min(want, free)
 		if k == 0 || !q.tail.CompareAndSwap(p, p+k) {
-			continue // another producer moved tail; start over from the new one
+			continue
 		}
-		for i := range k {
-			s := &q.slots[(p+i)&q.mask]
-			s.val = vs[i]
-			s.seq.Store(p + i + 1)
+		i := p & q.mask
+		for j := range k {
+			q.slots[(i+j)&q.mask].val = vs[j]
 		}
+		s := &q.slots[i]
+		s.run = uint32(k)
+		s.seq.Store(p + 1)
 		return int(k)
 	}
 }
 
-// freeRun returns the length k <= want of the run of free slots starting at
-// position p, or full if the slot of p itself is still occupied. k == 0
-// without full means p is stale: another producer already claimed it.
-// A nonzero k is only a candidate until tail is swapped from p to p+k.
-func (q *MPSC[T]) freeRun(p, want uint64) (k uint64, full bool) {
-	isFree := func(pos uint64) bool { return q.slots[pos&q.mask].seq.Load() == pos }
-	switch d := int64(q.slots[p&q.mask].seq.Load() - p); {
-	case d < 0:
-		return 0, true
-	case d > 0:
-		return 0, false
+// claimable returns the current tail p and how many positions from p are
+// free, judged by the cached head, or by head itself when the cache shows
+// fewer than want. ok is false when the queue is full. free == 0 with ok
+// means p went stale while head was loaded: try again. The answer is only a
+// candidate until tail is swapped from p.
+func (q *MPSC[T]) claimable(want uint64) (p, free uint64, ok bool) {
+	size := q.mask + 1
+	p = q.tail.Load()
+	hc := q.headCache.Load()
+	used := p - hc
+	if used <= size && size-used >= want {
+		return p, size - used, true
 	}
-	if want == 1 || isFree(p+want-1) {
-		return want, false
+	h := q.head.Load()
+	if h != hc {
+		q.headCache.Store(h) // may move it back past another producer's store: harmless
 	}
-	// The first slot is free, the last is not. Free slots form a prefix
-	// (the consumer frees in order), so binary-search its end. A slot
-	// seen free stays free until tail passes it, which the CAS detects.
-	lo, hi := uint64(1), want-1 // invariant: slot lo-1 seen free; answer in [lo, hi]
-	for lo < hi {
-		mid := lo + (hi-lo+1)/2
-		if isFree(p + mid - 1) {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
+	used = p - h
+	switch {
+	case used > size:
+		// h > p: tail moved on past the p we loaded.
+		return p, 0, true
+	case used == size:
+		// Full: p <= tail, so tail-head >= size when head was loaded.
+		return p, 0, false
 	}
-	return lo, false
+	return p, size - used, true
 }
 
 // Dequeue removes and returns the oldest value. The boolean is false, and the
@@ -199,44 +201,55 @@ func (q *MPSC[T]) freeRun(p, want uint64) (k uint64, full bool) {
 // been claimed by a producer that has not finished writing it. Consumer only.
 func (q *MPSC[T]) Dequeue() (T, bool) {
 	p := q.head.Load()
-	s := &q.slots[p&q.mask]
-	if s.seq.Load() != p+1 {
+	if p == q.runEnd && !q.nextRun(p) {
 		var zero T
 		return zero, false
 	}
+	s := &q.slots[p&q.mask]
 	v := s.val
 	if q.zeroSlots {
 		var zero T
 		s.val = zero
 	}
-	s.seq.Store(p + q.mask + 1)
 	q.head.Store(p + 1)
 	return v, true
 }
 
 // DequeueBatch moves up to len(out) of the oldest published values into
 // out, oldest first, and returns how many it moved. It stops early at the
-// first position not yet published. Consumer only.
+// first position not yet published. The slots are freed for the producers
+// all at once, with one atomic store. Consumer only.
 func (q *MPSC[T]) DequeueBatch(out []T) int {
-	p := q.head.Load()
-	size := q.mask + 1
-	n := 0
-	for n < len(out) {
-		s := &q.slots[p&q.mask]
-		if s.seq.Load() != p+1 {
+	h := q.head.Load()
+	p := h
+	for n := uint64(len(out)); p-h < n; {
+		if p == q.runEnd && !q.nextRun(p) {
 			break
 		}
-		out[n] = s.val
-		if q.zeroSlots {
-			var zero T
-			s.val = zero
+		end := min(q.runEnd, h+n)
+		for ; p < end; p++ {
+			s := &q.slots[p&q.mask]
+			out[p-h] = s.val
+			if q.zeroSlots {
+				var zero T
+				s.val = zero
+			}
 		}
-		s.seq.Store(p + size)
-		p++
-		n++
 	}
-	if n > 0 {
-		q.head.Store(p)
+	if p == h {
+		return 0
 	}
-	return n
+	q.head.Store(p)
+	return int(p - h)
+}
+
+// nextRun checks whether the claim starting at position p has been
+// published and if so extends runEnd to its end.
+func (q *MPSC[T]) nextRun(p uint64) bool {
+	s := &q.slots[p&q.mask]
+	if s.seq.Load() != p+1 {
+		return false
+	}
+	q.runEnd = p + uint64(s.run)
+	return true
 }

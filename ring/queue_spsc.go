@@ -61,9 +61,9 @@ type SPSC[T any] struct {
 }
 
 // NewSPSC returns an empty queue that holds at least capacity values. The
-// capacity is rounded up to a power of two (and to at least 2); Cap reports
-// the result. It is an error if capacity is below 1 or above
-// MaxQueueCapacity. All memory is allocated here, none afterwards.
+// capacity is rounded up to a power of two; Cap reports the result. It is
+// an error if capacity is below 1 or above MaxQueueCapacity. All memory is
+// allocated here, none afterwards.
 func NewSPSC[T any](capacity int) (*SPSC[T], error) {
 	n, err := queueSize(capacity)
 	if err != nil {

@@ -54,7 +54,7 @@ func TestQueueSize(t *testing.T) {
 		want uint64 // 0: error
 	}{
 		{-1, 0}, {0, 0},
-		{1, 2}, {2, 2}, {3, 4}, {4, 4}, {5, 8},
+		{1, 1}, {2, 2}, {3, 4}, {4, 4}, {5, 8},
 		{1000, 1024}, {1024, 1024}, {1025, 2048},
 		{MaxQueueCapacity/2 + 1, MaxQueueCapacity},
 		{MaxQueueCapacity, MaxQueueCapacity},
@@ -214,10 +214,9 @@ func TestQueueBatchPartial(t *testing.T) {
 	}
 }
 
-// TestMPSCBatchFreeRun leaves the consumer partway through a lap, at every
-// slot alignment, so that a batch enqueue has to find the end of the free
-// run by its binary search.
-func TestMPSCBatchFreeRun(t *testing.T) {
+// TestMPSCBatchPartial leaves every number of free slots, at every slot
+// alignment, and checks that a batch enqueue fills exactly those.
+func TestMPSCBatchPartial(t *testing.T) {
 	const size = 16
 	for start := range size {
 		for free := 0; free <= size; free++ {
@@ -286,6 +285,7 @@ func TestMPSCUnpublishedClaim(t *testing.T) {
 	// A publishes.
 	s := &q.slots[p&q.mask]
 	s.val = 1
+	s.run = 1
 	s.seq.Store(p + 1)
 	out := make([]int, 4)
 	if n := q.DequeueBatch(out); n != 2 || out[0] != 1 || out[1] != 2 {
@@ -413,10 +413,17 @@ func testQueueAllocs[T any](t *testing.T, name string, q queueAPI[T], v T) {
 			}
 		}},
 		{"full and empty", func() {
-			for q.Enqueue(v) {
+			// Bounded loops, so that a queue that never fills fails
+			// the test instead of hanging it.
+			i := 0
+			for i <= q.Cap() && q.Enqueue(v) {
+				i++
+			}
+			if i != q.Cap() {
+				panic("queue did not fill at its capacity")
 			}
 			q.EnqueueBatch(batch)
-			for q.DequeueBatch(out) > 0 {
+			for i := 0; i <= q.Cap() && q.DequeueBatch(out) > 0; i++ {
 			}
 			q.Dequeue()
 			_ = q.Len()
@@ -674,6 +681,7 @@ func fuzzQueueOps(t *testing.T, newQ func(int) (queueAPI[int], error), data []by
 
 func addQueueSeeds(f *testing.F) {
 	f.Add([]byte{0})
+	f.Add([]byte{0, 0, 0, 2, 2, 0, 1 | 3<<2, 3 | 3<<2, 2, 3 | 1<<2})
 	f.Add([]byte{7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2})
 	f.Add([]byte{3, 1 | 3<<2, 3 | 1<<2, 1 | 5<<2, 3 | 8<<2, 0, 1 | 63<<2, 3 | 63<<2})
 	f.Add([]byte{15, 1 | 12<<2, 3 | 10<<2, 1 | 12<<2, 2, 3 | 20<<2, 1 | 16<<2, 0, 3 | 1<<2})
