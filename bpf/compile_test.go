@@ -377,3 +377,38 @@ func checkOptimizer(t testing.TB, expr string, frames []testFrame) {
 		}
 	}
 }
+
+// TestServiceNames: a name with different TCP and UDP ports narrows an
+// unqualified "port" to TCP, one known for UDP alone narrows it to UDP,
+// as libpcap's pcap_nametoport does.
+func TestServiceNames(t *testing.T) {
+	db := map[string]uint16{"split/tcp": 1000, "split/udp": 2000, "udponly/udp": 3000, "both/tcp": 4000, "both/udp": 4000}
+	o := &Options{VLAN: VLANInPacket, LookupPort: func(name, transport string) (uint16, bool) {
+		p, ok := db[name+"/"+transport]
+		return p, ok
+	}}
+	same := func(a, b string) {
+		t.Helper()
+		pa, err := CompileRaw(a, o)
+		if err != nil {
+			t.Fatalf("%q: %v", a, err)
+		}
+		pb, err := CompileRaw(b, o)
+		if err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		if formatD(pa) != formatD(pb) {
+			t.Errorf("%q compiles differently from %q", a, b)
+		}
+	}
+	same("port split", "tcp port 1000")
+	same("udp port split", "udp port 2000")
+	same("port udponly", "udp port 3000")
+	same("port both", "port 4000")
+	same("portrange both-udponly", "portrange 4000-3000")
+	same("udp portrange both-udponly", "udp portrange 3000-4000")
+	same("portrange split-udponly", "portrange 1000-3000")
+	if _, err := Compile("tcp port udponly", o); err == nil || !strings.Contains(err.Error(), "is udp") {
+		t.Errorf("tcp port udponly: %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
@@ -42,7 +41,7 @@ var diffExprs = []string{
 	"(ip6 and udp) or (ip and tcp)", "ip and not (udp or tcp)",
 	"udp and port 7 and not src net 10.0.0.0/8", "vlan 10 and udp dst port 7 and dst host 198.18.0.1",
 	"ip6 and dst port 53", "not (port 53 or 80) and udp", "udp and not (7 or 53)",
-	"host 198.18.0.1 or fd00::1", "(udp port 7) and (greater 50 or less 45)",
+	"host 198.18.0.1 or fd00::1", "(udp port 7) and (greater 50 or less 45)", "portrange http-ntp", "udp portrange echo-domain",
 	// Rejected by both, with an error.
 	"ip and arp", "udp port 99999", "port nosuch", "udp port http", "tcp port ntp",
 	"net 10.1.2.3/8", "vlan 5000", "ip host fd00::1",
@@ -94,8 +93,6 @@ func (m vm) run(t testing.TB, pkt []byte, md meta) bool {
 	return r != 0
 }
 
-var tcpdumpOnce sync.Once
-
 // TestDifferentialTcpdump compiles every expression with pktengine (VLAN
 // in-packet, as tcpdump does for -y EN10MB) and with tcpdump, runs both on
 // every corpus frame and requires the same verdict. It also checks the -d
@@ -106,7 +103,7 @@ func TestDifferentialTcpdump(t *testing.T) {
 	if len(frames) < 2000 {
 		t.Fatalf("corpus has %d frames, want at least 2000", len(frames))
 	}
-	opt := &Options{VLAN: VLANInPacket}
+	opt := tcpdumpOptions()
 	compared := 0
 	for _, expr := range diffExprs {
 		theirs, terr := tcpdumpProgram(t, expr)
@@ -231,7 +228,7 @@ func TestLengthTable(t *testing.T) {
 	longer, same, total := 0, 0, 0
 	for _, expr := range append(append([]string(nil), diffExprs...), ancillaryExprs...) {
 		theirs, terr := tcpdumpProgram(t, expr)
-		ours, oerr := CompileRaw(expr, &Options{VLAN: VLANInPacket})
+		ours, oerr := CompileRaw(expr, tcpdumpOptions())
 		if terr != nil || oerr != nil {
 			continue
 		}

@@ -52,7 +52,7 @@ type Options struct {
 	// most that many bytes of the frame. Zero means DefaultSnapLen.
 	SnapLen uint32
 	// LookupPort resolves a service name for one transport protocol
-	// ("tcp", "udp" or "sctp"). Nil uses the system's services database.
+	// ("tcp", "udp" or "sctp"). Nil uses proto.DefaultServices().
 	LookupPort func(name, transport string) (port uint16, ok bool)
 }
 

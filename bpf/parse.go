@@ -731,7 +731,9 @@ func (p *parser) portValue(q qual, t token) (*expr, error) {
 		return nil, err
 	}
 	if tp1 != tp2 {
-		return nil, p.errTok(t, "port range %s mixes names of different protocols", t.text)
+		// libpcap's pcap_nametoportrange: names that narrow to
+		// different protocols leave the range on all of them.
+		tp1 = tp
 	}
 	return p.l.port(tp1, q.dir, portRange(p1, p2)), nil
 }

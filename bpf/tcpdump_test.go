@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
+
+	"github.com/pktengine/pktengine/proto"
 )
 
 // needTcpdump returns tcpdump's path, skipping the test without it (and
@@ -55,6 +58,27 @@ func tcpdumpProgram(t testing.TB, expr string) ([]xbpf.RawInstruction, error) {
 	return prog, nil
 }
 
+// etcServices resolves names through /etc/services alone, as tcpdump does,
+// for comparisons with tcpdump (proto.DefaultServices adds a built-in table
+// under the file).
+var etcServices = sync.OnceValue(func() *proto.Services {
+	f, err := os.Open("/etc/services")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s, _ := proto.ParseServices(f)
+	return s
+})
+
+// tcpdumpOptions compiles as tcpdump -y EN10MB does: tags in the frame,
+// service names from /etc/services.
+func tcpdumpOptions() *Options {
+	return &Options{VLAN: VLANInPacket, LookupPort: func(name, transport string) (uint16, bool) {
+		return etcServices().Port(name, transport)
+	}}
+}
+
 func formatD(prog []xbpf.RawInstruction) string {
 	var b bytes.Buffer
 	FormatD(&b, prog)
@@ -67,7 +91,7 @@ func TestScratchCompare(t *testing.T) {
 		t.Skip("set BPF_SCRATCH='expr;expr' to compare listings with tcpdump")
 	}
 	for _, e := range strings.Split(exprs, ";") {
-		ours, err := CompileRaw(e, &Options{VLAN: VLANInPacket})
+		ours, err := CompileRaw(e, tcpdumpOptions())
 		theirs, terr := tcpdumpProgram(t, e)
 		t.Logf("== %s\n-- ours (%d) err=%v\n%s-- tcpdump (%d) err=%v\n%s", e, len(ours), err, formatD(ours), len(theirs), terr, formatD(theirs))
 	}
