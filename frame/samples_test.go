@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pktengine/pktengine/proto"
@@ -138,6 +140,9 @@ func sampleFrames(t testing.TB) []sample {
 	lldp := clone(seedRequest)
 	Ethernet(lldp).SetType(0x88cc)
 	out = append(out, sample{"lldp", lldp})
+	// Map order is random; the mutation tests want the same frames in the
+	// same order every run.
+	slices.SortFunc(out, func(a, b sample) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
@@ -204,4 +209,16 @@ func mutate(rng *rand.Rand, f []byte) []byte {
 		}
 	}
 	return g
+}
+
+// endpoint makes an address and port from fuzz input: the IPv4 address a,
+// or fd00::a for IPv6.
+func endpoint(v6 bool, a uint32, port uint16) netip.AddrPort {
+	if v6 {
+		var b [16]byte
+		b[0] = 0xfd
+		b[12], b[13], b[14], b[15] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a)
+		return netip.AddrPortFrom(netip.AddrFrom16(b), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), port)
 }
