@@ -3,6 +3,8 @@ package frame
 import (
 	"encoding/binary"
 	"net"
+
+	"github.com/pktengine/pktengine/proto"
 )
 
 // MAC is an IEEE 802 48-bit MAC address. Being an array it is comparable
@@ -198,3 +200,36 @@ func (b VLAN) SetTag(t VLANTag) {
 
 // SetType sets the encapsulated EtherType.
 func (b VLAN) SetType(t uint16) { binary.BigEndian.PutUint16(b[4:], t) }
+
+// InsertVLANTag inserts tag as the outermost VLAN tag of the n-byte frame
+// in buf, moving everything after the MAC addresses 4 bytes on, and
+// returns the new length. A packet ring strips the tag of a received
+// frame into its metadata (tp_vlan_tci); a reply that must leave on the
+// same VLAN through a TX ring gets it back this way. A zero TPID means
+// 802.1Q (0x8100). It returns ErrShortBuffer if buf has no room.
+func InsertVLANTag(buf []byte, n int, tag VLANTag) (int, error) {
+	if n < EthernetHeaderLen || n > len(buf) || len(buf)-n < VLANTagLen {
+		return 0, ErrShortBuffer
+	}
+	if tag.TPID == 0 {
+		tag.TPID = proto.EtherTypeVLAN
+	}
+	copy(buf[ethType+VLANTagLen:n+VLANTagLen], buf[ethType:n])
+	binary.BigEndian.PutUint16(buf[ethType:], tag.TPID)
+	binary.BigEndian.PutUint16(buf[ethType+2:], tag.TCI)
+	return n + VLANTagLen, nil
+}
+
+// RemoveVLANTag removes the outermost VLAN tag from frame, moving the MAC
+// addresses 4 bytes on so that no byte after the tag moves, and returns
+// the untagged frame (a subslice of frame starting at offset 4) and the
+// tag. ok is false, and frame untouched, if the frame is not tagged or too
+// short for a tag.
+func RemoveVLANTag(frame []byte) (untagged []byte, tag VLANTag, ok bool) {
+	if len(frame) < EthernetHeaderLen+VLANTagLen || !isTPID(binary.BigEndian.Uint16(frame[ethType:])) {
+		return frame, VLANTag{}, false
+	}
+	tag = VLAN(frame[ethType:]).Tag()
+	copy(frame[VLANTagLen:VLANTagLen+12], frame[:12])
+	return frame[VLANTagLen:], tag, true
+}

@@ -473,3 +473,37 @@ func TestICMPv6EchoReply(t *testing.T) {
 		t.Fatal("echo reply")
 	}
 }
+
+func TestInsertRemoveVLANTag(t *testing.T) {
+	plain := clone(seedReply)
+	buf := make([]byte, 100)
+	copy(buf, plain)
+	n, err := InsertVLANTag(buf, len(plain), VLANTag{TCI: MakeTCI(1, false, 300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err = InsertVLANTag(buf, n, VLANTag{TPID: proto.EtherTypeQinQ, TCI: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mustBuild(t, &UDPSpec{SrcMAC: seedServerMAC, DstMAC: seedClientMAC, Src: seedServer, Dst: seedClient,
+		TTL: 64, DontFragment: true, Payload: []byte("TEST"), VLANs: []VLANTag{{TCI: 20}, {TCI: MakeTCI(1, false, 300)}}})
+	if !bytes.Equal(buf[:n], want) {
+		t.Fatalf("tagged\n got %x\nwant %x", buf[:n], want)
+	}
+	f := buf[:n]
+	f, tag, ok := RemoveVLANTag(f)
+	if !ok || tag != (VLANTag{TPID: proto.EtherTypeQinQ, TCI: 20}) {
+		t.Fatalf("outer tag %+v", tag)
+	}
+	f, tag, ok = RemoveVLANTag(f)
+	if !ok || tag.ID() != 300 || !bytes.Equal(f, plain) {
+		t.Fatalf("untagged %x", f)
+	}
+	if _, _, ok := RemoveVLANTag(f); ok {
+		t.Fatal("removed a tag from an untagged frame")
+	}
+	if _, err := InsertVLANTag(make([]byte, 47), 46, VLANTag{}); err != ErrShortBuffer {
+		t.Fatal(err)
+	}
+}
