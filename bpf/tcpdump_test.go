@@ -84,15 +84,3 @@ func formatD(prog []xbpf.RawInstruction) string {
 	FormatD(&b, prog)
 	return b.String()
 }
-
-func TestScratchCompare(t *testing.T) {
-	exprs := os.Getenv("BPF_SCRATCH")
-	if exprs == "" {
-		t.Skip("set BPF_SCRATCH='expr;expr' to compare listings with tcpdump")
-	}
-	for _, e := range strings.Split(exprs, ";") {
-		ours, err := CompileRaw(e, tcpdumpOptions())
-		theirs, terr := tcpdumpProgram(t, e)
-		t.Logf("== %s\n-- ours (%d) err=%v\n%s-- tcpdump (%d) err=%v\n%s", e, len(ours), err, formatD(ours), len(theirs), terr, formatD(theirs))
-	}
-}
