@@ -19,6 +19,7 @@ var (
 	ErrExtHeaders      = errors.New("frame: invalid IPv6 extension header")
 	ErrFragment        = errors.New("frame: fragment offset or length out of range or not a multiple of 8")
 	ErrNotInPlace      = errors.New("frame: packet cannot be answered in place")
+	ErrNotUnicast      = errors.New("frame: request to or from a multicast or broadcast address; no in-place reply")
 )
 
 // DefaultTTL is the TTL or hop limit the builders use when a spec leaves it

@@ -398,3 +398,28 @@ func TestPadEthernet(t *testing.T) {
 		t.Fatal("no padding needed or possible")
 	}
 }
+
+func TestReplyInPlaceGroups(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		src, dst netip.AddrPort
+		dstMAC   MAC
+	}{
+		{"broadcast MAC", v4A, v4B, BroadcastMAC},
+		{"multicast MAC", v6A, v6B, IPv6MulticastMAC(netip.MustParseAddr("ff02::1").As16())},
+		{"limited broadcast", v4A, netip.MustParseAddrPort("255.255.255.255:7"), macB},
+		{"ipv4 multicast", v4A, netip.MustParseAddrPort("239.1.2.3:7"), macB},
+		{"ipv4 multicast source", netip.MustParseAddrPort("224.0.0.1:9"), v4B, macB},
+		{"ipv6 multicast", v6A, netip.MustParseAddrPort("[ff05::1:3]:547"), macB},
+	} {
+		f := mustBuild(t, &UDPSpec{SrcMAC: macA, DstMAC: c.dstMAC, Src: c.src, Dst: c.dst, Payload: []byte("x")})
+		var p Packet
+		if r := p.Decode(f); r != ReasonOK {
+			t.Fatal(r)
+		}
+		before := clone(f)
+		if _, err := ReplyInPlace(f, &p, 64); err != ErrNotUnicast || !bytes.Equal(f, before) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}

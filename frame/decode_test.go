@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 
 	"github.com/pktengine/pktengine/proto"
@@ -179,6 +180,14 @@ func checkReply(t *testing.T, f []byte, p *Packet) {
 		}
 		return
 	}
+	src, dst := p.SrcAddr(f), p.DstAddr(f)
+	group := func(a netip.Addr) bool { return a.IsMulticast() || a.Is4() && a.As4()[0] >= 240 }
+	if f[0]&1 != 0 || group(src) || group(dst) {
+		if err != ErrNotUnicast || !bytes.Equal(g, f) {
+			t.Fatalf("ReplyInPlace to a group: %v", err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatalf("ReplyInPlace: %v", err)
 	}
@@ -196,8 +205,8 @@ func checkReply(t *testing.T, f []byte, p *Packet) {
 	if p.IPVersion == 6 {
 		ttl = f[p.L3Off+ipv6HopLimit]
 	}
-	if ttl == 0 {
-		return // ReplyInPlace reads 0 as DefaultTTL; no way back
+	if ttl == 0 || f[6]&1 != 0 {
+		return // ReplyInPlace reads 0 as DefaultTTL; a group source MAC has no reply
 	}
 	if _, err := ReplyInPlace(g, &q, ttl); err != nil {
 		t.Fatal(err)

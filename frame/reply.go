@@ -24,10 +24,19 @@ import (
 // It returns ErrNotInPlace for a fragment, an IPv4 header with options or
 // an IPv6 packet with extension headers: reflecting a source route or a
 // routing header would be wrong, and dropping them would move the payload.
-// Build such replies with BuildUDP. It does not allocate.
+// Build such replies with BuildUDP. It returns ErrNotUnicast, and leaves
+// the frame alone, if the request went to a group (multicast or broadcast
+// MAC, multicast or limited-broadcast IP destination) or came from a
+// multicast or broadcast source: the swap would send from a group address,
+// which no host may do (RFC 1122 3.2.1.3, RFC 4291 2.7). Such a request
+// needs a reply built from the responder's own unicast address. It does
+// not allocate.
 func ReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	if p.Flags&(FlagUDP|FlagFragment|FlagIPv4Options|FlagIPv6ExtHeaders) != FlagUDP {
 		return 0, ErrNotInPlace
+	}
+	if !p.isUnicastExchange(frame) {
+		return 0, ErrNotUnicast
 	}
 	if ttl == 0 {
 		ttl = DefaultTTL
@@ -44,6 +53,21 @@ func ReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	}
 	UDP(frame[p.L4Off:p.L4End]).SwapPorts()
 	return int(p.End), nil
+}
+
+// isUnicastExchange reports whether the decoded IP packet went from a
+// unicast source to a unicast destination, as far as the frame can tell: a
+// subnet-directed broadcast looks like unicast without knowing the prefix.
+func (p *Packet) isUnicastExchange(frame []byte) bool {
+	if frame[0]&1 != 0 { // group bit of the destination MAC
+		return false
+	}
+	o := p.L3Off
+	if p.IPVersion == IPv4Version {
+		src, dst := frame[o+ipv4Src:o+ipv4Src+4], frame[o+ipv4Dst:o+ipv4Dst+4]
+		return src[0] < 224 && dst[0] < 224 // class D multicast, class E and 255.255.255.255
+	}
+	return frame[o+ipv6Src] != 0xff && frame[o+ipv6Dst] != 0xff
 }
 
 // SetSrcChecksummed changes the source address and port of the decoded
@@ -114,7 +138,8 @@ func ARPReplyInPlace(frame []byte, p *Packet, mac MAC) (int, error) {
 // (ReasonICMPv4, type ICMPv4Echo, not a fragment) in frame: MACs and
 // addresses swapped, type set to echo reply, TTL set to ttl (0 means
 // DefaultTTL), both checksums updated incrementally. It returns the reply
-// length or ErrNotInPlace.
+// length, ErrNotInPlace, or ErrNotUnicast for an echo request sent to a
+// group (Linux ignores broadcast pings by default, too).
 func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	if p.IPVersion != IPv4Version || p.Protocol != proto.IPProtoICMP ||
 		p.Flags&(FlagFragment|FlagIPv4Options) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
@@ -123,6 +148,9 @@ func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	m := ICMPv4(frame[p.L4Off:p.L4End])
 	if m.Type() != ICMPv4Echo || m.Code() != 0 {
 		return 0, ErrNotInPlace
+	}
+	if !p.isUnicastExchange(frame) {
+		return 0, ErrNotUnicast
 	}
 	if ttl == 0 {
 		ttl = DefaultTTL
@@ -148,6 +176,9 @@ func ICMPv6EchoReplyInPlace(frame []byte, p *Packet, hopLimit uint8) (int, error
 	m := ICMPv6(frame[p.L4Off:p.L4End])
 	if m.Type() != ICMPv6EchoRequest || m.Code() != 0 {
 		return 0, ErrNotInPlace
+	}
+	if !p.isUnicastExchange(frame) {
+		return 0, ErrNotUnicast
 	}
 	if hopLimit == 0 {
 		hopLimit = DefaultTTL
