@@ -6,10 +6,10 @@ import (
 )
 
 // The Internet checksum (RFC 1071) is the 16-bit ones'-complement of the
-// ones'-complement sum of the data taken as big-endian 16-bit words. The sum
-// is commutative and associative and independent of byte order as long as
-// the same order is used throughout, which lets checksum() add 64 bits at a time
-// and fold at the end.
+// ones'-complement sum of the data taken as big-endian 16-bit words. The
+// sum is commutative and associative, and independent of byte order as
+// long as the same order is used throughout, which lets checksum() add 64
+// bits at a time and fold at the end.
 //
 // Conventions in this package, as in gVisor's tcpip/checksum:
 //   - a "sum" is the folded ones'-complement sum, not yet complemented;
@@ -37,7 +37,8 @@ func Combine(a, b uint16) uint16 {
 	return uint16(s + s>>16)
 }
 
-// Fold folds a 64-bit ones'-complement accumulator into 16 bits.
+// Fold folds a 64-bit ones'-complement accumulator into 16 bits. The
+// result is 0 only for acc == 0; other multiples of 0xFFFF give 0xFFFF.
 func Fold(acc uint64) uint16 {
 	// Adding a word to itself rotated by half its width puts the sum of its
 	// two halves, end-around carry included, in the upper half: the carry

@@ -6,13 +6,14 @@ import (
 	"testing"
 )
 
-// Sizes: a minimum frame, a DNS-sized datagram, an Ethernet MTU and a jumbo
-// frame. "+1" variants start one byte into the buffer, as a UDP payload in
+// Sizes: an IPv4 header, a minimum frame, a DNS-sized datagram, an
+// Ethernet MTU and a jumbo frame. "+1" variants start one byte into the buffer, as a UDP payload in
 // a received frame rarely sits on an 8-byte boundary.
 var benchSizes = []struct {
 	name      string
 	size, off int
 }{
+	{"20", 20, 0},
 	{"64", 64, 0},
 	{"512", 512, 0},
 	{"1500", 1500, 0},

@@ -26,19 +26,15 @@ import (
 // representations of zero map to themselves (0x0000 and 0xFFFF), so the
 // canonical folded value is the same as the portable path's.
 
-// checksum is Checksum for these architectures.
-func checksum(b []byte, initial uint16) uint16 {
-	return Combine(bits.ReverseBytes16(Fold(sumLittleEndian(b))), initial)
-}
-
 // load64 reads the native-endian word at p+off. The conversion is allowed
 // at any alignment because uint64 holds no pointers (checkptr agrees).
 func load64(p unsafe.Pointer, off int) uint64 {
 	return *(*uint64)(unsafe.Add(p, off))
 }
 
-// sumLittleEndian returns the 64-bit ones'-complement sum of b read as
-// little-endian words, zero-padded at the end. The caller folds it.
+// checksum is Checksum for these architectures. It sums b read as
+// little-endian 64-bit words, zero-padded at the end, folds the sum to 16
+// bits, swaps its bytes and adds initial.
 //
 // The main loop keeps four accumulators, each fed by a two-word add-with-
 // carry chain that ends by adding its carry back (ADD, ADC, ADC $0 on
@@ -52,10 +48,10 @@ func load64(p unsafe.Pointer, off int) uint64 {
 // Pointers stay inside b: the loop runs while more than 64 bytes remain and
 // the tail reads backwards from its end, so no pointer past the last byte
 // is ever formed (unsafe.Pointer rule 3, enforced by -race's checkptr).
-func sumLittleEndian(b []byte) uint64 {
+func checksum(b []byte, initial uint16) uint16 {
 	n := uintptr(len(b))
 	if n < 8 {
-		return loadShort(b)
+		return finish(loadShort(b), initial)
 	}
 	p := unsafe.Pointer(unsafe.SliceData(b))
 	var a0, a1, a2, a3, c uint64
@@ -110,7 +106,13 @@ func sumLittleEndian(b []byte) uint64 {
 	a0, c = bits.Add64(a0, a3, c)
 	a0, c = bits.Add64(a0, last, c)
 	a0, _ = bits.Add64(a0, 0, c)
-	return a0
+	return finish(a0, initial)
+}
+
+// finish folds the little-endian accumulator acc, swaps it into big-endian
+// order and adds initial.
+func finish(acc uint64, initial uint16) uint16 {
+	return Combine(bits.ReverseBytes16(Fold(acc)), initial)
 }
 
 // loadShort returns b (len(b) < 8) as a little-endian word padded with zeros.

@@ -62,7 +62,7 @@ func (e *ServicesLineError) Error() string {
 //	# comment
 //	service-name  port/protocol  [aliases ...]  [# comment]
 //
-// Fields are separated by blanks (spaces or tabs); "#" starts a comment
+// Fields are separated by blanks (spaces, tabs; CR, VT, FF too); "#" starts a comment
 // anywhere on a line. The port is a decimal number from 0 to 65535 and the
 // protocol any name from /etc/protocols (tcp, udp, sctp, dccp, ddp...).
 //
@@ -102,7 +102,11 @@ func ParseServices(r io.Reader) (*Services, error) {
 	return s, nil
 }
 
-func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }
+// isBlank reports the separators: C's isspace minus the newline that
+// ended the line, as glibc splits fields.
+func isBlank(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\r' || r == '\v' || r == '\f'
+}
 
 // parseServiceFields parses the fields of one line, or says what is wrong.
 func parseServiceFields(f []string) (Service, string) {

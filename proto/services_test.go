@@ -351,3 +351,45 @@ func ExampleParsePort() {
 	// 0 proto: port "70000": port number out of range 0-65535
 	// 0 proto: unknown udp service "no-such-service"
 }
+
+// FuzzParseServices feeds arbitrary text to the parser: it must not fail
+// on anything a bufio.Scanner can split, every entry it keeps must be found
+// again by name and by port, and skipped lines must carry valid numbers.
+func FuzzParseServices(f *testing.F) {
+	f.Add(builtinServices)
+	f.Add("echo 7/udp\nbad\n# comment\nx 70000/tcp\n\ty 1/\n")
+	f.Add("a\t1/udp b c#d\r\nA 2/UDP\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := ParseServices(strings.NewReader(text))
+		if err != nil {
+			if strings.Contains(err.Error(), "too long") {
+				return
+			}
+			t.Fatalf("ParseServices: %v", err)
+		}
+		for e := range s.All() {
+			if _, ok := s.Port(e.Name, e.Proto); !ok {
+				t.Fatalf("entry %+v not found by name", e)
+			}
+			for _, a := range e.Aliases {
+				if _, ok := s.Port(a, e.Proto); !ok {
+					t.Fatalf("alias %q of %+v not found", a, e)
+				}
+			}
+			if _, ok := s.Name(e.Port, e.Proto); !ok {
+				t.Fatalf("entry %+v not found by port", e)
+			}
+			if e.Name == "" || e.Proto == "" || strings.ContainsAny(e.Name+e.Proto, " \t#") {
+				t.Fatalf("bad entry %+v", e)
+			}
+		}
+		lines := strings.Count(text, "\n") + 1
+		prev := 0
+		for _, m := range s.Malformed() {
+			if m.Line <= prev || m.Line > lines {
+				t.Fatalf("malformed line number %d after %d (of %d lines)", m.Line, prev, lines)
+			}
+			prev = m.Line
+		}
+	})
+}
