@@ -44,6 +44,8 @@ import (
 //   - Mobility (135), HIP (139) and Shim6 (140) extension headers: gopacket
 //     cannot decode past them; Decode walks them (RFC 8200 section 4,
 //     RFC 7045).
+//   - EtherType 0xFFFF is gopacket's private marker for raw IP; to Decode
+//     it is an unknown EtherType.
 //   - EtherType values below 0x0600 are 802.3 lengths to gopacket; to
 //     Decode they are unknown EtherTypes. Neither finds UDP.
 func checkGopacket(t *testing.T, f []byte) {
@@ -168,6 +170,8 @@ func deliberatelyDifferent(t *testing.T, f []byte, p *Packet, r Reason, pkt gopa
 	case ReasonUDPLengthTooShort:
 		u := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
 		return u.Length == 0
+	case ReasonUnknownEtherType:
+		return p.EtherType == uint16(layers.EthernetTypeRaw)
 	case ReasonUDPFragment, ReasonNonFirstFragment:
 		// gopacket decodes the UDP header of a first fragment only when
 		// it does not look at fragmentation; either way no complete
