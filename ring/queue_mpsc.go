@@ -12,6 +12,10 @@ import "sync/atomic"
 // the order their positions were claimed. An MPSC must be created with
 // NewMPSC and must not be copied.
 //
+// If T holds pointers (slices, strings, pointers, interfaces), the consumer
+// clears each slot it empties, so a quiet queue does not keep dequeued
+// values reachable; for pointer-free T it leaves stale copies in place.
+//
 // The protocol. Producers claim positions by advancing tail with a
 // compare-and-swap, write the values into the claimed slots, then publish
 // the claim by storing p+1 into the sequence number of the claim's first
@@ -22,7 +26,7 @@ import "sync/atomic"
 //	      head                 tail
 //	       v                    v
 //	  ... | A0 | A1 | A2 | B0 | B1 | ...     claims: A = [p, p+3), B = [p+3, p+5)
-//	       seq=p+1        seq=?              A published (run 3), B claimed, not yet
+//	       seq=p+1        seq=old            A published (run 3), B claimed, not yet
 //	       run=3                             published: the consumer takes A0-A2
 //	                                         and waits at B0.
 //
@@ -31,19 +35,22 @@ import "sync/atomic"
 //	p := tail.Load()                          p := head (own index)
 //	h := headCache, or head.Load()            if p == runEnd {           (run used up)
 //	     if that says full                        s := &slot[p&mask]
-//	if p-h+k > cap: fail (full)                   if s.seq.Load() != p+1: empty
-//	CAS tail p -> p+k, or retry                   runEnd = p + s.run
-//	write slots p .. p+k-1                    }
-//	slot[p].run = k                           read slots p .. < runEnd; zero them
-//	slot[p].seq.Store(p+1)  -- publishes      head.Store(p+n)  -- frees n slots
+//	k := min(k, cap-(p-h))                        if s.seq.Load() != p+1: empty
+//	if k == 0: fail (full)                        runEnd = p + s.run
+//	CAS tail p -> p+k, or retry               }
+//	write slots p .. p+k-1                    read n slots from p, up to runEnd
+//	slot[p].run = k                           and on into the next runs;
+//	slot[p].seq.Store(p+1)  -- publishes      clear them if T holds pointers
+//	                                          head.Store(p+n)  -- frees n slots
 //
 // Why it is safe:
 //   - A producer writes slots only below h+cap for an h it loaded from head,
 //     and the consumer stored head only after reading those slots.
 //   - A value is written before the store of seq that publishes it, and the
 //     consumer reads it only after loading that seq.
-//   - A sequence number can only match at a run's start: a slot's number is
-//     0 or q+1 for an earlier position q of the same slot, never p+1.
+//   - The consumer looks at sequence numbers only at run starts, and there
+//     p+1 cannot be stale: a slot's number is 0, or q+1 for the last run
+//     start q that used the slot, and q = p only once p is published.
 //
 // Costs: one CAS and one atomic store per claim for a producer, one atomic
 // load per run and one atomic store per call for the consumer, whatever the
@@ -56,8 +63,9 @@ import "sync/atomic"
 // A producer that is descheduled between its claim and its publish holds up
 // the consumer at that position: later values, even ones already published
 // by other producers, become visible only when it resumes. Nothing is lost
-// or reordered, and since producers do not block in between, the delay is
-// one scheduling quantum at worst. Len counts such claimed positions.
+// or reordered. Producers do not block in between, so the delay is as long
+// as the scheduler keeps that producer off a CPU: usually nothing, a time
+// slice on an oversubscribed machine. Len counts such claimed positions.
 type MPSC[T any] struct {
 	_ queuePad
 

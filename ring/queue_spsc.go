@@ -10,14 +10,18 @@ import "sync/atomic"
 // and Cap are safe from any goroutine. An SPSC must be created with NewSPSC
 // and must not be copied.
 //
+// If T holds pointers (slices, strings, pointers, interfaces), the consumer
+// clears each slot it empties, so a quiet queue does not keep dequeued
+// values reachable; for pointer-free T it leaves stale copies in place.
+//
 // The protocol, with positions counted from 0 forever and slot = pos & mask:
 //
-//	               head                     tail
-//	                v                        v
-//	  +----+----+----+----+----+----+----+----+----+
-//	  |    |    | v0 | v1 | v2 | v3 | v4 |    |    |   cap = 8 (shown unwrapped)
-//	  +----+----+----+----+----+----+----+----+----+
-//	                \_______ tail-head ______/
+//	              head                     tail
+//	               v                        v
+//	  +----+----+----+----+----+----+----+----+
+//	  |    |    | v0 | v1 | v2 | v3 | v4 |    |   slots 0..7 of a queue of 8
+//	  +----+----+----+----+----+----+----+----+
+//	              \_____ tail-head = 5 _____/
 //
 //	producer                              consumer
 //	--------                              --------
@@ -26,7 +30,7 @@ import "sync/atomic"
 //	    headCache = head.Load()  <--.  .-->   tailCache = tail.Load()
 //	    if still full: fail          \/       if still empty: fail
 //	}                                /\   }
-//	buf[t&mask] = v                 /  \  v = buf[h&mask]; zero it
+//	buf[t&mask] = v                 /  \  v = buf[h&mask]; clear the slot
 //	tail.Store(t+1)  -- publishes -'    '- head.Store(h+1)  -- frees the slot
 //
 // Each side writes only its own index and reads the other's. The store of
@@ -79,10 +83,10 @@ func NewSPSC[T any](capacity int) (*SPSC[T], error) {
 // Cap returns the number of values the queue can hold.
 func (q *SPSC[T]) Cap() int { return len(q.buf) }
 
-// Len returns the number of values in the queue. Called by the producer or
-// the consumer it is exact for that side (the other can only make it larger
-// or smaller respectively); called from elsewhere it is a snapshot that was
-// true at some moment during the call.
+// Len returns the number of values in the queue. Called by the producer it
+// is an upper bound (the consumer can only shrink it), called by the
+// consumer a lower bound (the producer can only grow it), and called from
+// elsewhere a snapshot of some moment during the call.
 func (q *SPSC[T]) Len() int {
 	// head first: tail only grows, so tail >= this head and the
 	// difference cannot underflow. It can exceed the capacity if the
