@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/pktengine/pktengine/ring"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultQueueDepth   = 1024
+	DefaultICMPRate     = 1000 // ICMP errors per second, as Linux's icmp_msgs_per_sec
+	DefaultICMPBurst    = 50   // as Linux's icmp_msgs_burst
+	DefaultTTL          = 64
+	DefaultSourceRate   = 100 // service replies per second to one source
+	DefaultSourceBurst  = 20
+	DefaultSourceTable  = 4096
+	DefaultResolveWait  = time.Second
+	DefaultNeighborTTL  = 60 * time.Second
+	DefaultRetireTimeout = time.Millisecond
+)
+
+// DefaultLoopPorts are the source ports the built-in services never
+// answer: each of them is itself such a service, and answering it would
+// start a loop (echo to chargen, echo to echo, ...).
+var DefaultLoopPorts = []uint16{7, 9, 13, 17, 19}
+
+// DefaultQuote is what the qotd service says unless Config.Quote is set.
+const DefaultQuote = "Be conservative in what you do, be liberal in what you accept from others.\r\n  -- Jon Postel, RFC 793\r\n"
+
+// FrameWriter records frames; *pcap.Writer from internal/pcap is one.
+// It must be safe for use by several workers at once.
+type FrameWriter interface {
+	WriteFrame(unixNano int64, frame []byte, origLen int) error
+}
+
+// Config configures an Engine. A nil *Config and zero fields mean the
+// defaults given with each field.
+type Config struct {
+	// Addrs are the addresses the engine serves, with their on-link
+	// prefix lengths (a /32 or /128 means the prefix of the kernel's
+	// address that contains it, if any, else just the host). An address
+	// the kernel has on any interface is shared: the kernel keeps
+	// answering ARP, NDP and ICMP for it, and the engine takes only the
+	// UDP ports it binds. Any other address is owned: the engine answers
+	// ARP and neighbour solicitations and pings for it and sends ICMP
+	// port unreachable for its unbound ports. Empty means the
+	// interface's own addresses, all shared.
+	Addrs []netip.Prefix
+
+	// Filter is a tcpdump-style expression (see docs/BPF.md) that narrows
+	// the UDP datagrams the engine receives, for example "src net
+	// 198.18.0.0/24". It is ANDed with the engine's own filter, which
+	// passes only UDP to the engine's addresses; ARP and NDP for them are
+	// accepted whatever it says, so an expression can never cut the
+	// engine off the link.
+	Filter string
+
+	// Workers is the number of receive rings, each with its own goroutine
+	// and TX ring, joined in a PACKET_FANOUT hash group so that a flow
+	// stays on one worker. Zero means 1.
+	Workers int
+
+	// RXVersion selects TPACKET_V3 or V2 for the receive rings. Zero
+	// means ring.V3 (see docs/bench/engine.md). RetireTimeout bounds how
+	// long a V3 block waits to fill before the engine sees it; zero means
+	// DefaultRetireTimeout (1 ms), the most a quiet link adds to a reply.
+	RXVersion     ring.Version
+	RetireTimeout time.Duration
+	// RXBlockSize, RXBlockCount (V3) and RXFrameCount (V2) shape the
+	// receive rings; zero means ring's defaults.
+	RXBlockSize  int
+	RXBlockCount int
+	RXFrameCount int
+	// TXFrameCount is the number of slots of each TX ring; zero means
+	// ring's default.
+	TXFrameCount int
+	// BusyPoll is how many times a worker re-checks an empty ring before
+	// sleeping (see ring.RXConfig.BusyPoll). Zero sleeps at once.
+	BusyPoll int
+	// KeepQdisc sends through the interface's queueing discipline. By
+	// default frames bypass it (PACKET_QDISC_BYPASS), which is faster and
+	// what a responder wants unless tc shapes its traffic.
+	KeepQdisc bool
+
+	// QueueDepth is the number of datagrams each port queues for Recv.
+	// Zero means DefaultQueueDepth. It is rounded up to a power of two.
+	QueueDepth int
+
+	// ICMPRate and ICMPBurst shape the token bucket for ICMP and ICMPv6
+	// port unreachable messages. Zero means DefaultICMPRate and
+	// DefaultICMPBurst; a negative ICMPRate sends none.
+	ICMPRate  float64
+	ICMPBurst int
+
+	// TTL is the IPv4 TTL and IPv6 hop limit of what the engine sends.
+	// Zero means DefaultTTL.
+	TTL uint8
+
+	// Gateway4 and Gateway6 are the routers Port.Send goes through for
+	// destinations outside the engine's prefixes. Zero means none: such
+	// sends fail with EHOSTUNREACH. Replies never need them.
+	Gateway4, Gateway6 netip.Addr
+
+	// ResolveWait bounds how long Port.Send waits for ARP or NDP to
+	// resolve a next hop. Zero means DefaultResolveWait. NeighborTTL is
+	// how long a resolved neighbour is used without a new confirmation
+	// before the engine solicits it again (still using it meanwhile).
+	// Zero means DefaultNeighborTTL.
+	ResolveWait time.Duration
+	NeighborTTL time.Duration
+
+	// Guard configures the built-in services' protections.
+	Guard Guard
+
+	// Quote is what the qotd service sends. Empty means DefaultQuote.
+	Quote string
+
+	// Capture, if set, receives every frame the rings hand over, or with
+	// CaptureDropped only those the engine dropped (see
+	// Outcome.Dropped), before the engine acts on them.
+	Capture        FrameWriter
+	CaptureDropped bool
+
+	// Logger receives the engine's log records. Nil means none.
+	Logger *slog.Logger
+}
+
+// Guard configures the protections of the built-in services (echo,
+// discard, daytime, qotd, chargen). The zero value is the safe default.
+type Guard struct {
+	// LoopPorts are source ports a service never answers. Nil means
+	// DefaultLoopPorts; an empty, non-nil slice means none. Source port
+	// 0 is never answered: no reply can be addressed to it.
+	LoopPorts []uint16
+
+	// AnswerGroup answers requests sent to a broadcast or multicast
+	// address, which by default are ignored: one such request draws an
+	// answer from every responder on the link.
+	AnswerGroup bool
+
+	// AnySource answers sources that cannot be one remote host:
+	// unspecified, broadcast, multicast, loopback, class E, or one of
+	// the engine's own addresses. Meant for tests only.
+	AnySource bool
+
+	// SourceRate and SourceBurst shape a token bucket per source address
+	// for the services whose answer can be larger than the question
+	// (daytime, qotd, chargen), so that the engine cannot be used to
+	// flood a victim whose address an attacker forges. Zero means
+	// DefaultSourceRate and DefaultSourceBurst; a negative SourceRate
+	// turns the limit off. SourceTable is the number of buckets (a power
+	// of two; zero means DefaultSourceTable): sources that hash to one
+	// bucket share it.
+	SourceRate  float64
+	SourceBurst int
+	SourceTable int
+
+	// LimitEcho applies the per-source limit to echo as well. Echo's
+	// answer is never larger than the question, so by default only the
+	// loop, source and group guards apply to it, and a load generator
+	// can measure it at full rate.
+	LimitEcho bool
+}
+
+// withDefaults returns a copy of c with every zero field set.
+func (c *Config) withDefaults() (Config, error) {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if d.Workers == 0 {
+		d.Workers = 1
+	}
+	if d.Workers < 0 || d.Workers > 64 {
+		return d, fmt.Errorf("engine: Config.Workers %d out of range 1-64", d.Workers)
+	}
+	if d.RXVersion == 0 {
+		d.RXVersion = ring.V3
+	}
+	if d.RXVersion != ring.V2 && d.RXVersion != ring.V3 {
+		return d, fmt.Errorf("engine: Config.RXVersion %d is neither V2 nor V3", d.RXVersion)
+	}
+	if d.RetireTimeout == 0 {
+		d.RetireTimeout = DefaultRetireTimeout
+	}
+	if d.QueueDepth == 0 {
+		d.QueueDepth = DefaultQueueDepth
+	}
+	if d.QueueDepth < 0 || d.QueueDepth > ring.MaxQueueCapacity {
+		return d, fmt.Errorf("engine: Config.QueueDepth %d out of range", d.QueueDepth)
+	}
+	if d.ICMPRate == 0 {
+		d.ICMPRate = DefaultICMPRate
+	}
+	if d.ICMPBurst == 0 {
+		d.ICMPBurst = DefaultICMPBurst
+	}
+	if d.TTL == 0 {
+		d.TTL = DefaultTTL
+	}
+	if d.ResolveWait == 0 {
+		d.ResolveWait = DefaultResolveWait
+	}
+	if d.NeighborTTL == 0 {
+		d.NeighborTTL = DefaultNeighborTTL
+	}
+	g := &d.Guard
+	if g.LoopPorts == nil {
+		g.LoopPorts = DefaultLoopPorts
+	}
+	if g.SourceRate == 0 {
+		g.SourceRate = DefaultSourceRate
+	}
+	if g.SourceBurst == 0 {
+		g.SourceBurst = DefaultSourceBurst
+	}
+	if g.SourceTable == 0 {
+		g.SourceTable = DefaultSourceTable
+	}
+	if g.SourceTable < 0 || g.SourceTable > 1<<24 {
+		return d, fmt.Errorf("engine: Guard.SourceTable %d out of range", g.SourceTable)
+	}
+	if d.Quote == "" {
+		d.Quote = DefaultQuote
+	}
+	if len(d.Quote) > 512 {
+		return d, fmt.Errorf("engine: Config.Quote is %d bytes; RFC 865 asks for at most 512", len(d.Quote))
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, gw := range []netip.Addr{d.Gateway4, d.Gateway6} {
+		if gw.IsValid() && (gw.IsUnspecified() || gw.IsMulticast()) {
+			return d, fmt.Errorf("engine: gateway %v is not a unicast address", gw)
+		}
+	}
+	if d.Gateway4.IsValid() && !d.Gateway4.Is4() || d.Gateway6.IsValid() && !d.Gateway6.Is6() {
+		return d, fmt.Errorf("engine: Gateway4 must be IPv4 and Gateway6 IPv6")
+	}
+	return d, nil
+}

@@ -1,0 +1,342 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/pktengine/pktengine/frame"
+)
+
+// Outcome is what became of one frame the ring handed over. Every frame
+// ends in exactly one outcome, so the outcome counters always add up to
+// the frames received (Counters.Check).
+//
+// The first frame.NumReasons values are frame.Reason values: the slot of
+// frame.ReasonOK counts complete UDP datagrams delivered to at least one
+// port (OutcomeDelivered); every other reason counts the frames Decode
+// classified (ARP, ICMP, TCP, fragments, ...) or rejected (a malformed
+// header, a bad checksum). The engine's own verdicts follow.
+type Outcome uint8
+
+const (
+	// OutcomeDelivered: a UDP datagram handed to at least one port, into
+	// its queue or to its inline handler.
+	OutcomeDelivered = Outcome(frame.ReasonOK)
+
+	// OutcomeQueueFull: a datagram for bound ports whose queues were all
+	// full (RcvbufErrors).
+	OutcomeQueueFull = Outcome(frame.NumReasons) + iota - 1
+	// OutcomeNoPort: a unicast datagram for an unbound port of an address
+	// the engine owns (NoPorts; an ICMP port unreachable may follow).
+	OutcomeNoPort
+	// OutcomeNoPortMulti: a broadcast or multicast datagram no port
+	// matched (IgnoredMulti).
+	OutcomeNoPortMulti
+	// OutcomeKernel: a datagram for a port the engine has not bound on an
+	// address it shares with the kernel. The kernel received the frame
+	// too and answers it (or sends the ICMP error) itself.
+	OutcomeKernel
+	// OutcomeOtherHost: not addressed to the engine: another MAC
+	// (PACKET_OTHERHOST), a frame this host sent, or an IP destination
+	// that is none of the engine's addresses, broadcasts or multicasts.
+	OutcomeOtherHost
+	// OutcomeTruncated: cut short by the ring slot or the filter's snap
+	// length, so it cannot be parsed whole.
+	OutcomeTruncated
+
+	// NumOutcomes bounds arrays indexed by Outcome.
+	NumOutcomes
+)
+
+var outcomeNames = [NumOutcomes - Outcome(frame.NumReasons)]string{
+	OutcomeQueueFull - Outcome(frame.NumReasons):   "queue-full",
+	OutcomeNoPort - Outcome(frame.NumReasons):      "no-port",
+	OutcomeNoPortMulti - Outcome(frame.NumReasons): "no-port-multi",
+	OutcomeKernel - Outcome(frame.NumReasons):      "kernel",
+	OutcomeOtherHost - Outcome(frame.NumReasons):   "other-host",
+	OutcomeTruncated - Outcome(frame.NumReasons):   "truncated",
+}
+
+// String returns the outcome's short stable name: "delivered", a
+// frame.Reason name such as "arp" or "udp-bad-checksum", or one of the
+// engine's, such as "no-port".
+func (o Outcome) String() string {
+	switch {
+	case o == OutcomeDelivered:
+		return "delivered"
+	case o < Outcome(frame.NumReasons):
+		return frame.Reason(o).String()
+	case o < NumOutcomes:
+		return outcomeNames[o-Outcome(frame.NumReasons)]
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// Dropped reports whether the engine discarded the frame without using
+// it: everything but a delivery, a frame left to the kernel, and the
+// ARP and ICMP messages the engine reads (answered or learned from).
+func (o Outcome) Dropped() bool {
+	switch o {
+	case OutcomeDelivered, OutcomeKernel,
+		Outcome(frame.ReasonARP), Outcome(frame.ReasonICMPv4), Outcome(frame.ReasonICMPv6):
+		return false
+	}
+	return true
+}
+
+// ParseOutcome returns the outcome named s (the inverse of String).
+func ParseOutcome(s string) (Outcome, bool) {
+	for o := range NumOutcomes {
+		if o.String() == s {
+			return o, true
+		}
+	}
+	return 0, false
+}
+
+// OutcomeCounts counts frames by outcome. It marshals to JSON as an
+// object keyed by outcome name, leaving out zeros.
+type OutcomeCounts [NumOutcomes]uint64
+
+// Sum returns the total over all outcomes.
+func (c *OutcomeCounts) Sum() uint64 {
+	var s uint64
+	for _, v := range c {
+		s += v
+	}
+	return s
+}
+
+// MarshalJSON implements json.Marshaler.
+func (c OutcomeCounts) MarshalJSON() ([]byte, error) {
+	m := make(map[string]uint64)
+	for o, v := range c {
+		if v != 0 {
+			m[Outcome(o).String()] = v
+		}
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON implements json.Unmarshaler. Unknown names are an error,
+// so that a client never silently loses frames from the sum.
+func (c *OutcomeCounts) UnmarshalJSON(b []byte) error {
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*c = OutcomeCounts{}
+	for k, v := range m {
+		o, ok := ParseOutcome(k)
+		if !ok {
+			return fmt.Errorf("engine: unknown outcome %q", k)
+		}
+		c[o] = v
+	}
+	return nil
+}
+
+// UDPCounters are the Udp counters of /proc/net/snmp, with the kernel's
+// names and meanings as far as an engine can have them:
+//
+//   - InDatagrams: datagrams delivered to a port (one per port for a
+//     broadcast that several ports receive).
+//   - NoPorts: unicast datagrams to an unbound port of an owned address.
+//   - InErrors: datagrams dropped for a UDP-level fault: bad length, bad
+//     or (IPv6) missing checksum, or a full queue.
+//   - OutDatagrams: datagrams sent.
+//   - RcvbufErrors: deliveries dropped because the port's queue was full.
+//   - SndbufErrors: datagrams not sent because no TX buffer was free.
+//   - InCsumErrors: datagrams with a bad UDP checksum.
+//   - IgnoredMulti: broadcast and multicast datagrams no port wanted.
+type UDPCounters struct {
+	InDatagrams  uint64
+	NoPorts      uint64
+	InErrors     uint64
+	OutDatagrams uint64
+	RcvbufErrors uint64
+	SndbufErrors uint64
+	InCsumErrors uint64
+	IgnoredMulti uint64
+}
+
+// Counters is a snapshot of an engine's counters.
+type Counters struct {
+	UDP UDPCounters
+
+	// FramesIn and BytesIn count what the rings handed over (bytes on
+	// the wire, without FCS).
+	FramesIn uint64
+	BytesIn  uint64
+
+	// Outcomes partitions FramesIn: every frame is counted in exactly
+	// one outcome.
+	Outcomes OutcomeCounts
+
+	// ARPAnswered and NDPAnswered count ARP replies and Neighbor
+	// Advertisements sent for owned addresses; PingAnswered echo
+	// replies (ICMP and ICMPv6) for them. NeighborsLearned counts
+	// neighbour entries created or changed from ARP and NDP.
+	ARPAnswered      uint64
+	NDPAnswered      uint64
+	PingAnswered     uint64
+	NeighborsLearned uint64
+
+	// ICMPSent counts ICMP and ICMPv6 port unreachable messages sent,
+	// ICMPRateLimited those the token bucket held back, and
+	// ICMPSuppressed those RFC 1122 section 3.2.2 and RFC 4443 section
+	// 2.4 forbid (to a broadcast, multicast or non-host source, or for
+	// a link-layer broadcast).
+	ICMPSent        uint64
+	ICMPRateLimited uint64
+	ICMPSuppressed  uint64
+
+	// Service guards: requests a built-in service did not answer because
+	// the source port belongs to another such service (GuardLoop), the
+	// source is no single remote host (GuardSource), the request went to
+	// a broadcast or multicast address (GuardNonUnicast) or the source's
+	// token bucket was empty (GuardRateLimited).
+	GuardLoop        uint64
+	GuardSource      uint64
+	GuardNonUnicast  uint64
+	GuardRateLimited uint64
+
+	// TXFrames counts frames committed to the TX rings (replies, ICMP,
+	// ARP and NDP); TXErrors those that could not be built or that the
+	// kernel rejected.
+	TXFrames uint64
+	TXErrors uint64
+
+	// RingPackets, RingDrops and RingFreezes are the RX sockets'
+	// PACKET_STATISTICS: frames that passed the filter, frames lost
+	// because the ring was full, and V3 queue freezes.
+	RingPackets uint64
+	RingDrops   uint64
+	RingFreezes uint64
+}
+
+// Check verifies the engine's central invariant: every frame received
+// ended in exactly one outcome, so FramesIn equals the sum of Outcomes.
+func (c *Counters) Check() error {
+	if s := c.Outcomes.Sum(); s != c.FramesIn {
+		return fmt.Errorf("engine: %d frames in but outcomes sum to %d", c.FramesIn, s)
+	}
+	return nil
+}
+
+// counter indexes the per-worker counter array.
+type counter int
+
+const (
+	cFrames counter = iota
+	cBytes
+	cUDPIn
+	cRcvbufErrors
+	cOutDatagrams
+	cSndbufErrors
+	cARPAnswered
+	cNDPAnswered
+	cPingAnswered
+	cNeighborsLearned
+	cICMPSent
+	cICMPRateLimited
+	cICMPSuppressed
+	cGuardLoop
+	cGuardSource
+	cGuardNonUnicast
+	cGuardRateLimited
+	cTXFrames
+	cTXErrors
+	cTXRejected // frames the kernel refused (TP_STATUS_WRONG_FORMAT), from the TX ring's count
+	cOutcome0
+	numCounters = cOutcome0 + counter(NumOutcomes)
+)
+
+// counterSet is one worker's counters. The worker alone writes its
+// local copy, with plain increments; at the end of every batch it
+// publishes the copy into shared memory under a sequence lock, so a
+// reader always sees one consistent state of each worker and the outcome
+// invariant holds in every snapshot, not only at rest.
+type counterSet [numCounters]uint64
+
+// publishedCounters is the shared copy of a worker's counters.
+type publishedCounters struct {
+	seq atomic.Uint64 // odd while the worker is writing
+	v   counterSet    // accessed only with atomics
+	_   [64]byte      // keep the next worker's seq off this cache line
+}
+
+// publish copies c into the shared copy. Worker only.
+func (p *publishedCounters) publish(c *counterSet) {
+	p.seq.Add(1)
+	for i := range c {
+		atomic.StoreUint64(&p.v[i], c[i])
+	}
+	p.seq.Add(1)
+}
+
+// read copies a consistent state of the shared copy into out.
+func (p *publishedCounters) read(out *counterSet) {
+	for {
+		s := p.seq.Load()
+		if s&1 != 0 {
+			runtime.Gosched()
+			continue
+		}
+		for i := range out {
+			out[i] = atomic.LoadUint64(&p.v[i])
+		}
+		if p.seq.Load() == s {
+			return
+		}
+	}
+}
+
+// udpInErrorReasons are the Decode and checksum verdicts on frames that
+// were UDP datagrams to the kernel's eyes, which it counts in InErrors.
+var udpInErrorReasons = [...]frame.Reason{
+	frame.ReasonUDPTruncated,
+	frame.ReasonUDPLengthTooShort,
+	frame.ReasonUDPLengthPastEnd,
+	frame.ReasonUDPBadChecksum,
+	frame.ReasonUDPZeroChecksumIPv6,
+}
+
+// addTo adds the worker counters in s to c.
+func (s *counterSet) addTo(c *Counters) {
+	c.FramesIn += s[cFrames]
+	c.BytesIn += s[cBytes]
+	for o := range NumOutcomes {
+		c.Outcomes[o] += s[cOutcome0+counter(o)]
+	}
+	c.UDP.InDatagrams += s[cUDPIn]
+	c.UDP.RcvbufErrors += s[cRcvbufErrors]
+	c.UDP.OutDatagrams += s[cOutDatagrams]
+	c.UDP.SndbufErrors += s[cSndbufErrors]
+	c.ARPAnswered += s[cARPAnswered]
+	c.NDPAnswered += s[cNDPAnswered]
+	c.PingAnswered += s[cPingAnswered]
+	c.NeighborsLearned += s[cNeighborsLearned]
+	c.ICMPSent += s[cICMPSent]
+	c.ICMPRateLimited += s[cICMPRateLimited]
+	c.ICMPSuppressed += s[cICMPSuppressed]
+	c.GuardLoop += s[cGuardLoop]
+	c.GuardSource += s[cGuardSource]
+	c.GuardNonUnicast += s[cGuardNonUnicast]
+	c.GuardRateLimited += s[cGuardRateLimited]
+	c.TXFrames += s[cTXFrames]
+	c.TXErrors += s[cTXErrors] + s[cTXRejected]
+}
+
+// finishUDP derives the Udp counters that are sums of outcomes.
+func (c *Counters) finishUDP() {
+	c.UDP.NoPorts = c.Outcomes[OutcomeNoPort]
+	c.UDP.IgnoredMulti = c.Outcomes[OutcomeNoPortMulti]
+	c.UDP.InCsumErrors = c.Outcomes[frame.ReasonUDPBadChecksum]
+	c.UDP.InErrors = c.UDP.RcvbufErrors
+	for _, r := range udpInErrorReasons {
+		c.UDP.InErrors += c.Outcomes[r]
+	}
+}

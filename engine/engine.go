@@ -1,0 +1,314 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/ring"
+)
+
+// Engine is a UDP endpoint on an AF_PACKET interface: receive rings with
+// a kernel filter, one worker goroutine per ring that parses, validates
+// and dispatches every frame, and TX rings for the answers. See the
+// package documentation for the life of a frame.
+type Engine struct {
+	ifi   *net.Interface
+	mac   frame.MAC
+	mtu   int
+	cfg   Config
+	log   *slog.Logger
+	addrs *addrSet
+	infos []AddrInfo
+
+	table  atomic.Pointer[portTable]
+	bindMu sync.Mutex // serialises changes to table and ports
+	ports  []*Port
+
+	workers []*worker
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	// The TX ring for Port.Send and Port.Reply, shared by every port.
+	txMu   sync.Mutex
+	tx     ring.Transmitter
+	txSpec frame.UDPSpec
+	txID   uint16
+
+	appOut, appSndbufErrors, appTXFrames, appTXErrors atomic.Uint64
+
+	neigh      *neighbors
+	icmpBucket bucket
+	icmpRate   rate
+	guard      guardState
+	quote      []byte
+
+	// reserveShared makes a kernel UDP socket hold an engine port on a
+	// shared address (nil in tests without a kernel).
+	reserveShared func(netip.AddrPort) (io.Closer, error)
+	closers       []io.Closer
+
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+	started    time.Time
+	captureErr atomic.Bool
+}
+
+// Open starts an engine on ifi: it opens the receive rings with a filter
+// built from the engine's addresses (and Config.Filter), the TX rings,
+// and the workers. The engine answers ARP, NDP and pings for its owned
+// addresses from then on, and UDP as soon as ports are bound. A nil cfg
+// means the defaults of Config.
+//
+// Open needs CAP_NET_RAW (and CAP_NET_ADMIN for the kernel sockets that
+// guard shared addresses). It must run in the network namespace of ifi;
+// the engine remembers that namespace for the sockets it opens later.
+func Open(ifi *net.Interface, cfg *Config) (*Engine, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if ifi == nil {
+		return nil, errors.New("engine: nil interface")
+	}
+	infos, err := resolveAddrs(ifi, c.Addrs)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(ifi, c, infos)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := buildFilter(e.addrs, c.Filter, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.openPlatform(prog); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	for _, w := range e.workers {
+		e.wg.Add(1)
+		w.started = true
+		go func() {
+			defer e.wg.Done()
+			w.exitErr = w.run()
+		}()
+	}
+	for _, ai := range infos {
+		e.log.Info("engine address", "addr", ai.Prefix, "owned", ai.Owned)
+	}
+	e.log.Info("engine open", "iface", ifi.Name, "workers", len(e.workers), "rx", c.RXVersion)
+	return e, nil
+}
+
+// newEngine builds everything but the rings and workers' sockets.
+func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) {
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("engine: %s has no Ethernet address", ifi.Name)
+	}
+	addrs, err := newAddrSet(infos)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		ifi:      ifi,
+		mac:      frame.MAC(ifi.HardwareAddr),
+		mtu:      ifi.MTU,
+		cfg:      c,
+		log:      c.Logger,
+		addrs:    addrs,
+		infos:    infos,
+		neigh:    newNeighbors(),
+		icmpRate: newRate(c.ICMPRate, c.ICMPBurst),
+		quote:    []byte(c.Quote),
+		started:  time.Now(),
+	}
+	if e.mtu <= 0 {
+		e.mtu = frame.EthernetMTU
+	}
+	e.guard = newGuardState(&c.Guard)
+	e.table.Store(new(portTable))
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// resolveAddrs decides which configured addresses are owned and which
+// shared, and fills in on-link prefix lengths.
+func resolveAddrs(ifi *net.Interface, want []netip.Prefix) ([]AddrInfo, error) {
+	onIface, all, err := kernelAddrs(ifi)
+	if err != nil {
+		return nil, fmt.Errorf("engine: reading the addresses of %s: %w", ifi.Name, err)
+	}
+	if len(want) == 0 {
+		if len(onIface) == 0 {
+			return nil, fmt.Errorf("engine: %s has no addresses and Config.Addrs is empty", ifi.Name)
+		}
+		infos := make([]AddrInfo, 0, len(onIface))
+		for _, p := range onIface {
+			infos = append(infos, AddrInfo{Prefix: p})
+		}
+		return infos, nil
+	}
+	infos := make([]AddrInfo, 0, len(want))
+	for _, w := range want {
+		a := w.Addr().Unmap()
+		p := netip.PrefixFrom(a, w.Bits())
+		if !p.IsValid() {
+			return nil, fmt.Errorf("engine: invalid address %v", w)
+		}
+		if p.Bits() == a.BitLen() {
+			// No length given: take the kernel's on-link prefix.
+			for _, k := range onIface {
+				if k.Contains(a) {
+					p = netip.PrefixFrom(a, k.Bits())
+					break
+				}
+			}
+		}
+		owned := !slices.ContainsFunc(all, func(k netip.Prefix) bool { return k.Addr() == a })
+		infos = append(infos, AddrInfo{Prefix: p, Owned: owned})
+	}
+	return infos, nil
+}
+
+// Addrs returns the engine's addresses.
+func (e *Engine) Addrs() []AddrInfo { return slices.Clone(e.infos) }
+
+// Interface returns the interface the engine runs on.
+func (e *Engine) Interface() *net.Interface { return e.ifi }
+
+// Close stops the workers, closes every port (releasing queued
+// datagrams), the rings and the kernel sockets, and returns every error
+// it met. Datagrams the application still holds stay valid until
+// released; the receive rings are unmapped after the last release.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+func (e *Engine) close() error {
+	e.bindMu.Lock()
+	e.closed.Store(true)
+	ports := slices.Clone(e.ports)
+	e.bindMu.Unlock()
+
+	var errs []error
+	e.cancel()
+	for _, w := range e.workers {
+		if w.rx != nil {
+			errs = append(errs, w.rx.Close())
+		}
+	}
+	e.wg.Wait()
+	for _, w := range e.workers {
+		errs = append(errs, w.exitErr)
+		if !w.started && w.tx != nil {
+			errs = append(errs, w.tx.Close())
+		}
+	}
+	for _, p := range ports {
+		errs = append(errs, p.Close())
+	}
+	e.txMu.Lock()
+	if e.tx != nil {
+		errs = append(errs, e.tx.Close())
+		e.tx = nil
+	}
+	e.txMu.Unlock()
+	errs = append(errs, closeAll(e.closers))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("engine: close: %w", err)
+	}
+	return nil
+}
+
+// quiesce waits until every worker that was inside a batch has finished
+// it, so that none still uses a table entry removed before the call.
+func (e *Engine) quiesce() {
+	for _, w := range e.workers {
+		s := w.epoch.Load()
+		if s&1 == 0 {
+			continue
+		}
+		for w.epoch.Load() == s {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// Counters returns a snapshot of the engine's counters. Each worker's
+// share is read consistently, so Counters.Check holds for every snapshot.
+func (e *Engine) Counters() Counters {
+	var c Counters
+	var s counterSet
+	for _, w := range e.workers {
+		w.pub.read(&s)
+		s.addTo(&c)
+		if w.rx != nil {
+			st, _ := w.rx.Stats() // after Close: the totals so far
+			c.RingPackets += st.Packets
+			c.RingDrops += st.Drops
+			c.RingFreezes += st.FreezeQueue
+		}
+	}
+	c.UDP.OutDatagrams += e.appOut.Load()
+	c.UDP.SndbufErrors += e.appSndbufErrors.Load()
+	c.TXFrames += e.appTXFrames.Load()
+	c.TXErrors += e.appTXErrors.Load()
+	c.finishUDP()
+	return c
+}
+
+// Ports describes the bound ports, ordered by port number and address.
+func (e *Engine) Ports() []PortInfo {
+	e.bindMu.Lock()
+	ports := slices.Clone(e.ports)
+	e.bindMu.Unlock()
+	infos := make([]PortInfo, 0, len(ports))
+	for _, p := range ports {
+		infos = append(infos, p.Info())
+	}
+	slices.SortFunc(infos, func(a, b PortInfo) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), a.Addr.Compare(b.Addr))
+	})
+	return infos
+}
+
+// Status is what `pktengine stat` shows: the engine, its ports and its
+// counters.
+type Status struct {
+	Interface string
+	MAC       string
+	Addrs     []AddrInfo
+	Workers   int
+	RXVersion string
+	Started   time.Time
+	Ports     []PortInfo
+	Counters  Counters
+}
+
+// Status returns the engine's status.
+func (e *Engine) Status() Status {
+	return Status{
+		Interface: e.ifi.Name,
+		MAC:       e.mac.String(),
+		Addrs:     e.Addrs(),
+		Workers:   len(e.workers),
+		RXVersion: e.cfg.RXVersion.String(),
+		Started:   e.started,
+		Ports:     e.Ports(),
+		Counters:  e.Counters(),
+	}
+}
