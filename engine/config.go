@@ -11,15 +11,15 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultQueueDepth   = 1024
-	DefaultICMPRate     = 1000 // ICMP errors per second, as Linux's icmp_msgs_per_sec
-	DefaultICMPBurst    = 50   // as Linux's icmp_msgs_burst
-	DefaultTTL          = 64
-	DefaultSourceRate   = 100 // service replies per second to one source
-	DefaultSourceBurst  = 20
-	DefaultSourceTable  = 4096
-	DefaultResolveWait  = time.Second
-	DefaultNeighborTTL  = 60 * time.Second
+	DefaultQueueDepth    = 1024
+	DefaultICMPRate      = 1000 // ICMP errors per second, as Linux's icmp_msgs_per_sec
+	DefaultICMPBurst     = 50   // as Linux's icmp_msgs_burst
+	DefaultTTL           = 64
+	DefaultSourceRate    = 100 // service replies per second to one source
+	DefaultSourceBurst   = 20
+	DefaultSourceTable   = 4096
+	DefaultResolveWait   = time.Second
+	DefaultNeighborTTL   = 60 * time.Second
 	DefaultRetireTimeout = time.Millisecond
 )
 
