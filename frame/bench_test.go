@@ -3,6 +3,9 @@ package frame
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // The figures these report are in docs/bench/frame.md.
@@ -140,5 +143,24 @@ func BenchmarkTemplateSetSrc(b *testing.B) {
 	}
 	if p.VerifyChecksums(f) != ReasonOK {
 		b.Fatal("checksums broken")
+	}
+}
+
+// BenchmarkGopacketParser decodes the same frame with gopacket's
+// DecodingLayerParser (preallocated layers, its fastest mode), for scale.
+func BenchmarkGopacketParser(b *testing.B) {
+	var eth layers.Ethernet
+	var ip4 layers.IPv4
+	var udp layers.UDP
+	var payload gopacket.Payload
+	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &udp, &payload)
+	decoded := make([]gopacket.LayerType, 0, 4)
+	f := seedRequest
+	b.ReportAllocs()
+	b.SetBytes(int64(len(f)))
+	for b.Loop() {
+		if err := parser.DecodeLayers(f, &decoded); err != nil || len(decoded) != 4 {
+			b.Fatal(err, decoded)
+		}
 	}
 }

@@ -359,35 +359,37 @@ func (p *Packet) Payload(frame []byte) []byte { return frame[p.PayloadOff:p.L4En
 // SrcAddr returns the IP source address (the ARP sender for ARP), or the
 // zero Addr if the frame is neither. It does not allocate.
 func (p *Packet) SrcAddr(frame []byte) netip.Addr {
+	o := p.L3Off
 	switch p.IPVersion {
 	case IPv4Version:
-		o := p.L3Off + ipv4Src
-		return netip.AddrFrom4([4]byte(frame[o : o+4]))
+		return netip.AddrFrom4([4]byte(frame[o+ipv4Src : o+ipv4Src+4]))
 	case IPv6Version:
-		o := p.L3Off + ipv6Src
-		return netip.AddrFrom16([16]byte(frame[o : o+16]))
+		return netip.AddrFrom16([16]byte(frame[o+ipv6Src : o+ipv6Src+16]))
 	}
-	if p.EtherType == proto.EtherTypeARP && p.End != 0 {
-		return p.ARP(frame).SenderIP()
-	}
-	return netip.Addr{}
+	return p.arpAddr(frame, arpSPA)
 }
 
 // DstAddr returns the IP destination address (the ARP target for ARP), or
 // the zero Addr. It does not allocate.
 func (p *Packet) DstAddr(frame []byte) netip.Addr {
+	o := p.L3Off
 	switch p.IPVersion {
 	case IPv4Version:
-		o := p.L3Off + ipv4Dst
-		return netip.AddrFrom4([4]byte(frame[o : o+4]))
+		return netip.AddrFrom4([4]byte(frame[o+ipv4Dst : o+ipv4Dst+4]))
 	case IPv6Version:
-		o := p.L3Off + ipv6Dst
-		return netip.AddrFrom16([16]byte(frame[o : o+16]))
+		return netip.AddrFrom16([16]byte(frame[o+ipv6Dst : o+ipv6Dst+16]))
 	}
-	if p.EtherType == proto.EtherTypeARP && p.End != 0 {
-		return p.ARP(frame).TargetIP()
+	return p.arpAddr(frame, arpTPA)
+}
+
+// arpAddr returns the protocol address at off of a decoded ARP packet, or
+// the zero Addr for anything else.
+func (p *Packet) arpAddr(frame []byte, off uint32) netip.Addr {
+	if p.EtherType != proto.EtherTypeARP || p.End == 0 {
+		return netip.Addr{}
 	}
-	return netip.Addr{}
+	o := p.L3Off + off
+	return netip.AddrFrom4([4]byte(frame[o : o+4]))
 }
 
 // SrcPort returns the UDP source port, or 0 if FlagUDP is not set.
