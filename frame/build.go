@@ -163,6 +163,10 @@ func UDPFrameLen(s *UDPSpec) int {
 // extension headers), UDP with the full checksum (a computed 0 is sent as
 // 0xFFFF). The frame is not padded to EthernetMinFrameLen (see
 // PadEthernet). It does not allocate.
+//
+// s.Payload may already sit where BuildUDP puts it, at
+// buf[UDPFrameLen(s)-len(s.Payload):], so a generator can fill its data in
+// place first; it must not overlap the headers otherwise.
 func BuildUDP(buf []byte, s *UDPSpec) (n int, err error) {
 	l2, l3, l4, family, err := udpLayout(s)
 	if err != nil {

@@ -423,3 +423,16 @@ func TestReplyInPlaceGroups(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildUDPPayloadInPlace(t *testing.T) {
+	s := &UDPSpec{SrcMAC: macA, DstMAC: macB, Src: v6A, Dst: v6B, VLANs: []VLANTag{{TCI: 1}}}
+	s.Payload = []byte("in place data")
+	want := mustBuild(t, s)
+	buf := make([]byte, 200)
+	n := UDPFrameLen(s)
+	copy(buf[n-len(s.Payload):n], s.Payload)
+	s.Payload = buf[n-len(s.Payload) : n]
+	if m, err := BuildUDP(buf, s); err != nil || m != n || !bytes.Equal(buf[:n], want) {
+		t.Fatalf("%d %v\n got %x\nwant %x", m, err, buf[:n], want)
+	}
+}
