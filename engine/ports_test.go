@@ -1,0 +1,468 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/ring"
+)
+
+func TestBindConflicts(t *testing.T) {
+	r := newRig(t, nil)
+	e := r.e
+	any := netip.Addr{}
+	v4any := netip.IPv4Unspecified()
+	v6any := netip.IPv6Unspecified()
+
+	mustBind := func(a netip.AddrPort) *Port {
+		t.Helper()
+		p, err := e.Bind(a)
+		if err != nil {
+			t.Fatalf("Bind(%v): %v", a, err)
+		}
+		return p
+	}
+	inUse := func(a netip.AddrPort) {
+		t.Helper()
+		_, err := e.Bind(a)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("Bind(%v) = %v, want EADDRINUSE", a, err)
+		}
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Op != "bind" {
+			t.Errorf("error %v is not a bind *net.OpError", err)
+		}
+	}
+
+	// An exact binding and a wildcard one coexist; duplicates do not.
+	mustBind(ap(owned4, 53))
+	mustBind(ap(v4any, 53))
+	inUse(ap(owned4, 53))
+	inUse(ap(v4any, 53))
+	inUse(ap(any, 53)) // covers IPv4, which 0.0.0.0 has
+	mustBind(ap(v6any, 53))
+	inUse(ap(v6any, 53))
+
+	p := mustBind(ap(any, 54))
+	inUse(ap(v4any, 54))
+	inUse(ap(v6any, 54))
+	mustBind(ap(shared6, 54))
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustBind(ap(v4any, 54)) // free again
+
+	// An IPv4-mapped address is its IPv4 address.
+	inUse(ap(netip.AddrFrom16(owned4.As16()), 53))
+
+	// Not an engine address.
+	if _, err := e.Bind(ap(netip.MustParseAddr("198.18.0.99"), 55)); !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		t.Errorf("Bind to a foreign address: %v, want EADDRNOTAVAIL", err)
+	}
+	// Group addresses are accepted.
+	mustBind(ap(bcast4, 56))
+	mustBind(ap(netip.MustParseAddr("239.1.2.3"), 56))
+
+	// Ephemeral ports come from the dynamic range and never repeat.
+	seen := map[uint16]bool{}
+	for range 200 {
+		p := mustBind(ap(owned4, 0))
+		port := p.Addr().Port()
+		if !proto.Dynamic.Contains(port) {
+			t.Fatalf("ephemeral port %d outside 49152-65535", port)
+		}
+		if seen[port] {
+			t.Fatalf("ephemeral port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+	if got := len(e.Ports()); got != 7+200 {
+		t.Errorf("Ports() lists %d ports, want %d", got, 207)
+	}
+}
+
+// TestEphemeralExhaustion binds every dynamic port and then expects
+// EADDRINUSE for one more.
+func TestEphemeralExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("binds 16384 ports")
+	}
+	r := newRig(t, &Config{QueueDepth: 1})
+	for range 16384 {
+		if _, err := r.e.Bind(ap(owned6, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.e.Bind(ap(owned6, 0)); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("17th thousand bind: %v, want EADDRINUSE", err)
+	}
+	if _, err := r.e.Bind(ap(owned4, 0)); err != nil {
+		t.Fatalf("IPv4 still has room: %v", err)
+	}
+}
+
+// TestDemuxPrefersExact: a datagram to an address with an exact binding
+// goes there, others to the wildcard; broadcasts go to the wildcard and
+// to a port bound to the broadcast address, both.
+func TestDemuxPrefersExact(t *testing.T) {
+	r := newRig(t, nil)
+	exact, _ := r.e.Bind(ap(owned4, 9000))
+	wild, _ := r.e.Bind(ap(netip.Addr{}, 9000))
+	group, _ := r.e.Bind(ap(bcast4, 9000))
+	r.one(udpFrame(t, ap(peer4, 1234), ap(owned4, 9000), []byte("a")), ring.Meta{})
+	r.one(udpFrame(t, ap(peer4, 1234), ap(shared4, 9000), []byte("b")), ring.Meta{})
+	r.one(udpFrame(t, ap(peer4, 1234), ap(bcast4, 9000), []byte("c")), ring.Meta{Type: ring.PacketBroadcast})
+	r.one(udpFrame(t, ap(peer4, 1234), ap(netip.MustParseAddr("255.255.255.255"), 9000), []byte("d")), ring.Meta{Type: ring.PacketBroadcast})
+
+	ctx := t.Context()
+	for _, tc := range []struct {
+		p    *Port
+		want string
+	}{{exact, "a"}, {wild, "bcd"}, {group, "c"}} {
+		ds := make([]Datagram, 8)
+		n, err := tc.p.Recv(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, d := range ds[:n] {
+			got = append(got, d.Payload...)
+		}
+		if string(got) != tc.want {
+			t.Errorf("%v received %q, want %q", tc.p, got, tc.want)
+		}
+		tc.p.Release(ds[:n])
+	}
+	c := r.e.Counters()
+	if c.UDP.InDatagrams != 5 || c.Outcomes[OutcomeDelivered] != 4 {
+		t.Errorf("InDatagrams %d (want 5: the broadcast twice), delivered %d (want 4)", c.UDP.InDatagrams, c.Outcomes[OutcomeDelivered])
+	}
+}
+
+// TestRecvDatagrams checks what Recv hands out and that the ring batch is
+// handed back only when the last datagram from it is released.
+func TestRecvDatagrams(t *testing.T) {
+	r := newRig(t, nil)
+	p, err := r.e.Bind(ap(netip.Addr{}, 5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := new(fakeBatch)
+	b.add(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("one")), ring.Meta{Timestamp: 1e9})
+	b.add(udpFrame(t, ap(peer6, 40002), ap(owned6, 5000), []byte("two")), ring.Meta{Timestamp: 2e9, Status: tpStatusVLANValid, VLANTCI: 12})
+	br := &batchRef{free: r.w.free}
+	r.w.handleBatch(br, b)
+	if br.queued != 2 {
+		t.Fatalf("queued %d", br.queued)
+	}
+
+	ds := make([]Datagram, 1)
+	n, err := p.Recv(t.Context(), ds)
+	if err != nil || n != 1 {
+		t.Fatalf("Recv = %d, %v", n, err)
+	}
+	d := ds[0]
+	if string(d.Payload) != "one" || d.Src != ap(peer4, 40001) || d.Dst != ap(owned4, 5000) || !d.Time.Equal(time.Unix(1, 0)) {
+		t.Errorf("datagram %q %v -> %v at %v", d.Payload, d.Src, d.Dst, d.Time)
+	}
+	if cap(d.Payload) != len(d.Payload) {
+		t.Errorf("payload capacity %d reaches past its length %d", cap(d.Payload), len(d.Payload))
+	}
+	if d.SrcMAC() != macPeer {
+		t.Errorf("SrcMAC %v", d.SrcMAC())
+	}
+	// Recv releases what ds held before refilling it.
+	if n, err = p.Recv(t.Context(), ds); err != nil || n != 1 {
+		t.Fatalf("Recv = %d, %v", n, err)
+	}
+	if len(r.w.free) != 0 {
+		t.Fatal("batch handed back while a datagram still holds it")
+	}
+	if v := ds[0].VLANs(); len(v) != 1 || v[0].ID() != 12 {
+		t.Errorf("VLANs %v", v)
+	}
+	ds[0].Release()
+	ds[0].Release() // a second release does nothing
+	select {
+	case got := <-r.w.free:
+		if got != br {
+			t.Fatal("a different batch came back")
+		}
+	default:
+		t.Fatal("batch not handed back after the last release")
+	}
+}
+
+// TestRecvWaits checks that Recv sleeps and wakes up, honours its
+// context, and returns net.ErrClosed when the port closes.
+func TestRecvWaits(t *testing.T) {
+	r := newRig(t, nil)
+	p, _ := r.e.Bind(ap(owned4, 5000))
+	got := make(chan string, 1)
+	go func() {
+		ds := make([]Datagram, 4)
+		n, err := p.Recv(context.Background(), ds)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(ds[0].Payload)
+		p.Release(ds[:n])
+	}()
+	time.Sleep(20 * time.Millisecond) // let it sleep
+	r.one(udpFrame(t, ap(peer4, 1), ap(owned4, 5000), []byte("wake")), ring.Meta{})
+	select {
+	case s := <-got:
+		if s != "wake" {
+			t.Fatalf("Recv: %s", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Recv did not wake up")
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := p.Recv(ctx, make([]Datagram, 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Recv with an expiring context: %v", err)
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Recv(context.Background(), make([]Datagram, 1))
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	// Queue one more datagram that Close must release.
+	r.one(udpFrame(t, ap(peer4, 1), ap(owned4, 5000), []byte("late")), ring.Meta{})
+	p.Close()
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Recv on a closing port: %v", err)
+	}
+	if _, err := p.Recv(context.Background(), make([]Datagram, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Recv on a closed port: %v, want net.ErrClosed", err)
+	}
+	if p.q.Len() != 0 {
+		t.Errorf("%d datagrams left queued after Close", p.q.Len())
+	}
+}
+
+// TestPortConcurrency runs a worker feeding a port while a consumer
+// receives and another goroutine binds and closes ports, under the race
+// detector.
+func TestPortConcurrency(t *testing.T) {
+	r := newRig(t, &Config{QueueDepth: 64})
+	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+	frames := new(fakeBatch)
+	for i := range 32 {
+		frames.add(udpFrame(t, ap(peer4, uint16(1000+i)), ap(owned4, 5000), []byte{byte(i)}), ring.Meta{})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var received int
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ds := make([]Datagram, 16)
+		for {
+			n, err := p.Recv(context.Background(), ds)
+			if err != nil {
+				return
+			}
+			received += n
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			q, err := r.e.Bind(ap(owned4, 0))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			q.Close()
+		}
+	}()
+	var br *batchRef
+	for range 300 {
+		if br == nil {
+			select {
+			case br = <-r.w.free:
+			case <-time.After(time.Millisecond):
+				br = &batchRef{free: r.w.free}
+			}
+		}
+		r.w.handleBatch(br, frames)
+		if br.queued != 0 {
+			br = nil
+		}
+	}
+	close(stop)
+	time.Sleep(10 * time.Millisecond)
+	p.Close()
+	wg.Wait()
+	c := r.e.Counters()
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if uint64(received)+c.UDP.RcvbufErrors > c.FramesIn || c.UDP.InDatagrams+c.UDP.RcvbufErrors != c.FramesIn {
+		t.Errorf("frames %d: delivered %d + dropped %d; received %d", c.FramesIn, c.UDP.InDatagrams, c.UDP.RcvbufErrors, received)
+	}
+}
+
+// TestPortReplyAndSend exercises the port-side TX: Reply goes back to the
+// datagram's MAC and VLAN with no neighbour lookup; Send resolves the
+// next hop from the neighbour table.
+func TestPortReplyAndSend(t *testing.T) {
+	r := newRig(t, nil)
+	tx := r.e.tx.(*fakeTX)
+	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+	r.one(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("q")), ring.Meta{Status: tpStatusVLANValid, VLANTCI: 7})
+	ds := make([]Datagram, 1)
+	if _, err := p.Recv(t.Context(), ds); err != nil {
+		t.Fatal(err)
+	}
+	d := ds[0]
+	d.Release() // Reply needs only the addresses
+	if err := p.Reply(&d, []byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	out := tx.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames", len(out))
+	}
+	pk := checkUDPFrame(t, out[0])
+	if pk.NumVLANs != 1 || pk.VLANs[0].ID() != 7 {
+		t.Errorf("reply VLANs %v", pk.VLANs[:pk.NumVLANs])
+	}
+	if pk.Src(out[0]) != ap(owned4, 5000) || pk.Dst(out[0]) != ap(peer4, 40001) || !bytes.Equal(pk.Payload(out[0]), []byte("answer")) {
+		t.Errorf("reply %v -> %v %q", pk.Src(out[0]), pk.Dst(out[0]), pk.Payload(out[0]))
+	}
+
+	// Send to a neighbour learned from its ARP request.
+	r.one(arpRequest(t, peer4, owned4), ring.Meta{Type: ring.PacketBroadcast})
+	r.tx.take()
+	if err := p.Send(ap(peer4, 6000), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	out = tx.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames", len(out))
+	}
+	pk = checkUDPFrame(t, out[0])
+	if eth := out[0][:6]; !bytes.Equal(eth, macPeer[:]) {
+		t.Errorf("sent to MAC %x", eth)
+	}
+	if pk.Src(out[0]) != ap(owned4, 5000) {
+		t.Errorf("source %v", pk.Src(out[0]))
+	}
+
+	// Broadcast needs no resolution; off-link needs a gateway.
+	if err := p.Send(ap(bcast4, 6000), []byte("all")); err != nil {
+		t.Fatal(err)
+	}
+	if out = tx.take(); len(out) != 1 || !bytes.Equal(out[0][:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) {
+		t.Fatalf("broadcast frames %x", out)
+	}
+	if err := p.Send(ap(netip.MustParseAddr("203.0.113.1"), 6000), []byte("x")); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("off-link send without gateway: %v", err)
+	}
+	if err := p.Send(ap(peer4, 6000), make([]byte, 1500)); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Errorf("oversized send: %v", err)
+	}
+	c := r.e.Counters()
+	if c.UDP.OutDatagrams != 3 {
+		t.Errorf("OutDatagrams %d, want 3", c.UDP.OutDatagrams)
+	}
+	if pi := p.Info(); pi.OutDatagrams != 3 || pi.InDatagrams != 1 {
+		t.Errorf("port info %+v", pi)
+	}
+}
+
+// TestSendResolves: Send to an unknown neighbour solicits it (ARP for
+// IPv4, NDP for IPv6), waits for the answer, and then sends; with no
+// answer it fails with EHOSTUNREACH.
+func TestSendResolves(t *testing.T) {
+	r := newRig(t, &Config{ResolveWait: 300 * time.Millisecond})
+	tx := r.e.tx.(*fakeTX)
+	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+
+	for _, tc := range []struct {
+		peer    netip.Addr
+		answer  func() []byte
+		isProbe func([]byte) bool
+	}{
+		{peer4, func() []byte { return arpReply(t, peer4, macPeer, owned4) }, func(f []byte) bool { return f[12] == 0x08 && f[13] == 0x06 }},
+		{peer6, func() []byte { return neighborAdvert(t, peer6, owned6) }, func(f []byte) bool { return f[12] == 0x86 && f[13] == 0xdd && f[14+40] == 135 }},
+	} {
+		errc := make(chan error, 1)
+		go func() { errc <- p.Send(ap(tc.peer, 6000), []byte("hi")) }()
+		// Wait for the solicitation, then answer it.
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			r.e.txMu.Lock()
+			n := len(tx.frames)
+			r.e.txMu.Unlock()
+			if n > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r.e.txMu.Lock()
+		probes := tx.take()
+		r.e.txMu.Unlock()
+		if len(probes) == 0 || !tc.isProbe(probes[0]) {
+			t.Fatalf("%v: no solicitation sent (%d frames)", tc.peer, len(probes))
+		}
+		r.one(tc.answer(), ring.Meta{})
+		if err := <-errc; err != nil {
+			t.Fatalf("Send to %v: %v", tc.peer, err)
+		}
+		r.e.txMu.Lock()
+		out := tx.take()
+		r.e.txMu.Unlock()
+		if len(out) != 1 || !bytes.Equal(out[0][:6], macPeer[:]) {
+			t.Fatalf("%v: sent %d frames", tc.peer, len(out))
+		}
+	}
+	if err := p.Send(ap(netip.MustParseAddr("198.18.0.77"), 6000), []byte("x")); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("send to a silent neighbour: %v, want EHOSTUNREACH", err)
+	}
+	if c := r.e.Counters(); c.NeighborsLearned != 2 {
+		t.Errorf("NeighborsLearned %d, want 2", c.NeighborsLearned)
+	}
+}
+
+func arpReply(tb testing.TB, sender netip.Addr, mac [6]byte, target netip.Addr) []byte {
+	tb.Helper()
+	buf := make([]byte, 64)
+	n, err := frame.BuildARP(buf, &frame.ARPSpec{Op: frame.ARPReply, SenderMAC: mac, SenderIP: sender, TargetMAC: macEngine, TargetIP: target})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func neighborAdvert(tb testing.TB, src, dst netip.Addr) []byte {
+	tb.Helper()
+	buf := make([]byte, 128)
+	n, err := frame.BuildNeighborAdvertisement(buf, &frame.IPSpec{SrcMAC: macPeer, DstMAC: macEngine, Src: src, Dst: dst},
+		src, frame.NDPFlagSolicited|frame.NDPFlagOverride, macPeer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return buf[:n]
+}
