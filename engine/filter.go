@@ -157,7 +157,7 @@ func filterProgram(addrs *addrSet, user []xbpf.Instruction, withPktType bool) ([
 	}
 	body(frame.EthernetHeaderLen)
 	a.label("tagged")
-	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen, Size: 2})
+	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen - 2, Size: 2}) // the EtherType after the tag
 	body(frame.EthernetHeaderLen + frame.VLANTagLen)
 
 	a.label("accept")
