@@ -64,8 +64,12 @@ type RXConfig struct {
 	BlockCount int
 
 	// RetireTimeout is how long the kernel waits before handing over a V3
-	// block that is not full. Zero means 4 ms; it is rounded to whole
-	// milliseconds, at least 1.
+	// block that is not full: the latency of a frame on a quiet link (it
+	// measures as the full timeout, not half of it: the timer restarts
+	// when a block opens). Zero means 1 ms, the least the kernel takes;
+	// the value is rounded to whole milliseconds. Under load blocks fill
+	// before the timer fires, so a longer timeout only saves wakeups when
+	// traffic is light.
 	RetireTimeout time.Duration
 
 	// FrameSize and FrameCount shape a V2 ring: FrameCount slots of

@@ -195,7 +195,7 @@ func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
 			return g, fmt.Errorf("RXConfig.RetireTimeout %v is negative", tmo)
 		}
 		if tmo == 0 {
-			tmo = 4 * time.Millisecond
+			tmo = time.Millisecond
 		}
 		g.retireMs = max(1, int((tmo+time.Millisecond/2)/time.Millisecond))
 		g.batchMax = 0

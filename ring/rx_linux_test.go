@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -420,4 +421,31 @@ func TestFilterBeforeBind(t *testing.T) {
 	// see frames when there are some.
 	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2})
 	collect(t, rx, 1, 0, nil)
+}
+
+func TestPromiscuous(t *testing.T) {
+	l := lab.New(t, nil)
+	b := l.B()
+	promiscuity := func() string {
+		out, err := b.Command(context.Background(), "ip", "-d", "link", "show", b.Iface).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		i := strings.Index(string(out), "promiscuity ")
+		if i < 0 {
+			t.Fatalf("no promiscuity in %s", out)
+		}
+		return strings.Fields(string(out)[i:])[1]
+	}
+	if got := promiscuity(); got != "0" {
+		t.Fatalf("promiscuity %s before", got)
+	}
+	rx := hostRX(t, b, &ring.RXConfig{Promiscuous: true, Filter: udpDstPortFilter(t, testPort)})
+	if got := promiscuity(); got != "1" {
+		t.Errorf("promiscuity %s with a promiscuous ring open, want 1", got)
+	}
+	rx.Close()
+	if got := promiscuity(); got != "0" {
+		t.Errorf("promiscuity %s after Close, want 0", got)
+	}
 }
