@@ -88,7 +88,9 @@ func (w *worker) run() error {
 			}
 		}
 		cur = nil
-		if err := w.rx.ReadInto(w.ctx, &br.b); err != nil {
+		// The background context keeps a sleeping ReadInto free of
+		// allocations; Close wakes it by closing the ring.
+		if err := w.rx.ReadInto(context.Background(), &br.b); err != nil {
 			if errors.Is(err, net.ErrClosed) || w.ctx.Err() != nil {
 				return nil
 			}

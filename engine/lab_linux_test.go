@@ -1,0 +1,413 @@
+//go:build linux
+
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/ring"
+)
+
+// The lab tests run the engine in host A of a two-namespace lab and talk
+// to it from host B with clients no test wrote: the kernel's UDP sockets
+// through Go's net package.
+
+// openLab opens an engine on A's lab interface.
+func openLab(t *testing.T, h *lab.Host, cfg *Config) *Engine {
+	t.Helper()
+	var e *Engine
+	err := h.Do(func() error {
+		ifi, err := h.Interface()
+		if err != nil {
+			return err
+		}
+		e, err = Open(ifi, cfg)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		c := e.Counters()
+		if err := c.Check(); err != nil {
+			t.Error(err)
+		}
+	})
+	return e
+}
+
+// capture records the frames arriving at h from mac, with a ring of its
+// own, until the test ends.
+type capture struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func startCapture(t *testing.T, h *lab.Host, from net.HardwareAddr, outgoing bool) *capture {
+	t.Helper()
+	var rx *ring.RX
+	err := h.Do(func() error {
+		ifi, err := h.Interface()
+		if err != nil {
+			return err
+		}
+		rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: !outgoing})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := rx.Read(context.Background(), buf)
+			if err != nil {
+				return
+			}
+			if bytes.Equal(buf[6:12], from) {
+				c.mu.Lock()
+				c.frames = append(c.frames, bytes.Clone(buf[:n]))
+				c.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		rx.Close()
+		<-done
+	})
+	return c
+}
+
+func (c *capture) take() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.frames
+	c.frames = nil
+	return f
+}
+
+// roundTrip sends msg from a kernel socket in h to dst and returns what
+// comes back, or the read error.
+func roundTrip(t *testing.T, h *lab.Host, dst netip.AddrPort, msg string) (string, error) {
+	t.Helper()
+	network := "udp4"
+	if dst.Addr().Is6() {
+		network = "udp6"
+	}
+	conn, err := h.DialUDP(network, nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	// Nothing else may follow: one request, one answer.
+	conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if m, err := conn.Read(buf[n:]); err == nil {
+		t.Errorf("a second answer from %v: %q", dst, buf[n:n+m])
+	}
+	return string(buf[:n]), nil
+}
+
+// checkSent verifies every UDP and ICMP frame in frames with the naive
+// checksum, and returns how many of each it saw.
+func checkSent(t *testing.T, frames [][]byte) (udp, icmp int) {
+	t.Helper()
+	for _, f := range frames {
+		var p frame.Packet
+		switch p.Decode(f) {
+		case frame.ReasonOK:
+			checkUDPFrame(t, f)
+			udp++
+		case frame.ReasonICMPv4:
+			if refSum(p.IPv4(f)[:p.L4Off-p.L3Off]) != 0xffff || refSum(p.ICMPv4(f)) != 0xffff {
+				t.Errorf("bad ICMP checksums in %x", f)
+			}
+			icmp++
+		case frame.ReasonICMPv6:
+			msg, ip := p.ICMPv6(f), p.IPv6(f)
+			if msg.Type() < 128 && !msg.IsChecksumValid(ip.PseudoHeaderSum(58, uint32(len(msg)))) {
+				t.Errorf("bad ICMPv6 checksum in %x", f)
+			}
+			if msg.Type() == frame.ICMPv6DestUnreachable {
+				icmp++
+			}
+		}
+	}
+	return udp, icmp
+}
+
+// TestLabOwned runs the engine on addresses the kernel does not have:
+// the peer finds them by ARP and NDP, gets its echo, and gets connection
+// refused for a closed port from the engine's own ICMP.
+func TestLabOwned(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	own4 := netip.MustParseAddr("198.18.0.100")
+	own6 := netip.MustParseAddr("fd00::100")
+	e := openLab(t, a, &Config{Addrs: []netip.Prefix{netip.PrefixFrom(own4, 32), netip.PrefixFrom(own6, 64)}})
+	for _, ai := range e.Addrs() {
+		if !ai.Owned {
+			t.Fatalf("%v not owned", ai.Prefix)
+		}
+	}
+	if ai := e.Addrs()[0]; ai.Prefix.Bits() != 24 {
+		t.Errorf("on-link prefix of %v not taken from the kernel's /24", ai.Prefix)
+	}
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
+		t.Fatal(err)
+	}
+	sent := startCapture(t, b, a.MAC, false)
+
+	for _, dst := range []netip.Addr{own4, own6} {
+		got, err := roundTrip(t, b, netip.AddrPortFrom(dst, 7), "TEST")
+		if err != nil || got != "TEST" {
+			t.Fatalf("echo via %v: %q, %v", dst, got, err)
+		}
+		_, err = roundTrip(t, b, netip.AddrPortFrom(dst, 9999), "anyone?")
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("closed port on %v: %v, want ECONNREFUSED", dst, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	udp, icmp := checkSent(t, sent.take())
+	if udp != 2 || icmp != 2 {
+		t.Errorf("peer received %d UDP and %d ICMP frames from the engine, want 2 and 2", udp, icmp)
+	}
+	c := e.Counters()
+	if c.ARPAnswered == 0 || c.NDPAnswered == 0 {
+		t.Errorf("ARP answered %d, NDP answered %d", c.ARPAnswered, c.NDPAnswered)
+	}
+	if c.ICMPSent != 2 || c.UDP.NoPorts != 2 || c.UDP.InDatagrams != 2 || c.UDP.OutDatagrams != 2 {
+		t.Errorf("ICMP sent %d, Udp %+v", c.ICMPSent, c.UDP)
+	}
+}
+
+// TestLabShared runs the engine on the kernel's own addresses: the
+// engine answers its port and the kernel stays silent about it, while
+// for an unbound port the kernel (alone) answers with ICMP.
+func TestLabShared(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	// Through the qdisc, so that A's own packet taps see the engine's
+	// frames beside the kernel's (a bypassing frame skips them).
+	e := openLab(t, a, &Config{KeepQdisc: true})
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
+		t.Fatal(err)
+	}
+	fromA := startCapture(t, a, a.MAC, true) // everything A sends
+	for _, dst := range []netip.Addr{a.IPv4.Addr(), a.IPv6.Addr()} {
+		got, err := roundTrip(t, b, netip.AddrPortFrom(dst, 7), "TEST")
+		if err != nil || got != "TEST" {
+			t.Fatalf("echo via %v: %q, %v", dst, got, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	udp, icmp := checkSent(t, fromA.take())
+	if udp != 2 || icmp != 0 {
+		t.Errorf("A sent %d UDP and %d ICMP frames for the echo port, want 2 and 0", udp, icmp)
+	}
+
+	for _, dst := range []netip.Addr{a.IPv4.Addr(), a.IPv6.Addr()} {
+		_, err := roundTrip(t, b, netip.AddrPortFrom(dst, 9999), "anyone?")
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("closed port on %v: %v, want ECONNREFUSED from the kernel", dst, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, icmp := checkSent(t, fromA.take()); icmp != 2 {
+		t.Errorf("A sent %d ICMP errors for two closed-port probes, want 2 (the kernel's alone)", icmp)
+	}
+
+	// A kernel program cannot take the engine's port, and the engine
+	// cannot take a kernel program's.
+	err := a.Do(func() error {
+		_, err := net.ListenUDP("udp4", &net.UDPAddr{IP: a.IPv4.Addr().AsSlice(), Port: 7})
+		return err
+	})
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("kernel bind of the engine's port: %v, want EADDRINUSE", err)
+	}
+	k, err := a.ListenUDP("udp6", &net.UDPAddr{IP: a.IPv6.Addr().AsSlice(), Port: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if _, err := e.Bind(netip.AddrPortFrom(a.IPv6.Addr(), 4000)); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("engine bind of a kernel program's port: %v, want EADDRINUSE", err)
+	}
+	c := e.Counters()
+	if c.Outcomes[OutcomeKernel] != 2 || c.ICMPSent != 0 || c.UDP.NoPorts != 0 {
+		t.Errorf("left to the kernel %d, ICMP sent %d, NoPorts %d; want 2, 0, 0", c.Outcomes[OutcomeKernel], c.ICMPSent, c.UDP.NoPorts)
+	}
+}
+
+// TestLabPortAPI: Recv and Reply, and Send to a peer the engine has to
+// resolve itself.
+func TestLabPortAPI(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	e := openLab(t, a, &Config{Workers: 2})
+	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	go func() {
+		ds := make([]Datagram, 8)
+		for {
+			n, err := p.Recv(ctx, ds)
+			if err != nil {
+				return
+			}
+			for i := range ds[:n] {
+				reply := append([]byte("re: "), ds[i].Payload...)
+				if err := p.Reply(&ds[i], reply); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	for _, dst := range []netip.Addr{a.IPv4.Addr(), a.IPv6.Addr()} {
+		got, err := roundTrip(t, b, netip.AddrPortFrom(dst, 5000), "hello")
+		if err != nil || got != "re: hello" {
+			t.Fatalf("via %v: %q, %v", dst, got, err)
+		}
+	}
+
+	for _, peer := range []netip.Addr{b.IPv4.Addr(), b.IPv6.Addr()} {
+		network := "udp4"
+		if peer.Is6() {
+			network = "udp6"
+		}
+		k, err := b.ListenUDP(network, &net.UDPAddr{IP: peer.AsSlice(), Port: 6000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Send(netip.AddrPortFrom(peer, 6000), []byte("unsolicited")); err != nil {
+			t.Fatalf("Send to %v: %v", peer, err)
+		}
+		k.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 100)
+		n, from, err := k.ReadFromUDPAddrPort(buf)
+		k.Close()
+		if err != nil || string(buf[:n]) != "unsolicited" {
+			t.Fatalf("peer read %q, %v", buf[:n], err)
+		}
+		want := a.IPv4.Addr()
+		if peer.Is6() {
+			want = a.IPv6.Addr()
+		}
+		if from.Port() != q.Addr().Port() || from.Addr().Unmap() != want {
+			t.Errorf("datagram from %v, want %v port %d", from, want, q.Addr().Port())
+		}
+	}
+	if c := e.Counters(); c.NeighborsLearned < 2 {
+		t.Errorf("NeighborsLearned %d", c.NeighborsLearned)
+	}
+}
+
+// TestLabNoAllocs sends thousands of echo requests from raw frames on B
+// and checks with runtime.MemStats that the engine allocates nothing per
+// datagram.
+func TestLabNoAllocs(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	e := openLab(t, a, &Config{RXVersion: ring.V2})
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
+		t.Fatal(err)
+	}
+	var tx ring.Transmitter
+	if err := b.Do(func() error {
+		ifi, err := b.Interface()
+		if err != nil {
+			return err
+		}
+		tx, err = ring.NewTX(ifi, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	req := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(a.IPv4.Addr(), 7), []byte("TEST"),
+		func(s *frame.UDPSpec) {
+			s.SrcMAC = frame.MAC(b.MAC)
+			s.DstMAC = frame.MAC(a.MAC)
+		})
+	const n = 20000
+	// Poll the published worker counters: Counters also reads the
+	// rings' statistics, which allocates.
+	out := func() uint64 {
+		var s counterSet
+		var total uint64
+		for _, w := range e.workers {
+			w.pub.read(&s)
+			total += s[cOutDatagrams]
+		}
+		return total
+	}
+	wait := func(want uint64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for out() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	send := func(k int) {
+		for i := range k {
+			if err := ring.Send(context.Background(), tx, req); err != nil {
+				t.Fatal(err)
+			}
+			if i%64 == 63 {
+				tx.Flush()
+				time.Sleep(50 * time.Microsecond) // stay under the ring's capacity
+			}
+		}
+		tx.Flush()
+	}
+	send(1000) // warm up: batch refs, buffers
+	wait(1000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	send(n)
+	wait(1000 + n)
+	runtime.ReadMemStats(&after)
+	c := e.Counters()
+	if c.UDP.OutDatagrams < 1000+n*9/10 {
+		t.Fatalf("only %d of %d echoed (ring drops %d)", c.UDP.OutDatagrams, 1000+n, c.RingDrops)
+	}
+	allocs := after.Mallocs - before.Mallocs
+	t.Logf("%d allocations for %d datagrams", allocs, n)
+	if allocs > n/100 {
+		t.Errorf("%d allocations while echoing %d datagrams: the path allocates", allocs, n)
+	}
+}
