@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/ring"
 	"golang.org/x/net/bpf"
@@ -24,57 +25,27 @@ type udp4Frame struct {
 	tpid, tci      uint16 // tpid != 0 adds a VLAN tag
 }
 
-// build writes the frame by hand: frame/ is tested separately, and these
-// tests must not depend on it being right.
+// build writes the frame with frame.BuildUDP. The tests that deliver
+// frames to a kernel UDP socket on the peer double as a check of its
+// checksums: the kernel drops a datagram whose checksum is wrong.
 func (f udp4Frame) build() []byte {
-	b := make([]byte, 0, 64+len(f.payload))
-	b = append(b, f.dstMAC...)
-	b = append(b, f.srcMAC...)
+	spec := &frame.UDPSpec{
+		SrcMAC:       frame.MAC(f.srcMAC),
+		DstMAC:       frame.MAC(f.dstMAC),
+		Src:          netip.AddrPortFrom(f.src, f.sport),
+		Dst:          netip.AddrPortFrom(f.dst, f.dport),
+		DontFragment: true,
+		Payload:      f.payload,
+	}
 	if f.tpid != 0 {
-		b = binary.BigEndian.AppendUint16(b, f.tpid)
-		b = binary.BigEndian.AppendUint16(b, f.tci)
+		spec.VLANs = []frame.VLANTag{{TPID: f.tpid, TCI: f.tci}}
 	}
-	b = binary.BigEndian.AppendUint16(b, 0x0800)
-	ip := len(b)
-	udpLen := 8 + len(f.payload)
-	b = append(b, 0x45, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(20+udpLen))
-	b = append(b, 0, 0, 0x40, 0, 64, 17, 0, 0) // id, DF, TTL, UDP, checksum
-	b = append(b, f.src.AsSlice()...)
-	b = append(b, f.dst.AsSlice()...)
-	binary.BigEndian.PutUint16(b[ip+10:], ^inetSum(b[ip:ip+20], 0))
-	u := len(b)
-	b = binary.BigEndian.AppendUint16(b, f.sport)
-	b = binary.BigEndian.AppendUint16(b, f.dport)
-	b = binary.BigEndian.AppendUint16(b, uint16(udpLen))
-	b = append(b, 0, 0)
-	b = append(b, f.payload...)
-	pseudo := make([]byte, 0, 12)
-	pseudo = append(pseudo, f.src.AsSlice()...)
-	pseudo = append(pseudo, f.dst.AsSlice()...)
-	pseudo = append(pseudo, 0, 17)
-	pseudo = binary.BigEndian.AppendUint16(pseudo, uint16(udpLen))
-	c := ^inetSum(b[u:], inetSum(pseudo, 0))
-	if c == 0 {
-		c = 0xffff
+	buf := make([]byte, frame.UDPFrameLen(spec))
+	n, err := frame.BuildUDP(buf, spec)
+	if err != nil {
+		panic(err)
 	}
-	binary.BigEndian.PutUint16(b[u+6:], c)
-	return b
-}
-
-// inetSum is the RFC 1071 ones'-complement sum, the slow obvious way.
-func inetSum(b []byte, initial uint16) uint16 {
-	s := uint32(initial)
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	return buf[:n]
 }
 
 // udpFrameAB returns a frame from host a to host b.
