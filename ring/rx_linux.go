@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/socket"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -526,6 +527,29 @@ func (r *RX) Read(ctx context.Context, p []byte) (int, Meta, error) {
 	}
 	return n, m, nil
 }
+
+// SetFilter replaces the socket's classic BPF filter; frames already in the
+// ring stay. A nil or empty filter removes it. It fails with EPERM when the
+// filter was locked (RXConfig.LockFilter).
+func (r *RX) SetFilter(filter []bpf.RawInstruction) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	var err error
+	if len(filter) == 0 {
+		err = r.conn.RemoveBPF()
+	} else {
+		err = r.conn.SetBPF(filter)
+	}
+	if err != nil {
+		return &net.OpError{Op: "setfilter", Net: "packet", Addr: r.addr, Err: err}
+	}
+	return nil
+}
+
+// SyscallConn gives access to the socket, for options this package does
+// not wrap. Do not read from it or change the ring with it.
+func (r *RX) SyscallConn() (syscall.RawConn, error) { return r.conn.SyscallConn() }
 
 // Stats reads PACKET_STATISTICS, adds it to the totals since the socket
 // was opened, and returns the totals.

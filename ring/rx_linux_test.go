@@ -13,6 +13,7 @@ import (
 
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/ring"
+	"golang.org/x/sys/unix"
 )
 
 const testPort = 7000
@@ -447,5 +448,74 @@ func TestPromiscuous(t *testing.T) {
 	rx.Close()
 	if got := promiscuity(); got != "0" {
 		t.Errorf("promiscuity %s after Close, want 0", got)
+	}
+}
+
+func TestSetFilterAndLock(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	tx := hostTX(t, a, nil)
+	toPort := func(port uint16, i int) []byte { return udpFrameAB(a, b, 40000, port, seqPayload(i)).build() }
+	isUDP := func(data []byte, m ring.Meta) bool { _, _, _, ok := parsedUDP(data); return ok }
+
+	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
+	sendFrames(t, tx, toPort(testPort+1, 0), toPort(testPort, 1))
+	got := collect(t, rx, 1, 20*time.Millisecond, isUDP)
+	if len(got) != 1 {
+		t.Fatalf("got %d frames through the first filter, want 1", len(got))
+	}
+	if err := rx.SetFilter(udpDstPortFilter(t, testPort+1)); err != nil {
+		t.Fatal(err)
+	}
+	sendFrames(t, tx, toPort(testPort, 2), toPort(testPort+1, 3))
+	got = collect(t, rx, 1, 20*time.Millisecond, isUDP)
+	if _, dport, _, _ := parsedUDP(got[0].data); len(got) != 1 || dport != testPort+1 {
+		t.Fatalf("after SetFilter: %d frames, first to port %d", len(got), dport)
+	}
+	if err := rx.SetFilter(nil); err != nil {
+		t.Fatal(err)
+	}
+	sendFrames(t, tx, toPort(testPort, 4), toPort(testPort+1, 5))
+	if got := collect(t, rx, 2, 20*time.Millisecond, isUDP); len(got) != 2 {
+		t.Fatalf("without a filter: %d frames, want both", len(got))
+	}
+
+	locked := hostRX(t, b, &ring.RXConfig{Filter: udpDstPortFilter(t, testPort), LockFilter: true})
+	if err := locked.SetFilter(udpDstPortFilter(t, testPort+1)); !errors.Is(err, unix.EPERM) {
+		t.Errorf("SetFilter on a locked filter: %v, want EPERM", err)
+	}
+	if err := locked.SetFilter(nil); !errors.Is(err, unix.EPERM) {
+		t.Errorf("removing a locked filter: %v, want EPERM", err)
+	}
+}
+
+func TestFanoutLB(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	var rxs [2]*ring.RX
+	for i := range rxs {
+		rxs[i] = hostRX(t, b, &ring.RXConfig{
+			Version: ring.V2,
+			Filter:  udpDstPortFilter(t, testPort),
+			Fanout:  &ring.Fanout{Type: ring.FanoutLB, GroupID: 7},
+		})
+	}
+	// A listener keeps B from answering with ICMP: its outgoing frames
+	// would take turns in the round robin too.
+	ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tx := hostTX(t, a, nil)
+	const n = 100
+	for i := range n {
+		sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+	}
+	// One flow, yet round robin splits it evenly.
+	for i, rx := range rxs {
+		if got := collect(t, rx, n/2, 20*time.Millisecond, nil); len(got) != n/2 {
+			t.Errorf("worker %d got %d frames, want %d", i, len(got), n/2)
+		}
 	}
 }

@@ -5,6 +5,9 @@ package ring
 import (
 	"context"
 	"net"
+	"syscall"
+
+	"golang.org/x/net/bpf"
 )
 
 // RX is a receive ring. On this platform every constructor fails with
@@ -27,6 +30,12 @@ func (r *RX) ReadInto(ctx context.Context, b *Batch) error { return ErrUnsupport
 func (r *RX) Read(ctx context.Context, p []byte) (int, Meta, error) {
 	return 0, Meta{}, ErrUnsupported
 }
+
+// SetFilter returns ErrUnsupported.
+func (r *RX) SetFilter(filter []bpf.RawInstruction) error { return ErrUnsupported }
+
+// SyscallConn returns ErrUnsupported.
+func (r *RX) SyscallConn() (syscall.RawConn, error) { return nil, ErrUnsupported }
 
 // Stats returns ErrUnsupported.
 func (r *RX) Stats() (Stats, error) { return Stats{}, ErrUnsupported }
