@@ -309,9 +309,11 @@ func (l *Lab) Close() error {
 
 // Do runs fn on an OS thread that has been switched into the host's
 // network namespace, and switches it back afterwards. Sockets fn opens
-// stay in the namespace after Do returns. fn runs on another goroutine, so
-// it must not call t.FailNow and friends; a panic in fn is re-raised in the
-// caller after the thread is restored.
+// stay in the namespace after Do returns. Goroutines fn starts do not
+// inherit the namespace; name resolution may run on one, so give fn
+// literal addresses. fn runs on another goroutine, so it must not call
+// t.FailNow and friends; a panic in fn is re-raised in the caller after
+// the thread is restored.
 //
 // If the thread cannot be switched back, it is left locked so the Go
 // runtime terminates it instead of running other goroutines in the wrong
