@@ -23,6 +23,7 @@ func TestZeroAllocs(t *testing.T) {
 	var sink netip.AddrPort
 	spec := seedRequestSpec()
 	src := netip.MustParseAddrPort("198.18.7.9:5555")
+	src6 := netip.MustParseAddrPort("[fd00::7:9]:5555")
 
 	cases := []struct {
 		name string
@@ -39,6 +40,7 @@ func TestZeroAllocs(t *testing.T) {
 		{"ReplyInPlace IPv6", func() { p.Decode(v6); ReplyInPlace(v6, &p, 64) }},
 		{"FillUDPChecksum", func() { p.Decode(v6); p.FillUDPChecksum(v6) }},
 		{"SetSrcChecksummed", func() { p.Decode(v4); p.SetSrcChecksummed(v4, src); p.SetSrcChecksummed(v4, seedClient) }},
+		{"SetSrcChecksummed IPv6", func() { p.Decode(v6); p.SetDstChecksummed(v6, src6); p.SetDstChecksummed(v6, v6B) }},
 		{"ARPReplyInPlace", func() { p.Decode(arp); ARPReplyInPlace(arp, &p, macB) }},
 		{"AnswerNeighborSolicitation", func() { p.Decode(ns); AnswerNeighborSolicitation(out, ns, &p, macB) }},
 		{"BuildUDP", func() { BuildUDP(out, spec) }},

@@ -108,22 +108,16 @@ func (b UDP) IsChecksumValid(pseudo uint16) bool {
 
 // SetSourcePortChecksummed sets the source port and updates the checksum
 // incrementally (RFC 1624). A zero checksum ("none", IPv4 only) stays
-// zero.
+// zero, and an update never leaves a 0 where a checksum was.
 func (b UDP) SetSourcePortChecksummed(p uint16) {
-	c := b.Checksum()
-	if c != 0 {
-		b.SetChecksum(nonZero(proto.Update16(c, b.SourcePort(), p)))
-	}
+	b.SetChecksum(proto.UpdateUDP16(b.Checksum(), b.SourcePort(), p))
 	b.SetSourcePort(p)
 }
 
 // SetDestinationPortChecksummed sets the destination port and updates the
-// checksum incrementally. A zero checksum stays zero.
+// checksum incrementally, as SetSourcePortChecksummed.
 func (b UDP) SetDestinationPortChecksummed(p uint16) {
-	c := b.Checksum()
-	if c != 0 {
-		b.SetChecksum(nonZero(proto.Update16(c, b.DestinationPort(), p)))
-	}
+	b.SetChecksum(proto.UpdateUDP16(b.Checksum(), b.DestinationPort(), p))
 	b.SetDestinationPort(p)
 }
 
@@ -132,28 +126,11 @@ func (b UDP) SetDestinationPortChecksummed(p uint16) {
 // it alongside IPv4.SetSourceChecksummed and friends. A zero checksum stays
 // zero.
 func (b UDP) UpdateChecksumPseudoHeaderAddress(old, new netip.Addr) {
-	c := b.Checksum()
-	if c == 0 {
-		return
-	}
 	if old.Is4() {
 		o, n := old.As4(), new.As4()
-		c = proto.Update32(c, binary.BigEndian.Uint32(o[:]), binary.BigEndian.Uint32(n[:]))
-	} else {
-		o, n := old.As16(), new.As16()
-		c = proto.Update32(c, binary.BigEndian.Uint32(o[0:]), binary.BigEndian.Uint32(n[0:]))
-		c = proto.Update32(c, binary.BigEndian.Uint32(o[4:]), binary.BigEndian.Uint32(n[4:]))
-		c = proto.Update32(c, binary.BigEndian.Uint32(o[8:]), binary.BigEndian.Uint32(n[8:]))
-		c = proto.Update32(c, binary.BigEndian.Uint32(o[12:]), binary.BigEndian.Uint32(n[12:]))
+		b.SetChecksum(proto.UpdateUDP32(b.Checksum(), binary.BigEndian.Uint32(o[:]), binary.BigEndian.Uint32(n[:])))
+		return
 	}
-	b.SetChecksum(nonZero(c))
-}
-
-// nonZero maps a computed UDP checksum of 0 to 0xFFFF, its equal in
-// ones'-complement arithmetic, because 0 on the wire means "none".
-func nonZero(c uint16) uint16 {
-	if c == 0 {
-		return 0xffff
-	}
-	return c
+	o, n := old.As16(), new.As16()
+	b.SetChecksum(proto.UpdateUDPBytes(b.Checksum(), o[:], n[:]))
 }
