@@ -374,6 +374,27 @@ func doInNetns(name string, fn func() error) error {
 	return r.err
 }
 
+// Sysctl sets a per-namespace kernel parameter inside the host, for
+// example Sysctl("net.core.rmem_max", "8388608") or, for the lab
+// interface, Sysctl("net.ipv4.conf.veth0.rp_filter", "0"). It returns the
+// previous value.
+func (h *Host) Sysctl(name, value string) (string, error) {
+	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	var old string
+	err := h.Do(func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		old = strings.TrimSpace(string(b))
+		return os.WriteFile(path, []byte(value), 0)
+	})
+	if err != nil {
+		return "", fmt.Errorf("netns %s: sysctl %s: %w", h.Name, name, err)
+	}
+	return old, nil
+}
+
 // Interface returns the lab interface as seen inside the host's namespace.
 func (h *Host) Interface() (*net.Interface, error) {
 	return h.InterfaceByName(h.Iface)

@@ -29,6 +29,9 @@ func CheckPrivileges() error { return errUnsupported }
 // Do is not supported on this platform.
 func (h *Host) Do(fn func() error) error { return errUnsupported }
 
+// Sysctl is not supported on this platform.
+func (h *Host) Sysctl(name, value string) (string, error) { return "", errUnsupported }
+
 // Interface is not supported on this platform.
 func (h *Host) Interface() (*net.Interface, error) { return nil, errUnsupported }
 

@@ -314,3 +314,27 @@ func TestDo(t *testing.T) {
 		}
 	}
 }
+
+func TestSysctl(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	name := "net.ipv4.conf." + a.Iface + ".rp_filter"
+	old, err := a.Sysctl(name, "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Sysctl(name, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "2" {
+		t.Errorf("read back %q, want 2", got)
+	}
+	// The setting is A's alone: B and the root namespace keep theirs.
+	if v, err := b.Sysctl(name, old); err != nil || v != old {
+		t.Errorf("B's %s = %q (%v), want %q", name, v, err, old)
+	}
+	if _, err := a.Sysctl("net.no.such.knob", "1"); err == nil {
+		t.Error("setting a missing sysctl succeeded")
+	}
+}
