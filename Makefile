@@ -33,5 +33,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+# The main job on the built-in lab: a two-namespace lab, the echo responder in
+# one namespace, a kernel UDP client in the other, `pktengine stat`, teardown.
+demo: build
+	./bin/pktengine demo
+
 clean:
 	rm -rf bin

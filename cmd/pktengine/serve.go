@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/pktengine/pktengine/engine"
+	"github.com/pktengine/pktengine/internal/pcap"
+	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/ring"
+)
+
+func init() {
+	register(command{
+		name:    "serve",
+		summary: "run the UDP responder (echo, discard, daytime, qotd, chargen) on an interface",
+		run:     runServe,
+	})
+}
+
+// prefixList is a repeatable --addr flag.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set accepts an address ("198.18.0.10") or a prefix ("198.18.0.10/24").
+func (l *prefixList) Set(v string) error {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		*l = append(*l, p)
+		return nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither an IP address nor a prefix", v)
+	}
+	*l = append(*l, netip.PrefixFrom(a, a.BitLen()))
+	return nil
+}
+
+type serveFlags struct {
+	iface    string
+	addrs    prefixList
+	services [len(serviceFlags)]string
+	filter   string
+	workers  int
+	rxRing   string
+	queue    int
+	metrics  string
+	control  string
+	pcap     string
+	dropped  bool
+	user     string
+	verbose  bool
+}
+
+// serviceFlags are the --echo, --discard, ... flags in engine.Service order.
+var serviceFlags = [...]engine.Service{engine.Echo, engine.Discard, engine.Daytime, engine.QOTD, engine.Chargen}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlagSet("serve", "--iface IF [--addr IP]... [--echo PORT] [--discard PORT] ... [flags]", stderr)
+	fs.StringVar(&f.iface, "iface", "", "interface to serve on (required)")
+	fs.Var(&f.addrs, "addr", "address (or prefix) to serve; repeatable. Default: the interface's own addresses. An address the kernel does not have is owned: the engine answers ARP/NDP and ping for it")
+	for i, s := range serviceFlags {
+		fs.StringVar(&f.services[i], s.String(), "", fmt.Sprintf("serve %s on `PORT` (a number or a service name, e.g. %d or %s)", s, s.Port(), s))
+	}
+	fs.StringVar(&f.filter, "filter", "", "tcpdump-style expression narrowing the datagrams served (ANDed with the engine's own filter)")
+	fs.IntVar(&f.workers, "workers", 1, "receive rings and worker goroutines (PACKET_FANOUT hash)")
+	fs.StringVar(&f.rxRing, "rx-ring", "v3", "receive ring version: v3 (throughput) or v2 (latency)")
+	fs.IntVar(&f.queue, "queue", 0, "per-port queue depth (0: engine default)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (host:port), at /metrics")
+	fs.StringVar(&f.control, "control", defaultControlPath(), "unix control socket `PATH` for 'pktengine stat' (empty: none)")
+	fs.StringVar(&f.pcap, "pcap", "", "write received frames to `FILE` (pcap, nanosecond timestamps)")
+	fs.BoolVar(&f.dropped, "pcap-dropped", false, "with --pcap, write only the frames the engine dropped")
+	fs.StringVar(&f.user, "user", "", "drop privileges to `NAME` once the sockets are open")
+	fs.BoolVar(&f.verbose, "v", false, "log engine events to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+	}
+	if f.iface == "" {
+		fs.Usage()
+		return fmt.Errorf("--iface is required: %w", errUsage)
+	}
+	return serve(ctx, &f, stdout, stderr)
+}
+
+func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err error) {
+	ifi, err := net.InterfaceByName(f.iface)
+	if err != nil {
+		return fmt.Errorf("no such interface %q in this network namespace: %w", f.iface, err)
+	}
+	ports, err := f.servicePorts()
+	if err != nil {
+		return err
+	}
+	cfg := &engine.Config{
+		Addrs:          f.addrs,
+		Filter:         f.filter,
+		Workers:        f.workers,
+		QueueDepth:     f.queue,
+		CaptureDropped: f.dropped,
+	}
+	switch strings.ToLower(f.rxRing) {
+	case "v3", "3":
+		cfg.RXVersion = ring.V3
+	case "v2", "2":
+		cfg.RXVersion = ring.V2
+	default:
+		return fmt.Errorf("--rx-ring %q: want v2 or v3", f.rxRing)
+	}
+	if f.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	if f.pcap != "" {
+		file, err := os.Create(f.pcap)
+		if err != nil {
+			return err
+		}
+		w, err := pcap.NewWriter(file, 0)
+		if err != nil {
+			file.Close()
+			return err
+		}
+		defer func() { err = errors.Join(err, w.Close(), file.Close()) }()
+		cfg.Capture = w
+	}
+
+	e, err := engine.Open(ifi, cfg)
+	if err != nil {
+		return explainOpenError(err)
+	}
+	defer func() { err = errors.Join(err, e.Close()) }()
+	for _, sp := range ports {
+		if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, sp.port), sp.service); err != nil {
+			return fmt.Errorf("%s on port %d: %w", sp.service, sp.port, err)
+		}
+	}
+
+	stopVisibility, err := startVisibility(ctx, e, f, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopVisibility()
+
+	if f.user != "" {
+		if err := dropPrivileges(f.user); err != nil {
+			return err
+		}
+	}
+
+	st := e.Status()
+	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), rx ring %s:", st.Interface, st.MAC, st.Workers, st.RXVersion)
+	for _, p := range st.Ports {
+		fmt.Fprintf(stderr, " %s/%s", p.Local(), p.Service)
+	}
+	fmt.Fprintln(stderr)
+
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "pktengine: shutting down")
+	final := e.Status()
+	writeStatus(stdout, &final)
+	return nil
+}
+
+type servicePort struct {
+	service engine.Service
+	port    uint16
+}
+
+// servicePorts resolves the service flags; with none given it serves echo
+// on its well-known port, the responder most users start pktengine for.
+func (f *serveFlags) servicePorts() ([]servicePort, error) {
+	var out []servicePort
+	for i, v := range f.services {
+		if v == "" {
+			continue
+		}
+		p, err := proto.ParsePort(v, "udp")
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", serviceFlags[i], err)
+		}
+		out = append(out, servicePort{serviceFlags[i], p})
+	}
+	if len(out) == 0 {
+		out = append(out, servicePort{engine.Echo, engine.Echo.Port()})
+	}
+	return out, nil
+}
+
+// explainOpenError adds what to do about the errors a user meets first.
+func explainOpenError(err error) error {
+	switch {
+	case strings.Contains(err.Error(), "CAP_NET_RAW"):
+		return err // already says what to do
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%w (AF_PACKET rings need CAP_NET_RAW, and CAP_NET_ADMIN for shared addresses: run as root or grant them with setcap cap_net_raw,cap_net_admin+ep)", err)
+	}
+	return err
+}
