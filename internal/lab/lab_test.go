@@ -330,7 +330,7 @@ func TestSysctl(t *testing.T) {
 	if got != "2" {
 		t.Errorf("read back %q, want 2", got)
 	}
-	// The setting is A's alone: B and the root namespace keep theirs.
+	// The setting is A's alone: B keeps its own.
 	if v, err := b.Sysctl(name, old); err != nil || v != old {
 		t.Errorf("B's %s = %q (%v), want %q", name, v, err, old)
 	}
