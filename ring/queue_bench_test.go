@@ -25,8 +25,13 @@ type queueBenchDesc struct {
 	Flags      uint16
 }
 
-// queueBenchSlice is a value holding a pointer, which makes Dequeue zero slots.
-type queueBenchSlice = []byte
+// queueBenchSlice is a value holding a pointer, which makes Dequeue clear
+// slots; queueBenchWords is the same size without pointers, so the two
+// together show what clearing costs.
+type (
+	queueBenchSlice = []byte
+	queueBenchWords = struct{ A, B, C uint64 }
+)
 
 // queueBenchShapes are the batch sizes on each side: values per Enqueue
 // call (1 means Enqueue, more EnqueueBatch) and per Dequeue call. 1/64 is
@@ -40,7 +45,10 @@ func BenchmarkSPSC(b *testing.B) {
 			benchQueue(b, queueMust(NewSPSC[queueBenchDesc](benchQueueCap)), 1, sh.enq, sh.deq, queueBenchDesc{Len: 64})
 		})
 	}
-	for _, sh := range queueBenchShapes[1:2] {
+	for _, sh := range []struct{ enq, deq int }{{1, 64}, {64, 64}} {
+		b.Run(fmt.Sprintf("words/enq=%d/deq=%d", sh.enq, sh.deq), func(b *testing.B) {
+			benchQueue(b, queueMust(NewSPSC[queueBenchWords](benchQueueCap)), 1, sh.enq, sh.deq, queueBenchWords{A: 64})
+		})
 		b.Run(fmt.Sprintf("slice/enq=%d/deq=%d", sh.enq, sh.deq), func(b *testing.B) {
 			benchQueue(b, queueMust(NewSPSC[queueBenchSlice](benchQueueCap)), 1, sh.enq, sh.deq, make(queueBenchSlice, 64))
 		})
@@ -165,6 +173,9 @@ func BenchmarkQueueOneGoroutine(b *testing.B) {
 		})
 	}
 	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("SPSC-words/batch=%d", batch), func(b *testing.B) {
+			benchQueueOneGoroutine(b, queueMust(NewSPSC[queueBenchWords](benchQueueCap)), batch, queueBenchWords{A: 64})
+		})
 		b.Run(fmt.Sprintf("SPSC-slice/batch=%d", batch), func(b *testing.B) {
 			benchQueueOneGoroutine(b, queueMust(NewSPSC[queueBenchSlice](benchQueueCap)), batch, make(queueBenchSlice, 64))
 		})
