@@ -12,15 +12,20 @@ import (
 // caller-owned and reusable; the accessors take the frame again and return
 // views of it. Offsets count bytes from the start of the frame.
 //
-//	frame:  | Ethernet [VLAN [VLAN]] | IP header [ext] | UDP | data | ... | trailer |
-//	        0                       L3Off            L4Off  PayloadOff   L4End  End    len(frame)
+//	+------------------------+-------------------------+------------+-----------+--------------------+---------+
+//	| Ethernet [VLAN [VLAN]] | IP header [options/ext] | UDP header | data      | rest of IP payload | trailer |
+//	+------------------------+-------------------------+------------+-----------+--------------------+---------+
+//	0                        L3Off                     L4Off        PayloadOff  L4End                End       len(frame)
 //
 // End is where the IP datagram ends by its own length field, which can be
 // short of the frame: Ethernet pads frames to 60 bytes, so a 32-byte IP
 // packet arrives in a 60-byte frame with a 14-byte trailer (FlagPadded).
 // L4End is where the upper-layer data ends: for UDP, L4Off + the UDP
-// length (which may be less than the IP payload; the UDP length bounds the
-// data, and the rest of the IP payload is ignored, as Linux does).
+// length. That may be less than the IP payload: the UDP length bounds the
+// data and the rest of the IP payload is ignored, as Linux does. For
+// other protocols L4End is End. For ARP, L4Off, PayloadOff and L4End are
+// End; for an unknown EtherType, L4Off and PayloadOff are L3Off and L4End
+// and End are len(frame).
 type Packet struct {
 	L3Off      uint32 // IP or ARP header
 	L4Off      uint32 // upper-layer header, after IPv4 options or IPv6 extension headers
