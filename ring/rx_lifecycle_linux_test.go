@@ -51,12 +51,8 @@ func TestReleaseOutOfOrder(t *testing.T) {
 		batches[i].Release()
 	}
 	sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(1000)).build())
-	time.Sleep(10 * time.Millisecond)
-	st, err := rx.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Drops != 1 {
+	st := waitStats(t, rx, func(st ring.Stats) bool { return st.Packets == slots+1 })
+	if st.Packets != slots+1 || st.Drops != 1 {
 		t.Fatalf("with the oldest slot still held, stats %+v: want the new frame dropped", st)
 	}
 	// Batch 0's data is untouched.
@@ -261,7 +257,9 @@ func TestReadIntoAllocs(t *testing.T) {
 				time.Sleep(3 * time.Millisecond)
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		if st := waitStats(t, rx, func(st ring.Stats) bool { return st.Packets == 2*runs }); st.Packets != 2*runs || st.Drops != 0 {
+			t.Fatalf("stats %+v, want %d frames in the ring", st, 2*runs)
+		}
 		var bt ring.Batch
 		// Created once: with frames ready ReadInto never parks, so even a
 		// cancellable context costs nothing; it only bounds a failure.

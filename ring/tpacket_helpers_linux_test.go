@@ -189,3 +189,22 @@ func versions(t *testing.T, f func(t *testing.T, v ring.Version)) {
 		t.Run(v.String(), func(t *testing.T) { f(t, v) })
 	}
 }
+
+// waitStats polls rx.Stats until cond holds, for up to 10 seconds, and
+// returns the last reading. Frames reach a ring in softirq context, which a
+// loaded machine may defer to ksoftirqd: a test never assumes a sleep was
+// long enough.
+func waitStats(t testing.TB, rx *ring.RX, cond func(ring.Stats) bool) ring.Stats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := rx.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(st) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
