@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ func Create(cfg *Config) (_ *Lab, err error) {
 		return nil, fmt.Errorf("ip(8) from iproute2 is needed to build a lab: %w", err)
 	}
 
+	RemoveStale()
 	l := &Lab{prefix: fmt.Sprintf("pkte-%d-%06x", os.Getpid(), rand.Uint32()&0xffffff)}
 	// The deferred Close also runs when a panic unwinds through Create,
 	// so a half-built lab never outlives it.
@@ -84,6 +86,41 @@ func Create(cfg *Config) (_ *Lab, err error) {
 	}
 	ok = true
 	return l, nil
+}
+
+// RemoveStale deletes the namespaces of labs whose process is gone: a test
+// binary killed before its cleanup ran leaves its namespaces behind, and
+// their names carry its pid. Create calls it; it returns what it removed.
+func RemoveStale() ([]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "pkte-")
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if err := unix.Kill(pid, 0); err == nil || errors.Is(err, unix.EPERM) {
+			continue // alive
+		}
+		if err := runIP("", "netns del "+e.Name()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
 }
 
 // addNetns creates a namespace, records it for Close, and switches off the

@@ -20,6 +20,9 @@ func Create(cfg *Config) (*Lab, error) {
 	return nil, errUnsupported
 }
 
+// RemoveStale does nothing on this platform.
+func RemoveStale() ([]string, error) { return nil, nil }
+
 // Close is a no-op on this platform.
 func (l *Lab) Close() error { return nil }
 

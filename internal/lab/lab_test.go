@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -336,5 +337,31 @@ func TestSysctl(t *testing.T) {
 	}
 	if _, err := a.Sysctl("net.no.such.knob", "1"); err == nil {
 		t.Error("setting a missing sysctl succeeded")
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	l := lab.New(t, nil) // a live lab must survive
+	// A pid above the kernel's pid_max is never alive.
+	stale := fmt.Sprintf("pkte-%d-000000-a", 1<<30)
+	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", stale).Run()
+	removed, err := lab.RemoveStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(removed, stale) {
+		t.Errorf("removed %v, want %s among them", removed, stale)
+	}
+	if slices.Contains(removed, l.A().Name) {
+		t.Errorf("removed the live lab's %s", l.A().Name)
+	}
+	if _, err := os.Stat("/run/netns/" + stale); !os.IsNotExist(err) {
+		t.Errorf("%s still exists: %v", stale, err)
+	}
+	if _, err := os.Stat("/run/netns/" + l.A().Name); err != nil {
+		t.Errorf("live lab namespace: %v", err)
 	}
 }
