@@ -139,11 +139,22 @@ func NewTransmitter(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	if cfg != nil {
 		m = cfg.Method
 	}
+	// Each constructor's result is checked before it becomes a
+	// Transmitter: a nil *TX or *MmsgTX in a non-nil interface would make
+	// the caller's cleanup call Close on nil.
 	switch m {
 	case TXRing:
-		return NewTX(ifi, cfg)
+		t, err := NewTX(ifi, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
 	case TXDefault, TXSendmmsg:
-		return NewMmsgTX(ifi, cfg)
+		t, err := NewMmsgTX(ifi, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 	return nil, fmt.Errorf("ring: unknown TXMethod %d", int(m))
 }
