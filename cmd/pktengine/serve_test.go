@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+// server is a `pktengine serve` child running in a lab's host B.
+type server struct {
+	cmd    *exec.Cmd
+	sock   string
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	exited chan error
+}
+
+// startServe runs `pktengine serve` (this test binary acting as the
+// command) in h with args plus a control socket, and waits until it answers.
+func startServe(t *testing.T, h *lab.Host, args ...string) *server {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{sock: filepath.Join(t.TempDir(), "control.sock"), exited: make(chan error, 1)}
+	// The socket directory must be reachable after --user drops root.
+	os.Chmod(filepath.Dir(s.sock), 0o777)
+	args = append([]string{"serve", "--iface", h.Iface, "--control", s.sock}, args...)
+	s.cmd = h.Command(context.Background(), self, args...)
+	s.cmd.Env = append(os.Environ(), beMain+"=1")
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	if err := waitControl(context.Background(), s.sock, s.exited); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, s.stderr.String())
+	}
+	return s
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (s *server) stop(t *testing.T) error {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exited:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit within 10s of SIGTERM")
+		return nil
+	}
+}
+
+func TestServeEchoAndFinalCounters(t *testing.T) {
+	l := lab.New(t, nil)
+	pcapFile := filepath.Join(t.TempDir(), "rx.pcap")
+	s := startServe(t, l.B(), "--echo", "7", "--pcap", pcapFile)
+	for i := 0; i < 3; i++ {
+		got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST")
+		if err != nil || got != "TEST" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+	out := s.stdout.String()
+	if !strings.Contains(out, "3 packets received") || !strings.Contains(out, "3 packets sent") {
+		t.Errorf("final counters do not show the 3 datagrams:\n%s", out)
+	}
+	if strings.Contains(out, "WARNING") {
+		t.Errorf("final counters do not add up:\n%s", out)
+	}
+
+	// The capture holds the three requests, readable by tshark.
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark is not installed (CI must install it)")
+		}
+		t.Skip("tshark is not installed")
+	}
+	got, err := exec.Command(tshark, "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if n := strings.Count(string(got), "54455354"); n != 3 { // "TEST"
+		t.Errorf("tshark found %d requests in the capture, want 3:\n%s", n, got)
+	}
+}
+
+// TestServeStatJSONAndMetrics reads a running engine through both of its
+// windows: the control socket (stat, stat --json) and the metrics endpoint.
+func TestServeStatJSONAndMetrics(t *testing.T) {
+	l := lab.New(t, nil)
+	s := startServe(t, l.B(), "--addr", "198.18.0.20/24", "--echo", "echo", "--chargen", "19", "--metrics", "127.0.0.1:9477")
+	if got, err := exchange(l.A(), "198.18.0.20:7", "TEST"); err != nil || got != "TEST" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"stat", "--json", "--control", s.sock}, &out, &errb); code != 0 {
+		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`"Service": "echo"`, `"Service": "chargen"`, `"InDatagrams": 1`, `"Owned": true`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stat --json lacks %s:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"Local Address", "*:7", "echo", "*:19", "chargen", "Udp:", "1 packets received"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stat lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// The metrics endpoint listens on B's loopback.
+	var body string
+	err := l.B().Do(func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9477", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+		b, err := io.ReadAll(bufio.NewReader(c))
+		body = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	for _, want := range []string{
+		"text/plain; version=0.0.4",
+		`pktengine_udp_total{counter="InDatagrams"} 1`,
+		`pktengine_port_datagrams_total{local="*:7",port="7",service="echo",direction="in"} 1`,
+		"# TYPE pktengine_frames_received_total counter",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve exited with %v", err)
+	}
+}
+
+// TestServeDropsPrivileges: with --user the engine keeps serving after it
+// has switched to an unprivileged user.
+func TestServeDropsPrivileges(t *testing.T) {
+	l := lab.New(t, nil)
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	s := startServe(t, l.B(), "--echo", "7", "--user", "nobody")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", servePID(t, s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uidLine string
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "Uid:") {
+			uidLine = line
+		}
+	}
+	if f := strings.Fields(uidLine); len(f) != 5 || f[1] != u.Uid || f[2] != u.Uid || f[3] != u.Uid {
+		t.Fatalf("engine still runs with %q, want uid %s everywhere", uidLine, u.Uid)
+	}
+	for i := 0; i < 3; i++ {
+		if got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {
+			t.Fatalf("echo after dropping privileges: %q, %v", got, err)
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+}
+
+// servePID finds the engine process: `ip netns exec` execs the program, so
+// the child's PID is the engine's.
+func servePID(t *testing.T, s *server) int { return s.cmd.Process.Pid }
+
+func TestServeErrors(t *testing.T) {
+	l := lab.New(t, nil)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		asUser bool
+		want   string
+	}{
+		{"no such interface", []string{"--iface", "nosuch0"}, false, `no such interface "nosuch0"`},
+		{"bad filter", []string{"--iface", "veth0", "--filter", "udp and ("}, false, "column"},
+		{"port in use", []string{"--iface", "veth0", "--echo", "7", "--discard", "7"}, false, "address already in use"},
+		{"unknown service name", []string{"--iface", "veth0", "--echo", "nosuchservice"}, false, "nosuchservice"},
+		{"not permitted", []string{"--iface", "veth0"}, true, "CAP_NET_RAW"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--control", ""}, tc.args...)
+			cmd := l.B().Command(context.Background(), self, args...)
+			cmd.Env = append(os.Environ(), beMain+"=1")
+			if tc.asUser {
+				// Enter B's namespace as root, then become nobody with
+				// no capabilities left (setpriv, util-linux) and run
+				// the engine from a copy nobody may execute.
+				setpriv, err := exec.LookPath("setpriv")
+				if err != nil {
+					t.Skip("setpriv (util-linux) is not installed")
+				}
+				cmd = l.B().Command(context.Background(), setpriv, append([]string{
+					"--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups", "--inh-caps=-all",
+					copyExecutable(t, self)}, args...)...)
+				cmd.Env = append(os.Environ(), beMain+"=1")
+			}
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("serve kept running; stderr: %s", errb.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1; stderr: %s", err, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("stderr %q does not mention %q", errb.String(), tc.want)
+			}
+		})
+	}
+}
+
+// copyExecutable copies the test binary into a directory every user may
+// read, for running it as another user.
+func copyExecutable(t *testing.T, path string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pktengine-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "pktengine")
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
