@@ -158,9 +158,9 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"text/plain; version=0.0.4",
-		`pktengine_udp_total{counter="InDatagrams"} 1`,
-		`pktengine_port_datagrams_total{local="*:7",port="7",service="echo",direction="in"} 1`,
-		"# TYPE pktengine_frames_received_total counter",
+		"pktengine_udp_in_datagrams_total 1",
+		`pktengine_port_in_datagrams_total{local="*:7",service="echo"} 1`,
+		"# TYPE pktengine_frames_total counter",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/engine/control"
 )
 
@@ -43,7 +42,3 @@ func runStat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return writeStatus(stdout, st)
 }
-
-// writeStatus prints a status for people: ports, Udp counters, engine
-// counters.
-func writeStatus(w io.Writer, st *engine.Status) error { return writeNetstat(w, st) }

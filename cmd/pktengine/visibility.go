@@ -58,7 +58,7 @@ func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stder
 			return nil, fmt.Errorf("--metrics: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", metricsHandler(e.Status))
+		mux.Handle("/metrics", engine.MetricsHandler(e))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
