@@ -296,6 +296,23 @@ func TestPortConcurrency(t *testing.T) {
 			q.Close()
 		}
 	}()
+	// A reader checks the invariant on live counters.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c := r.e.Counters()
+			if err := c.Check(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	var br *batchRef
 	for range 300 {
 		if br == nil {
