@@ -62,9 +62,10 @@ func (e *ServicesLineError) Error() string {
 //	# comment
 //	service-name  port/protocol  [aliases ...]  [# comment]
 //
-// Fields are separated by blanks (spaces, tabs; CR, VT, FF too); "#" starts a comment
-// anywhere on a line. The port is a decimal number from 0 to 65535 and the
-// protocol any name from /etc/protocols (tcp, udp, sctp, dccp, ddp...).
+// Fields are separated by blanks (spaces and tabs; CR, VT and FF too), and
+// "#" starts a comment anywhere on a line. The port is a decimal number
+// from 0 to 65535 and the protocol any name from /etc/protocols (tcp, udp,
+// sctp, dccp, ddp...).
 //
 // Like glibc's reader (and Go's net package) it skips lines it cannot
 // parse, so that one bad line does not hide a whole file; each skipped
