@@ -74,6 +74,11 @@ func checkDecode(t *testing.T, f []byte) {
 	if p.Flags != wf {
 		t.Fatalf("Flags = %08b, reference %08b (reason %v)", p.Flags, wf, r)
 	}
+	for _, o := range []uint32{p.L3Off, p.L4Off, p.PayloadOff, p.L4End, p.End} {
+		if int(o) > len(f) {
+			t.Fatalf("offset %d past the frame (%d bytes): %+v", o, len(f), p)
+		}
+	}
 	if r.Malformed() {
 		return
 	}
