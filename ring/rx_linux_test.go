@@ -77,6 +77,9 @@ func TestRXKernelUDP(t *testing.T) {
 			if _, err := c.Write(seqPayload(i)); err != nil {
 				t.Fatal(err)
 			}
+			if i%32 == 31 {
+				settle(t, uint64(i+1), rx)
+			}
 		}
 		frames := collect(t, rx, n, 50*time.Millisecond, nil)
 		checkSeqs(t, frames, n)
@@ -147,7 +150,7 @@ func TestRXRawFrames(t *testing.T) {
 				for i := range frames {
 					frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
 				}
-				sendFrames(t, tx, frames...)
+				sendPaced(t, tx, frames, rx)
 				got := collect(t, rx, n, 50*time.Millisecond, nil)
 				checkSeqs(t, got, n)
 				if got[0].meta.Status.ChecksumPartial() {
@@ -245,9 +248,14 @@ func TestIgnoreOutgoing(t *testing.T) {
 			for i := range n {
 				sendFrames(t, txA, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
 			}
-			// A frame from B marks the end: it arrives after A's own.
+			// A frame from B marks the end: A's own are tapped as they
+			// leave, before it is even sent.
 			sendFrames(t, txB, udpFrameAB(b, a, 40000, testPort, seqPayload(n)).build())
-			got := collect(t, rx, 1, 50*time.Millisecond, nil)
+			want := n
+			if ignore {
+				want = 0
+			}
+			got := collect(t, rx, want+1, 50*time.Millisecond, nil)
 			outgoing := 0
 			for _, g := range got {
 				switch g.meta.Type {
@@ -257,10 +265,6 @@ func TestIgnoreOutgoing(t *testing.T) {
 				default:
 					t.Errorf("unexpected packet type %v", g.meta.Type)
 				}
-			}
-			want := n
-			if ignore {
-				want = 0
 			}
 			if outgoing != want || len(got) != want+1 {
 				t.Errorf("saw %d outgoing of %d frames, want %d outgoing and the incoming one", outgoing, len(got), want)
@@ -283,11 +287,13 @@ func TestFanoutHash(t *testing.T) {
 	}
 	tx := hostTX(t, a, nil)
 	const flows, perFlow = 32, 8
+	var frames [][]byte
 	for f := range flows {
 		for i := range perFlow {
-			sendFrames(t, tx, udpFrameAB(a, b, uint16(50000+f), testPort, seqPayload(f*perFlow+i)).build())
+			frames = append(frames, udpFrameAB(a, b, uint16(50000+f), testPort, seqPayload(f*perFlow+i)).build())
 		}
 	}
+	sendPaced(t, tx, frames, rxs...)
 	// Each worker reads its own ring until a quiet period.
 	got := make([][]received, workers)
 	var wg sync.WaitGroup
@@ -329,6 +335,9 @@ func TestStatsDrops(t *testing.T) {
 		const n = 2000
 		for i := range n {
 			sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+			if i%64 == 63 {
+				time.Sleep(100 * time.Microsecond) // let a starved softirq keep up
+			}
 		}
 		// Drain what the undrained ring kept. (Polling the statistics to
 		// see the flood through would clear the losing condition checked
@@ -345,8 +354,12 @@ func TestStatsDrops(t *testing.T) {
 		}
 		stored = append(stored, marker[:len(marker)-1]...) // late arrivals
 		st := waitStats(t, rx, func(st ring.Stats) bool { return st.Packets >= n+1 })
-		if st.Packets != n+1 || st.Drops == 0 || st.Drops != n-uint64(len(stored)) {
-			t.Errorf("undrained ring: stats %+v, want %d packets and %d drops (%d were stored)", st, n+1, n-len(stored), len(stored))
+		// Every frame that reached the socket was stored (and read here)
+		// or dropped. (On a badly loaded machine a few may be lost before
+		// the socket, in the per-CPU backlog, so Packets is not pinned to
+		// n+1.)
+		if st.Packets != uint64(len(stored))+1+st.Drops || st.Drops == 0 || st.Packets < n/2 {
+			t.Errorf("undrained ring: stats %+v, want %d packets = %d stored + 1 marker + drops", st, n+1, len(stored))
 		}
 		if v == ring.V3 && st.FreezeQueue == 0 {
 			t.Errorf("V3 ring never froze: %+v", st)

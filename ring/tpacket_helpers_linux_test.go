@@ -168,7 +168,8 @@ func collect(t testing.TB, rx *ring.RX, want int, quiet time.Duration, keep func
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			if len(out) < want {
-				t.Fatalf("received %d frames, want %d", len(out), want)
+				st, serr := rx.Stats()
+				t.Fatalf("received %d frames, want %d; ring stats %+v %v", len(out), want, st, serr)
 			}
 			return out
 		}
@@ -206,5 +207,46 @@ func waitStats(t testing.TB, rx *ring.RX, cond func(ring.Stats) bool) ring.Stats
 			return st
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// settle waits, for up to 10 seconds, until the rings together have seen
+// at least n frames (PACKET_STATISTICS). Tests that send many frames pause
+// on it every few dozen: on a loaded machine the receive softirq may be
+// left to ksoftirqd, and a sender that runs ahead of it overflows the
+// per-CPU backlog (netdev_max_backlog), losing frames before any ring.
+func settle(t testing.TB, n uint64, rxs ...*ring.RX) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var sum uint64
+		for _, rx := range rxs {
+			st, err := rx.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += st.Packets
+		}
+		if sum >= n || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// sendPaced sends frames in flushes of 32, settling the rings after each.
+func sendPaced(t testing.TB, tx ring.Transmitter, frames [][]byte, rxs ...*ring.RX) {
+	t.Helper()
+	var base uint64
+	for _, rx := range rxs {
+		st, err := rx.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		base += st.Packets
+	}
+	for i := 0; i < len(frames); i += 32 {
+		sendFrames(t, tx, frames[i:min(i+32, len(frames))]...)
+		settle(t, base+uint64(min(i+32, len(frames))), rxs...)
 	}
 }
