@@ -1,0 +1,49 @@
+package ring_test
+
+import (
+	"fmt"
+
+	"github.com/pktengine/pktengine/ring"
+)
+
+// A port's queue behaves like a UDP socket buffer: when it is full, the
+// datagram is dropped and counted, and nothing waits.
+func ExampleSPSC() {
+	type datagram struct{ off, len uint32 }
+	q, err := ring.NewSPSC[datagram](3) // rounded up to 4
+	if err != nil {
+		panic(err)
+	}
+	var overflows int
+	for i := range 6 {
+		if !q.Enqueue(datagram{off: uint32(i) * 2048, len: 64}) {
+			overflows++
+		}
+	}
+	out := make([]datagram, 8)
+	n := q.DequeueBatch(out)
+	fmt.Println("capacity", q.Cap(), "delivered", n, "overflows", overflows)
+	fmt.Println(out[:n])
+	// Output:
+	// capacity 4 delivered 4 overflows 2
+	// [{0 64} {2048 64} {4096 64} {6144 64}]
+}
+
+// Several fanout workers feed one port; each hands over what it has for the
+// port in one call.
+func ExampleMPSC() {
+	q, err := ring.NewMPSC[int](8)
+	if err != nil {
+		panic(err)
+	}
+	fromWorker1 := []int{10, 11, 12}
+	fromWorker2 := []int{20, 21, 22, 23, 24, 25, 26}
+	n1 := q.EnqueueBatch(fromWorker1)
+	n2 := q.EnqueueBatch(fromWorker2) // only 5 fit
+	fmt.Println("accepted", n1, n2, "dropped", len(fromWorker1)-n1+len(fromWorker2)-n2)
+	out := make([]int, q.Cap())
+	fmt.Println(out[:q.DequeueBatch(out)])
+	// Output:
+	// accepted 3 5 dropped 2
+	// [10 11 12 20 21 22 23 24]
+}
