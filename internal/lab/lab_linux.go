@@ -115,7 +115,10 @@ func RemoveStale() ([]string, error) {
 			continue // alive
 		}
 		if err := runIP("", "netns del "+e.Name()); err != nil {
-			errs = append(errs, err)
+			// Another process may have swept it first.
+			if _, serr := os.Stat(filepath.Join(netnsDir, e.Name())); serr == nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		removed = append(removed, e.Name())
