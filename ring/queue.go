@@ -14,8 +14,10 @@ import (
 // buffer under UDP: when the queue is full the enqueue fails at once and the
 // caller drops the datagram and counts it, as the kernel counts
 // RcvbufErrors. Nothing blocks, nothing allocates after construction, and
-// there are no locks: progress of one side never waits on the scheduler
-// running the other.
+// there are no locks: a full or an empty queue is reported at once, never
+// waited on. (One limit of MPSC, a consumer held up by a producer that was
+// descheduled mid-enqueue, is described on the type.) A consumer that would
+// rather sleep than poll an empty queue waits on a Doorbell.
 //
 // Indices are free-running uint64 positions; a position p lives in slot
 // p & (capacity-1). At one enqueue per nanosecond a uint64 wraps after 584
