@@ -392,6 +392,16 @@ func (g *Generator) reportProgress(start time.Time, sent func() uint64, progress
 	}
 }
 
+// MaxCatchUp is the most schedule a paced worker that fell behind (its
+// thread preempted, say) makes up by sending back to back: 1 ms, or two
+// batches if they take longer. Beyond that the frames are not sent, and
+// the achieved rate shows it.
+const MaxCatchUp = time.Millisecond
+
+func bucketDepth(rate float64, batch int) time.Duration {
+	return max(MaxCatchUp, 2*time.Duration(float64(batch)*1e9/rate))
+}
+
 // work is one worker's send loop.
 func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
 	if len(g.cfg.CPUs) > 0 {
@@ -416,9 +426,7 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 	clock := SystemClock{}
 	var pacer *Pacer
 	if rate > 0 {
-		// A bucket of two batches lets a sender that was preempted
-		// catch up a little without bursting far above the rate.
-		pacer = NewPacer(rate, 2*time.Duration(float64(batch)*1e9/rate), clock)
+		pacer = NewPacer(rate, bucketDepth(rate, batch), clock)
 		pacer.Start()
 	}
 	deadline := int64(1<<63 - 1)

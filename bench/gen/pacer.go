@@ -92,7 +92,11 @@ func (p *Pacer) Wait(n int) int64 {
 func (p *Pacer) Due() int64 { return p.origin + int64(p.due) }
 
 // SystemClock is the Clock of the running system: time.Now's monotonic
-// reading, and a sleep that spins for the last 2 ms.
+// reading, and a sleep that uses the runtime's timers while the deadline
+// is more than 2 ms away, then (on Linux) nanosleep(2) to within 100 µs,
+// then spins. Sleeping rather than spinning matters on a shared CPU: the
+// kernel's scheduler lets a thread that slept run as soon as it wakes,
+// while one that spun has used up its share.
 type SystemClock struct{}
 
 var clockBase = time.Now()
@@ -100,9 +104,13 @@ var clockBase = time.Now()
 // Now implements Clock.
 func (SystemClock) Now() int64 { return int64(time.Since(clockBase)) }
 
-// spinBelow is how close to a deadline SleepUntil stops sleeping and
-// spins: the runtime's timers fire up to about a millisecond late.
-const spinBelow = 2 * time.Millisecond
+// Below timerBelow the runtime's timers are too coarse (they fire up to
+// about a millisecond late); below spinBelow so is nanosleep, with the
+// kernel's default timer slack of 50 µs.
+const (
+	timerBelow = 2 * time.Millisecond
+	spinBelow  = 100 * time.Microsecond
+)
 
 // SleepUntil implements Clock.
 func (c SystemClock) SleepUntil(t int64) {
@@ -111,8 +119,9 @@ func (c SystemClock) SleepUntil(t int64) {
 		switch {
 		case d <= 0:
 			return
-		case d > spinBelow:
-			time.Sleep(d - spinBelow + time.Millisecond/2)
+		case d > timerBelow:
+			time.Sleep(d - timerBelow + time.Millisecond/2)
+		case d > spinBelow && preciseSleep(d-spinBelow+spinBelow/5):
 		default:
 			runtime.Gosched()
 		}

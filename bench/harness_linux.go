@@ -1,0 +1,741 @@
+//go:build linux
+
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+// The lab: the generator on host A (198.18.0.1, CPU GenCPU), responders on
+// host B (198.18.0.2, CPU ResponderCPU).
+//
+// The generator sends from an address that A does not have (genSrc4,
+// genSrc6), with a static neighbour entry on B pointing at A's MAC: the
+// replies reach A's rings, and A's kernel drops them at the routing
+// decision instead of looking for a socket and answering ICMP port
+// unreachable. The same replies cost the same on B's CPU for every
+// responder (veth delivers a frame on the sender's CPU).
+var (
+	genSrc4 = netip.MustParseAddr("198.18.0.101")
+	genSrc6 = netip.MustParseAddr("fd00::101")
+	// nobodyMAC is the destination of the generator comparison's frames:
+	// B's kernel takes them for another host (PACKET_OTHERHOST) and
+	// drops them at once, while the counting ring still sees them.
+	nobodyMAC = frame.MAC{0x02, 0, 0, 0, 0, 0xfe}
+)
+
+const (
+	echoPort    = 7
+	discardPort = 9
+)
+
+// Run runs the benchmark cfg describes and returns its report. It builds
+// a lab of two network namespaces joined by veth, runs every responder in
+// turn as a child process pinned to cfg.ResponderCPU in one namespace and
+// the generator as another pinned to cfg.GenCPU in the other, and removes
+// the lab when it is done. Progress lines go to log (nil discards them).
+//
+// It needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN) and a binary
+// that dispatches ChildCommand to ChildMain (cfg.Executable, by default
+// the running one).
+func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	if err := lab.CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	self := c.Executable
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	started := time.Now()
+	rep := &Report{Date: started.UTC(), Machine: machine(), Config: c}
+	l, err := lab.Create(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	h := &harness{cfg: c, self: self, log: log, a: l.A(), b: l.B()}
+	if err := h.setup(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "lab %s: generator %s on CPU%d, responders %s on CPU%d; load %s\n",
+		l.Prefix(), h.a.Name, c.GenCPU, h.b.Name, c.ResponderCPU, rep.Machine.LoadBefore)
+
+	// The generator comparison runs without RPS: trafgen gives up when
+	// its socket's send buffer fills (EAGAIN), which it does once the
+	// peer's CPU, not the sending one, frees the frames.
+	if !c.SkipGenerators {
+		rep.Generator = h.compareGenerators(ctx)
+	}
+	if !c.NoRPS {
+		if err := h.steer(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	if !c.SkipGenerators {
+		h.lineRate(ctx, rep.Generator)
+	}
+	for _, name := range c.Responders {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rep.Responders = append(rep.Responders, h.measure(ctx, name))
+	}
+	rep.finish()
+	rep.Machine.LoadAfter = loadavg()
+	rep.Elapsed = time.Since(started)
+	return rep, ctx.Err()
+}
+
+type harness struct {
+	cfg  Config
+	self string
+	log  io.Writer
+	a, b *lab.Host
+}
+
+// genSrc returns the generator's source address for the configured family.
+func (h *harness) genSrc() netip.Addr {
+	if h.cfg.IPv6 {
+		return genSrc6
+	}
+	return genSrc4
+}
+
+// respAddr returns B's address for the configured family.
+func (h *harness) respAddr() netip.Addr {
+	if h.cfg.IPv6 {
+		return h.b.IPv6.Addr()
+	}
+	return h.b.IPv4.Addr()
+}
+
+// setup points B's neighbour entries for the generator's source addresses
+// at A.
+func (h *harness) setup(ctx context.Context) error {
+	for _, a := range []netip.Addr{genSrc4, genSrc6} {
+		out, err := h.b.Command(ctx, "ip", "neigh", "replace", a.String(), "lladdr", h.a.MAC.String(), "dev", h.b.Iface, "nud", "permanent").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("bench: ip neigh replace %v: %v: %s", a, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// steer turns RPS on (each namespace's veth queues what it receives to
+// that side's CPU) or off (rps_cpus 0, veth's default).
+//
+// veth hands a frame to the peer's stack on the sending CPU, so without
+// RPS the responder side's kernel receive (socket lookup and queueing, or
+// the packet ring's copy) runs on the generator's CPU, and the generator
+// side's receive of the replies on the responder's. With RPS the kernel
+// queues every received frame to the receiving side's CPU, as a NIC's
+// interrupt would on two real hosts: the responder's CPU pays for
+// everything the responder needs, the generator's for nothing but the
+// generator.
+func (h *harness) steer(ctx context.Context, on bool) error {
+	for _, x := range []struct {
+		host *lab.Host
+		cpu  int
+	}{{h.a, h.cfg.GenCPU}, {h.b, h.cfg.ResponderCPU}} {
+		mask := "0"
+		if on {
+			mask = cpuMask(x.cpu)
+		}
+		// ip netns exec mounts the namespace's own /sys, so this is
+		// the namespace's veth.
+		file := "/sys/class/net/" + x.host.Iface + "/queues/rx-0/rps_cpus"
+		out, err := x.host.Command(ctx, "sh", "-c", fmt.Sprintf("echo %s > %s", mask, file)).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("bench: set %s: %v: %s", file, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// cpuMask formats the CPU bitmap with one CPU set as sysfs wants it:
+// hexadecimal words of 32 bits, separated by commas.
+func cpuMask(cpu int) string {
+	words := make([]string, cpu/32+1)
+	for i := range words {
+		words[i] = "00000000"
+	}
+	words[len(words)-1-cpu/32] = fmt.Sprintf("%08x", uint32(1)<<(cpu%32))
+	return strings.Join(words, ",")
+}
+
+// child is one of the harness's child processes.
+type child struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	pid   int
+	mu    sync.Mutex
+}
+
+// start runs a child in host's namespace, pinned to cpu, and waits until
+// it is ready.
+func (h *harness) start(ctx context.Context, name string, host *lab.Host, cpu int, spec childSpec) (*child, error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := host.Command(ctx, "taskset", "-c", strconv.Itoa(cpu), h.self, ChildCommand, string(js))
+	cmd.Stderr = &prefixWriter{w: h.log, prefix: "  [" + name + "] "}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c := &child{name: name, cmd: cmd}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.out = bufio.NewScanner(stdout)
+	c.out.Buffer(make([]byte, 64<<10), 16<<20)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start %s: %w", name, err)
+	}
+	r, err := c.read()
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	if !r.Ready {
+		c.close()
+		return nil, fmt.Errorf("bench: %s did not start", name)
+	}
+	c.pid = r.PID
+	return c, nil
+}
+
+func (c *child) read() (*childReply, error) {
+	if !c.out.Scan() {
+		err := c.out.Err()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("bench: %s: %w", c.name, err)
+	}
+	var r childReply
+	if err := json.Unmarshal(c.out.Bytes(), &r); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", c.name, err)
+	}
+	if r.Error != "" && r.Summary == nil {
+		return nil, fmt.Errorf("bench: %s: %s", c.name, r.Error)
+	}
+	return &r, nil
+}
+
+// call sends one request line and reads the reply.
+func (c *child) call(req string) (*childReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := io.WriteString(c.stdin, req+"\n"); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", c.name, err)
+	}
+	return c.read()
+}
+
+func (c *child) stats() (*ResponderStats, error) {
+	r, err := c.call("stats")
+	if err != nil {
+		return nil, err
+	}
+	if r.Stats == nil {
+		return nil, fmt.Errorf("bench: %s sent no stats", c.name)
+	}
+	return r.Stats, nil
+}
+
+func (c *child) run(load gen.Load) (*gen.Summary, error) {
+	js, _ := json.Marshal(load)
+	r, err := c.call("run " + string(js))
+	if err != nil {
+		return nil, err
+	}
+	if r.Summary == nil {
+		return nil, fmt.Errorf("bench: %s sent no summary", c.name)
+	}
+	if r.Error != "" {
+		return r.Summary, fmt.Errorf("bench: %s: %s", c.name, r.Error)
+	}
+	return r.Summary, nil
+}
+
+func (c *child) count() (*sinkCount, error) {
+	r, err := c.call("count")
+	if err != nil {
+		return nil, err
+	}
+	if r.Count == nil {
+		return nil, fmt.Errorf("bench: %s sent no count", c.name)
+	}
+	return r.Count, nil
+}
+
+// close ends the child: its input closes, which it takes as the end, and
+// if it has not exited after five seconds it is killed.
+func (c *child) close() error {
+	c.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		return <-done
+	}
+}
+
+// genConfig is the generator's configuration for the responder runs.
+func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool, flows int) *gen.Config {
+	var mac frame.MAC
+	copy(mac[:], h.a.MAC)
+	return &gen.Config{
+		Spec: gen.Spec{
+			SrcMAC: mac, DstMAC: dstMAC,
+			Src: netip.AddrPortFrom(h.genSrc(), gen.DefaultSrcPort), Dst: dst,
+			Flows: flows, Size: h.cfg.Size,
+		},
+		Drain:    h.cfg.Drain,
+		SendOnly: sendOnly,
+		// Locks the worker to a thread (taskset already keeps it on
+		// the CPU) so that its timer slack can be set for the pacer.
+		CPUs: []int{h.cfg.GenCPU},
+	}
+}
+
+// genChildSpec runs the generator with two Ps on its one CPU: the sending
+// worker and the receive side then are two threads the kernel schedules,
+// and the receive side wakes as soon as a ring block is ready instead of
+// waiting for the worker to yield.
+func (h *harness) genChildSpec(cfg *gen.Config) childSpec {
+	return childSpec{Role: roleGen, Iface: h.a.Iface, Gen: cfg, GOMAXPROCS: 2}
+}
+
+// measure runs the RFC 2544 searches and the latency trials for one
+// responder.
+func (h *harness) measure(ctx context.Context, name string) ResponderResult {
+	kind, _ := lookupResponder(name)
+	res := ResponderResult{ResponderInfo: kind.ResponderInfo}
+	fail := func(err error) ResponderResult {
+		res.Error = err.Error()
+		fmt.Fprintf(h.log, "%s: %v\n", name, err)
+		return res
+	}
+	dst := netip.AddrPortFrom(h.respAddr(), echoPort)
+	resp, err := h.start(ctx, name, h.b, h.cfg.ResponderCPU, childSpec{Role: roleResponder, Iface: h.b.Iface, Responder: name, Addr: dst})
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.close()
+	var bmac frame.MAC
+	copy(bmac[:], h.b.MAC)
+	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.genConfig(dst, bmac, false, h.cfg.Flows)))
+	if err != nil {
+		return fail(err)
+	}
+	defer g.close()
+
+	// A short check that the responder answers at all, before minutes
+	// of trials say "zero".
+	s, err := g.run(gen.Load{Rate: 1000, Count: 100})
+	if err != nil {
+		return fail(err)
+	}
+	if s.Received == 0 {
+		return fail(errors.New("no replies to 100 requests at 1000/s"))
+	}
+	// One unpaced trial that counts for nothing: buffers that grow to
+	// their working size (a ring batch's offsets, a socket's queue) do
+	// so here, not in the steady state the allocation figures are for.
+	if _, err := g.run(gen.Load{Duration: h.cfg.TrialDuration}); err != nil {
+		return fail(err)
+	}
+	before, err := resp.stats()
+	if err != nil {
+		return fail(err)
+	}
+
+	sp := searchParams{tolerance: h.cfg.LossTolerance, precision: h.cfg.Precision, maxSteps: h.cfg.MaxSteps}
+	var rates, maxSent, maxDelivered, maxOwn, maxSoft []float64
+	for i := range h.cfg.Trials {
+		fmt.Fprintf(h.log, "%s: search %d of %d\n", name, i+1, h.cfg.Trials)
+		sr, err := search(func(rate float64) (Point, error) { return h.trialRetry(name, resp, g, rate) }, sp)
+		if err != nil {
+			return fail(err)
+		}
+		res.Searches = append(res.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
+		res.GeneratorLimited = res.GeneratorLimited || sr.GeneratorLimited
+		rates = append(rates, sr.Rate)
+		maxSent = append(maxSent, sr.Max.Sent)
+		maxDelivered = append(maxDelivered, sr.Max.Delivered)
+		if sr.Max.Replies > 0 {
+			maxOwn = append(maxOwn, sr.Max.OwnCPU)
+			maxSoft = append(maxSoft, sr.Max.Softirq)
+		}
+		res.AllocUnpaced.Replies += sr.Max.Replies
+		res.AllocUnpaced.Bytes += sr.Max.AllocBytes
+		res.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+		fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", name, gen.Rate(sr.Rate))
+	}
+	res.ZeroLoss, res.MaxSent, res.MaxDelivered = newStat(rates), newStat(maxSent), newStat(maxDelivered)
+	res.MaxOwnCPU, res.MaxSoftirq = newStat(maxOwn), newStat(maxSoft)
+	res.AllocUnpaced.compute()
+	res.CPULoad = maxLoad(h.cfg.LatencyLoads)
+
+	for _, f := range h.cfg.LatencyLoads {
+		lr := LatencyResult{Load: f, Rate: f * res.ZeroLoss.Median}
+		if lr.Rate <= 0 {
+			continue
+		}
+		var loss, p50, p90, p99, p999, pmax []float64
+		for range h.cfg.Trials {
+			p, err := h.trialRetry(name, resp, g, lr.Rate)
+			if err != nil {
+				return fail(err)
+			}
+			p.Pass = sp.passes(&p)
+			lr.Points = append(lr.Points, p)
+			loss = append(loss, p.Loss)
+			p50 = append(p50, float64(p.Latency.P50))
+			p90 = append(p90, float64(p.Latency.P90))
+			p99 = append(p99, float64(p.Latency.P99))
+			p999 = append(p999, float64(p.Latency.P999))
+			pmax = append(pmax, float64(p.Latency.Max))
+		}
+		lr.Loss, lr.P50, lr.P90, lr.P99, lr.P999, lr.Max = newStat(loss), newStat(p50), newStat(p90), newStat(p99), newStat(p999), newStat(pmax)
+		res.Latency = append(res.Latency, lr)
+		if f == res.CPULoad {
+			var own, soft []float64
+			for _, p := range lr.Points {
+				if p.Replies > 0 {
+					own, soft = append(own, p.OwnCPU), append(soft, p.Softirq)
+				}
+			}
+			res.OwnCPU, res.Softirq = newStat(own), newStat(soft)
+		}
+	}
+
+	after, err := resp.stats()
+	if err != nil {
+		return fail(err)
+	}
+	a := &res.Alloc
+	a.Replies = after.Replies - before.Replies
+	a.Bytes = after.TotalAlloc - before.TotalAlloc
+	a.Mallocs = after.Mallocs - before.Mallocs
+	a.GCs = after.NumGC - before.NumGC
+	a.compute()
+	return res
+}
+
+// shortfallRetries is how often a trial in which the generator fell short
+// of the offered rate is run again before it counts as failed. On a shared
+// machine the generator's thread is sometimes preempted for longer than
+// its pacer may catch up; that says nothing about the responder.
+const shortfallRetries = 2
+
+// trialRetry is trial, repeated while the generator falls short.
+func (h *harness) trialRetry(name string, resp, g *child, rate float64) (Point, error) {
+	for i := 0; ; i++ {
+		p, err := h.trial(name, resp, g, rate)
+		if err != nil || rate == 0 || p.Sent >= minSentRatio*rate || i == shortfallRetries {
+			p.Retries = i
+			return p, err
+		}
+		fmt.Fprintf(h.log, "  %-12s the generator sent %s of %s: again\n", name, gen.Rate(p.Sent), gen.Rate(rate))
+	}
+}
+
+// trial offers rate (0: unpaced) for one trial duration and measures the
+// responder's CPU around it.
+func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error) {
+	st0, err := resp.stats()
+	if err != nil {
+		return Point{}, err
+	}
+	cpu0, err1 := readCPUTicks(h.cfg.ResponderCPU)
+	own0, err2 := readProcTicks(resp.pid)
+	s, err := g.run(gen.Load{Rate: rate, Duration: h.cfg.TrialDuration})
+	if err != nil {
+		return Point{}, err
+	}
+	cpu1, err3 := readCPUTicks(h.cfg.ResponderCPU)
+	own1, err4 := readProcTicks(resp.pid)
+	st1, err := resp.stats()
+	if err != nil {
+		return Point{}, err
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return Point{}, err
+	}
+	p := Point{
+		Offered: rate, Sent: s.SentRate, Delivered: s.ReceivedRate, Loss: s.LossRatio,
+		Latency: s.Latency, RingDrops: s.RingDrops,
+		Replies:      st1.Replies - st0.Replies,
+		RcvbufErrors: st1.RcvbufErrors - st0.RcvbufErrors,
+		AllocBytes:   st1.TotalAlloc - st0.TotalAlloc,
+		AllocMallocs: st1.Mallocs - st0.Mallocs,
+	}
+	if p.Replies > 0 {
+		p.OwnCPU = float64(own1-own0) * tickNs / float64(p.Replies)
+		p.Softirq = float64(cpu1.Softirq-cpu0.Softirq) * tickNs / float64(p.Replies)
+	}
+	offered := "max"
+	if rate > 0 {
+		offered = gen.Rate(rate)
+	}
+	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s own %s/reply softirq %s/reply\n",
+		name, offered, gen.Rate(p.Sent), gen.Rate(p.Delivered), 100*p.Loss,
+		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.OwnCPU)), gen.Dur(time.Duration(p.Softirq)))
+	return p, nil
+}
+
+// sinkMeter counts what arrives at the sink while a generator runs.
+type sinkMeter struct {
+	sink          *child
+	warm, window  time.Duration
+	drops0, drops uint64
+	started       bool
+}
+
+// measure counts the sink's frames over the window, while a generator
+// started by begin runs; end stops it.
+func (m *sinkMeter) measure(begin func() error, end func() error) (float64, error) {
+	sink := m.sink
+	if err := begin(); err != nil {
+		return 0, err
+	}
+	// Wait for the first frames (trafgen takes a while to set up),
+	// then for the rate to settle.
+	first, err := sink.count()
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		var c *sinkCount
+		if c, err = sink.count(); err == nil && c.Frames > first.Frames {
+			break
+		}
+	}
+	if err != nil {
+		end()
+		return 0, err
+	}
+	time.Sleep(m.warm)
+	c0, err := sink.count()
+	if err != nil {
+		end()
+		return 0, err
+	}
+	time.Sleep(m.window)
+	c1, err := sink.count()
+	if err := errors.Join(err, end()); err != nil {
+		return 0, err
+	}
+	if !m.started {
+		m.drops0, m.started = c0.Drops, true
+	}
+	m.drops = c1.Drops - m.drops0
+	return float64(c1.Frames-c0.Frames) / (float64(c1.Time-c0.Time) / 1e9), nil
+}
+
+// startSink starts the counting sink on B.
+func (h *harness) startSink(ctx context.Context) (*sinkMeter, error) {
+	dst := netip.AddrPortFrom(h.respAddr(), discardPort)
+	sink, err := h.start(ctx, "sink", h.b, h.cfg.ResponderCPU, childSpec{Role: roleSink, Iface: h.b.Iface, Addr: dst})
+	if err != nil {
+		return nil, err
+	}
+	return &sinkMeter{sink: sink, warm: min(200*time.Millisecond, h.cfg.TrialDuration/2), window: h.cfg.TrialDuration}, nil
+}
+
+// sinkConfig is the generator's configuration for the sink: one flow to
+// the discard port at a MAC nobody has.
+func (h *harness) sinkConfig() *gen.Config {
+	return h.genConfig(netip.AddrPortFrom(h.respAddr(), discardPort), nobodyMAC, true, 1)
+}
+
+// runOurs measures pktengine's generator against the sink, Trials times:
+// what arrives, and what the generator says it sent.
+func (h *harness) runOurs(ctx context.Context, m *sinkMeter, what string) (arrived, sent Stat, err error) {
+	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.sinkConfig()))
+	if err != nil {
+		return arrived, sent, err
+	}
+	defer g.close()
+	var as, ss []float64
+	for range h.cfg.Trials {
+		done := make(chan error, 1)
+		var sum *gen.Summary
+		rate, err := m.measure(func() error {
+			go func() {
+				var err error
+				sum, err = g.run(gen.Load{Duration: m.warm + m.window + 300*time.Millisecond})
+				done <- err
+			}()
+			return nil
+		}, func() error { return <-done })
+		if err != nil {
+			return newStat(as), newStat(ss), err
+		}
+		as, ss = append(as, rate), append(ss, sum.SentRate)
+		fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, gen.Rate(rate), gen.Rate(sum.SentRate))
+	}
+	return newStat(as), newStat(ss), nil
+}
+
+// compareGenerators measures pktengine's generator and trafgen, unpaced,
+// each in turn on the generator CPU, by the frames per second that arrive
+// in a counting ring on the other side.
+func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
+	res := &GeneratorResult{}
+	m, err := h.startSink(ctx)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer m.sink.close()
+	if res.Ours, res.OursSent, err = h.runOurs(ctx, m, "pktengine gen"); err != nil {
+		res.Error = err.Error()
+	}
+	if err := h.trafgen(ctx, h.sinkConfig(), m.measure, res); err != nil {
+		res.TrafgenError = err.Error()
+		fmt.Fprintf(h.log, "trafgen: %v\n", err)
+	}
+	res.SinkDrops = m.drops
+	return res
+}
+
+// lineRate measures what the lab's link carries from the generator's
+// core as the responder runs see it (with RPS unless NoRPS): pktengine's
+// generator into the sink.
+func (h *harness) lineRate(ctx context.Context, res *GeneratorResult) {
+	m, err := h.startSink(ctx)
+	if err == nil {
+		defer m.sink.close()
+		res.Line, _, err = h.runOurs(ctx, m, "line rate")
+		res.LineSinkDrops = m.drops
+	}
+	if err != nil {
+		res.LineError = err.Error()
+	}
+}
+
+// trafgen runs trafgen with the generator's frame as a static packet:
+// one process (--cpus 1) pinned with taskset to the generator CPU, qdisc
+// bypass (its default), without touching IRQ affinity or the system's
+// socket memory settings.
+func (h *harness) trafgen(ctx context.Context, cfg *gen.Config, measure func(begin, end func() error) (float64, error), res *GeneratorResult) error {
+	bin := h.cfg.Trafgen
+	if bin == "" {
+		bin = "trafgen"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return err
+	}
+	tmpl, err := gen.NewTemplate(&cfg.Spec)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "pktengine-trafgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	conf := filepath.Join(dir, "frame.cfg")
+	if err := os.WriteFile(conf, trafgenConfig(tmpl.Bytes()), 0o644); err != nil {
+		return err
+	}
+	var vals []float64
+	for range h.cfg.Trials {
+		var cmd *exec.Cmd
+		var out bytes.Buffer
+		rate, err := measure(func() error {
+			cmd = h.a.Command(ctx, "taskset", "-c", strconv.Itoa(h.cfg.GenCPU), path,
+				"--dev", h.a.Iface, "--conf", conf, "--cpus", "1", "--notouch-irq", "--no-sock-mem")
+			cmd.Stdout, cmd.Stderr = &out, &out
+			// trafgen forks its workers: signal the whole group.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+			return cmd.Start()
+		}, func() error {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && !ee.Exited() {
+				return nil // ended by our signal
+			}
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if rate == 0 {
+			return fmt.Errorf("no frames arrived: %s", strings.TrimSpace(out.String()))
+		}
+		vals = append(vals, rate)
+		fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", gen.Rate(rate))
+	}
+	res.Trafgen = newStat(vals)
+	return nil
+}
+
+// trafgenConfig writes frame as a trafgen packet: { 0x02, 0x00, ... }.
+func trafgenConfig(frame []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("/* pktengine bench: the generator's frame, signature zero */\n{\n")
+	for i, x := range frame {
+		if i%16 == 0 {
+			b.WriteString("  ")
+		}
+		fmt.Fprintf(&b, "0x%02x", x)
+		if i < len(frame)-1 {
+			b.WriteByte(',')
+		}
+		if i%16 == 15 || i == len(frame)-1 {
+			b.WriteByte('\n')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}

@@ -1,0 +1,94 @@
+//go:build linux
+
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+// logWriter sends the harness's progress lines to the test log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// TestLabRun runs the whole harness with tiny trials: every responder
+// answers, the searches find rates, the generators are compared, the
+// allocation figures tell the kernel's per-datagram address from the
+// engine's nothing, and the lab is gone afterwards.
+func TestLabRun(t *testing.T) {
+	lab.SkipUnlessPrivileged(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Trials: 1, TrialDuration: 60 * time.Millisecond, Drain: 40 * time.Millisecond,
+		Precision: 0.1, MaxSteps: 3, LatencyLoads: []float64{0.5},
+		Executable: self,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, &cfg, logWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	t.Log("\n" + table.String())
+
+	if len(rep.Responders) != len(Responders()) {
+		t.Fatalf("%d responders measured", len(rep.Responders))
+	}
+	for _, rr := range rep.Responders {
+		if rr.Error != "" {
+			t.Errorf("%s: %s", rr.Name, rr.Error)
+			continue
+		}
+		if rr.ZeroLoss.Median <= 0 || len(rr.Searches) != 1 || len(rr.Latency) != 1 || rr.MaxSent.Median <= 0 {
+			t.Errorf("%s: zero-loss %v, %d searches, %d latency loads", rr.Name, rr.ZeroLoss, len(rr.Searches), len(rr.Latency))
+		}
+		if rr.Alloc.Replies == 0 || rr.AllocUnpaced.Replies == 0 {
+			t.Errorf("%s: no replies counted: %+v", rr.Name, rr.Alloc)
+		}
+		// net.UDPConn.ReadFrom and ipv4.PacketConn.ReadBatch allocate
+		// the source address of every datagram; the engine nothing.
+		if rr.Engine && rr.AllocUnpaced.MallocsPerReply >= 0.01 {
+			t.Errorf("%s: %.3g allocations per reply", rr.Name, rr.AllocUnpaced.MallocsPerReply)
+		}
+		if !rr.Engine && rr.Alloc.MallocsPerReply < 1 {
+			t.Errorf("%s: %.3g allocations per reply, want at least the address", rr.Name, rr.Alloc.MallocsPerReply)
+		}
+	}
+	g := rep.Generator
+	if g == nil || g.Error != "" || g.Ours.Median <= 0 || g.Line.Median <= 0 {
+		t.Fatalf("generator comparison %+v", g)
+	}
+	if _, err := exec.LookPath("trafgen"); err == nil && (g.TrafgenError != "" || g.Trafgen.Median <= 0) {
+		t.Errorf("trafgen: %s", g.TrafgenError)
+	}
+	if len(rep.Goals) != 6 || rep.Machine.Kernel == "" {
+		t.Errorf("goals %d, machine %+v", len(rep.Goals), rep.Machine)
+	}
+	var svg bytes.Buffer
+	if err := rep.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "engine-v2") {
+		t.Errorf("svg: %v", err)
+	}
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+}

@@ -1,0 +1,460 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pktengine/pktengine/bench/gen"
+)
+
+// Report is the result of a benchmark run. It prints as a table
+// (WriteTable), JSON (WriteJSON) and an SVG plot (WriteSVG).
+type Report struct {
+	Date    time.Time     `json:"date"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// Command is the command line that reproduces the run; the caller
+	// fills it in.
+	Command string  `json:"command,omitempty"`
+	Machine Machine `json:"machine"`
+	Config  Config  `json:"config"`
+
+	Responders []ResponderResult `json:"responders"`
+	Generator  *GeneratorResult  `json:"generator,omitempty"`
+	Ratios     []Ratio           `json:"ratios"`
+	Goals      []Goal            `json:"goals"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	Kernel string `json:"kernel"`
+	CPU    string `json:"cpu"`
+	CPUs   int    `json:"cpus"`
+	Go     string `json:"go"`
+	// LoadBefore and LoadAfter are /proc/loadavg's three averages: the
+	// machine is shared, and a busy one shows in the spread of trials.
+	LoadBefore string `json:"load_before"`
+	LoadAfter  string `json:"load_after"`
+}
+
+// ResponderResult is everything measured for one responder.
+type ResponderResult struct {
+	ResponderInfo
+	// Error is set if the responder could not be measured.
+	Error string `json:"error,omitempty"`
+
+	// ZeroLoss is the RFC 2544 throughput in frames per second, one
+	// value per search. GeneratorLimited is set if some search found no
+	// loss even unpaced: the true figure is higher.
+	ZeroLoss         Stat `json:"zero_loss"`
+	GeneratorLimited bool `json:"generator_limited,omitempty"`
+	// MaxSent and MaxDelivered are the unpaced trials: what the
+	// generator offered and what came back.
+	MaxSent      Stat `json:"max_sent"`
+	MaxDelivered Stat `json:"max_delivered"`
+	// OwnCPU and Softirq are the CPU costs per reply in nanoseconds (see
+	// Point) in the trials at CPULoad, the highest latency load: a rate
+	// the responder sustains. MaxOwnCPU and MaxSoftirq are the same in
+	// the unpaced trials, where an overloaded kernel responder spends
+	// much of its time on requests it then drops.
+	CPULoad    float64 `json:"cpu_load"`
+	OwnCPU     Stat    `json:"own_cpu_ns"`
+	Softirq    Stat    `json:"softirq_ns"`
+	MaxOwnCPU  Stat    `json:"max_own_cpu_ns"`
+	MaxSoftirq Stat    `json:"max_softirq_ns"`
+
+	Searches []Search        `json:"searches"`
+	Latency  []LatencyResult `json:"latency"`
+	// Alloc covers every trial; AllocUnpaced only the unpaced ones, in
+	// which the responder never waits for work.
+	Alloc        Alloc `json:"alloc"`
+	AllocUnpaced Alloc `json:"alloc_unpaced"`
+}
+
+// Search is one RFC 2544 search with all its trials.
+type Search struct {
+	Rate             float64 `json:"rate"`
+	GeneratorLimited bool    `json:"generator_limited,omitempty"`
+	Points           []Point `json:"points"`
+}
+
+// LatencyResult is latency at one fraction of a responder's zero-loss rate.
+type LatencyResult struct {
+	Load float64 `json:"load"` // fraction of the median zero-loss rate
+	Rate float64 `json:"rate"` // frames per second offered
+	Loss Stat    `json:"loss"`
+	// Percentiles of the round trip in nanoseconds, one value per trial.
+	P50    Stat    `json:"p50_ns"`
+	P90    Stat    `json:"p90_ns"`
+	P99    Stat    `json:"p99_ns"`
+	P999   Stat    `json:"p999_ns"`
+	Max    Stat    `json:"max_ns"`
+	Points []Point `json:"points"`
+}
+
+// Alloc is the responder process's heap allocation over trials
+// (runtime.MemStats deltas with the harness's control traffic taken out).
+type Alloc struct {
+	Replies         uint64  `json:"replies"`
+	Bytes           uint64  `json:"bytes"`
+	Mallocs         uint64  `json:"mallocs"`
+	GCs             uint32  `json:"gcs,omitempty"`
+	BytesPerReply   float64 `json:"bytes_per_reply"`
+	MallocsPerReply float64 `json:"mallocs_per_reply"`
+}
+
+func (a *Alloc) compute() {
+	if a.Replies > 0 {
+		a.BytesPerReply = float64(a.Bytes) / float64(a.Replies)
+		a.MallocsPerReply = float64(a.Mallocs) / float64(a.Replies)
+	}
+}
+
+// GeneratorResult compares pktengine's generator with trafgen: unpaced,
+// one core each, the same frame, counted as frames per second arriving in
+// an RX ring on the other end of the veth.
+type GeneratorResult struct {
+	Ours    Stat `json:"ours"`
+	Trafgen Stat `json:"trafgen"`
+	// OursSent is the rate our generator reports for itself.
+	OursSent Stat `json:"ours_sent"`
+	// SinkDrops counts frames the counting ring dropped: if not zero the
+	// sink, not the generator, was the limit.
+	SinkDrops    uint64 `json:"sink_drops"`
+	Error        string `json:"error,omitempty"`
+	TrafgenError string `json:"trafgen_error,omitempty"`
+
+	// Line is the lab's line rate as the responders see it: pktengine's
+	// generator into the sink with the responder runs' receive steering
+	// (RPS), which trafgen does not survive (see Run).
+	Line          Stat   `json:"line"`
+	LineSinkDrops uint64 `json:"line_sink_drops"`
+	LineError     string `json:"line_error,omitempty"`
+}
+
+// LineRate is what the lab's link carries from one core: the line rate
+// measurement, or failing that the better of the two generators.
+func (g *GeneratorResult) LineRate() float64 {
+	if g == nil {
+		return 0
+	}
+	if g.Line.Median > 0 {
+		return g.Line.Median
+	}
+	return math.Max(g.Ours.Median, g.Trafgen.Median)
+}
+
+// Ratio compares two responders' median zero-loss rates.
+type Ratio struct {
+	Engine string  `json:"engine"`
+	Kernel string  `json:"kernel"`
+	Value  float64 `json:"value"`
+}
+
+// Goal is one of the targets the project set itself, and how the run did.
+type Goal struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// responder returns the named result, or nil.
+func (r *Report) responder(name string) *ResponderResult {
+	for i := range r.Responders {
+		if r.Responders[i].Name == name && r.Responders[i].Error == "" {
+			return &r.Responders[i]
+		}
+	}
+	return nil
+}
+
+// latencyAt returns the result's latency at load, or nil.
+func (rr *ResponderResult) latencyAt(load float64) *LatencyResult {
+	for i := range rr.Latency {
+		if rr.Latency[i].Load == load {
+			return &rr.Latency[i]
+		}
+	}
+	return nil
+}
+
+// finish computes the ratios and goals.
+func (r *Report) finish() {
+	r.Ratios = nil
+	var engines, kernels []*ResponderResult
+	for i := range r.Responders {
+		rr := &r.Responders[i]
+		if rr.Error != "" {
+			continue
+		}
+		if rr.Engine {
+			engines = append(engines, rr)
+		} else {
+			kernels = append(kernels, rr)
+		}
+	}
+	for _, e := range engines {
+		for _, k := range kernels {
+			if k.ZeroLoss.Median > 0 {
+				r.Ratios = append(r.Ratios, Ratio{e.Name, k.Name, e.ZeroLoss.Median / k.ZeroLoss.Median})
+			}
+		}
+	}
+	var best *ResponderResult
+	for _, e := range engines {
+		if best == nil || e.ZeroLoss.Median > best.ZeroLoss.Median {
+			best = e
+		}
+	}
+	r.Goals = nil
+	notMeasured := func(goal string) { r.Goals = append(r.Goals, Goal{goal, "not measured", false}) }
+	ratioGoal := func(kernel string, want float64) {
+		goal := fmt.Sprintf("pktengine echo zero-loss rate >= %gx %s", want, kernel)
+		k := r.responder(kernel)
+		if best == nil || k == nil || k.ZeroLoss.Median == 0 {
+			notMeasured(goal)
+			return
+		}
+		v := best.ZeroLoss.Median / k.ZeroLoss.Median
+		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%.1fx (%s %s vs %s)", v, best.Name, gen.Rate(best.ZeroLoss.Median), gen.Rate(k.ZeroLoss.Median)), v >= want})
+	}
+	ratioGoal("kernel-batch", 3)
+	ratioGoal("kernel", 20)
+
+	const lineGoal = "pktengine echo zero-loss rate >= 95% of the lab's line rate"
+	if line := r.Generator.LineRate(); best != nil && line > 0 {
+		v := best.ZeroLoss.Median / line
+		r.Goals = append(r.Goals, Goal{lineGoal, fmt.Sprintf("%.0f%% (%s of %s, the most one core pushes through the veth)", 100*v, gen.Rate(best.ZeroLoss.Median), gen.Rate(line)), v >= 0.95})
+	} else {
+		notMeasured(lineGoal)
+	}
+
+	const latGoal = "pktengine p99 latency at 10% load no worse than kernel UDP's"
+	var kl []string
+	bar := math.Inf(1)
+	for _, k := range kernels {
+		if l := k.latencyAt(0.1); l != nil && l.P99.Median > 0 {
+			bar = math.Min(bar, l.P99.Median)
+			kl = append(kl, fmt.Sprintf("%s %s", k.Name, gen.Dur(time.Duration(l.P99.Median))))
+		}
+	}
+	var el []string
+	bestLat := math.Inf(1)
+	for _, e := range engines {
+		if l := e.latencyAt(0.1); l != nil && l.P99.Median > 0 {
+			bestLat = math.Min(bestLat, l.P99.Median)
+			el = append(el, fmt.Sprintf("%s %s", e.Name, gen.Dur(time.Duration(l.P99.Median))))
+		}
+	}
+	if len(kl) > 0 && len(el) > 0 {
+		r.Goals = append(r.Goals, Goal{latGoal, strings.Join(el, ", ") + " vs " + strings.Join(kl, ", "), bestLat <= bar})
+	} else {
+		notMeasured(latGoal)
+	}
+
+	const genGoal = "pktengine gen frames/s >= trafgen's, one core"
+	if g := r.Generator; g != nil && g.Ours.Median > 0 && g.Trafgen.Median > 0 {
+		v := g.Ours.Median / g.Trafgen.Median
+		r.Goals = append(r.Goals, Goal{genGoal, fmt.Sprintf("%.2fx (%s vs %s)", v, gen.Rate(g.Ours.Median), gen.Rate(g.Trafgen.Median)), v >= 1})
+	} else {
+		notMeasured(genGoal)
+	}
+
+	// Steady state is the unpaced trials, where the data path never
+	// waits for work. The smallest heap allocation is 8 bytes, so less
+	// than a byte per thousand replies is no allocation per packet but
+	// the runtime's or the engine's own background (a timer, a log line).
+	const allocGoal = "0 bytes allocated per packet in the engine's steady state"
+	var al []string
+	met := len(engines) > 0
+	for _, e := range engines {
+		al = append(al, fmt.Sprintf("%s %.3g B/reply unpaced (%d B over %d replies), %.3g B/reply over all trials",
+			e.Name, e.AllocUnpaced.BytesPerReply, e.AllocUnpaced.Bytes, e.AllocUnpaced.Replies, e.Alloc.BytesPerReply))
+		met = met && e.AllocUnpaced.Replies > 0 && e.AllocUnpaced.BytesPerReply < 1e-3
+	}
+	if len(al) > 0 {
+		r.Goals = append(r.Goals, Goal{allocGoal, strings.Join(al, "; "), met})
+	} else {
+		notMeasured(allocGoal)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func statRate(s Stat) string {
+	if len(s.Values) == 0 {
+		return "-"
+	}
+	if len(s.Values) == 1 {
+		return gen.SI(s.Median)
+	}
+	return fmt.Sprintf("%s [%s-%s]", gen.SI(s.Median), gen.SI(s.Min), gen.SI(s.Max))
+}
+
+func statDur(s Stat) string {
+	if len(s.Values) == 0 {
+		return "-"
+	}
+	return gen.Dur(time.Duration(s.Median))
+}
+
+// WriteTable writes the report as text tables for a terminal.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	c := r.Config
+	fam := "IPv4"
+	if c.IPv6 {
+		fam = "IPv6"
+	}
+	fmt.Fprintf(&b, "pktengine bench, %s; %s, %d x %s, %s; load %s -> %s\n",
+		r.Date.Format("2006-01-02 15:04 MST"), r.Machine.Kernel, r.Machine.CPUs, r.Machine.CPU, r.Machine.Go, r.Machine.LoadBefore, r.Machine.LoadAfter)
+	fmt.Fprintf(&b, "%d-byte frames over %s, %d flows; generator on CPU%d, responder on CPU%d; %d trials of %v (+%v drain); loss tolerance %g; took %v\n",
+		c.Size, fam, c.Flows, c.GenCPU, c.ResponderCPU, c.Trials, c.TrialDuration, c.Drain, c.LossTolerance, r.Elapsed.Round(time.Second))
+	if r.Command != "" {
+		fmt.Fprintf(&b, "reproduce: %s\n", r.Command)
+	}
+
+	fmt.Fprintf(&b, "\nRFC 2544 zero-loss throughput, frames/s: median [min-max] of %d searches; unpaced trials: offered and delivered;\n"+
+		"CPU per reply at %g%% of the zero-loss rate: the responder process (user+sys) and its CPU's softirq; heap allocated per reply in the unpaced trials and over all\n", c.Trials, 100*maxLoad(c.LatencyLoads))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "responder\tzero-loss\tunpaced offered\tdelivered\town CPU/reply\tsoftirq/reply\talloc/reply unpaced\tall trials\t")
+	for _, rr := range r.Responders {
+		if rr.Error != "" {
+			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\n", rr.Name, rr.Error)
+			continue
+		}
+		zl := statRate(rr.ZeroLoss)
+		if rr.GeneratorLimited {
+			zl = ">= " + zl
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
+			statDur(rr.OwnCPU), statDur(rr.Softirq), allocString(rr.AllocUnpaced), allocString(rr.Alloc))
+	}
+	tw.Flush()
+
+	if len(c.LatencyLoads) > 0 {
+		fmt.Fprintf(&b, "\nround-trip latency at a fraction of each responder's own zero-loss rate: p50 / p99 / p99.9 (median of %d trials; kernel RX timestamps)\n", c.Trials)
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprint(tw, "responder\t")
+		for _, f := range c.LatencyLoads {
+			fmt.Fprintf(tw, "%g%%\t", 100*f)
+		}
+		fmt.Fprintln(tw)
+		for _, rr := range r.Responders {
+			if rr.Error != "" {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t", rr.Name)
+			for _, f := range c.LatencyLoads {
+				l := rr.latencyAt(f)
+				if l == nil {
+					fmt.Fprint(tw, "-\t")
+					continue
+				}
+				loss := ""
+				if l.Loss.Median > 0 {
+					loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
+				}
+				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", gen.Rate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+
+	if len(r.Ratios) > 0 {
+		fmt.Fprintf(&b, "\npktengine / kernel, median zero-loss rates:")
+		for _, x := range r.Ratios {
+			fmt.Fprintf(&b, "  %s/%s %.1fx", x.Engine, x.Kernel, x.Value)
+		}
+		fmt.Fprintln(&b)
+	}
+
+	if g := r.Generator; g != nil {
+		fmt.Fprintf(&b, "\ngenerators, unpaced, one core (CPU%d), frames/s arriving in an RX ring across the veth: pktengine gen %s, trafgen %s",
+			c.GenCPU, statRate(g.Ours), statRate(g.Trafgen))
+		if g.Ours.Median > 0 && g.Trafgen.Median > 0 {
+			fmt.Fprintf(&b, " (%.2fx)", g.Ours.Median/g.Trafgen.Median)
+		}
+		fmt.Fprintln(&b)
+		if len(g.Line.Values) > 0 {
+			fmt.Fprintf(&b, "line rate (pktengine gen into the sink, receive steered as in the responder runs): %s frames/s\n", statRate(g.Line))
+		}
+		if g.LineError != "" {
+			fmt.Fprintf(&b, "  line rate: %s\n", g.LineError)
+		}
+		if g.SinkDrops > 0 {
+			fmt.Fprintf(&b, "  the counting ring dropped %d frames: the sink was a limit\n", g.SinkDrops)
+		}
+		if g.Error != "" {
+			fmt.Fprintf(&b, "  pktengine gen: %s\n", g.Error)
+		}
+		if g.TrafgenError != "" {
+			fmt.Fprintf(&b, "  trafgen: %s\n", g.TrafgenError)
+		}
+	}
+
+	if len(r.Goals) > 0 {
+		fmt.Fprintf(&b, "\ngoals\n")
+		for _, g := range r.Goals {
+			mark := "short"
+			if g.Met {
+				mark = "met"
+			}
+			fmt.Fprintf(&b, "  [%-5s] %s: %s\n", mark, g.Goal, g.Measured)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// maxLoad returns the highest of the latency loads, 0 if none.
+func maxLoad(loads []float64) float64 {
+	m := 0.0
+	for _, f := range loads {
+		m = math.Max(m, f)
+	}
+	return m
+}
+
+func allocString(a Alloc) string {
+	if a.Replies == 0 {
+		return "-"
+	}
+	if a.Bytes == 0 {
+		return "0 B"
+	}
+	return fmt.Sprintf("%.3g B", a.BytesPerReply)
+}
+
+// curve returns a responder's trials as (sent, delivered) points sorted by
+// the sent rate, for the plot.
+func (rr *ResponderResult) curve() []Point {
+	var ps []Point
+	for _, s := range rr.Searches {
+		ps = append(ps, s.Points...)
+	}
+	for _, l := range rr.Latency {
+		ps = append(ps, l.Points...)
+	}
+	slices.SortFunc(ps, func(a, b Point) int {
+		switch {
+		case a.Sent < b.Sent:
+			return -1
+		case a.Sent > b.Sent:
+			return 1
+		}
+		return 0
+	})
+	return ps
+}
