@@ -263,21 +263,60 @@ func childGen(ctx context.Context, spec *childSpec, c *childIO) error {
 	if err := c.reply(&childReply{Ready: true, PID: os.Getpid()}); err != nil {
 		return err
 	}
-	for c.in.Scan() {
-		req, ok := bytes.CutPrefix(c.in.Bytes(), []byte("run "))
+	// Requests are read on their own goroutine so that "stop" can end a
+	// run that has no count or duration.
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for c.in.Scan() {
+			lines <- c.in.Text()
+		}
+	}()
+	for line := range lines {
+		req, ok := strings.CutPrefix(line, "run ")
 		if !ok {
-			c.fail(fmt.Errorf("unknown request %q", c.in.Text()))
+			c.fail(fmt.Errorf("unknown request %q", line))
 			continue
 		}
 		var load gen.Load
-		if err := json.Unmarshal(req, &load); err != nil {
+		if err := json.Unmarshal([]byte(req), &load); err != nil {
 			c.fail(err)
 			continue
 		}
-		s, err := g.Run(ctx, load, nil)
-		r := &childReply{Summary: s}
-		if err != nil {
-			r.Error = err.Error()
+		runCtx, stop := context.WithCancel(ctx)
+		type result struct {
+			s   *gen.Summary
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			s, err := g.Run(runCtx, load, nil)
+			done <- result{s, err}
+		}()
+		var res result
+		in := lines
+	wait:
+		for {
+			select {
+			case res = <-done:
+				break wait
+			case l, ok := <-in:
+				switch {
+				case !ok: // the harness is gone: stop and leave
+					stop()
+					<-done
+					return g.Close()
+				case l == "stop":
+					stop()
+				default:
+					fmt.Fprintf(os.Stderr, "request %q during a run ignored\n", l)
+				}
+			}
+		}
+		stop()
+		r := &childReply{Summary: res.s}
+		if res.err != nil {
+			r.Error = res.err.Error()
 		}
 		if err := c.reply(r); err != nil {
 			return err

@@ -283,6 +283,26 @@ func (c *child) stats() (*ResponderStats, error) {
 func (c *child) run(load gen.Load) (*gen.Summary, error) {
 	js, _ := json.Marshal(load)
 	r, err := c.call("run " + string(js))
+	return c.summary(r, err)
+}
+
+// begin starts a generator run without waiting for it; end stops it (a
+// run without count or duration lasts until then) and returns its
+// summary.
+func (c *child) begin(load gen.Load) error {
+	js, _ := json.Marshal(load)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := io.WriteString(c.stdin, "run "+string(js)+"\n")
+	return err
+}
+
+func (c *child) end() (*gen.Summary, error) {
+	r, err := c.call("stop")
+	return c.summary(r, err)
+}
+
+func (c *child) summary(r *childReply, err error) (*gen.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +393,7 @@ func (h *harness) measure(ctx context.Context, name string) ResponderResult {
 
 	// A short check that the responder answers at all, before minutes
 	// of trials say "zero".
-	s, err := g.run(gen.Load{Rate: 1000, Count: 100})
+	s, err := g.run(gen.Load{Rate: 1000, Count: 100, Drain: 2 * time.Second})
 	if err != nil {
 		return fail(err)
 	}
@@ -599,16 +619,13 @@ func (h *harness) runOurs(ctx context.Context, m *sinkMeter, what string) (arriv
 	defer g.close()
 	var as, ss []float64
 	for range h.cfg.Trials {
-		done := make(chan error, 1)
 		var sum *gen.Summary
 		rate, err := m.measure(func() error {
-			go func() {
-				var err error
-				sum, err = g.run(gen.Load{Duration: m.warm + m.window + 300*time.Millisecond})
-				done <- err
-			}()
-			return nil
-		}, func() error { return <-done })
+			return g.begin(gen.Load{})
+		}, func() (err error) {
+			sum, err = g.end()
+			return err
+		})
 		if err != nil {
 			return newStat(as), newStat(ss), err
 		}

@@ -37,6 +37,9 @@ type Load struct {
 	// context is done.
 	Count    uint64        `json:"count,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+
+	// Drain, if not zero, replaces Config.Drain for this run.
+	Drain time.Duration `json:"drain_ns,omitempty"`
 }
 
 // Config configures a Generator. A nil *Config and zero fields mean the
@@ -332,7 +335,11 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 	end := time.Now()
 	sent := sentTotal()
 	if g.rx != nil {
-		g.rx.drain(sent, g.cfg.Drain)
+		drain := g.cfg.Drain
+		if load.Drain > 0 {
+			drain = load.Drain
+		}
+		g.rx.drain(sent, drain)
 	}
 	close(progStop)
 	<-progDone
