@@ -44,10 +44,9 @@ type TXMethod int
 
 const (
 	// TXDefault is the method NewTransmitter uses when none is given:
-	// TXSendmmsg, which cost the same or up to ~15% less CPU per frame
-	// than TXRing on veth (docs/bench/ring.md). The ring's zero-copy
-	// transmit saves a copy that is cheap for small frames and pays for
-	// page references and completion writes instead.
+	// TXRing. On veth the two are within noise of each other; in paired
+	// rounds the ring used 5-13% less CPU per frame (docs/bench/ring.md),
+	// and its zero-copy transmit matters more on real NICs.
 	TXDefault TXMethod = iota
 
 	// TXRing writes frames into a PACKET_TX_RING and kicks the kernel
