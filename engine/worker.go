@@ -165,6 +165,9 @@ func (w *worker) handleFrame(f []byte, m ring.Meta, br *batchRef) Outcome {
 	if n == 0 {
 		n = len(f)
 	}
+	if _, _, ok := m.VLAN(); ok {
+		n += frame.VLANTagLen // stripped by the kernel, but it was on the wire
+	}
 	w.c[cBytes] += uint64(n)
 	w.c[cOutcome0+counter(o)]++
 	if cw := w.e.cfg.Capture; cw != nil && (!w.e.cfg.CaptureDropped || o.Dropped()) {
