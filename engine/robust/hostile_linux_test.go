@@ -481,4 +481,3 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 			}},
 	}
 }
-
