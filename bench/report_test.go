@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,21 @@ func TestSIFormat(t *testing.T) {
 	}
 	if s := gen.Dur(1500 * time.Nanosecond); s != "1.50µs" {
 		t.Fatal(s)
+	}
+}
+
+func TestReportSave(t *testing.T) {
+	r := fakeReport()
+	dir := t.TempDir() + "/results"
+	j, s, err := r.Save(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(j, "/bench-20260501-120000.json") || !strings.HasSuffix(s, "/bench-20260501-120000.svg") {
+		t.Fatalf("%s %s", j, s)
+	}
+	b, err := os.ReadFile(j)
+	if err != nil || !json.Valid(b) {
+		t.Fatalf("%v", err)
 	}
 }

@@ -176,3 +176,34 @@ func TestLabDuration(t *testing.T) {
 		t.Fatalf("run after close: %v", err)
 	}
 }
+
+// BenchmarkLabSend measures the generator unpaced into a veth, one worker,
+// 64-byte frames, to a MAC nobody has so the peer drops them on arrival.
+func BenchmarkLabSend(b *testing.B) {
+	l := lab.New(b, nil)
+	a := l.A()
+	var g *gen.Generator
+	err := a.Do(func() error {
+		ifi, err := a.Interface()
+		if err != nil {
+			return err
+		}
+		g, err = gen.New(ifi, &gen.Config{
+			Spec:     gen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
+			SendOnly: true,
+		})
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	b.SetBytes(int64(g.Template().Len()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	s, err := g.Run(context.Background(), gen.Load{Count: uint64(b.N)}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(s.SentRate, "frames/s")
+}

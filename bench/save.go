@@ -1,0 +1,33 @@
+package bench
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// Save writes the report into dir as NAME.json and NAME.svg, creating dir
+// if need be, and returns the two paths. A name of "" means the report's
+// date, "bench-20060102-150405".
+func (r *Report) Save(dir, name string) (jsonPath, svgPath string, err error) {
+	if name == "" {
+		name = "bench-" + r.Date.UTC().Format("20060102-150405")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	jsonPath = filepath.Join(dir, name+".json")
+	svgPath = filepath.Join(dir, name+".svg")
+	write := func(path string, f func(*os.File) error) error {
+		out, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		return errors.Join(f(out), out.Close())
+	}
+	err = errors.Join(
+		write(jsonPath, func(f *os.File) error { return r.WriteJSON(f) }),
+		write(svgPath, func(f *os.File) error { return r.WriteSVG(f) }),
+	)
+	return jsonPath, svgPath, err
+}
