@@ -64,10 +64,14 @@ type Config struct {
 	// stays on one worker. Zero means 1.
 	Workers int
 
-	// RXVersion selects TPACKET_V3 or V2 for the receive rings. Zero
-	// means ring.V3 (see docs/bench/engine.md). RetireTimeout bounds how
-	// long a V3 block waits to fill before the engine sees it; zero means
-	// DefaultRetireTimeout (1 ms), the most a quiet link adds to a reply.
+	// RXVersion selects TPACKET_V2 or V3 for the receive rings. Zero
+	// means ring.V2: a responder answers each frame as it comes, and V2
+	// hands it over at once, where V3 holds a lone frame for the whole
+	// retire timeout; in the lab the two sustain the same echo rate
+	// (docs/bench/engine.md). V3 takes less CPU per received frame under
+	// a flood. RetireTimeout bounds how long a V3 block waits to fill
+	// before the engine sees it; zero means DefaultRetireTimeout (1 ms),
+	// which is then the reply latency on a quiet link.
 	RXVersion     ring.Version
 	RetireTimeout time.Duration
 	// RXBlockSize, RXBlockCount (V3) and RXFrameCount (V2) shape the
@@ -179,7 +183,7 @@ func (c *Config) withDefaults() (Config, error) {
 		return d, fmt.Errorf("engine: Config.Workers %d out of range 1-64", d.Workers)
 	}
 	if d.RXVersion == 0 {
-		d.RXVersion = ring.V3
+		d.RXVersion = ring.V2
 	}
 	if d.RXVersion != ring.V2 && d.RXVersion != ring.V3 {
 		return d, fmt.Errorf("engine: Config.RXVersion %d is neither V2 nor V3", d.RXVersion)

@@ -1,0 +1,71 @@
+// Package engine is a UDP endpoint built on AF_PACKET rings: it receives
+// frames from memory it shares with the kernel, parses and validates them
+// in place, dispatches datagrams by destination address and port, and
+// answers through a TX ring, without allocating or copying a payload.
+//
+//	e, err := engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{prefix}})
+//	...
+//	defer e.Close()
+//
+//	// The fastest path: an inline handler on the receive goroutine.
+//	e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), engine.Echo)
+//
+//	// A queued port: zero-copy datagrams, valid until released.
+//	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5353))
+//	ds := make([]engine.Datagram, 64)
+//	for {
+//		n, err := p.Recv(ctx, ds) // releases what ds held before
+//		...
+//		for i := range ds[:n] {
+//			p.Reply(&ds[i], answer(ds[i].Payload))
+//		}
+//	}
+//
+// # The life of a frame
+//
+// Each worker owns one receive ring (several join a PACKET_FANOUT hash
+// group) and one TX ring. For every frame of a ring batch,
+// worker.handleFrame in worker.go reads top to bottom:
+//
+//  1. A frame the ring truncated, or one for another host, ends there.
+//  2. frame.Packet.Decode classifies it: ARP and ICMP go to the neighbour
+//     and ping handlers; everything else that is not a complete UDP
+//     datagram ends in the outcome named by its frame.Reason.
+//  3. A datagram not to one of the engine's addresses, broadcasts or
+//     multicast groups ends as other-host. Then the IPv4 header checksum
+//     is verified, an IPv6 checksum of 0 rejected, and the UDP checksum
+//     verified unless the ring says the device did or the sender left it
+//     partial (a local socket on a veth).
+//  4. The port table, an immutable two-level array swapped atomically on
+//     Bind and Close, gives the port: exact address first, then the
+//     wildcard of the family. Broadcasts and multicasts go to every port
+//     that matches.
+//  5. An inline handler runs at once (echo copies the frame into a TX
+//     slot, rewrites it with frame.ReplyInPlace and commits); a queued
+//     port gets a Datagram pointing into the ring, and the batch stays
+//     out of the kernel's hands until every datagram from it is
+//     released. A full queue drops and counts, as a socket's full
+//     receive buffer does.
+//  6. An unbound port on an owned address draws an ICMP port unreachable,
+//     within the rules of RFC 1122 and RFC 4443 and a token bucket; on a
+//     shared address the kernel, which received the frame too, answers.
+//  7. The frame's one outcome is counted. At the end of the batch the TX
+//     ring is flushed with one system call and the worker's counters are
+//     published.
+//
+// # Counters
+//
+// Every frame ends in exactly one Outcome, so Counters.FramesIn always
+// equals the sum of Counters.Outcomes (Counters.Check). The Udp counters
+// of /proc/net/snmp are derived with the kernel's names. Each worker
+// counts in private memory and publishes under a sequence lock once per
+// batch; a snapshot is consistent per worker.
+//
+// # Addresses
+//
+// An address the kernel does not have is owned: the engine answers ARP,
+// neighbour solicitations and pings for it. An address the kernel has is
+// shared: the kernel keeps its neighbour discovery and ICMP, and for each
+// engine port a kernel UDP socket with a drop-all filter keeps the kernel
+// from answering or sending ICMP. docs/ENGINE.md has the details.
+package engine
