@@ -88,10 +88,10 @@ type Config struct {
 	// PACKET_QDISC_BYPASS.
 	TX *ring.TXConfig
 
-	// RX configures the receive ring. Nil means TPACKET_V3 with a 1 ms
-	// block retire timeout; Filter and IgnoreOutgoing are always set by
-	// the generator. (The ring version does not change the latency
-	// figures: they use the kernel's receive timestamps.)
+	// RX configures the receive ring. Nil means TPACKET_V3, 64 blocks
+	// of 256 KiB, a 1 ms block retire timeout; Filter and IgnoreOutgoing
+	// are always set by the generator. (The ring version does not change
+	// the latency figures: they use the kernel's receive timestamps.)
 	RX *ring.RXConfig
 
 	// Window is the sequence-number window per stream (see SeqTracker);

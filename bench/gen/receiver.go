@@ -32,7 +32,10 @@ type receiver struct {
 }
 
 func newReceiver(ifi *net.Interface, cfg *ring.RXConfig, lo, hi uint16, streams, window int) (*receiver, error) {
-	c := ring.RXConfig{Version: ring.V3, RetireTimeout: time.Millisecond}
+	// 64 blocks of 256 KiB hold about 80 ms of replies at a million a
+	// second (snap length 128): room for the receiving thread to be
+	// scheduled late on a CPU it shares with a sending worker.
+	c := ring.RXConfig{Version: ring.V3, RetireTimeout: time.Millisecond, BlockCount: 64}
 	if cfg != nil {
 		c = *cfg
 	}
