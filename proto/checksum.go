@@ -145,16 +145,19 @@ func FinishUDP(sum uint16) uint16 {
 // HC' = ~(~HC + ~m + m'). Unlike equation 2 it never produces a stray 0
 // from a nonzero checksum's -0 ambiguity.
 func Update16(cksum, old, new uint16) uint16 {
-	return ^Combine(Combine(^cksum, ^old), new)
+	return ^Fold(uint64(^cksum) + uint64(^old) + uint64(new))
 }
+
+// The updates add their terms in a 64-bit accumulator and fold once rather
+// than folding after every addition. The result is the same: both are the
+// ones'-complement sum, and both give 0x0000 only when every term is zero
+// (see TestUpdateIsEquation3). A 32-bit term counts as its two 16-bit
+// halves, since 2^16 = 1 modulo 2^16-1, and complementing it complements
+// both halves.
 
 // Update32 is Update16 for a 32-bit word (for example an IPv4 address).
 func Update32(cksum uint16, old, new uint32) uint16 {
-	s := Combine(^cksum, ^uint16(old>>16))
-	s = Combine(s, ^uint16(old))
-	s = Combine(s, uint16(new>>16))
-	s = Combine(s, uint16(new))
-	return ^s
+	return ^Fold(uint64(^cksum) + uint64(^old) + uint64(new))
 }
 
 // UpdateBytes is Update16 for a run of covered bytes changing from old to
@@ -165,18 +168,20 @@ func Update32(cksum uint16, old, new uint32) uint16 {
 func UpdateBytes(cksum uint16, old, new []byte) uint16 {
 	n := min(len(old), len(new))
 	old, new = old[:n], new[:n]
-	s := ^cksum
-	for len(old) >= 2 {
-		s = Combine(s, ^binary.BigEndian.Uint16(old))
-		s = Combine(s, binary.BigEndian.Uint16(new))
+	acc := uint64(^cksum)
+	for len(old) >= 4 && len(new) >= 4 {
+		acc += uint64(^binary.BigEndian.Uint32(old)) + uint64(binary.BigEndian.Uint32(new))
+		old, new = old[4:], new[4:]
+	}
+	if len(old) >= 2 && len(new) >= 2 {
+		acc += uint64(^binary.BigEndian.Uint16(old)) + uint64(binary.BigEndian.Uint16(new))
 		old, new = old[2:], new[2:]
 	}
-	if len(old) == 1 {
+	if len(old) == 1 && len(new) == 1 {
 		// (n<<8 | x) - (o<<8 | x) = (n<<8) - (o<<8) for the unchanged x.
-		s = Combine(s, ^(uint16(old[0]) << 8))
-		s = Combine(s, uint16(new[0])<<8)
+		acc += uint64(^(uint16(old[0]) << 8)) + uint64(uint16(new[0])<<8)
 	}
-	return ^s
+	return ^Fold(acc)
 }
 
 // The UDP checksum field has two values that the arithmetic above does not

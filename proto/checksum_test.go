@@ -609,3 +609,49 @@ func ExampleChecksum() {
 	fmt.Printf("%#04x %v\n", cksum, Checksum(hdr, 0) == 0xffff)
 	// Output: 0x10d2 true
 }
+
+// update16Eq3 is RFC 1624 equation 3 written out with Combine, one
+// ones'-complement addition at a time: HC' = ~(~HC + ~m + m').
+func update16Eq3(hc, m, m1 uint16) uint16 { return ^Combine(Combine(^hc, ^m), m1) }
+
+// TestUpdateIsEquation3 checks that the single-fold updates give exactly
+// what equation 3 gives when applied word by word, for every input,
+// including the ones that produce either representation of zero.
+func TestUpdateIsEquation3(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	edges := []uint16{0, 1, 0x00ff, 0x7fff, 0x8000, 0xff00, 0xfffe, 0xffff}
+	var cases [][3]uint16
+	for _, a := range edges {
+		for _, b := range edges {
+			for _, c := range edges {
+				cases = append(cases, [3]uint16{a, b, c})
+			}
+		}
+	}
+	for range 300000 {
+		cases = append(cases, [3]uint16{uint16(r.Uint32()), uint16(r.Uint32()), uint16(r.Uint32())})
+	}
+	for i, tc := range cases {
+		hc, m, m1 := tc[0], tc[1], tc[2]
+		want := update16Eq3(hc, m, m1)
+		if got := Update16(hc, m, m1); got != want {
+			t.Fatalf("Update16(%#04x, %#04x, %#04x) = %#04x, equation 3 gives %#04x", hc, m, m1, got, want)
+		}
+		// 32 bits: two words, the second taken from another case.
+		o := cases[(i+1)%len(cases)]
+		old, new := uint32(m)<<16|uint32(o[1]), uint32(m1)<<16|uint32(o[2])
+		want32 := update16Eq3(update16Eq3(hc, m, m1), o[1], o[2])
+		if got := Update32(hc, old, new); got != want32 {
+			t.Fatalf("Update32(%#04x, %#08x, %#08x) = %#04x, equation 3 gives %#04x", hc, old, new, got, want32)
+		}
+		var ob, nb [4]byte
+		binary.BigEndian.PutUint32(ob[:], old)
+		binary.BigEndian.PutUint32(nb[:], new)
+		if got := UpdateBytes(hc, ob[:], nb[:]); got != want32 {
+			t.Fatalf("UpdateBytes(%#04x, %x, %x) = %#04x, equation 3 gives %#04x", hc, ob, nb, got, want32)
+		}
+		if got := UpdateBytes(hc, ob[:2], nb[:2]); got != want {
+			t.Fatalf("UpdateBytes(%#04x, %x, %x) = %#04x, equation 3 gives %#04x", hc, ob[:2], nb[:2], got, want)
+		}
+	}
+}
