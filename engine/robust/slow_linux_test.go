@@ -1,0 +1,93 @@
+//go:build linux
+
+package robust_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/engine"
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+// slowConsumer drains p one datagram at a time, sleeping delay after
+// each, until ctx ends; it releases what it holds when it stops.
+func slowConsumer(ctx context.Context, p *engine.Port, delay time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ds := make([]engine.Datagram, 1)
+		defer p.Release(ds)
+		for {
+			if _, err := p.Recv(ctx, ds); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return done
+}
+
+// TestSlowConsumerIsolation: a port whose consumer falls behind must
+// lose its own datagrams, counted as its queue's overflows, and nobody
+// else's, as a kernel socket whose receive buffer is full does. A kernel
+// sender in B sends 10 000 datagrams at about 10 000 a second to a port
+// whose consumer takes 10 ms per datagram, while the echo client
+// exchanges with an inline echo port. The client must not miss an
+// answer, the ring must drop nothing, and every datagram to the slow
+// port must be either delivered or counted as an overflow.
+//
+// This fails while queued datagrams point into the receive ring: the
+// ring hands slots back to the kernel in order, so the slow port's queue
+// pins the ring from its oldest datagram on, the ring fills, and the
+// kernel drops every frame for every port (see the report of issue 7).
+func TestSlowConsumerIsolation(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	e := openEngine(t, a, nil)
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, clientPort), engine.Echo); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := slowConsumer(ctx, p, 10*time.Millisecond)
+	defer func() { cancel(); <-done }()
+
+	client := startEchoClient(t, b, netip.AddrPortFrom(a.IPv4.Addr(), clientPort))
+	conn, err := b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.IPv4.Addr(), slowPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before := settledWithClient(t, e, client)
+	pi0 := portInfo(t, e, slowPort)
+	const n = 10000
+	for i := range n {
+		if _, err := conn.Write([]byte("to the slow port")); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 9 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	after := settledWithClient(t, e, client)
+	pi := portInfo(t, e, slowPort)
+	in, drops := pi.InDatagrams-pi0.InDatagrams, pi.Drops-pi0.Drops
+	ringDrops := after.c["RingDrops"] - before.c["RingDrops"]
+	t.Logf("slow port: %d delivered, %d overflowed; ring drops %d; %d client exchanges meanwhile, %d failed",
+		in, drops, ringDrops, after.exchanges-before.exchanges, len(client.failures))
+	if ringDrops != 0 || in+drops != n {
+		t.Errorf("one slow consumer made the ring drop %d frames; of %d datagrams to its port %d were delivered and %d overflowed",
+			ringDrops, n, in, drops)
+	}
+}
