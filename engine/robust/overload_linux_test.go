@@ -48,7 +48,7 @@ const (
 //
 //   - every frame the generator's kernel accepted is accounted for,
 //     exactly: received by the ring = sent, and ring = delivered to echo
-//     + delivered to the slow port + the slow port's queue overflows +
+//   - delivered to the slow port + the slow port's queue overflows +
 //     the ring's own drops (+ any other outcome, listed);
 //   - the engine allocated nothing per frame and its resident memory did
 //     not grow with the traffic (figures logged for docs/bench/robust.md);
@@ -313,4 +313,3 @@ func zeroLossRate(t *testing.T, b *lab.Host, spec gen.Spec) float64 {
 	}
 	return lo
 }
-
