@@ -47,9 +47,9 @@ const (
 // default, 60 s in `make robust`). Then:
 //
 //   - every frame the generator's kernel accepted is accounted for,
-//     exactly: received by the ring = sent, and ring = delivered to echo
-//   - delivered to the slow port + the slow port's queue overflows +
-//     the ring's own drops (+ any other outcome, listed);
+//     exactly: the ring received what was sent, and that is the sum of
+//     what echo answered, what the slow port took, the slow port's
+//     queue overflows and the ring's own drops;
 //   - the engine allocated nothing per frame and its resident memory did
 //     not grow with the traffic (figures logged for docs/bench/robust.md);
 //   - one second after the load stopped, a probe burst is answered in
