@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -31,9 +32,10 @@ type Engine struct {
 	addrs *addrSet
 	infos []AddrInfo
 
-	table  atomic.Pointer[portTable]
-	bindMu sync.Mutex // serialises changes to table and ports
-	ports  []*Port
+	table     atomic.Pointer[portTable]
+	ephemeral [2]uint16  // the range port 0 draws from: RFC 6335's dynamic ports
+	bindMu    sync.Mutex // serialises changes to table and ports
+	ports     []*Port
 
 	workers []*worker
 	wg      sync.WaitGroup
@@ -45,6 +47,8 @@ type Engine struct {
 	tx     ring.Transmitter
 	txSpec frame.UDPSpec
 	txID   uint16
+	// txPending: frames committed to tx and not yet flushed.
+	txPending bool
 
 	appOut, appSndbufErrors, appTXFrames, appTXErrors atomic.Uint64
 
@@ -140,6 +144,7 @@ func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) 
 	}
 	e.guard = newGuardState(&c.Guard)
 	e.table.Store(new(portTable))
+	e.ephemeral[0], e.ephemeral[1] = proto.Dynamic.Bounds()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e, nil
 }

@@ -110,14 +110,16 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		}
 		go func() {
 			ds := make([]Datagram, 64)
+			ms := make([]Message, 64)
 			for {
 				n, err := p.Recv(ctx, ds)
 				if err != nil {
 					return
 				}
 				for i := range ds[:n] {
-					p.Reply(&ds[i], ds[i].Payload)
+					ms[i] = Message{InReplyTo: &ds[i], Payload: ds[i].Payload}
 				}
+				p.SendBatch(ms[:n])
 			}
 		}()
 	} else if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {

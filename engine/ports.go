@@ -402,7 +402,7 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 		// Probe the dynamic range from a random start (RFC 6056
 		// algorithm 1) for a port free here and, on shared addresses,
 		// in the kernel.
-		first, last := proto.Dynamic.Bounds()
+		first, last := e.ephemeral[0], e.ephemeral[1]
 		n := int(last) - int(first) + 1
 		start := rand.IntN(n)
 		for i := range n {

@@ -90,23 +90,35 @@ func TestBindConflicts(t *testing.T) {
 	}
 }
 
-// TestEphemeralExhaustion binds every dynamic port and then expects
-// EADDRINUSE for one more.
+// TestEphemeralExhaustion binds every port of a (shrunk) ephemeral range
+// and then expects EADDRINUSE for one more.
 func TestEphemeralExhaustion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("binds 16384 ports")
-	}
 	r := newRig(t, &Config{QueueDepth: 1})
-	for range 16384 {
-		if _, err := r.e.Bind(ap(owned6, 0)); err != nil {
+	r.e.ephemeral = [2]uint16{60000, 60099}
+	seen := map[uint16]bool{}
+	for range 100 {
+		p, err := r.e.Bind(ap(owned6, 0))
+		if err != nil {
 			t.Fatal(err)
 		}
+		seen[p.Addr().Port()] = true
+	}
+	if len(seen) != 100 {
+		t.Fatalf("%d distinct ports", len(seen))
 	}
 	if _, err := r.e.Bind(ap(owned6, 0)); !errors.Is(err, syscall.EADDRINUSE) {
-		t.Fatalf("17th thousand bind: %v, want EADDRINUSE", err)
+		t.Fatalf("101st bind: %v, want EADDRINUSE", err)
 	}
 	if _, err := r.e.Bind(ap(owned4, 0)); err != nil {
 		t.Fatalf("IPv4 still has room: %v", err)
+	}
+	// A port bound explicitly inside the range is skipped.
+	r.e.ephemeral = [2]uint16{61000, 61001}
+	if _, err := r.e.Bind(ap(owned6, 61000)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := r.e.Bind(ap(owned6, 0)); err != nil || p.Addr().Port() != 61001 {
+		t.Fatalf("Bind(0) = %v, %v; want port 61001", p, err)
 	}
 }
 
@@ -482,4 +494,48 @@ func neighborAdvert(tb testing.TB, src, dst netip.Addr) []byte {
 		tb.Fatal(err)
 	}
 	return buf[:n]
+}
+
+// TestSendBatch: replies and sends in one batch leave with one flush.
+func TestSendBatch(t *testing.T) {
+	r := newRig(t, nil)
+	tx := r.e.tx.(*fakeTX)
+	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+	r.one(arpRequest(t, peer4, owned4), ring.Meta{}) // learn peer4
+	b := new(fakeBatch)
+	for i := range 8 {
+		b.add(udpFrame(t, ap(peer6, uint16(40000+i)), ap(owned6, 5000), []byte{'a' + byte(i)}), ring.Meta{})
+	}
+	r.batch(b)
+	ds := make([]Datagram, 8)
+	n, err := p.Recv(t.Context(), ds)
+	if err != nil || n != 8 {
+		t.Fatalf("Recv %d, %v", n, err)
+	}
+	ms := make([]Message, 0, n+1)
+	for i := range ds[:n] {
+		ms = append(ms, Message{InReplyTo: &ds[i], Payload: ds[i].Payload})
+	}
+	ms = append(ms, Message{To: ap(peer4, 7000), Payload: []byte("also")})
+	flushes := tx.flushes
+	sent, err := p.SendBatch(ms)
+	if err != nil || sent != n+1 {
+		t.Fatalf("SendBatch = %d, %v", sent, err)
+	}
+	if tx.flushes != flushes+1 {
+		t.Errorf("%d flushes for one batch", tx.flushes-flushes)
+	}
+	out := tx.take()
+	for i, f := range out[:n] {
+		pk := checkUDPFrame(t, f)
+		if pk.Dst(f) != ds[i].Src || string(pk.Payload(f)) != string(ds[i].Payload) {
+			t.Errorf("reply %d to %v: %q", i, pk.Dst(f), pk.Payload(f))
+		}
+	}
+	p.Release(ds[:n])
+	// A bad message stops the batch and says how far it got.
+	ms = []Message{{To: ap(peer4, 7000), Payload: []byte("ok")}, {To: ap(peer4, 0), Payload: []byte("port 0")}}
+	if sent, err := p.SendBatch(ms); sent != 1 || !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("SendBatch with a bad message = %d, %v", sent, err)
+	}
 }

@@ -13,13 +13,78 @@ import (
 	"github.com/pktengine/pktengine/proto"
 )
 
+// Message is one datagram for Port.SendBatch.
+type Message struct {
+	// To is the destination, as for Port.Send.
+	To netip.AddrPort
+	// Payload is the UDP data.
+	Payload []byte
+	// InReplyTo, if set, makes the message a reply to that datagram, as
+	// Port.Reply sends it, and To is ignored.
+	InReplyTo *Datagram
+}
+
 // Send sends payload to to from the port. The source address is the
 // port's own if it is bound to one unicast address, else the engine
 // address of to's family whose prefix holds to (else the first one).
 // The next hop's MAC address comes from the neighbour table; an unknown
 // neighbour is resolved with ARP or NDP first, which may take up to
-// Config.ResolveWait. Each call hands its frame to the kernel at once.
+// Config.ResolveWait. The frame is handed to the kernel before Send
+// returns, with one system call; SendBatch shares that call among many.
 func (p *Port) Send(to netip.AddrPort, payload []byte) error {
+	ms := [1]Message{{To: to, Payload: payload}}
+	_, err := p.SendBatch(ms[:])
+	return err
+}
+
+// Reply sends payload to d's sender from the address and port d was sent
+// to, to the MAC address d came from, on d's VLANs: no neighbour lookup.
+// d may already be released; only its addresses are used.
+func (p *Port) Reply(d *Datagram, payload []byte) error {
+	ms := [1]Message{{Payload: payload, InReplyTo: d}}
+	_, err := p.SendBatch(ms[:])
+	return err
+}
+
+// SendBatch sends the messages in order and hands them to the kernel with
+// one system call (more only if they outnumber the TX ring's slots, or a
+// neighbour must be resolved on the way). It returns how many were sent
+// and the error that stopped it.
+func (p *Port) SendBatch(ms []Message) (int, error) {
+	e := p.e
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	sent := 0
+	var err error
+	for i := range ms {
+		m := &ms[i]
+		if m.InReplyTo != nil {
+			d := m.InReplyTo
+			e.txID++
+			id := e.txID
+			err = e.commitLocked(func(buf []byte) (int, error) {
+				return e.buildReply(buf, &e.txSpec, d, m.Payload, id)
+			})
+			if err != nil {
+				err = p.sendError(d.Src, err)
+				break
+			}
+		} else if err = p.sendLocked(m.To, m.Payload); err != nil {
+			break
+		}
+		sent++
+	}
+	if ferr := e.flushLocked(); ferr != nil && err == nil {
+		err = p.sendError(netip.AddrPort{}, ferr)
+	}
+	p.appOut.Add(uint64(sent))
+	e.appOut.Add(uint64(sent))
+	return sent, err
+}
+
+// sendLocked builds and commits one datagram to to. If the next hop must
+// be resolved, it flushes what is pending and lets go of txMu meanwhile.
+func (p *Port) sendLocked(to netip.AddrPort, payload []byte) error {
 	e := p.e
 	dst := to.Addr().Unmap()
 	to = netip.AddrPortFrom(dst, to.Port())
@@ -39,13 +104,19 @@ func (p *Port) Send(to netip.AddrPort, payload []byte) error {
 	if e.ipLen(src, len(payload)) > e.mtu {
 		return p.sendError(to, errTooBig)
 	}
-	mac, err := e.nextHopMAC(dst, src)
-	if err != nil {
-		return p.sendError(to, err)
+	mac, ok := e.nextHopKnown(dst)
+	if !ok {
+		if err := e.flushLocked(); err != nil {
+			return p.sendError(to, err)
+		}
+		e.txMu.Unlock()
+		var err error
+		mac, err = e.nextHopMAC(dst, src)
+		e.txMu.Lock()
+		if err != nil {
+			return p.sendError(to, err)
+		}
 	}
-
-	e.txMu.Lock()
-	defer e.txMu.Unlock()
 	s := &e.txSpec
 	e.txID++
 	*s = frame.UDPSpec{
@@ -57,43 +128,26 @@ func (p *Port) Send(to netip.AddrPort, payload []byte) error {
 		ID:      e.txID,
 		Payload: payload,
 	}
-	err = e.transmitLocked(func(buf []byte) (int, error) { return frame.BuildUDP(buf, s) })
+	err := e.commitLocked(func(buf []byte) (int, error) { return frame.BuildUDP(buf, s) })
 	s.Payload = nil
 	if err != nil {
 		return p.sendError(to, err)
 	}
-	p.appOut.Add(1)
-	e.appOut.Add(1)
-	return nil
-}
-
-// Reply sends payload to d's sender from the address and port d was sent
-// to, to the MAC address d came from, on d's VLANs: no neighbour lookup.
-// d may already be released; only its addresses are used.
-func (p *Port) Reply(d *Datagram, payload []byte) error {
-	e := p.e
-	e.txMu.Lock()
-	defer e.txMu.Unlock()
-	e.txID++
-	id := e.txID
-	err := e.transmitLocked(func(buf []byte) (int, error) {
-		return e.buildReply(buf, &e.txSpec, d, payload, id)
-	})
-	if err != nil {
-		return p.sendError(d.Src, err)
-	}
-	p.appOut.Add(1)
-	e.appOut.Add(1)
 	return nil
 }
 
 func (p *Port) sendError(to netip.AddrPort, err error) error {
-	return &net.OpError{Op: "write", Net: "udp", Source: udpAddr(p.addr, p.port), Addr: net.UDPAddrFromAddrPort(to), Err: err}
+	oe := &net.OpError{Op: "write", Net: "udp", Source: udpAddr(p.addr, p.port), Err: err}
+	if to.IsValid() {
+		oe.Addr = net.UDPAddrFromAddrPort(to)
+	}
+	return oe
 }
 
-// transmitLocked builds one frame into the shared TX ring and flushes
-// it. e.txMu must be held.
-func (e *Engine) transmitLocked(build func([]byte) (int, error)) error {
+// commitLocked builds one frame into the shared TX ring and commits it;
+// flushLocked hands the committed frames to the kernel. e.txMu must be
+// held.
+func (e *Engine) commitLocked(build func([]byte) (int, error)) error {
 	if e.tx == nil {
 		return net.ErrClosed
 	}
@@ -114,11 +168,43 @@ func (e *Engine) transmitLocked(build func([]byte) (int, error)) error {
 		return err
 	}
 	e.appTXFrames.Add(1)
+	e.txPending = true
+	return nil
+}
+
+func (e *Engine) flushLocked() error {
+	if !e.txPending || e.tx == nil {
+		return nil
+	}
+	e.txPending = false
 	if err := e.tx.Flush(); err != nil {
 		e.appTXErrors.Add(1)
 		return err
 	}
 	return nil
+}
+
+// nextHopKnown returns the MAC address a datagram to dst goes to if it
+// needs no resolution.
+func (e *Engine) nextHopKnown(dst netip.Addr) (frame.MAC, bool) {
+	if e.addrs.isBroadcast(dst) {
+		return frame.BroadcastMAC, true
+	}
+	if mac, ok := multicastMAC(dst); ok {
+		return mac, true
+	}
+	nh := dst
+	if !e.addrs.onLink(dst) {
+		nh = e.cfg.Gateway6
+		if dst.Is4() {
+			nh = e.cfg.Gateway4
+		}
+	}
+	mac, updated, ok := e.neigh.lookup(nh)
+	if !ok || time.Now().UnixNano()-updated > int64(e.cfg.NeighborTTL) {
+		return frame.MAC{}, false
+	}
+	return mac, true
 }
 
 // nextHopMAC returns the MAC address a datagram to dst goes to.
@@ -193,7 +279,7 @@ func (e *Engine) solicit(nh, src netip.Addr) error {
 	}
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
-	return e.transmitLocked(func(buf []byte) (int, error) {
+	err := e.commitLocked(func(buf []byte) (int, error) {
 		if nh.Is4() {
 			return frame.BuildARP(buf, &frame.ARPSpec{
 				Op:        frame.ARPRequest,
@@ -204,6 +290,10 @@ func (e *Engine) solicit(nh, src netip.Addr) error {
 		}
 		return buildNeighborSolicitation(buf, e.mac, src, nh)
 	})
+	if err != nil {
+		return err
+	}
+	return e.flushLocked()
 }
 
 // nsLen is a Neighbor Solicitation with a Source Link-Layer Address
