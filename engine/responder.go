@@ -110,7 +110,7 @@ func (w *worker) commitUDP(n int, pt *Port) error {
 		return errBuild
 	}
 	w.c[cOutDatagrams]++
-	pt.stats[w.id].out.Add(1)
+	w.portStats(pt).lout++
 	return nil
 }
 

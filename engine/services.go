@@ -147,7 +147,7 @@ func (h *serviceHandler) allowed(r *Responder, d *Datagram) bool {
 		return true
 	}
 	w.c[why]++
-	r.port.stats[w.id].suppressed.Add(1)
+	w.portStats(r.port).lsuppressed++
 	return false
 }
 

@@ -29,6 +29,7 @@ type worker struct {
 	epoch atomic.Uint64     // odd while a batch is being handled
 
 	free    chan *batchRef // batches whose datagrams were all released
+	touched []*portStats   // port counters changed since the last publish
 	started bool
 	exitErr error
 
@@ -58,8 +59,10 @@ func newWorker(e *Engine, id int, rx *ring.RX, tx ring.Transmitter, freeCap int)
 		tx:   tx,
 		ctx:  e.ctx,
 		free: make(chan *batchRef, freeCap),
-		rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		ipID: uint16(rand.Uint32()),
+		// Room for the ports of a batch; more grows it once.
+		touched: make([]*portStats, 0, 64),
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		ipID:    uint16(rand.Uint32()),
 	}
 	w.resp.w = w
 	return w
@@ -137,6 +140,26 @@ func (w *worker) publish() {
 		w.c[cTXRejected] = w.tx.Stats().WrongFormat
 	}
 	w.pub.publish(&w.c)
+	for _, ps := range w.touched {
+		ps.in.Store(ps.lin)
+		ps.out.Store(ps.lout)
+		ps.drops.Store(ps.ldrops)
+		ps.suppressed.Store(ps.lsuppressed)
+		ps.dirty = false
+	}
+	clear(w.touched)
+	w.touched = w.touched[:0]
+}
+
+// portStats returns this worker's counters of pt, noting them for the
+// next publish.
+func (w *worker) portStats(pt *Port) *portStats {
+	ps := &pt.stats[w.id]
+	if !ps.dirty {
+		ps.dirty = true
+		w.touched = append(w.touched, ps)
+	}
+	return ps
 }
 
 func (w *worker) flush() {
@@ -287,11 +310,11 @@ func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, f []byte, br *batc
 // deliver hands the datagram to pt's inline handler, or queues it. It
 // reports false if the queue was full.
 func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
-	ps := &pt.stats[w.id]
+	ps := w.portStats(pt)
 	if h := pt.handler; h != nil {
 		d := &w.dg
 		d.fill(f, &w.meta, &w.pkt)
-		ps.in.Add(1)
+		ps.lin++
 		w.c[cUDPIn]++
 		r := &w.resp
 		r.port, r.f, r.d = pt, f, d
@@ -303,12 +326,12 @@ func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
 	d.fill(f, &w.meta, &w.pkt)
 	d.ref = br
 	if !pt.q.Enqueue(d) {
-		ps.drops.Add(1)
+		ps.ldrops++
 		w.c[cRcvbufErrors]++
 		return false
 	}
 	br.queued++
-	ps.in.Add(1)
+	ps.lin++
 	w.c[cUDPIn]++
 	pt.wake()
 	return true
