@@ -265,16 +265,7 @@ func waitSettled(t *testing.T, e *engine.Engine, slow *engine.Port, limit time.D
 // runGen runs the generator in h once.
 func runGen(t *testing.T, h *lab.Host, cfg *gen.Config, load gen.Load) *gen.Summary {
 	t.Helper()
-	var s *gen.Summary
-	cfg.Load = load
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		s, err = gen.Run(context.Background(), ifi, cfg, nil)
-		return err
-	})
+	s, err := runGenErr(h, cfg, load)
 	if err != nil {
 		t.Fatalf("generator: %v", err)
 	}
