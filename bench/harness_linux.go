@@ -28,15 +28,17 @@ import (
 // The lab: the generator on host A (198.18.0.1, CPU GenCPU), responders on
 // host B (198.18.0.2, CPU ResponderCPU).
 //
-// The generator sends from an address that A does not have (genSrc4,
-// genSrc6), with a static neighbour entry on B pointing at A's MAC: the
-// replies reach A's rings, and A's kernel drops them at the routing
-// decision instead of looking for a socket and answering ICMP port
-// unreachable. The same replies cost the same on B's CPU for every
-// responder (veth delivers a frame on the sender's CPU).
+// The generator sends from an address and a MAC that A does not have
+// (genSrc4, genSrc6, genMAC), and B has a static neighbour entry for the
+// address pointing at that MAC. The replies still reach the generator's
+// ring, which sees every frame on the link, but A's kernel takes them for
+// another host's (PACKET_OTHERHOST) and drops them on arrival: no route
+// lookup, no socket lookup, no ICMP port unreachable. The generator's CPU
+// then spends next to nothing on replies beyond reading them.
 var (
 	genSrc4 = netip.MustParseAddr("198.18.0.101")
 	genSrc6 = netip.MustParseAddr("fd00::101")
+	genMAC  = frame.MAC{0x02, 0, 0, 0, 0, 0xfd}
 	// nobodyMAC is the destination of the generator comparison's frames:
 	// B's kernel takes them for another host (PACKET_OTHERHOST) and
 	// drops them at once, while the counting ring still sees them.
@@ -142,10 +144,10 @@ func (h *harness) respAddr() netip.Addr {
 }
 
 // setup points B's neighbour entries for the generator's source addresses
-// at A.
+// at the generator's MAC.
 func (h *harness) setup(ctx context.Context) error {
 	for _, a := range []netip.Addr{genSrc4, genSrc6} {
-		out, err := h.b.Command(ctx, "ip", "neigh", "replace", a.String(), "lladdr", h.a.MAC.String(), "dev", h.b.Iface, "nud", "permanent").CombinedOutput()
+		out, err := h.b.Command(ctx, "ip", "neigh", "replace", a.String(), "lladdr", genMAC.String(), "dev", h.b.Iface, "nud", "permanent").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("bench: ip neigh replace %v: %v: %s", a, err, bytes.TrimSpace(out))
 		}
@@ -343,11 +345,9 @@ func (c *child) close() error {
 
 // genConfig is the generator's configuration for the responder runs.
 func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool, flows int) *gen.Config {
-	var mac frame.MAC
-	copy(mac[:], h.a.MAC)
 	return &gen.Config{
 		Spec: gen.Spec{
-			SrcMAC: mac, DstMAC: dstMAC,
+			SrcMAC: genMAC, DstMAC: dstMAC,
 			Src: netip.AddrPortFrom(h.genSrc(), gen.DefaultSrcPort), Dst: dst,
 			Flows: flows, Size: h.cfg.Size,
 		},
@@ -511,26 +511,30 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	}
 	cpu0, err1 := readCPUTicks(h.cfg.ResponderCPU)
 	own0, err2 := readProcTicks(resp.pid)
+	bl0, err3 := readBacklogDrops()
 	s, err := g.run(gen.Load{Rate: rate, Duration: h.cfg.TrialDuration})
 	if err != nil {
 		return Point{}, err
 	}
-	cpu1, err3 := readCPUTicks(h.cfg.ResponderCPU)
-	own1, err4 := readProcTicks(resp.pid)
+	cpu1, err4 := readCPUTicks(h.cfg.ResponderCPU)
+	own1, err5 := readProcTicks(resp.pid)
+	bl1, err6 := readBacklogDrops()
 	st1, err := resp.stats()
 	if err != nil {
 		return Point{}, err
 	}
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return Point{}, err
 	}
 	p := Point{
 		Offered: rate, Sent: s.SentRate, Delivered: s.ReceivedRate, Loss: s.LossRatio,
 		Latency: s.Latency, RingDrops: s.RingDrops,
-		Replies:      st1.Replies - st0.Replies,
-		RcvbufErrors: st1.RcvbufErrors - st0.RcvbufErrors,
-		AllocBytes:   st1.TotalAlloc - st0.TotalAlloc,
-		AllocMallocs: st1.Mallocs - st0.Mallocs,
+		Replies:        st1.Replies - st0.Replies,
+		RcvbufErrors:   st1.RcvbufErrors - st0.RcvbufErrors,
+		AllocBytes:     st1.TotalAlloc - st0.TotalAlloc,
+		AllocMallocs:   st1.Mallocs - st0.Mallocs,
+		ResponderDrops: st1.Drops - st0.Drops,
+		BacklogDrops:   bl1 - bl0,
 	}
 	if p.Replies > 0 {
 		p.OwnCPU = float64(own1-own0) * tickNs / float64(p.Replies)
@@ -540,9 +544,21 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	if rate > 0 {
 		offered = gen.Rate(rate)
 	}
-	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s own %s/reply softirq %s/reply\n",
+	var where string
+	for _, d := range []struct {
+		n    uint64
+		what string
+	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "responder"}, {p.BacklogDrops, "backlog"}, {p.RingDrops, "generator ring"}} {
+		if d.n > 0 {
+			where += fmt.Sprintf(" %s %d", d.what, d.n)
+		}
+	}
+	if where != "" {
+		where = "  drops:" + where
+	}
+	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s own %s/reply softirq %s/reply%s\n",
 		name, offered, gen.Rate(p.Sent), gen.Rate(p.Delivered), 100*p.Loss,
-		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.OwnCPU)), gen.Dur(time.Duration(p.Softirq)))
+		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.OwnCPU)), gen.Dur(time.Duration(p.Softirq)), where)
 	return p, nil
 }
 

@@ -112,3 +112,29 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// readBacklogDrops returns the frames dropped for a full per-CPU input
+// backlog, summed over CPUs: the second column of /proc/net/softnet_stat.
+func readBacklogDrops() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseBacklogDrops(b)
+}
+
+func parseBacklogDrops(b []byte) (uint64, error) {
+	var n uint64
+	for line := range bytes.Lines(b) {
+		f := strings.Fields(string(line))
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[1], 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/net/softnet_stat: %w", err)
+		}
+		n += v
+	}
+	return n, nil
+}

@@ -68,3 +68,13 @@ func TestTrafgenConfig(t *testing.T) {
 		t.Fatalf("%x\n%s", got, conf)
 	}
 }
+
+func TestParseBacklogDrops(t *testing.T) {
+	b := []byte("1f1c7063 00000010 00000001 00000000\n0a1fbc35 000000ff 00000003 00000000\n")
+	if n, err := parseBacklogDrops(b); err != nil || n != 0x10+0xff {
+		t.Fatalf("%d, %v", n, err)
+	}
+	if _, err := readBacklogDrops(); err != nil {
+		t.Fatal(err)
+	}
+}

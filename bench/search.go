@@ -29,9 +29,15 @@ type Point struct {
 
 	// RingDrops are frames the generator's own receive ring lost, and
 	// RcvbufErrors datagrams the responder namespace's kernel dropped
-	// for a full socket buffer, both during the trial.
+	// for a full socket buffer, all during the trial.
 	RingDrops    uint64 `json:"ring_drops,omitempty"`
 	RcvbufErrors uint64 `json:"rcvbuf_errors,omitempty"`
+	// ResponderDrops are the drops the responder counted itself (the
+	// engine's ring and queue drops), BacklogDrops the frames the kernel
+	// dropped for a full per-CPU backlog (/proc/net/softnet_stat, all
+	// CPUs): together with RcvbufErrors they tell where a loss happened.
+	ResponderDrops uint64 `json:"responder_drops,omitempty"`
+	BacklogDrops   uint64 `json:"backlog_drops,omitempty"`
 
 	// AllocBytes and AllocMallocs are the responder process's heap
 	// allocations during the trial.
