@@ -23,8 +23,9 @@ type Config struct {
 	Flows int `json:"flows"`
 
 	// Trials is how often each measurement is repeated: each RFC 2544
-	// search, each latency load and each generator comparison. The
-	// report gives medians with min and max. Default 3; at least 1.
+	// search, each latency load and each generator comparison. Responders
+	// take turns: each round measures every one of them once. The report
+	// gives medians with min and max. Default 3; at least 1.
 	Trials int `json:"trials"`
 
 	// TrialDuration is how long the generator sends in one trial, and
@@ -67,7 +68,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration of `make bench-lab`: three
-// trials of one second per step, about four minutes for four responders.
+// rounds, one-second trials, about five minutes for four responders.
 func DefaultConfig() Config {
 	return Config{
 		Size:          64,
@@ -85,13 +86,13 @@ func DefaultConfig() Config {
 
 // DemoConfig returns the configuration of the short side-by-side run of
 // `make demo`: the same method with 200 ms trials and a coarser search
-// (2 %), under a minute for four responders.
+// (3 %, at most 6 halvings), under a minute for four responders.
 func DemoConfig() Config {
 	c := DefaultConfig()
 	c.TrialDuration = 200 * time.Millisecond
 	c.Drain = 50 * time.Millisecond
-	c.Precision = 0.02
-	c.MaxSteps = 7
+	c.Precision = 0.03
+	c.MaxSteps = 6
 	return c
 }
 

@@ -21,27 +21,36 @@
 //   - engine-v2, engine-v3: pktengine's engine with the built-in echo
 //     service on its inline path, TPACKET_V2 and TPACKET_V3 receive rings.
 //
-// For each, every trial offers a rate for Config.TrialDuration and counts
-// the replies after Config.Drain. The zero-loss rate is found by the
-// binary search of RFC 2544 section 26.1 (see search); a trial passes if
-// it loses no more than Config.LossTolerance of its frames and the
-// generator achieved 98 % of the offered rate. The search repeats
-// Config.Trials times; the report gives the median with min and max.
-// Latency is then measured at 10, 50 and 90 % of the median zero-loss
-// rate, Config.Trials times each.
+// Every trial offers a rate for Config.TrialDuration and counts the
+// replies after Config.Drain. The zero-loss rate is found by the binary
+// search of RFC 2544 section 26.1 (see search); a trial passes if it loses
+// no more than Config.LossTolerance of its frames and the generator
+// achieved 98 % of the offered rate (a trial in which it fell short is
+// run again, twice at most, since that says nothing about the responder).
+// Latency is then measured at 10, 50 and 90 % of each responder's median
+// zero-loss rate. Responders take turns: each of Config.Trials rounds
+// starts every responder, checks that it answers, warms it up with a short
+// unpaced burst, measures it once and stops it, so that a change in the
+// machine's load touches all of them alike. The report gives medians with
+// min and max.
+//
+// The generator sends from an address and a MAC its own namespace does not
+// have, so that its kernel drops the replies on arrival (its ring still
+// reads them), and each namespace's veth steers what it receives to its
+// own side's CPU with RPS (see Run).
 //
 // CPU cost is read from /proc: the responder process's user and system
-// ticks over a trial, and the softirq ticks of its CPU, each divided by
-// the replies it sent. On veth a frame is delivered on the sending CPU,
-// so the softirq time on the responder's CPU is mostly the generator
-// side's kernel taking in replies (about the same per reply for every
-// responder), while the responder side's kernel receiving requests runs
-// on the generator's CPU. Heap allocation is the responder process's
-// runtime.MemStats over all its trials.
+// ticks over a trial, and the softirq ticks of its CPU (with RPS: its
+// kernel receiving the requests), each divided by the replies it sent;
+// the table shows them at 90 % of the zero-loss rate. Heap allocation is
+// the responder process's runtime.MemStats, over the unpaced trials (the
+// steady state: the data path never waits) and over all trials.
 //
-// The generator comparison sends one static 64-byte frame (pktengine's
-// generator still writes its signature and checksum into every frame)
-// from the generator CPU as fast as each tool goes and counts what
-// arrives in a TPACKET_V3 ring on the other side. The frames go to a MAC
-// no host has, so B's kernel drops them on arrival.
+// The generator comparison sends one 64-byte frame (trafgen a static copy
+// of it; pktengine's generator writes its signature and checksum into
+// every frame) from the generator CPU as fast as each tool goes and counts
+// what arrives in a TPACKET_V3 ring on the other side. The frames go to a
+// MAC no host has, so B's kernel drops them on arrival. It runs without
+// RPS, which trafgen does not survive; the line rate, pktengine's
+// generator into the same ring with RPS, follows.
 package bench

@@ -108,11 +108,8 @@ func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
 	if !c.SkipGenerators {
 		h.lineRate(ctx, rep.Generator)
 	}
-	for _, name := range c.Responders {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rep.Responders = append(rep.Responders, h.measure(ctx, name))
+	if rep.Responders, err = h.measureAll(ctx); err != nil {
+		return nil, err
 	}
 	rep.finish()
 	rep.Machine.LoadAfter = loadavg()
@@ -367,121 +364,187 @@ func (h *harness) genChildSpec(cfg *gen.Config) childSpec {
 	return childSpec{Role: roleGen, Iface: h.a.Iface, Gen: cfg, GOMAXPROCS: 2}
 }
 
-// measure runs the RFC 2544 searches and the latency trials for one
-// responder.
-func (h *harness) measure(ctx context.Context, name string) ResponderResult {
-	kind, _ := lookupResponder(name)
-	res := ResponderResult{ResponderInfo: kind.ResponderInfo}
-	fail := func(err error) ResponderResult {
-		res.Error = err.Error()
-		fmt.Fprintf(h.log, "%s: %v\n", name, err)
-		return res
-	}
+// session is one responder child with its allocation baseline.
+type session struct {
+	name   string
+	resp   *child
+	before *ResponderStats
+}
+
+// open starts responder name, checks that it answers, warms it up and
+// takes its allocation baseline.
+func (h *harness) open(ctx context.Context, name string, g *child) (*session, error) {
 	dst := netip.AddrPortFrom(h.respAddr(), echoPort)
 	resp, err := h.start(ctx, name, h.b, h.cfg.ResponderCPU, childSpec{Role: roleResponder, Iface: h.b.Iface, Responder: name, Addr: dst})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	defer resp.close()
-	var bmac frame.MAC
-	copy(bmac[:], h.b.MAC)
-	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.genConfig(dst, bmac, false, h.cfg.Flows)))
-	if err != nil {
-		return fail(err)
-	}
-	defer g.close()
-
+	ok := false
+	defer func() {
+		if !ok {
+			resp.close()
+		}
+	}()
 	// A short check that the responder answers at all, before minutes
 	// of trials say "zero".
 	s, err := g.run(gen.Load{Rate: 1000, Count: 100, Drain: 2 * time.Second})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if s.Received == 0 {
-		return fail(errors.New("no replies to 100 requests at 1000/s"))
+		return nil, errors.New("no replies to 100 requests at 1000/s")
 	}
-	// One unpaced trial that counts for nothing: buffers that grow to
+	// An unpaced burst that counts for nothing: buffers that grow to
 	// their working size (a ring batch's offsets, a socket's queue) do
 	// so here, not in the steady state the allocation figures are for.
-	if _, err := g.run(gen.Load{Duration: h.cfg.TrialDuration}); err != nil {
-		return fail(err)
+	if _, err := g.run(gen.Load{Duration: min(h.cfg.TrialDuration, 300*time.Millisecond)}); err != nil {
+		return nil, err
 	}
 	before, err := resp.stats()
 	if err != nil {
-		return fail(err)
+		return nil, err
+	}
+	ok = true
+	return &session{name: name, resp: resp, before: before}, nil
+}
+
+// close adds the session's allocations to a and ends the child.
+func (s *session) close(a *Alloc) error {
+	after, err := s.resp.stats()
+	if err == nil {
+		a.Replies += after.Replies - s.before.Replies
+		a.Bytes += after.TotalAlloc - s.before.TotalAlloc
+		a.Mallocs += after.Mallocs - s.before.Mallocs
+		a.GCs += after.NumGC - s.before.NumGC
+	}
+	return errors.Join(err, s.resp.close())
+}
+
+// measureAll runs the RFC 2544 searches and then the latency trials,
+// interleaved: each round starts every responder in turn, measures it
+// once and stops it. A change in the machine's load during the run then
+// touches every responder alike instead of the ones that happen to run
+// while it lasts, and the ratios between them stay fair.
+func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
+	var bmac frame.MAC
+	copy(bmac[:], h.b.MAC)
+	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.genConfig(netip.AddrPortFrom(h.respAddr(), echoPort), bmac, false, h.cfg.Flows)))
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+
+	results := make([]ResponderResult, len(h.cfg.Responders))
+	for i, name := range h.cfg.Responders {
+		kind, _ := lookupResponder(name)
+		results[i].ResponderInfo = kind.ResponderInfo
+		results[i].CPULoad = maxLoad(h.cfg.LatencyLoads)
+	}
+	// each runs f on a session of every responder that has not failed.
+	each := func(round, rounds int, what string, f func(*ResponderResult, *session) error) error {
+		for i := range results {
+			rr := &results[i]
+			if rr.Error != "" {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintf(h.log, "%s: %s, round %d of %d\n", rr.Name, what, round+1, rounds)
+			sess, err := h.open(ctx, rr.Name, g)
+			if err == nil {
+				err = errors.Join(f(rr, sess), sess.close(&rr.Alloc))
+			}
+			if err != nil {
+				rr.Error = err.Error()
+				fmt.Fprintf(h.log, "%s: %v\n", rr.Name, err)
+			}
+		}
+		return nil
 	}
 
 	sp := searchParams{tolerance: h.cfg.LossTolerance, precision: h.cfg.Precision, maxSteps: h.cfg.MaxSteps}
-	var rates, maxSent, maxDelivered, maxOwn, maxSoft []float64
-	for i := range h.cfg.Trials {
-		fmt.Fprintf(h.log, "%s: search %d of %d\n", name, i+1, h.cfg.Trials)
-		sr, err := search(func(rate float64) (Point, error) { return h.trialRetry(name, resp, g, rate) }, sp)
-		if err != nil {
-			return fail(err)
-		}
-		res.Searches = append(res.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
-		res.GeneratorLimited = res.GeneratorLimited || sr.GeneratorLimited
-		rates = append(rates, sr.Rate)
-		maxSent = append(maxSent, sr.Max.Sent)
-		maxDelivered = append(maxDelivered, sr.Max.Delivered)
-		if sr.Max.Replies > 0 {
-			maxOwn = append(maxOwn, sr.Max.OwnCPU)
-			maxSoft = append(maxSoft, sr.Max.Softirq)
-		}
-		res.AllocUnpaced.Replies += sr.Max.Replies
-		res.AllocUnpaced.Bytes += sr.Max.AllocBytes
-		res.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
-		fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", name, gen.Rate(sr.Rate))
-	}
-	res.ZeroLoss, res.MaxSent, res.MaxDelivered = newStat(rates), newStat(maxSent), newStat(maxDelivered)
-	res.MaxOwnCPU, res.MaxSoftirq = newStat(maxOwn), newStat(maxSoft)
-	res.AllocUnpaced.compute()
-	res.CPULoad = maxLoad(h.cfg.LatencyLoads)
-
-	for _, f := range h.cfg.LatencyLoads {
-		lr := LatencyResult{Load: f, Rate: f * res.ZeroLoss.Median}
-		if lr.Rate <= 0 {
-			continue
-		}
-		var loss, p50, p90, p99, p999, pmax []float64
-		for range h.cfg.Trials {
-			p, err := h.trialRetry(name, resp, g, lr.Rate)
+	for round := range h.cfg.Trials {
+		err := each(round, h.cfg.Trials, "zero-loss search", func(rr *ResponderResult, sess *session) error {
+			sr, err := search(func(rate float64) (Point, error) { return h.trialRetry(rr.Name, sess.resp, g, rate) }, sp)
 			if err != nil {
-				return fail(err)
+				return err
 			}
-			p.Pass = sp.passes(&p)
-			lr.Points = append(lr.Points, p)
-			loss = append(loss, p.Loss)
-			p50 = append(p50, float64(p.Latency.P50))
-			p90 = append(p90, float64(p.Latency.P90))
-			p99 = append(p99, float64(p.Latency.P99))
-			p999 = append(p999, float64(p.Latency.P999))
-			pmax = append(pmax, float64(p.Latency.Max))
+			rr.Searches = append(rr.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
+			rr.GeneratorLimited = rr.GeneratorLimited || sr.GeneratorLimited
+			rr.AllocUnpaced.Replies += sr.Max.Replies
+			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
+			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, gen.Rate(sr.Rate))
+			return nil
+		})
+		if err != nil {
+			return results, err
 		}
-		lr.Loss, lr.P50, lr.P90, lr.P99, lr.P999, lr.Max = newStat(loss), newStat(p50), newStat(p90), newStat(p99), newStat(p999), newStat(pmax)
-		res.Latency = append(res.Latency, lr)
-		if f == res.CPULoad {
-			var own, soft []float64
+	}
+	for i := range results {
+		rr := &results[i]
+		var rates, maxSent, maxDelivered, maxOwn, maxSoft []float64
+		for _, s := range rr.Searches {
+			rates = append(rates, s.Rate)
+			maxSent = append(maxSent, s.Points[0].Sent)
+			maxDelivered = append(maxDelivered, s.Points[0].Delivered)
+			if s.Points[0].Replies > 0 {
+				maxOwn = append(maxOwn, s.Points[0].OwnCPU)
+				maxSoft = append(maxSoft, s.Points[0].Softirq)
+			}
+		}
+		rr.ZeroLoss, rr.MaxSent, rr.MaxDelivered = newStat(rates), newStat(maxSent), newStat(maxDelivered)
+		rr.MaxOwnCPU, rr.MaxSoftirq = newStat(maxOwn), newStat(maxSoft)
+		for _, f := range h.cfg.LatencyLoads {
+			if rate := f * rr.ZeroLoss.Median; rate > 0 {
+				rr.Latency = append(rr.Latency, LatencyResult{Load: f, Rate: rate})
+			}
+		}
+	}
+
+	for round := range h.cfg.Trials {
+		err := each(round, h.cfg.Trials, "latency", func(rr *ResponderResult, sess *session) error {
+			for j := range rr.Latency {
+				lr := &rr.Latency[j]
+				p, err := h.trialRetry(rr.Name, sess.resp, g, lr.Rate)
+				if err != nil {
+					return err
+				}
+				p.Pass = sp.passes(&p)
+				lr.Points = append(lr.Points, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return results, err
+		}
+	}
+	for i := range results {
+		rr := &results[i]
+		for j := range rr.Latency {
+			lr := &rr.Latency[j]
+			var loss, p50, p90, p99, p999, pmax, own, soft []float64
 			for _, p := range lr.Points {
+				loss = append(loss, p.Loss)
+				p50 = append(p50, float64(p.Latency.P50))
+				p90 = append(p90, float64(p.Latency.P90))
+				p99 = append(p99, float64(p.Latency.P99))
+				p999 = append(p999, float64(p.Latency.P999))
+				pmax = append(pmax, float64(p.Latency.Max))
 				if p.Replies > 0 {
 					own, soft = append(own, p.OwnCPU), append(soft, p.Softirq)
 				}
 			}
-			res.OwnCPU, res.Softirq = newStat(own), newStat(soft)
+			lr.Loss, lr.P50, lr.P90, lr.P99, lr.P999, lr.Max = newStat(loss), newStat(p50), newStat(p90), newStat(p99), newStat(p999), newStat(pmax)
+			if lr.Load == rr.CPULoad {
+				rr.OwnCPU, rr.Softirq = newStat(own), newStat(soft)
+			}
 		}
+		rr.Alloc.compute()
+		rr.AllocUnpaced.compute()
 	}
-
-	after, err := resp.stats()
-	if err != nil {
-		return fail(err)
-	}
-	a := &res.Alloc
-	a.Replies = after.Replies - before.Replies
-	a.Bytes = after.TotalAlloc - before.TotalAlloc
-	a.Mallocs = after.Mallocs - before.Mallocs
-	a.GCs = after.NumGC - before.NumGC
-	a.compute()
-	return res
+	return results, nil
 }
 
 // shortfallRetries is how often a trial in which the generator fell short
