@@ -95,9 +95,26 @@ func TestOverload(t *testing.T) {
 	loadSpec := echoSpec
 	loadSpec.DstPorts = 2 // echo and the slow port, alternately
 
-	zl := zeroLossRate(t, b, echoSpec)
+	// The yardstick is RFC 2544's: the zero-loss rate of the device as
+	// configured for the test, with this traffic, slow consumer and all.
+	// The engine's echo capacity alone is measured too, for the record:
+	// on two cores the generator cannot offer ten times that, because on
+	// veth the sender's CPU also runs the receiving side's kernel.
+	echoZL := zeroLossRate(t, func(rate float64) (float64, bool) {
+		s := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: 100 * time.Millisecond},
+			gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
+		return s.SentRate, s.Lost == 0
+	})
+	zl := zeroLossRate(t, func(rate float64) (float64, bool) {
+		before := takeCounts(t, e)
+		s := runGen(t, b, &gen.Config{Spec: loadSpec, SendOnly: true}, gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
+		waitSettled(t, e, slow, 5*time.Second)
+		d := takeCounts(t, e).sub(before)
+		return s.SentRate, d["outcome:delivered"] == s.TX.Sent && d["FramesIn"] == s.TX.Sent
+	})
 	offered := 10 * zl
-	t.Logf("zero-loss echo rate %s; offering 10x: %s for %v", gen.Rate(zl), gen.Rate(offered), *overloadFor)
+	t.Logf("zero-loss rate: %s with the slow consumer (%s of echo alone); offering 10x: %s for %v",
+		gen.Rate(zl), gen.Rate(echoZL), gen.Rate(offered), *overloadFor)
 
 	// A short run first, so that every page of the rings and queues has
 	// been touched before memory is measured.
@@ -117,8 +134,9 @@ func TestOverload(t *testing.T) {
 	overflows := after.slow.Drops - before.slow.Drops
 	ringDrops := d["RingDrops"]
 	other := d["FramesIn"] - echoIn - slowIn - overflows
-	t.Logf("sent %d frames in %v (%s, %.1fx the zero-loss rate); veth refused %d (the sender was told: ENOBUFS)",
-		sum.TX.Sent, sum.Duration.Round(time.Millisecond), gen.Rate(sum.SentRate), sum.SentRate/zl, after.link.TxDropped-before.link.TxDropped)
+	t.Logf("sent %d frames in %v (%s: %.1fx the zero-loss rate, %.1fx echo's alone); veth refused %d (the sender was told: ENOBUFS)",
+		sum.TX.Sent, sum.Duration.Round(time.Millisecond), gen.Rate(sum.SentRate), sum.SentRate/zl, sum.SentRate/echoZL,
+		after.link.TxDropped-before.link.TxDropped)
 	t.Logf("ring took %d: echoed %d, slow port got %d, its queue overflowed %d, ring dropped %d, other %d",
 		ringIn, echoIn, slowIn, overflows, ringDrops, other)
 
@@ -170,7 +188,7 @@ func TestOverload(t *testing.T) {
 	time.Sleep(time.Until(stopped.Add(time.Second)))
 	c0 := e.Counters()
 	slow0 := slow.Info()
-	probe := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: time.Second}, gen.Load{Rate: zl / 2, Count: 2000})
+	probe := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: time.Second}, gen.Load{Rate: echoZL / 2, Count: 2000})
 	slowProbe := runGen(t, b, &gen.Config{Spec: gen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), slowPort)}, SendOnly: true},
 		gen.Load{Rate: 5000, Count: 200})
 	c1 := settled(t, e)
@@ -272,28 +290,27 @@ func runGen(t *testing.T, h *lab.Host, cfg *gen.Config, load gen.Load) *gen.Summ
 	return s
 }
 
-// zeroLossRate finds the highest echo rate the engine answers in full
-// (RFC 2544 section 26.1's binary search, short trials): the yardstick
-// of "ten times the zero-loss rate". It needs no precision: the overload
-// run asserts accounting, not rates.
-func zeroLossRate(t *testing.T, b *lab.Host, spec gen.Spec) float64 {
+// zeroLossRate finds the highest rate at which trial loses nothing, by
+// RFC 2544 section 26.1's binary search with short trials. trial returns
+// the rate the generator achieved and whether nothing was lost. It needs
+// no precision: TestOverload asserts accounting, not rates.
+func zeroLossRate(t *testing.T, trial func(rate float64) (sent float64, ok bool)) float64 {
 	t.Helper()
-	trial := func(rate float64) (*gen.Summary, bool) {
-		s := runGen(t, b, &gen.Config{Spec: spec, Drain: 100 * time.Millisecond},
-			gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
-		return s, s.Lost == 0
-	}
 	top, ok := trial(0)
 	if ok {
-		// The engine keeps up with the generator flat out: ten times
-		// that is out of reach on this machine; say so and use it.
-		t.Logf("the engine answers everything the generator sends flat out (%s)", gen.Rate(top.SentRate))
-		return top.SentRate
+		// Nothing lost with the generator flat out: the rate is at least
+		// that, and ten times it is out of reach here; the logs say so.
+		t.Logf("nothing lost with the generator flat out (%s)", gen.Rate(top))
+		return top
 	}
-	lo, hi := 0.0, top.SentRate
+	lo, hi := 0.0, top
 	for range 7 {
 		mid := (lo + hi) / 2
-		if _, ok := trial(mid); ok {
+		// A trial counts only if the generator achieved the rate (the
+		// machine is shared; a starved generator proves nothing).
+		sent, ok := trial(mid)
+		t.Logf("trial %s: achieved %s, ok %v", gen.Rate(mid), gen.Rate(sent), ok)
+		if ok && sent >= 0.95*mid {
 			lo = mid
 		} else {
 			hi = mid
@@ -303,4 +320,11 @@ func zeroLossRate(t *testing.T, b *lab.Host, spec gen.Spec) float64 {
 		t.Fatalf("no zero-loss rate found below %s", gen.Rate(hi))
 	}
 	return lo
+}
+
+// takeCounts returns the engine's settled counters, flattened.
+func takeCounts(t *testing.T, e *engine.Engine) counts {
+	t.Helper()
+	c := settled(t, e)
+	return flatten(&c)
 }
