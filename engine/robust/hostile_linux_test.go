@@ -336,8 +336,9 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 	ip4 := func(f []byte, corrupt func(frame.IPv4)) []byte {
 		ip := frame.IPv4(f[frame.EthernetHeaderLen:])
 		corrupt(ip)
-		ip.SetChecksum(0)
-		if len(ip) >= frame.IPv4MinHeaderLen {
+		// A header that claims more than the frame holds keeps the old
+		// checksum: Decode rejects it before any checksum matters.
+		if h := ip.HeaderLength(); h >= frame.IPv4MinHeaderLen && h <= len(ip) {
 			ip.SetChecksum(ip.CalculateChecksum())
 		}
 		return f
