@@ -482,6 +482,9 @@ func (e *Engine) reserve(a netip.Addr, port uint16) ([]io.Closer, error) {
 		c, err := e.reserveShared(netip.AddrPortFrom(la.addr, port))
 		if err != nil {
 			closeAll(res)
+			if errors.Is(err, syscall.EACCES) {
+				err = fmt.Errorf("%w (%v is shared with the kernel, and holding a port below 1024 there takes CAP_NET_BIND_SERVICE)", err, la.addr)
+			}
 			return nil, err
 		}
 		res = append(res, c)

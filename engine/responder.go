@@ -12,7 +12,9 @@ import (
 // Handler answers datagrams inline: ServeUDP runs on the worker goroutine
 // that received the datagram, while the frame is still in the receive
 // ring, with no queue in between. It must not block, and must not keep
-// d, d.Payload or r after it returns: copy what it needs.
+// d, d.Payload or r after it returns: copy what it needs. It must not
+// close ports or the engine either: Close waits for the workers to finish
+// their batch, and the handler's worker is in the middle of one.
 type Handler interface {
 	ServeUDP(r *Responder, d *Datagram)
 }
