@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -44,6 +45,10 @@ type Response struct {
 // timeout bounds one exchange, so that a stuck client cannot hold a
 // server goroutine.
 const timeout = 5 * time.Second
+
+// maxRequest bounds what the server reads of one request (a stat request
+// is 14 bytes), so that a client cannot make it buffer an endless one.
+const maxRequest = 4096
 
 // Listen opens the control socket at path. A socket file left behind by a
 // process that is gone is removed; one that still answers is an error.
@@ -93,7 +98,7 @@ func Serve(ctx context.Context, l net.Listener, status func() engine.Status) err
 			c.SetDeadline(time.Now().Add(timeout))
 			var req Request
 			var resp Response
-			if err := json.NewDecoder(c).Decode(&req); err != nil {
+			if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
 				resp.Error = "bad request: " + err.Error()
 			} else {
 				switch req.Op {
