@@ -51,13 +51,23 @@ func TestLabRun(t *testing.T) {
 	if len(rep.Responders) != len(Responders()) {
 		t.Fatalf("%d responders measured", len(rep.Responders))
 	}
+	found := 0
 	for _, rr := range rep.Responders {
 		if rr.Error != "" {
 			t.Errorf("%s: %s", rr.Name, rr.Error)
 			continue
 		}
-		if rr.ZeroLoss.Median <= 0 || len(rr.Searches) != 1 || len(rr.Latency) != 1 || rr.MaxSent.Median <= 0 {
-			t.Errorf("%s: zero-loss %v, %d searches, %d latency loads", rr.Name, rr.ZeroLoss, len(rr.Searches), len(rr.Latency))
+		// On a busy machine a 60 ms trial can lose a frame at any rate,
+		// so a single responder's search may find nothing; but every
+		// search ran, and the unpaced trial got replies.
+		if len(rr.Searches) != 1 || len(rr.Searches[0].Points) < 2 || rr.MaxSent.Median <= 0 || rr.MaxDelivered.Median <= 0 {
+			t.Errorf("%s: %d searches, unpaced sent %v delivered %v", rr.Name, len(rr.Searches), rr.MaxSent, rr.MaxDelivered)
+		}
+		if rr.ZeroLoss.Median > 0 {
+			found++
+			if len(rr.Latency) != 1 || len(rr.Latency[0].Points) != 1 {
+				t.Errorf("%s: latency %+v", rr.Name, rr.Latency)
+			}
 		}
 		if rr.Alloc.Replies == 0 || rr.AllocUnpaced.Replies == 0 {
 			t.Errorf("%s: no replies counted: %+v", rr.Name, rr.Alloc)
@@ -70,6 +80,9 @@ func TestLabRun(t *testing.T) {
 		if !rr.Engine && rr.Alloc.MallocsPerReply < 1 {
 			t.Errorf("%s: %.3g allocations per reply, want at least the address", rr.Name, rr.Alloc.MallocsPerReply)
 		}
+	}
+	if found == 0 {
+		t.Error("no responder passed a single trial")
 	}
 	g := rep.Generator
 	if g == nil || g.Error != "" || g.Ours.Median <= 0 || g.Line.Median <= 0 {
