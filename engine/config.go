@@ -92,7 +92,20 @@ type Config struct {
 
 	// QueueDepth is the number of datagrams each port queues for Recv.
 	// Zero means DefaultQueueDepth. It is rounded up to a power of two.
+	// It also bounds the datagrams a port's application holds: a full
+	// queue, or received datagrams not yet released, make the port drop
+	// (RcvbufErrors), as a kernel socket's full receive buffer does.
 	QueueDepth int
+
+	// ZeroCopy makes queued datagrams point into the receive ring
+	// instead of being copied into their port's buffers. It saves a
+	// copy per datagram, but the ring hands slots back to the kernel in
+	// order, so a datagram that waits in a queue or in the application
+	// keeps its slot and every later one from the kernel: one slow
+	// consumer then fills the ring and the kernel drops frames for
+	// every port. Use it only when every consumer keeps up and releases
+	// at once. Inline handlers never copy.
+	ZeroCopy bool
 
 	// ICMPRate and ICMPBurst shape the token bucket for ICMP and ICMPv6
 	// port unreachable messages. Zero means DefaultICMPRate and

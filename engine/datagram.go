@@ -9,11 +9,11 @@ import (
 	"github.com/pktengine/pktengine/ring"
 )
 
-// Datagram is one received UDP datagram. Payload points into the
-// receive ring: no byte of it was copied. It stays valid until Release
-// (or until the Datagram is handed to Port.Recv again), after which the
-// ring may reuse the memory. A Datagram must not be copied while it
-// holds the ring: release the one you were given, once.
+// Datagram is one received UDP datagram. Payload lives in one of the
+// port's buffers, or with Config.ZeroCopy in the receive ring itself. It
+// stays valid until Release (or until the Datagram is handed to Port.Recv
+// again), after which the memory is reused. A Datagram must not be copied
+// while it holds that memory: release the one you were given, once.
 type Datagram struct {
 	// Payload is the UDP data. Its capacity ends with it, so an append
 	// never writes into the ring.
@@ -30,15 +30,22 @@ type Datagram struct {
 	vlans  [1 + frame.MaxVLANTags]frame.VLANTag
 	nvlan  uint8
 
-	ref *batchRef
+	ref   *batchRef // zero-copy: the ring batch Payload points into
+	buf   []byte    // copied: the port buffer Payload lives in
+	owner *Port     // whose buf it is
 }
 
-// Release gives the datagram's memory back to the ring. It does nothing
-// for a datagram already released or handed to an inline handler.
+// Release gives the datagram's memory back to its port or the receive
+// ring. It does nothing for a datagram already released or handed to an
+// inline handler.
 func (d *Datagram) Release() {
 	if d.ref != nil {
 		d.ref.unref(1)
 		d.ref = nil
+	}
+	if d.buf != nil {
+		d.owner.putBuf(d.buf)
+		d.buf, d.owner = nil, nil
 	}
 }
 
@@ -66,15 +73,19 @@ func (d *Datagram) fill(f []byte, m *ring.Meta, p *frame.Packet) {
 		d.vlans[d.nvlan] = p.VLANs[i]
 		d.nvlan++
 	}
-	d.ref = nil
+	d.ref, d.buf, d.owner = nil, nil, nil
 }
 
 // releaseAll releases every datagram in ds, with one atomic operation per
-// run of datagrams from the same ring batch.
+// run of zero-copy datagrams from the same ring batch.
 func releaseAll(ds []Datagram) {
 	var cur *batchRef
 	var n int64
 	for i := range ds {
+		if d := &ds[i]; d.buf != nil {
+			d.owner.putBuf(d.buf)
+			d.buf, d.owner = nil, nil
+		}
 		r := ds[i].ref
 		if r == nil {
 			continue

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -45,6 +46,9 @@ type Port struct {
 	service Service
 
 	q       datagramQueue
+	bufs    chan []byte  // free buffers for copied datagrams
+	nbufs   atomic.Int64 // buffers allocated so far, at most cap(bufs)
+	bufSize int
 	notify  chan struct{} // a datagram arrived while waiting was set
 	waiting atomic.Bool   // Recv is (about to be) asleep
 	recvSem chan struct{} // one Recv at a time: the queue has one consumer
@@ -449,6 +453,10 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 			return nil, bindErr(err)
 		}
 		p.q = q
+		if !e.cfg.ZeroCopy {
+			p.bufs = make(chan []byte, q.Cap())
+			p.bufSize = max(e.mtu, frame.EthernetMTU)
+		}
 	}
 	e.table.Store(t.with(port, t.lookup(port).plus(p)))
 	e.ports = append(e.ports, p)
@@ -535,4 +543,55 @@ func (e *Engine) unbind(p *Port) error {
 		return fmt.Errorf("engine: closing %s: %w", p, err)
 	}
 	return nil
+}
+
+// bufChunk is how many copy buffers a port allocates at once: few
+// allocations while a port warms up, little memory for a quiet one.
+const bufChunk = 32
+
+// getBuf returns a buffer for a copied datagram of n bytes, or nil if the
+// port's datagrams, queued or held by the application, already use all
+// of its buffers (as many as its queue has slots). Called by workers.
+func (p *Port) getBuf(n int) []byte {
+	if n > p.bufSize {
+		// Larger than the link's MTU allows (GRO, a jumbo frame on
+		// a ring with room for it): a one-off buffer.
+		if p.nbufs.Add(1) > int64(cap(p.bufs)) {
+			p.nbufs.Add(-1)
+			return nil
+		}
+		return make([]byte, n)
+	}
+	select {
+	case b := <-p.bufs:
+		return b
+	default:
+	}
+	for {
+		have := p.nbufs.Load()
+		k := min(int64(bufChunk), int64(cap(p.bufs))-have)
+		if k <= 0 {
+			return nil
+		}
+		if !p.nbufs.CompareAndSwap(have, have+k) {
+			continue
+		}
+		chunk := make([]byte, int(k)*p.bufSize)
+		for i := int64(1); i < k; i++ {
+			p.bufs <- chunk[int(i)*p.bufSize : int(i+1)*p.bufSize : int(i+1)*p.bufSize]
+		}
+		return chunk[:p.bufSize:p.bufSize]
+	}
+}
+
+// putBuf takes back a buffer getBuf handed out.
+func (p *Port) putBuf(b []byte) {
+	if cap(b) != p.bufSize {
+		p.nbufs.Add(-1) // a one-off: let it go
+		return
+	}
+	select {
+	case p.bufs <- b[:p.bufSize]:
+	default: // cannot happen: there are never more buffers than room
+	}
 }

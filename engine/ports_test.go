@@ -160,10 +160,11 @@ func TestDemuxPrefersExact(t *testing.T) {
 	}
 }
 
-// TestRecvDatagrams checks what Recv hands out and that the ring batch is
-// handed back only when the last datagram from it is released.
+// TestRecvDatagrams checks what Recv hands out and, with ZeroCopy, that
+// the ring batch is handed back only when the last datagram from it is
+// released.
 func TestRecvDatagrams(t *testing.T) {
-	r := newRig(t, nil)
+	r := newRig(t, &Config{ZeroCopy: true})
 	p, err := r.e.Bind(ap(netip.Addr{}, 5000))
 	if err != nil {
 		t.Fatal(err)
@@ -537,5 +538,61 @@ func TestSendBatch(t *testing.T) {
 	ms = []Message{{To: ap(peer4, 7000), Payload: []byte("ok")}, {To: ap(peer4, 0), Payload: []byte("port 0")}}
 	if sent, err := p.SendBatch(ms); sent != 1 || !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("SendBatch with a bad message = %d, %v", sent, err)
+	}
+}
+
+// TestRecvCopies: by default a queued datagram is a copy in the port's
+// buffers, so the ring batch is free at the end of the batch and the
+// payload outlives the frame.
+func TestRecvCopies(t *testing.T) {
+	r := newRig(t, nil)
+	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+	f := udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("copied"))
+	br := &batchRef{free: r.w.free}
+	r.w.handleBatch(br, new(fakeBatch).add(f, ring.Meta{}))
+	if br.queued != 0 {
+		t.Fatalf("a copied datagram holds the ring batch (%d)", br.queued)
+	}
+	clear(f) // the ring reuses the slot
+	ds := make([]Datagram, 1)
+	if n, err := p.Recv(t.Context(), ds); err != nil || n != 1 {
+		t.Fatalf("Recv = %d, %v", n, err)
+	}
+	if string(ds[0].Payload) != "copied" || cap(ds[0].Payload) != len(ds[0].Payload) {
+		t.Errorf("payload %q (cap %d)", ds[0].Payload, cap(ds[0].Payload))
+	}
+	p.Release(ds)
+	if got := len(p.bufs); got != int(p.nbufs.Load()) {
+		t.Errorf("%d of %d buffers free after the release", got, p.nbufs.Load())
+	}
+}
+
+// TestSlowConsumerIsolated: a port nobody reads fills its queue and then
+// drops its own datagrams, while the ring batches never wait for it and
+// another port keeps receiving.
+func TestSlowConsumerIsolated(t *testing.T) {
+	r := newRig(t, &Config{QueueDepth: 16})
+	slow, _ := r.e.Bind(ap(netip.Addr{}, 5000))
+	fast, _ := r.e.Bind(ap(netip.Addr{}, 5001))
+	b := new(fakeBatch)
+	for i := range 8 {
+		b.add(udpFrame(t, ap(peer4, uint16(1000+i)), ap(owned4, 5000), []byte("s")), ring.Meta{})
+		b.add(udpFrame(t, ap(peer4, uint16(1000+i)), ap(owned4, 5001), []byte("f")), ring.Meta{})
+	}
+	ds := make([]Datagram, 16)
+	for range 20 {
+		br := &batchRef{free: r.w.free}
+		r.w.handleBatch(br, b)
+		if br.queued != 0 {
+			t.Fatal("a batch is held by queued datagrams")
+		}
+		if n, err := fast.Recv(t.Context(), ds); err != nil || n != 8 {
+			t.Fatalf("fast port: %d, %v", n, err)
+		}
+	}
+	fast.Release(ds)
+	si, fi := slow.Info(), fast.Info()
+	if si.InDatagrams != 16 || si.Drops != 20*8-16 || fi.Drops != 0 || fi.InDatagrams != 160 {
+		t.Errorf("slow %+v, fast %+v", si, fi)
 	}
 }

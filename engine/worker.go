@@ -322,15 +322,34 @@ func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
 		r.port, r.f, r.d = nil, nil, nil
 		return true
 	}
+	// Queue it: a copy in one of the port's buffers, so that the ring
+	// goes back to the kernel at the end of the batch whatever the
+	// consumer does; with ZeroCopy a reference into the ring itself.
 	var d Datagram
 	d.fill(f, &w.meta, &w.pkt)
-	d.ref = br
+	if pt.bufs != nil {
+		buf := pt.getBuf(len(d.Payload))
+		if buf == nil {
+			ps.ldrops++
+			w.c[cRcvbufErrors]++
+			return false
+		}
+		n := copy(buf, d.Payload)
+		d.Payload, d.buf, d.owner = buf[:n:n], buf, pt
+	} else {
+		d.ref = br
+	}
 	if !pt.q.Enqueue(d) {
+		if d.buf != nil {
+			pt.putBuf(d.buf)
+		}
 		ps.ldrops++
 		w.c[cRcvbufErrors]++
 		return false
 	}
-	br.queued++
+	if d.ref != nil {
+		br.queued++
+	}
 	ps.lin++
 	w.c[cUDPIn]++
 	pt.wake()
