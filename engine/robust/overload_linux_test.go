@@ -41,10 +41,12 @@ const (
 	slowPort = 8 // next to echo: one generator template covers both
 )
 
-// TestOverload offers ten times the engine's zero-loss echo rate, half of
-// it to the inline echo service and half to a port whose consumer sleeps
-// a millisecond after every batch of 16, for -robust.overload (15 s by
-// default, 60 s in `make robust`). Then:
+// TestOverload floods the engine for -robust.overload (15 s by default,
+// 60 s in `make robust`): the generator sends as fast as it can, half to
+// the inline echo service and half to a port whose consumer takes 4
+// datagrams every 4 ms (at most 1000 a second, queue depth 256), after a
+// short search for the engine's zero-loss echo rate to compare with.
+// Then:
 //
 //   - every frame the generator's kernel accepted is accounted for,
 //     exactly: the ring received what was sent, and that is the sum of
@@ -56,15 +58,21 @@ const (
 //     full with no ring drop, and datagrams to the slow port are all
 //     delivered again.
 //
-// The assertions are equalities of counters, never rates: how much gets
-// dropped depends on the machine, that every drop is counted does not.
+// The issue asks for ten times the zero-loss rate. Flat out is the most a
+// generator on the same two cores can offer: on veth the sender's CPU
+// also runs the receiving side's kernel path, so the achieved multiple
+// (logged) is what the machine allows, typically two to six. The slow
+// port overflows whatever the multiple: its consumer's 1000 a second is
+// far below any flood. The assertions are equalities of counters, never
+// rates: how much gets dropped depends on the machine, that every drop is
+// counted does not.
 func TestOverload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the overload run takes a while")
 	}
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
-	e := openEngine(t, a, nil)
+	e := openEngine(t, a, &engine.Config{QueueDepth: 256})
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +84,13 @@ func TestOverload(t *testing.T) {
 	consumerDone := make(chan struct{})
 	go func() {
 		defer close(consumerDone)
-		ds := make([]engine.Datagram, 16)
+		ds := make([]engine.Datagram, 4)
 		defer slow.Release(ds)
 		for {
 			if _, err := slow.Recv(ctx, ds); err != nil {
 				return
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(4 * time.Millisecond)
 		}
 	}()
 	defer func() { cancel(); <-consumerDone }()
@@ -95,34 +103,21 @@ func TestOverload(t *testing.T) {
 	loadSpec := echoSpec
 	loadSpec.DstPorts = 2 // echo and the slow port, alternately
 
-	// The yardstick is RFC 2544's: the zero-loss rate of the device as
-	// configured for the test, with this traffic, slow consumer and all.
-	// The engine's echo capacity alone is measured too, for the record:
-	// on two cores the generator cannot offer ten times that, because on
-	// veth the sender's CPU also runs the receiving side's kernel.
-	echoZL := zeroLossRate(t, func(rate float64) (float64, bool) {
+	zl := zeroLossRate(t, func(rate float64) (float64, bool) {
 		s := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: 100 * time.Millisecond},
 			gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
 		return s.SentRate, s.Lost == 0
 	})
-	zl := zeroLossRate(t, func(rate float64) (float64, bool) {
-		before := takeCounts(t, e)
-		s := runGen(t, b, &gen.Config{Spec: loadSpec, SendOnly: true}, gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
-		waitSettled(t, e, slow, 5*time.Second)
-		d := takeCounts(t, e).sub(before)
-		return s.SentRate, d["outcome:delivered"] == s.TX.Sent && d["FramesIn"] == s.TX.Sent
-	})
-	offered := 10 * zl
-	t.Logf("zero-loss rate: %s with the slow consumer (%s of echo alone); offering 10x: %s for %v",
-		gen.Rate(zl), gen.Rate(echoZL), gen.Rate(offered), *overloadFor)
+	t.Logf("zero-loss echo rate %s (RFC 2544 search, 250 ms trials); flooding for %v", gen.Rate(zl), *overloadFor)
 
-	// A short run first, so that every page of the rings and queues has
-	// been touched before memory is measured.
-	runGen(t, b, &gen.Config{Spec: loadSpec, SendOnly: true}, gen.Load{Rate: offered, Duration: time.Second})
+	// A short flood first, so that every page of the rings and queues
+	// has been touched before memory is measured.
+	flood := &gen.Config{Spec: loadSpec, SendOnly: true}
+	runGen(t, b, flood, gen.Load{Duration: time.Second})
 	waitSettled(t, e, slow, 5*time.Second)
 
 	before := takeSample(t, e, b)
-	sum := runGen(t, b, &gen.Config{Spec: loadSpec, SendOnly: true}, gen.Load{Rate: offered, Duration: *overloadFor})
+	sum := runGen(t, b, flood, gen.Load{Duration: *overloadFor})
 	stopped := time.Now()
 	settled(t, e)
 	after := takeSample(t, e, b)
@@ -134,8 +129,8 @@ func TestOverload(t *testing.T) {
 	overflows := after.slow.Drops - before.slow.Drops
 	ringDrops := d["RingDrops"]
 	other := d["FramesIn"] - echoIn - slowIn - overflows
-	t.Logf("sent %d frames in %v (%s: %.1fx the zero-loss rate, %.1fx echo's alone); veth refused %d (the sender was told: ENOBUFS)",
-		sum.TX.Sent, sum.Duration.Round(time.Millisecond), gen.Rate(sum.SentRate), sum.SentRate/zl, sum.SentRate/echoZL,
+	t.Logf("sent %d frames in %v (%s, %.1fx the zero-loss rate); veth refused %d (the sender was told: ENOBUFS)",
+		sum.TX.Sent, sum.Duration.Round(time.Millisecond), gen.Rate(sum.SentRate), sum.SentRate/zl,
 		after.link.TxDropped-before.link.TxDropped)
 	t.Logf("ring took %d: echoed %d, slow port got %d, its queue overflowed %d, ring dropped %d, other %d",
 		ringIn, echoIn, slowIn, overflows, ringDrops, other)
@@ -188,7 +183,9 @@ func TestOverload(t *testing.T) {
 	time.Sleep(time.Until(stopped.Add(time.Second)))
 	c0 := e.Counters()
 	slow0 := slow.Info()
-	probe := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: time.Second}, gen.Load{Rate: echoZL / 2, Count: 2000})
+	// 2000 probes fit in the receive ring (4096 slots) whatever the
+	// engine's speed, and 200 datagrams in the slow port's empty queue.
+	probe := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: time.Second}, gen.Load{Rate: 10000, Count: 2000})
 	slowProbe := runGen(t, b, &gen.Config{Spec: gen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), slowPort)}, SendOnly: true},
 		gen.Load{Rate: 5000, Count: 200})
 	c1 := settled(t, e)
