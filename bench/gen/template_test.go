@@ -306,3 +306,11 @@ func BenchmarkTemplateWrite(b *testing.B) {
 		}
 	}
 }
+
+func TestTXSlotSize(t *testing.T) {
+	for n, want := range map[int]int{60: 128, 96: 128, 97: 256, 1514: 2048, 1518: 2048, 2017: 4096} {
+		if got := txSlotSize(n); got != want {
+			t.Errorf("txSlotSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
