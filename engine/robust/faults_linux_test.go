@@ -249,13 +249,25 @@ func TestOwnNamespaceNameDeleted(t *testing.T) {
 // TestCloseUnderLoad closes the engine from one goroutine while the
 // generator floods it, a consumer receives and replies on a queued port,
 // another goroutine reads counters and ports, and a second Close races
-// the first. Under the race detector (make test) this is also the data
-// race check of the shutdown path. Datagrams the consumer still holds
-// must stay readable after Close until it releases them.
+// the first; with queued datagrams copied (the default) and pointing into
+// the ring (Config.ZeroCopy). Under the race detector (make test) this is
+// also the data race check of the shutdown path. Datagrams a consumer
+// still holds must stay readable after Close until it releases them: with
+// ZeroCopy that means the closed ring stays mapped until then.
 func TestCloseUnderLoad(t *testing.T) {
+	for _, zeroCopy := range []bool{false, true} {
+		name := "copy"
+		if zeroCopy {
+			name = "zero-copy"
+		}
+		t.Run(name, func(t *testing.T) { closeUnderLoad(t, zeroCopy) })
+	}
+}
+
+func closeUnderLoad(t *testing.T, zeroCopy bool) {
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
-	e, err := tryOpen(a, &engine.Config{Workers: 2})
+	e, err := tryOpen(a, &engine.Config{Workers: 2, ZeroCopy: zeroCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,9 +342,9 @@ func TestCloseUnderLoad(t *testing.T) {
 		}
 		genDone <- s
 	}()
-	// Close once the load is in full swing. (The held batch pins the
-	// ring, so the engine soon takes nothing more; its ring still counts
-	// the frames it drops.)
+	// Close once the load is in full swing. (With ZeroCopy the held
+	// datagrams pin the ring, so the engine soon takes nothing more; its
+	// ring still counts the frames it drops.)
 	deadline := time.Now().Add(10 * time.Second)
 	for e.Counters().RingPackets < 20000 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -353,9 +365,9 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	// The held datagrams' ring is closed but still mapped: their
-	// payloads read as they arrived (the generator's signature, stream
-	// 0, the run tag it chose) until they are released.
+	// The held datagrams read as they arrived (the generator's
+	// signature with the run tag it chose) until they are released, even
+	// from a closed ring.
 	n := <-heldN
 	if n == 0 {
 		t.Fatal("the holding consumer received nothing")
