@@ -67,7 +67,7 @@ type Config struct {
 	// RXVersion selects TPACKET_V2 or V3 for the receive rings. Zero
 	// means ring.V2: a responder answers each frame as it comes, and V2
 	// hands it over at once, where V3 holds a lone frame for the whole
-	// retire timeout; in the lab the two sustain the same echo rate
+	// retire timeout; in the lab V2 sustains at least V3's echo rate
 	// (docs/bench/engine.md). V3 takes less CPU per received frame under
 	// a flood. RetireTimeout bounds how long a V3 block waits to fill
 	// before the engine sees it; zero means DefaultRetireTimeout (1 ms),

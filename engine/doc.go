@@ -10,7 +10,7 @@
 //	// The fastest path: an inline handler on the receive goroutine.
 //	e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), engine.Echo)
 //
-//	// A queued port: zero-copy datagrams, valid until released.
+//	// A queued port: datagrams valid until released.
 //	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5353))
 //	ds := make([]engine.Datagram, 64)
 //	for {
@@ -40,12 +40,13 @@
 //     Bind and Close, gives the port: exact address first, then the
 //     wildcard of the family. Broadcasts and multicasts go to every port
 //     that matches.
-//  5. An inline handler runs at once (echo copies the frame into a TX
-//     slot, rewrites it with frame.ReplyInPlace and commits); a queued
-//     port gets a Datagram pointing into the ring, and the batch stays
-//     out of the kernel's hands until every datagram from it is
-//     released. A full queue drops and counts, as a socket's full
-//     receive buffer does.
+//  5. An inline handler runs at once on the frame in the ring (echo
+//     copies it into a TX slot, rewrites it with frame.ReplyInPlace and
+//     commits); a queued port gets a Datagram whose payload is copied
+//     into one of the port's buffers, so that the ring never waits for a
+//     slow consumer (Config.ZeroCopy points it into the ring instead). A
+//     full queue drops and counts, as a socket's full receive buffer
+//     does.
 //  6. An unbound port on an owned address draws an ICMP port unreachable,
 //     within the rules of RFC 1122 and RFC 4443 and a token bucket; on a
 //     shared address the kernel, which received the frame too, answers.

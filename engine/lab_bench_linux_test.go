@@ -34,24 +34,26 @@ func BenchmarkLabEcho(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		v      ring.Version
-		port   bool // through Port.Recv and Port.Reply instead of inline
+		port   bool // through Port.Recv and Port.SendBatch instead of inline
 		window int
+		zc     bool // Config.ZeroCopy
 	}{
-		{"inline/v3", ring.V3, false, 512},
-		{"inline/v2", ring.V2, false, 512},
-		{"port/v3", ring.V3, true, 512},
-		{"port/v2", ring.V2, true, 512},
-		{"inline/v3/flood", ring.V3, false, 1 << 30},
-		{"inline/v2/flood", ring.V2, false, 1 << 30},
-		{"inline/v3/rtt", ring.V3, false, 1},
-		{"inline/v2/rtt", ring.V2, false, 1},
+		{"inline/v3", ring.V3, false, 512, false},
+		{"inline/v2", ring.V2, false, 512, false},
+		{"port/v3", ring.V3, true, 512, false},
+		{"port/v2", ring.V2, true, 512, false},
+		{"port-zerocopy/v2", ring.V2, true, 512, true},
+		{"inline/v3/flood", ring.V3, false, 1 << 30, false},
+		{"inline/v2/flood", ring.V2, false, 1 << 30, false},
+		{"inline/v3/rtt", ring.V3, false, 1, false},
+		{"inline/v2/rtt", ring.V2, false, 1, false},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchLabEcho(b, tc.v, tc.port, false, tc.window) })
+		b.Run(tc.name, func(b *testing.B) { benchLabEcho(b, tc.v, tc.port, false, tc.window, tc.zc) })
 	}
 	// The baseline in the same conditions: the kernel's UDP stack with a
 	// Go server doing one ReadFrom and one WriteTo per datagram.
-	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, 0, false, true, 512) })
-	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, 0, false, true, 1) })
+	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, 0, false, true, 512, false) })
+	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, 0, false, true, 1, false) })
 }
 
 func cpuTime() time.Duration {
@@ -60,7 +62,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int) {
+func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int, zeroCopy bool) {
 	l := lab.New(b, nil)
 	a, peer := l.A(), l.B()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,7 +95,7 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		if err != nil {
 			return err
 		}
-		e, err = Open(ifi, &Config{RXVersion: v})
+		e, err = Open(ifi, &Config{RXVersion: v, ZeroCopy: zeroCopy})
 		return err
 	}); err != nil {
 		b.Fatal(err)
