@@ -6,13 +6,16 @@
 //     frames from a raw packet socket while a kernel UDP client keeps
 //     getting echo replies, and finds every frame in its documented
 //     counter.
-//   - TestOverload offers ten times the engine's zero-loss rate with one
-//     slow port consumer and accounts for every frame sent: delivered,
-//     queue overflows, ring drops, or dropped by veth before the ring.
-//     Its length is the -robust.overload flag (see overload_test.go).
-//   - TestSlowConsumerIsolation, TestInterfaceDownUp,
-//     TestPeerNamespaceDeleted, TestOwnNamespaceNameDeleted and
-//     TestCloseUnderLoad cover faults.
+//   - TestOverload floods the engine (as far past its zero-loss rate as
+//     the machine allows) with one slow port consumer and accounts for
+//     every frame sent: echoed, delivered, queue overflows, ring drops.
+//     Its length is the -robust.overload flag, or $PKTENGINE_ROBUST_OVERLOAD
+//     (15 s by default).
+//   - TestSlowConsumerIsolation: a slow consumer loses only its own
+//     datagrams.
+//   - TestInterfaceDownUp, TestPeerNamespaceDeleted,
+//     TestOwnNamespaceNameDeleted and TestCloseUnderLoad cover faults;
+//     TestControlRequestBounded the control socket.
 //
 // TestMain fails the run if a test leaks file descriptors or
 // goroutines. docs/SECURITY.md maps the threats to these tests.
