@@ -34,7 +34,7 @@ var (
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "[--rx-ring v2|v3]", stderr)
-	rxRing := fs.String("rx-ring", "v3", "receive ring version for the engine")
+	rxRing := fs.String("rx-ring", "v2", "receive ring version for the engine: v2 or v3")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
