@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME_TEST ?= 3s
 FUZZTIME      ?= 60s
 
-.PHONY: all build test check unit fuzz-brief fuzz bench bench-lab demo clean
+.PHONY: all build test check unit fuzz-brief fuzz bench bench-lab robust demo clean
 
 all: build
 
@@ -32,6 +32,12 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The robustness suite at full length: a 60 s overload of the live engine
+# (make test runs it for 15 s) and SIGTERM under load.
+robust:
+	PKTENGINE_ROBUST_OVERLOAD=60s $(GO) test -race -count=1 -timeout 15m -v ./engine/robust
+	$(GO) test -race -count=1 -run TestServeSIGTERMUnderLoad -v ./cmd/pktengine
 
 # The main job on the built-in lab: a two-namespace lab, the echo responder in
 # one namespace, a kernel UDP client in the other, `pktengine stat`, teardown.
