@@ -86,13 +86,13 @@ func DefaultConfig() Config {
 
 // DemoConfig returns the configuration of the short side-by-side run of
 // `make demo`: the same method with 200 ms trials and a coarser search
-// (3 %, at most 6 halvings), under a minute for four responders.
+// (5 %, at most 5 halvings), under a minute for four responders.
 func DemoConfig() Config {
 	c := DefaultConfig()
 	c.TrialDuration = 200 * time.Millisecond
 	c.Drain = 50 * time.Millisecond
-	c.Precision = 0.03
-	c.MaxSteps = 6
+	c.Precision = 0.05
+	c.MaxSteps = 5
 	return c
 }
 

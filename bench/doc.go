@@ -25,8 +25,8 @@
 // replies after Config.Drain. The zero-loss rate is found by the binary
 // search of RFC 2544 section 26.1 (see search); a trial passes if it loses
 // no more than Config.LossTolerance of its frames and the generator
-// achieved 98 % of the offered rate (a trial in which it fell short is
-// run again, twice at most, since that says nothing about the responder).
+// achieved 98 % of the offered rate (a trial in which it came within 90 %
+// is run once more: that says nothing about the responder).
 // Latency is then measured at 10, 50 and 90 % of each responder's median
 // zero-loss rate. Responders take turns: each of Config.Trials rounds
 // starts every responder, checks that it answers, warms it up with a short

@@ -60,7 +60,7 @@ func TestLabRun(t *testing.T) {
 		// On a busy machine a 60 ms trial can lose a frame at any rate,
 		// so a single responder's search may find nothing; but every
 		// search ran, and the unpaced trial got replies.
-		if len(rr.Searches) != 1 || len(rr.Searches[0].Points) < 2 || rr.MaxSent.Median <= 0 || rr.MaxDelivered.Median <= 0 {
+		if len(rr.Searches) != 1 || len(rr.Searches[0].Points) < 2 && !rr.GeneratorLimited || rr.MaxSent.Median <= 0 || rr.MaxDelivered.Median <= 0 {
 			t.Errorf("%s: %d searches, unpaced sent %v delivered %v", rr.Name, len(rr.Searches), rr.MaxSent, rr.MaxDelivered)
 		}
 		if rr.ZeroLoss.Median > 0 {
