@@ -18,6 +18,8 @@ const (
 	DefaultSourceRate    = 100 // service replies per second to one source
 	DefaultSourceBurst   = 20
 	DefaultSourceTable   = 4096
+	DefaultTotalRate     = 10 * DefaultSourceRate  // replies per second of all the amplifying services together
+	DefaultTotalBurst    = 10 * DefaultSourceBurst // ten sources' bursts
 	DefaultResolveWait   = time.Second
 	DefaultNeighborTTL   = 60 * time.Second
 	DefaultRetireTimeout = time.Millisecond
@@ -176,10 +178,23 @@ type Guard struct {
 	SourceBurst int
 	SourceTable int
 
-	// LimitEcho applies the per-source limit to echo as well. Echo's
-	// answer is never larger than the question, so by default only the
-	// loop, source and group guards apply to it, and a load generator
-	// can measure it at full rate.
+	// TotalRate and TotalBurst shape one token bucket, shared by every
+	// source and worker, for all the replies of the amplifying services
+	// together: the per-source buckets bound what one victim receives,
+	// this bounds what the engine sends when an attacker forges many
+	// victims. The unit is replies, as for SourceRate: a reply of these
+	// services is at most 512 bytes of data, so the default (1000/s,
+	// bursts of 200) caps the engine's share of a reflection attack at
+	// about 4.6 Mbit/s on the wire, the order of Linux's own budget for
+	// ICMP errors. Zero means DefaultTotalRate and DefaultTotalBurst; a
+	// negative TotalRate turns the cap off. SourceRate < 0 leaves it on.
+	TotalRate  float64
+	TotalBurst int
+
+	// LimitEcho applies the per-source limit and the total cap to echo as
+	// well. Echo's answer is never larger than the question, so by
+	// default only the loop, source and group guards apply to it, and a
+	// load generator can measure it at full rate.
 	LimitEcho bool
 }
 
@@ -237,6 +252,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if g.SourceTable == 0 {
 		g.SourceTable = DefaultSourceTable
+	}
+	if g.TotalRate == 0 {
+		g.TotalRate = DefaultTotalRate
+	}
+	if g.TotalBurst == 0 {
+		g.TotalBurst = DefaultTotalBurst
 	}
 	if g.SourceTable < 0 || g.SourceTable > 1<<24 {
 		return d, fmt.Errorf("engine: Guard.SourceTable %d out of range", g.SourceTable)

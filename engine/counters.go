@@ -196,12 +196,14 @@ type Counters struct {
 	// Service guards: requests a built-in service did not answer because
 	// the source port belongs to another such service (GuardLoop), the
 	// source is no single remote host (GuardSource), the request went to
-	// a broadcast or multicast address (GuardNonUnicast) or the source's
-	// token bucket was empty (GuardRateLimited).
-	GuardLoop        uint64
-	GuardSource      uint64
-	GuardNonUnicast  uint64
-	GuardRateLimited uint64
+	// a broadcast or multicast address (GuardNonUnicast), the source's
+	// token bucket was empty (GuardRateLimited) or the engine-wide one
+	// (GuardTotalLimited, Guard.TotalRate).
+	GuardLoop         uint64
+	GuardSource       uint64
+	GuardNonUnicast   uint64
+	GuardRateLimited  uint64
+	GuardTotalLimited uint64
 
 	// TXFrames counts frames committed to the TX rings (replies, ICMP,
 	// ARP and NDP); TXErrors those that could not be built or that the
@@ -247,6 +249,7 @@ const (
 	cGuardSource
 	cGuardNonUnicast
 	cGuardRateLimited
+	cGuardTotalLimited
 	cTXFrames
 	cTXErrors
 	cTXRejected // frames the kernel refused (TP_STATUS_WRONG_FORMAT), from the TX ring's count
@@ -326,6 +329,7 @@ func (s *counterSet) addTo(c *Counters) {
 	c.GuardSource += s[cGuardSource]
 	c.GuardNonUnicast += s[cGuardNonUnicast]
 	c.GuardRateLimited += s[cGuardRateLimited]
+	c.GuardTotalLimited += s[cGuardTotalLimited]
 	c.TXFrames += s[cTXFrames]
 	c.TXErrors += s[cTXErrors] + s[cTXRejected]
 }

@@ -56,7 +56,7 @@ func WritePrometheus(w io.Writer, c *Counters, ports []PortInfo) error {
 	for _, g := range []struct {
 		name string
 		v    uint64
-	}{{"loop", c.GuardLoop}, {"source", c.GuardSource}, {"group", c.GuardNonUnicast}, {"rate", c.GuardRateLimited}} {
+	}{{"loop", c.GuardLoop}, {"source", c.GuardSource}, {"group", c.GuardNonUnicast}, {"rate", c.GuardRateLimited}, {"total", c.GuardTotalLimited}} {
 		fmt.Fprintf(bw, "pktengine_service_guard_drops_total{guard=\"%s\"} %d\n", g.name, g.v)
 	}
 	one("pktengine_tx_frames_total", "Frames committed to the TX rings.", c.TXFrames)

@@ -74,6 +74,8 @@ type guardState struct {
 	answerGroup bool
 	anySource   bool
 	sources     *sourceBuckets // nil: no per-source limit
+	total       *bucket        // nil: no engine-wide cap
+	totalRate   rate
 	limitEcho   bool
 }
 
@@ -86,6 +88,9 @@ func newGuardState(g *Guard) guardState {
 	if g.SourceRate >= 0 {
 		gs.sources = newSourceBuckets(g.SourceTable, newRate(g.SourceRate, g.SourceBurst))
 	}
+	if g.TotalRate >= 0 {
+		gs.total, gs.totalRate = new(bucket), newRate(g.TotalRate, g.TotalBurst)
+	}
 	return gs
 }
 
@@ -95,7 +100,7 @@ func (g *guardState) isLoopPort(p uint16) bool { return g.loop[p/64]&(1<<(p%64))
 type serviceHandler struct {
 	e     *Engine
 	s     Service
-	limit bool // apply the per-source bucket
+	limit bool // apply the per-source bucket and the total cap
 }
 
 func (e *Engine) serviceHandler(s Service) (*serviceHandler, error) {
@@ -103,7 +108,7 @@ func (e *Engine) serviceHandler(s Service) (*serviceHandler, error) {
 		return nil, fmt.Errorf("engine: unknown service %d", s)
 	}
 	limit := serviceTable[s].amplifies || s == Echo && e.guard.limitEcho
-	return &serviceHandler{e: e, s: s, limit: limit && e.guard.sources != nil}, nil
+	return &serviceHandler{e: e, s: s, limit: limit}, nil
 }
 
 // ServeUDP implements Handler.
@@ -141,8 +146,12 @@ func (h *serviceHandler) allowed(r *Responder, d *Datagram) bool {
 		why = cGuardNonUnicast
 	case !g.anySource && !h.e.addrs.isHostSource(d.Src.Addr()):
 		why = cGuardSource
-	case h.limit && !g.sources.allow(d.Src.Addr(), w.now):
+	case h.limit && g.sources != nil && !g.sources.allow(d.Src.Addr(), w.now):
 		why = cGuardRateLimited
+	case h.limit && g.total != nil && !g.total.allow(w.now, &g.totalRate):
+		// After the source's own bucket, so that a source over its
+		// limit does not use up the engine's budget for everyone.
+		why = cGuardTotalLimited
 	default:
 		return true
 	}

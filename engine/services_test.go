@@ -182,7 +182,7 @@ func TestServiceGuards(t *testing.T) {
 
 func TestGuardConfig(t *testing.T) {
 	// No loop ports, groups and any source answered, no rate limit.
-	r := newRig(t, &Config{Guard: Guard{LoopPorts: []uint16{}, AnswerGroup: true, AnySource: true, SourceRate: -1}})
+	r := newRig(t, &Config{Guard: Guard{LoopPorts: []uint16{}, AnswerGroup: true, AnySource: true, SourceRate: -1, TotalRate: -1}})
 	if _, err := r.e.HandleService(ap(netip.Addr{}, 17), QOTD); err != nil {
 		t.Fatal(err)
 	}
@@ -194,12 +194,94 @@ func TestGuardConfig(t *testing.T) {
 	}
 	for range 100 {
 		if n := len(serve(t, r, ap(peer4, 1000), ap(owned4, 17), meta, "")); n != 1 {
-			t.Fatal("rate limited with SourceRate < 0")
+			t.Fatal("rate limited with SourceRate < 0 and TotalRate < 0")
 		}
 	}
 	// Port 0 stays unanswerable.
 	if n := len(serve(t, r, ap(peer4, 0), ap(owned4, 17), meta, "")); n != 0 {
 		t.Error("answered source port 0")
+	}
+}
+
+// TestServiceTotalCap: the engine-wide bucket caps the amplifying
+// services' replies to all sources together, after each source's own
+// bucket, and leaves echo alone unless LimitEcho is set.
+func TestServiceTotalCap(t *testing.T) {
+	for _, limitEcho := range []bool{false, true} {
+		r := newRig(t, &Config{Guard: Guard{SourceRate: 10, SourceBurst: 2, TotalRate: 100, TotalBurst: 5, LimitEcho: limitEcho}})
+		for _, s := range []Service{Echo, Chargen, Daytime} {
+			if _, err := r.e.HandleService(ap(netip.Addr{}, s.Port()), s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		meta := ring.Meta{Timestamp: 1e15}
+		src := func(i int) netip.AddrPort {
+			return ap(netip.AddrFrom4([4]byte{198, 18, 0, byte(100 + i)}), 40000)
+		}
+		// Forty sources, one request each, all at one instant: each
+		// within its own bucket, only the total's burst is answered.
+		answered := 0
+		for i := range 40 {
+			port := Chargen.Port()
+			if i%2 == 1 {
+				port = Daytime.Port()
+			}
+			answered += len(serve(t, r, src(i), ap(owned4, port), meta, ""))
+		}
+		c := r.e.Counters()
+		if answered != 5 || c.GuardTotalLimited != 35 || c.GuardRateLimited != 0 {
+			t.Errorf("40 sources at once: %d answered, %d total-limited, %d source-limited; want 5, 35, 0",
+				answered, c.GuardTotalLimited, c.GuardRateLimited)
+		}
+		// A source over its own limit is refused by its bucket and
+		// does not spend the total's tokens: 10 ms later (one token
+		// of the total at 100/s) source 0, which has 1 token left
+		// of its burst of 2, gets one answer and then two refusals
+		// from its own bucket; source 1 then finds the total empty.
+		m2 := meta
+		m2.Timestamp += int64(10 * time.Millisecond)
+		got := 0
+		for range 3 {
+			got += len(serve(t, r, src(0), ap(owned4, Chargen.Port()), m2, ""))
+		}
+		got1 := len(serve(t, r, src(1), ap(owned4, Daytime.Port()), m2, ""))
+		c = r.e.Counters()
+		if got != 1 || got1 != 0 || c.GuardRateLimited != 2 || c.GuardTotalLimited != 36 {
+			t.Errorf("10 ms later: source 0 answered %d of 3 (want 1), source 1 %d (want 0); rate-limited %d (want 2), total-limited %d (want 36)",
+				got, got1, c.GuardRateLimited, c.GuardTotalLimited)
+		}
+		// Echo: exempt from both unless LimitEcho.
+		echoes := 0
+		for i := range 20 {
+			echoes += len(serve(t, r, src(50+i), ap(owned4, Echo.Port()), m2, "e"))
+		}
+		if want := 20; limitEcho {
+			if echoes != 0 {
+				t.Errorf("LimitEcho: %d echoes answered with the total bucket empty, want 0", echoes)
+			}
+		} else if echoes != want {
+			t.Errorf("echo answered %d of %d; the total cap must not apply to it", echoes, want)
+		}
+		var suppressed uint64
+		for _, pi := range r.e.Ports() {
+			suppressed += pi.Suppressed
+		}
+		c = r.e.Counters()
+		if want := c.GuardRateLimited + c.GuardTotalLimited; suppressed != want {
+			t.Errorf("ports suppressed %d, guards counted %d", suppressed, want)
+		}
+	}
+	// TotalRate < 0 turns the cap off; SourceRate < 0 does not.
+	r := newRig(t, &Config{Guard: Guard{SourceRate: -1, TotalBurst: 3, TotalRate: 1}})
+	if _, err := r.e.HandleService(ap(netip.Addr{}, 17), QOTD); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range 10 {
+		n += len(serve(t, r, ap(peer4, 1000), ap(owned4, 17), ring.Meta{Timestamp: 1e15}, ""))
+	}
+	if n != 3 {
+		t.Errorf("SourceRate < 0, TotalBurst 3: %d of 10 answered, want 3", n)
 	}
 }
 
