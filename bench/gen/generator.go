@@ -86,9 +86,10 @@ type Config struct {
 	// SendOnly disables the receive side: no RX ring, no replies counted.
 	SendOnly bool
 
-	// TX configures the TX rings. Nil means ring defaults with
-	// PACKET_QDISC_BYPASS; a zero FrameSize means slots just big enough
-	// for the template's frames (see txSlotSize).
+	// TX configures the transmitters. Nil means PACKET_TX_RINGs with
+	// PACKET_QDISC_BYPASS; Method TXDefault means ring.TXRing whatever
+	// the ring package's default, and a zero FrameSize slots just big
+	// enough for the template's frames (see txSlotSize).
 	TX *ring.TXConfig
 
 	// RX configures the receive ring. Nil means TPACKET_V3, 64 blocks
@@ -138,6 +139,9 @@ func New(ifi *net.Interface, cfg *Config) (_ *Generator, err error) {
 	txc := ring.TXConfig{QdiscBypass: true}
 	if c.TX != nil {
 		txc = *c.TX
+	}
+	if txc.Method == ring.TXDefault {
+		txc.Method = ring.TXRing
 	}
 	if txc.FrameSize == 0 {
 		txc.FrameSize = txSlotSize(tmpl.Len())
