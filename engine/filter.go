@@ -22,8 +22,9 @@ const packetOutgoing = 4
 // buildFilter returns the classic BPF program for the engine's receive
 // rings. It accepts
 //
-//   - UDP (IPv4, or IPv6 with UDP or a Fragment header right after the
-//     fixed header) to any of the engine's addresses, to a broadcast
+//   - UDP (IPv4, or IPv6 with UDP or a Fragment header after the fixed
+//     header and any Hop-by-Hop, Routing and Destination Options headers:
+//     see walkIPv6) to any of the engine's addresses, to a broadcast
 //     address of its prefixes, and to any multicast group, on every port:
 //     the engine must see unbound ports to count them and answer with
 //     ICMP; if expr is set, these must also match it;
@@ -127,10 +128,8 @@ func filterProgram(addrs *addrSet, user []xbpf.Instruction, withPktType bool) ([
 
 		a.label(l("ipv6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 6, Size: 1})
-		a.jeqFar(uint32(proto.IPProtoUDP), l("udp6"))
-		a.jeqFar(uint32(proto.IPProtoFragment), l("udp6"))
 		a.jeqFar(uint32(proto.IPProtoICMPv6), l("icmp6"))
-		a.ja("drop")
+		a.walkIPv6(l2, l("udp6"), l("ext"))
 
 		a.label(l("udp6"))
 		a.match6(l2+24, all6, "udp", l("u6"))
@@ -180,6 +179,53 @@ func filterProgram(addrs *addrSet, user []xbpf.Instruction, withPktType bool) ([
 		return nil, fmt.Errorf("engine: the filter needs %d instructions, more than the kernel's %d", len(prog), bpf.MaxInstructions)
 	}
 	return prog, nil
+}
+
+// walkIPv6 follows the Next Header chain of an IPv6 packet, whose
+// fixed header's Next Header is in A, and jumps to udp if it reaches UDP
+// or a Fragment header, else to drop. Hop-by-Hop, Routing and
+// Destination Options headers are walked, each (Hdr Ext Len + 1) * 8
+// bytes long (RFC 8200 section 4), up to frame.MaxIPv6ExtHeaders of them;
+// a chain that still goes on after that many is passed too, for Decode
+// to count as ipv6-too-many-ext-headers. A Fragment header ends the walk:
+// fragments are counted, never reassembled, and what follows the header
+// of a later fragment is data. A header that runs past the frame makes
+// the load fail, which drops the frame (the kernel returns 0), as with
+// any truncated header. Anything else (ICMPv6 behind Hop-by-Hop, as MLD
+// is sent; TCP; an Authentication Header) is dropped: the engine has no
+// use for it. X holds the offset of the header whose type is in A.
+//
+// Classic BPF jumps only forward, so the loop is unrolled.
+func (a *asm) walkIPv6(l2 uint32, udp, prefix string) {
+	a.emit(xbpf.LoadConstant{Dst: xbpf.RegX, Val: l2 + frame.IPv6HeaderLen})
+	for i := 0; ; i++ {
+		next := fmt.Sprintf("%s%d", prefix, i)
+		a.jeqFar(uint32(proto.IPProtoUDP), udp)
+		a.jeqFar(uint32(proto.IPProtoFragment), udp)
+		if i == frame.MaxIPv6ExtHeaders {
+			// One more extension header than Decode walks: let
+			// Decode say so.
+			for _, h := range []uint8{proto.IPProtoHopByHop, proto.IPProtoRouting, proto.IPProtoDstOpts} {
+				a.jeqFar(uint32(h), udp)
+			}
+			a.ja("drop")
+			return
+		}
+		for _, h := range []uint8{proto.IPProtoHopByHop, proto.IPProtoRouting, proto.IPProtoDstOpts} {
+			a.jeqFar(uint32(h), next)
+		}
+		a.ja("drop")
+		a.label(next)
+		// A = the header's Next Header, X = the offset after it.
+		a.emit(xbpf.LoadIndirect{Off: 0, Size: 1})
+		a.emit(xbpf.StoreScratch{Src: xbpf.RegA, N: 0})
+		a.emit(xbpf.LoadIndirect{Off: 1, Size: 1})
+		a.emit(xbpf.ALUOpConstant{Op: xbpf.ALUOpAdd, Val: 1})
+		a.emit(xbpf.ALUOpConstant{Op: xbpf.ALUOpShiftLeft, Val: 3})
+		a.emit(xbpf.ALUOpX{Op: xbpf.ALUOpAdd})
+		a.emit(xbpf.TAX{})
+		a.emit(xbpf.LoadScratch{Dst: xbpf.RegA, N: 0})
+	}
 }
 
 // asm assembles classic BPF with symbolic labels. Conditional jumps reach

@@ -6,7 +6,9 @@ import (
 
 	xbpf "golang.org/x/net/bpf"
 
+	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/ring"
 )
 
 // runFilter runs the engine's filter (without the packet-type test,
@@ -145,5 +147,134 @@ func TestFilterErrors(t *testing.T) {
 	}
 	if _, err := buildFilter(big, "", true); err == nil {
 		t.Errorf("400 addresses: no error")
+	}
+}
+
+// TestFilterIPv6ExtHeaders runs IPv6 frames with extension headers
+// through the filter and, when it passes them, through the worker: the
+// filter walks Hop-by-Hop, Routing and Destination Options headers to
+// UDP or a Fragment header, and Decode then gives each frame its one
+// outcome.
+func TestFilterIPv6ExtHeaders(t *testing.T) {
+	type ext = frame.IPv6ExtHeader
+	hbh := ext{Type: proto.IPProtoHopByHop}
+	dst := ext{Type: proto.IPProtoDstOpts, Data: []byte{frame.IPv6OptionPadN, 4, 0, 0, 0, 0}}
+	rt := ext{Type: proto.IPProtoRouting, Data: make([]byte, 6)} // type 0, segments left 0
+	ah := ext{Type: proto.IPProtoAH, Data: make([]byte, 10)}
+	build := func(to netip.Addr, hs ...ext) []byte {
+		return udpFrame(t, ap(peer6, 40000), ap(to, 7), []byte("behind extension headers"),
+			func(s *frame.UDPSpec) { s.ExtHeaders = hs })
+	}
+	// upper rewrites the Next Header of the last extension header.
+	upper := func(f []byte, p uint8) []byte {
+		off, next := 14+frame.IPv6HeaderLen, f[14+6]
+		for next != proto.IPProtoUDP {
+			h := off
+			next = f[h]
+			if next == proto.IPProtoUDP {
+				f[h] = p
+				break
+			}
+			off += (int(f[h+1]) + 1) * 8
+		}
+		return f
+	}
+	many := func(n int) []ext {
+		hs := make([]ext, n)
+		for i := range hs {
+			hs[i] = dst
+		}
+		return hs
+	}
+	fragment := func(off, n int, hs ...ext) []byte {
+		s := &frame.UDPSpec{SrcMAC: macPeer, DstMAC: macEngine, Src: ap(peer6, 40000), Dst: ap(owned6, 7),
+			Payload: make([]byte, 64), ExtHeaders: hs}
+		buf := make([]byte, 2048)
+		m, err := frame.BuildUDPFragment(buf, s, frame.Fragment{Offset: off, Length: n, ID: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:m]
+	}
+	// Hop-by-Hop in second place, which the builder refuses to write.
+	hbhSecond := build(owned6, dst, dst)
+	hbhSecond[14+frame.IPv6HeaderLen] = proto.IPProtoHopByHop
+	// A chain whose next header lies past the end of the frame.
+	pastEnd := build(owned6, dst)
+	pastEnd[14+frame.IPv6HeaderLen] = proto.IPProtoDstOpts
+	pastEnd = pastEnd[:14+frame.IPv6HeaderLen+8]
+
+	const drop = Outcome(255)
+	cases := []struct {
+		name string
+		f    []byte
+		want Outcome // drop: the filter rejects it
+	}{
+		{"hop-by-hop", build(owned6, hbh), OutcomeDelivered},
+		{"destination options", build(owned6, dst), OutcomeDelivered},
+		{"routing, segments left 0", build(owned6, rt), OutcomeDelivered},
+		{"hop-by-hop, routing, destination options", build(owned6, hbh, rt, dst), OutcomeDelivered},
+		{"to a shared address", build(shared6, hbh), OutcomeDelivered},
+		{"to another address", build(netip.MustParseAddr("fd00::99"), hbh), drop},
+		{"tagged", tagged(build(owned6, hbh)), OutcomeDelivered},
+		{"hop-by-hop, first fragment", fragment(0, 32, hbh), Outcome(frame.ReasonUDPFragment)},
+		{"destination options, later fragment", fragment(32, 40, dst), Outcome(frame.ReasonNonFirstFragment)},
+		{"8 extension headers", build(owned6, many(frame.MaxIPv6ExtHeaders)...), OutcomeDelivered},
+		{"9 extension headers", build(owned6, many(frame.MaxIPv6ExtHeaders+1)...), Outcome(frame.ReasonIPv6TooManyExtHeaders)},
+		{"hop-by-hop not first", hbhSecond, Outcome(frame.ReasonIPv6HopByHopNotFirst)},
+		{"hop-by-hop, ICMPv6 (as MLD)", upper(build(owned6, hbh), proto.IPProtoICMPv6), drop},
+		{"destination options, TCP", upper(build(owned6, dst), proto.IPProtoTCP), drop},
+		{"authentication header", build(owned6, ah), drop},
+		{"chain past the end of the frame", pastEnd, drop},
+	}
+	for _, tc := range cases {
+		pass := runFilter(t, "", tc.f)
+		if pass != (tc.want != drop) {
+			t.Errorf("%s: filter passes %v, want %v", tc.name, pass, tc.want != drop)
+			continue
+		}
+		if !pass {
+			continue
+		}
+		r := newRig(t, nil)
+		if _, err := r.e.HandleService(ap(netip.Addr{}, 7), Echo); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.one(tc.f, ring.Meta{}); got != tc.want {
+			t.Errorf("%s: outcome %v, want %v", tc.name, got, tc.want)
+		}
+		if tc.want == OutcomeDelivered {
+			// Echo answers with Reply: a fresh frame without the
+			// extension headers.
+			out := r.tx.take()
+			if len(out) != 1 {
+				t.Errorf("%s: %d answers, want 1", tc.name, len(out))
+				continue
+			}
+			p := checkUDPFrame(t, out[0])
+			if p.Flags&frame.FlagIPv6ExtHeaders != 0 || string(p.Payload(out[0])) != "behind extension headers" {
+				t.Errorf("%s: answer %x", tc.name, out[0])
+			}
+		}
+	}
+
+	// Config.Filter runs after the walk, on the frame as it is: address
+	// tests match datagrams behind extension headers, protocol and port
+	// tests read the fixed header's Next Header and the bytes right
+	// after it, as tcpdump does, and so do not.
+	f := build(owned6, hbh)
+	for expr, want := range map[string]bool{
+		"src host fd00::2":   true,
+		"src host fd00::3":   false,
+		"ip6":                true,
+		"dst net fd00::/64":  true,
+		"udp":                false,
+		"udp dst port 7":     false,
+		"ip6 and not tcp":    true,
+		"not udp port 40000": true,
+	} {
+		if got := runFilter(t, expr, f); got != want {
+			t.Errorf("%q on UDP behind Hop-by-Hop: passes %v, want %v", expr, got, want)
+		}
 	}
 }

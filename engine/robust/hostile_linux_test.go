@@ -413,12 +413,22 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 		{name: "IPv4 options (router alert) to echo", frame: build(spec4(func(s *frame.UDPSpec) {
 			s.Options = []byte{frame.IPv4OptionRouterAlert, 4, 0, 0}
 		})), outcome: "delivered", extra: echoed, replies: 1},
-		// The engine's filter passes IPv6 UDP only right after the
-		// fixed header or a Fragment header (engine/filter.go), so a
-		// datagram behind other extension headers never reaches it.
+		// The engine's filter walks Hop-by-Hop, Routing and Destination
+		// Options headers to UDP (engine/filter.go); echo answers with
+		// a fresh frame, without them.
+		{name: "IPv6 hop-by-hop (PadN) to echo", frame: build(spec6(func(s *frame.UDPSpec) {
+			s.ExtHeaders = []frame.IPv6ExtHeader{{Type: proto.IPProtoHopByHop, Data: []byte{frame.IPv6OptionPadN, 4, 0, 0, 0, 0}}}
+		})), outcome: "delivered", extra: echoed, replies: 1},
 		{name: "IPv6 destination options to echo", frame: build(spec6(func(s *frame.UDPSpec) {
 			s.ExtHeaders = []frame.IPv6ExtHeader{{Type: proto.IPProtoDstOpts, Data: make([]byte, 6)}}
-		})), filtered: true},
+		})), outcome: "delivered", extra: echoed, replies: 1},
+		{name: "IPv6 hop-by-hop after destination options", frame: func() []byte {
+			f := build(spec6(func(s *frame.UDPSpec) {
+				s.ExtHeaders = []frame.IPv6ExtHeader{{Type: proto.IPProtoDstOpts}, {Type: proto.IPProtoDstOpts}}
+			}))
+			f[14+40] = proto.IPProtoHopByHop // the first header's Next Header
+			return f
+		}(), outcome: "ipv6-hop-by-hop-not-first"},
 		{name: "double VLAN tags (802.1ad 100, 802.1Q 200) to echo", frame: build(spec4(func(s *frame.UDPSpec) {
 			s.VLANs = []frame.VLANTag{{TPID: proto.EtherTypeQinQ, TCI: 100}, {TPID: proto.EtherTypeVLAN, TCI: 200}}
 		})), outcome: "delivered", extra: echoed}, // the answer carries both tags; B has no VLAN interfaces to take it
