@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/pktengine/pktengine/bench/gen"
+)
+
+func init() {
+	register(command{
+		name:    "gen",
+		summary: "send UDP load through a TX ring and measure the replies (loss, reordering, latency)",
+		run:     runGen,
+	})
+}
+
+func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--json]", stderr)
+	iface := fs.String("iface", "", "interface to send on (required)")
+	dst := fs.String("dst", "", "destination `ADDR:PORT` (required; [ADDR6]:PORT for IPv6)")
+	src := fs.String("src", "", "source `ADDR[:PORT]` of the first flow (default: the interface's address, port 61000)")
+	rate := fs.String("rate", "max", "offered rate in frames/s over all workers (250k, 1.5M), or max")
+	size := fs.String("size", "64", "Ethernet frame size with FCS, 64-1518 (RFC 2544 sizes: 64 128 256 512 1024 1280 1518), or min/max")
+	flows := fs.Int("flows", 1, "flows to cycle through (consecutive source ports)")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send (0: until interrupted or --count)")
+	count := fs.Uint64("count", 0, "stop after this many frames (0: no limit)")
+	workers := fs.Int("workers", 1, "sending goroutines, each with its own TX ring")
+	sendOnly := fs.Bool("send-only", false, "do not count replies")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	progress := fs.Bool("progress", isTerminal(stderr), "print a progress line each second (default: when stderr is a terminal)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *iface == "" || *dst == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("--iface and --dst are required: %w", errUsage)
+	}
+	ifi, err := net.InterfaceByName(*iface)
+	if err != nil {
+		return fmt.Errorf("no such interface %q in this network namespace: %w", *iface, err)
+	}
+	cfg := &gen.Config{Workers: *workers, SendOnly: *sendOnly}
+	if cfg.Dst, err = gen.ParseEndpoint(*dst); err != nil {
+		return fmt.Errorf("--dst: %w", err)
+	}
+	if cfg.Dst.Port() == 0 {
+		return fmt.Errorf("--dst %s: a port is required", *dst)
+	}
+	if *src != "" {
+		if cfg.Src, err = gen.ParseEndpoint(*src); err != nil {
+			return fmt.Errorf("--src: %w", err)
+		}
+	}
+	if cfg.Rate, err = gen.ParseRate(*rate); err != nil {
+		return fmt.Errorf("--rate: %w", err)
+	}
+	if cfg.Size, err = gen.ParseSize(*size, cfg.Dst.Addr().Is6()); err != nil {
+		return fmt.Errorf("--size: %w", err)
+	}
+	cfg.Flows, cfg.Duration, cfg.Count = *flows, *duration, *count
+
+	var report func(gen.Progress)
+	if *progress {
+		report = func(p gen.Progress) { fmt.Fprintln(stderr, p.String()) }
+	}
+	sum, err := gen.Run(ctx, ifi, cfg, report)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	_, err = fmt.Fprintln(stdout, sum.String())
+	return err
+}
+
+// isTerminal reports whether w is a character device, as a terminal is.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

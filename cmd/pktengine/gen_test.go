@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/internal/lab"
+)
+
+// TestGenAgainstServe runs `pktengine gen` in A against `pktengine serve`
+// in B, both as the user would start them, and checks the JSON summary:
+// every frame sent was answered, in order, with latency figures.
+func TestGenAgainstServe(t *testing.T) {
+	l := lab.New(t, nil)
+	s := startServe(t, l.B(), "--echo", "7")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := l.A().Command(ctx, self, "gen", "--iface", l.A().Iface, "--dst", "198.18.0.2:7",
+		"--rate", "5k", "--count", "2000", "--duration", "0", "--flows", "4", "--json")
+	cmd.Env = append(os.Environ(), beMain+"=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("gen: %v\n%s", err, errb.String())
+	}
+	var sum gen.Summary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("gen --json: %v\n%s", err, out.String())
+	}
+	if sum.Sent != 2000 || sum.Received != 2000 || sum.Lost != 0 {
+		t.Errorf("sent %d, received %d, lost %d; want 2000/2000/0", sum.Sent, sum.Received, sum.Lost)
+	}
+	if sum.Latency.Count == 0 {
+		t.Errorf("no latency samples: %+v", sum.Latency)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
