@@ -43,6 +43,14 @@ robust:
 # one namespace, a kernel UDP client in the other, `pktengine stat`, teardown.
 demo: build
 	./bin/pktengine demo
+	@echo
+	@echo "== side by side: pktengine echo against kernel UDP (short run; make bench-lab for the full one)"
+	./bin/pktengine bench --demo
+
+# The full benchmark harness (about 5 minutes): RFC 2544 zero-loss rates and
+# latency of pktengine against kernel UDP, the generator against trafgen.
+bench-lab: build
+	./bin/pktengine bench --out docs/bench/results
 
 clean:
 	rm -rf bin

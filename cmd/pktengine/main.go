@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/pktengine/pktengine/bench"
 )
 
 // command is one subcommand: its name, a one-line summary for the usage
@@ -43,6 +45,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The benchmark harness runs its responders and generator as children
+	// of this binary under a hidden subcommand that takes no flags.
+	if len(args) > 0 && args[0] == bench.ChildCommand {
+		return bench.ChildMain(args[1:])
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

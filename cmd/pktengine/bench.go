@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pktengine/pktengine/bench"
+)
+
+func init() {
+	register(command{
+		name:    "bench",
+		summary: "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab",
+		run:     runBench,
+	})
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "[--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
+	demo := fs.Bool("demo", false, "the short run of `make demo`: 200 ms trials and a coarser search, under a minute")
+	responders := fs.String("responders", "", "comma-separated responders to measure (default: all: kernel, kernel-batch, engine-v2, engine-v3)")
+	trials := fs.Int("trials", 0, "rounds of every measurement (default 3)")
+	trial := fs.Duration("trial", 0, "length of one trial (default 1s; --demo 200ms)")
+	loss := fs.Float64("loss", 0, "fraction of frames a trial may lose and still pass (RFC 2544: 0)")
+	size := fs.Int("size", 0, "Ethernet frame size with FCS (default 64)")
+	ipv6 := fs.Bool("ipv6", false, "send IPv6 instead of IPv4")
+	skipGen := fs.Bool("skip-generators", false, "leave out the generator-against-trafgen comparison")
+	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
+	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
+	outDir := fs.String("out", "", "write bench-<date>.json and bench-<date>.svg into `DIR`")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+	}
+	cfg := bench.DefaultConfig()
+	if *demo {
+		cfg = bench.DemoConfig()
+	}
+	if *responders != "" {
+		cfg.Responders = strings.Split(*responders, ",")
+	}
+	if *trials != 0 {
+		cfg.Trials = *trials
+	}
+	if *trial != 0 {
+		cfg.TrialDuration = *trial
+	}
+	if *size != 0 {
+		cfg.Size = *size
+	}
+	cfg.LossTolerance, cfg.IPv6, cfg.SkipGenerators = *loss, *ipv6, *skipGen
+
+	var log io.Writer = stderr
+	if *quiet {
+		log = nil
+	}
+	rep, err := bench.Run(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	rep.Command = "pktengine bench " + strings.Join(args, " ")
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	write := func(path string, fn func(io.Writer) error) error {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if err := write(*jsonPath, rep.WriteJSON); err != nil {
+		return err
+	}
+	if err := write(*svgPath, rep.WriteSVG); err != nil {
+		return err
+	}
+	if *outDir != "" {
+		j, s, err := rep.Save(*outDir, "bench-"+time.Now().UTC().Format("2006-01-02T1504"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s and %s\n", filepath.Clean(j), filepath.Clean(s))
+	}
+	return nil
+}
