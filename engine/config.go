@@ -144,6 +144,12 @@ type Config struct {
 	Capture        FrameWriter
 	CaptureDropped bool
 
+	// OnLinkDown is what the engine does when its interface's link goes
+	// down: LinkResume (the default) counts, logs and keeps serving;
+	// LinkFail stops the engine (Engine.Done, Engine.Err). The removal
+	// of the interface, or of its namespace, always stops the engine.
+	OnLinkDown LinkPolicy
+
 	// Logger receives the engine's log records. Nil means none.
 	Logger *slog.Logger
 }
@@ -212,6 +218,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if d.RXVersion == 0 {
 		d.RXVersion = ring.V2
+	}
+	if d.OnLinkDown != LinkResume && d.OnLinkDown != LinkFail {
+		return d, fmt.Errorf("engine: Config.OnLinkDown %d is neither LinkResume nor LinkFail", d.OnLinkDown)
 	}
 	if d.RXVersion != ring.V2 && d.RXVersion != ring.V3 {
 		return d, fmt.Errorf("engine: Config.RXVersion %d is neither V2 nor V3", d.RXVersion)

@@ -217,6 +217,13 @@ type Counters struct {
 	RingPackets uint64
 	RingDrops   uint64
 	RingFreezes uint64
+
+	// LinkDowns counts the times the interface's link went down while
+	// the engine ran (the interface was set down, lost its carrier, or
+	// went away), LinkUps the times it came back. The link's state at
+	// Open is not counted.
+	LinkDowns uint64
+	LinkUps   uint64
 }
 
 // Check verifies the engine's central invariant: every frame received

@@ -63,9 +63,24 @@ type Engine struct {
 	reserveShared func(netip.AddrPort) (io.Closer, error)
 	closers       []io.Closer
 
+	// The link (link.go): what the monitor last saw, and the outages.
+	link               linkWatch
+	monitor            interface{ Close() error }
+	runMonitor         func()
+	monitorDone        chan struct{}
+	linkDown           atomic.Bool
+	linkDowns, linkUps atomic.Uint64
+
+	// Stopping, by itself or by Close (Done, Err).
+	done     chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+	stopErrs []error // from closing the receive rings
+
 	closed     atomic.Bool
 	closeOnce  sync.Once
 	closeErr   error
+	finalPorts []PortInfo // the ports as Close found them
 	started    time.Time
 	captureErr atomic.Bool
 }
@@ -108,6 +123,16 @@ func Open(ifi *net.Interface, cfg *Config) (*Engine, error) {
 		go func() {
 			defer e.wg.Done()
 			w.exitErr = w.run()
+			if w.exitErr != nil {
+				e.stop(fmt.Errorf("engine: worker %d: %w", w.id, w.exitErr))
+			}
+		}()
+	}
+	if e.runMonitor != nil {
+		e.monitorDone = make(chan struct{})
+		go func() {
+			defer close(e.monitorDone)
+			e.runMonitor()
 		}()
 	}
 	for _, ai := range infos {
@@ -146,6 +171,7 @@ func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) 
 	e.table.Store(new(portTable))
 	e.ephemeral[0], e.ephemeral[1] = proto.Dynamic.Bounds()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.done = make(chan struct{})
 	return e, nil
 }
 
@@ -198,6 +224,10 @@ func (e *Engine) Interface() *net.Interface { return e.ifi }
 // datagrams), the rings and the kernel sockets, and returns every error
 // it met. Datagrams the application still holds stay valid until
 // released; the receive rings are unmapped after the last release.
+// Close is needed after the engine stopped by itself too (Done), and
+// returns promptly then. Counters, Ports and Status keep working after
+// Close and report the final counts: every frame a worker took from a
+// ring is counted, and Ports lists the ports as Close found them.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() { e.closeErr = e.close() })
 	return e.closeErr
@@ -209,11 +239,12 @@ func (e *Engine) close() error {
 	ports := slices.Clone(e.ports)
 	e.bindMu.Unlock()
 
-	var errs []error
-	e.cancel()
-	for _, w := range e.workers {
-		if w.rx != nil {
-			errs = append(errs, w.rx.Close())
+	e.stop(net.ErrClosed)
+	errs := slices.Clone(e.stopErrs)
+	if e.monitor != nil {
+		errs = append(errs, e.monitor.Close())
+		if e.monitorDone != nil {
+			<-e.monitorDone
 		}
 	}
 	e.wg.Wait()
@@ -223,9 +254,18 @@ func (e *Engine) close() error {
 			errs = append(errs, w.tx.Close())
 		}
 	}
+	// The workers are gone, so these are the ports' final counts.
+	final := make([]PortInfo, 0, len(ports))
+	for _, p := range ports {
+		final = append(final, p.Info())
+	}
+	sortPortInfos(final)
 	for _, p := range ports {
 		errs = append(errs, p.Close())
 	}
+	e.bindMu.Lock()
+	e.finalPorts = final
+	e.bindMu.Unlock()
 	e.txMu.Lock()
 	if e.tx != nil {
 		errs = append(errs, e.tx.Close())
@@ -272,23 +312,36 @@ func (e *Engine) Counters() Counters {
 	c.UDP.SndbufErrors += e.appSndbufErrors.Load()
 	c.TXFrames += e.appTXFrames.Load()
 	c.TXErrors += e.appTXErrors.Load()
+	c.LinkDowns = e.linkDowns.Load()
+	c.LinkUps = e.linkUps.Load()
 	c.finishUDP()
 	return c
 }
 
 // Ports describes the bound ports, ordered by port number and address.
+// After Close it describes the ports the engine had when it closed, with
+// their final counters.
 func (e *Engine) Ports() []PortInfo {
 	e.bindMu.Lock()
+	if e.closed.Load() && e.finalPorts != nil {
+		infos := slices.Clone(e.finalPorts)
+		e.bindMu.Unlock()
+		return infos
+	}
 	ports := slices.Clone(e.ports)
 	e.bindMu.Unlock()
 	infos := make([]PortInfo, 0, len(ports))
 	for _, p := range ports {
 		infos = append(infos, p.Info())
 	}
+	sortPortInfos(infos)
+	return infos
+}
+
+func sortPortInfos(infos []PortInfo) {
 	slices.SortFunc(infos, func(a, b PortInfo) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), a.Addr.Compare(b.Addr))
 	})
-	return infos
 }
 
 // Status is what `pktengine stat` shows: the engine, its ports and its
@@ -300,8 +353,10 @@ type Status struct {
 	Workers   int
 	RXVersion string
 	Started   time.Time
-	Ports     []PortInfo
-	Counters  Counters
+	// LinkUp reports whether the interface's link is up (Engine.LinkUp).
+	LinkUp   bool
+	Ports    []PortInfo
+	Counters Counters
 }
 
 // Status returns the engine's status.
@@ -313,6 +368,7 @@ func (e *Engine) Status() Status {
 		Workers:   len(e.workers),
 		RXVersion: e.cfg.RXVersion.String(),
 		Started:   e.started,
+		LinkUp:    e.LinkUp(),
 		Ports:     e.Ports(),
 		Counters:  e.Counters(),
 	}

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,18 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	e.closers = append(e.closers, ns)
 	e.reserveShared = func(ap netip.AddrPort) (io.Closer, error) { return ns.reserveUDP(ap, e.ifi.Index) }
 	e.warnForwarding()
+
+	// Watch the link before opening the rings: an interface that is
+	// gone, or down under LinkFail, fails Open here.
+	m, s, err := e.openLinkMonitor(ns)
+	if err != nil {
+		return err
+	}
+	e.monitor = m
+	if err := e.linkInit(s, time.Now()); err != nil {
+		return err
+	}
+	e.runMonitor = func() { m.run(e) }
 
 	txc := &ring.TXConfig{QdiscBypass: !c.KeepQdisc, FrameCount: c.TXFrameCount}
 	if e.tx, err = ring.NewTransmitter(e.ifi, txc); err != nil {

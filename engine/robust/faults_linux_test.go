@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,13 +101,13 @@ func closeWithin(t *testing.T, e *engine.Engine, limit time.Duration) error {
 }
 
 // TestInterfaceDownUp takes the engine's interface down and up again
-// while it serves, with either ring version. The engine has no setting
-// for this (see docs/SECURITY.md, "Faults"); what it does today, and
-// what this test holds it to, is to resume: the kernel unhooks a packet
-// socket from a device that goes down and hooks it up again when the
-// device comes back, so the same rings and workers answer again, without
-// a restart, as soon as the link is up. It also checks that the engine
-// survived intact: the outcome invariant holds and Close is clean.
+// while it serves, with either ring version, under the default
+// LinkResume policy: the engine counts and logs each outage and resumes.
+// The kernel unhooks a packet socket from a device that goes down and
+// hooks it up again when the device comes back, so the same rings and
+// workers answer again, without a restart, as soon as the link is up.
+// The engine must not stop, the outcome invariant must hold and Close
+// must be clean.
 func TestInterfaceDownUp(t *testing.T) {
 	for _, v := range []ring.Version{ring.V2, ring.V3} {
 		t.Run(v.String(), func(t *testing.T) {
@@ -120,23 +122,25 @@ func TestInterfaceDownUp(t *testing.T) {
 			if _, err := echoWithin(b, dst, "before", time.Second); err != nil {
 				t.Fatalf("echo before: %v", err)
 			}
-			for round := range 3 {
-				out, err := a.Command(context.Background(), "ip", "link", "set", a.Iface, "down").CombinedOutput()
-				if err != nil {
-					t.Fatalf("link down: %v %s", err, out)
-				}
+			const rounds = 3
+			for round := range rounds {
+				setLink(t, a, "down")
+				waitLink(t, e, false, uint64(round+1), uint64(round))
 				if got, err := echoOnce(b, dst, "while down", 200*time.Millisecond); err == nil {
 					t.Errorf("round %d: answered %q while the link was down", round, got)
 				}
-				out, err = a.Command(context.Background(), "ip", "link", "set", a.Iface, "up").CombinedOutput()
-				if err != nil {
-					t.Fatalf("link up: %v %s", err, out)
-				}
+				setLink(t, a, "up")
 				took, err := echoWithin(b, dst, "after", 5*time.Second)
 				if err != nil {
 					t.Fatalf("round %d: no echo within %v of the link coming back: %v\nengine log:\n%s", round, took, err, logs.String())
 				}
+				waitLink(t, e, true, uint64(round+1), uint64(round+1))
 				t.Logf("round %d: answering again %v after `ip link set up`", round, took.Round(time.Millisecond))
+			}
+			select {
+			case <-e.Done():
+				t.Fatalf("the engine stopped under LinkResume: %v", e.Err())
+			default:
 			}
 			c := e.Counters()
 			if err := c.Check(); err != nil {
@@ -145,15 +149,159 @@ func TestInterfaceDownUp(t *testing.T) {
 			if c.UDP.OutDatagrams < 4 {
 				t.Errorf("%d echo answers counted, want at least 4", c.UDP.OutDatagrams)
 			}
+			log := logs.String()
+			if n := strings.Count(log, "msg=\"link down\""); n != rounds {
+				t.Errorf("%d \"link down\" records, want %d:\n%s", n, rounds, log)
+			}
+			if n := strings.Count(log, "msg=\"link up\""); n != rounds {
+				t.Errorf("%d \"link up\" records, want %d:\n%s", n, rounds, log)
+			}
+		})
+	}
+}
+
+// setLink runs `ip link set IFACE up|down` in h.
+func setLink(t *testing.T, h *lab.Host, state string) {
+	t.Helper()
+	out, err := h.Command(context.Background(), "ip", "link", "set", h.Iface, state).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link set %s: %v %s", state, err, out)
+	}
+}
+
+// waitLink waits until the engine reports the link state up and the
+// given counts of outages and recoveries: the kernel's notification
+// reaches the engine's monitor a moment after `ip` returns.
+func waitLink(t *testing.T, e *engine.Engine, up bool, downs, ups uint64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c := e.Counters()
+		if e.LinkUp() == up && c.LinkDowns == downs && c.LinkUps == ups {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link up %v, %d downs, %d ups; want %v, %d, %d", e.LinkUp(), c.LinkDowns, c.LinkUps, up, downs, ups)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitStopped waits for Done and checks that Err wraps want and names
+// the interface.
+func waitStopped(t *testing.T, e *engine.Engine, iface string, want error, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-e.Done():
+	case <-time.After(limit):
+		t.Fatalf("the engine has not stopped %v later", limit)
+	}
+	err := e.Err()
+	if !errors.Is(err, want) || !strings.Contains(err.Error(), iface) {
+		t.Errorf("Err() = %v, want an error wrapping %v that names %s", err, want, iface)
+	} else {
+		t.Logf("Err() = %v", err)
+	}
+}
+
+// TestLinkFail: under LinkFail the engine stops when its link goes down,
+// with an error wrapping ENETDOWN; Close is still needed and quick, and
+// the final counters add up.
+func TestLinkFail(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	e, err := tryOpen(a, &engine.Config{OnLinkDown: engine.LinkFail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
+		t.Fatalf("echo before: %v", err)
+	}
+	setLink(t, a, "down")
+	start := time.Now()
+	waitStopped(t, e, a.Iface, syscall.ENETDOWN, 5*time.Second)
+	t.Logf("stopped %v after `ip link set down`", time.Since(start).Round(time.Millisecond))
+	// Coming back changes nothing: the engine has stopped.
+	setLink(t, a, "up")
+	if _, err := echoOnce(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "after", 300*time.Millisecond); err == nil {
+		t.Error("a stopped engine answered")
+	}
+	if err := closeWithin(t, e, 5*time.Second); err != nil {
+		t.Errorf("Close after stopping: %v", err)
+	}
+	st := e.Status()
+	if err := st.Counters.Check(); err != nil {
+		t.Error(err)
+	}
+	if st.Counters.LinkDowns != 1 || st.LinkUp {
+		t.Errorf("LinkDowns %d, LinkUp %v; want 1, false", st.Counters.LinkDowns, st.LinkUp)
+	}
+	if !errors.Is(e.Err(), syscall.ENETDOWN) {
+		t.Errorf("Close changed Err to %v", e.Err())
+	}
+
+	// An interface that is down at Open fails Open under LinkFail.
+	setLink(t, a, "down")
+	if e, err := tryOpen(a, &engine.Config{OnLinkDown: engine.LinkFail}); !errors.Is(err, syscall.ENETDOWN) {
+		if e != nil {
+			e.Close()
+		}
+		t.Errorf("Open on a down interface under LinkFail: %v, want ENETDOWN", err)
+	}
+}
+
+// TestInterfaceDeleted deletes the engine's interface (`ip link del` in
+// its namespace, which takes the veth pair away) under either policy:
+// the engine stops by itself with an error wrapping ENODEV that names
+// the interface, not ENETDOWN (the kernel closes a device before it
+// unregisters it), and Close returns promptly.
+func TestInterfaceDeleted(t *testing.T) {
+	for _, policy := range []engine.LinkPolicy{engine.LinkResume, engine.LinkFail} {
+		t.Run(policy.String(), func(t *testing.T) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			e, err := tryOpen(a, &engine.Config{OnLinkDown: policy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
+				t.Fatalf("echo before: %v", err)
+			}
+			out, err := a.Command(context.Background(), "ip", "link", "del", a.Iface).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ip link del: %v %s", err, out)
+			}
+			waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
+			if err := p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?")); err == nil {
+				t.Error("Send on a removed interface succeeded")
+			}
+			if err := closeWithin(t, e, 5*time.Second); err != nil {
+				t.Errorf("Close after the interface was removed: %v", err)
+			}
+			c := e.Counters()
+			if err := c.Check(); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
 
 // TestPeerNamespaceDeleted deletes the peer's namespace under a running
 // engine, which destroys the veth pair and with it the engine's
-// interface. Nothing may hang: Close returns promptly and cleanly, a
-// waiting Recv returns net.ErrClosed, and what the application tries
-// meanwhile fails with an error that says the device is gone.
+// interface. The engine stops by itself with an error wrapping ENODEV.
+// Nothing may hang: Close returns promptly and cleanly, a waiting Recv
+// returns net.ErrClosed, and what the application tries meanwhile fails
+// with an error that says the device is gone.
 func TestPeerNamespaceDeleted(t *testing.T) {
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
@@ -189,6 +337,9 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+
+	// The engine notices by itself: the veth went with the namespace.
+	waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
 
 	err = p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?"))
 	if !errors.Is(err, syscall.ENXIO) && !errors.Is(err, syscall.ENODEV) && !errors.Is(err, syscall.ENETDOWN) {
@@ -236,6 +387,9 @@ func TestOwnNamespaceNameDeleted(t *testing.T) {
 	}
 	if _, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000)); err != nil {
 		t.Errorf("Bind in a namespace without a name: %v", err)
+	}
+	if err := e.Err(); err != nil {
+		t.Errorf("the engine stopped: %v", err)
 	}
 	if err := closeWithin(t, e, 5*time.Second); err != nil {
 		t.Errorf("Close: %v", err)
@@ -405,4 +559,69 @@ func runGenErr(h *lab.Host, cfg *gen.Config, load gen.Load) (*gen.Summary, error
 		return err
 	})
 	return s, err
+}
+
+// TestStatusAfterClose: `pktengine serve` prints its final status after
+// closing the engine, so that every frame the workers took is counted.
+// Status must work then, list the ports the engine had with their final
+// counters, and include the rings' last statistics.
+func TestStatusAfterClose(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	e, err := tryOpen(a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
+		t.Fatal(err)
+	}
+	const queuedPort, echoes, queued = 5000, 20, 5
+	if _, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, queuedPort)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range echoes {
+		msg := fmt.Sprintf("echo %d", i)
+		if got, err := echoOnce(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), msg, time.Second); err != nil || got != msg {
+			t.Fatalf("echo %d: %q, %v", i, got, err)
+		}
+	}
+	c, err := b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.IPv4.Addr(), queuedPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range queued {
+		if _, err := c.Write([]byte("queued")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for portInfo(t, e, queuedPort).InDatagrams < queued {
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d has %d datagrams, want %d", queuedPort, portInfo(t, e, queuedPort).InDatagrams, queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := closeWithin(t, e, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Status()
+	if len(st.Ports) != 2 {
+		t.Fatalf("Status after Close lists %d ports, want 2: %+v", len(st.Ports), st.Ports)
+	}
+	if p := st.Ports[0]; p.Port != echoPort || p.InDatagrams != echoes || p.OutDatagrams != echoes {
+		t.Errorf("echo port after Close: %+v, want %d in and out", p, echoes)
+	}
+	if p := st.Ports[1]; p.Port != queuedPort || p.InDatagrams != queued || p.QueueLen != queued {
+		t.Errorf("queued port after Close: %+v, want %d in and queued", p, queued)
+	}
+	if err := st.Counters.Check(); err != nil {
+		t.Error(err)
+	}
+	if st.Counters.FramesIn < echoes+queued || st.Counters.RingPackets < echoes+queued {
+		t.Errorf("after Close: %d frames in, %d in the rings; want at least %d", st.Counters.FramesIn, st.Counters.RingPackets, echoes+queued)
+	}
+	if !errors.Is(e.Err(), net.ErrClosed) {
+		t.Errorf("Err after Close: %v, want net.ErrClosed", e.Err())
+	}
 }
