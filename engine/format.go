@@ -64,6 +64,8 @@ func WritePrometheus(w io.Writer, c *Counters, ports []PortInfo) error {
 	one("pktengine_ring_packets_total", "Frames that passed the kernel filter (PACKET_STATISTICS tp_packets).", c.RingPackets)
 	one("pktengine_ring_drops_total", "Frames lost because a receive ring was full (PACKET_STATISTICS tp_drops).", c.RingDrops)
 	one("pktengine_ring_freezes_total", "TPACKET_V3 queue freezes (PACKET_STATISTICS tp_freeze_q_cnt).", c.RingFreezes)
+	one("pktengine_link_downs_total", "Times the interface's link went down while the engine ran.", c.LinkDowns)
+	one("pktengine_link_ups_total", "Times the interface's link came back up.", c.LinkUps)
 
 	portMetric := func(name, typ, help string, v func(*PortInfo) uint64) {
 		metric(name, typ, help)
@@ -144,5 +146,26 @@ func WriteOutcomes(w io.Writer, c *Counters) error {
 		}
 	}
 	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteEngine writes the engine's own counters, the ones neither the Udp
+// counters nor the outcomes show: what it sent, its answers for owned
+// addresses, ICMP errors, the services' guards, link outages and the
+// kernel rings' statistics.
+func WriteEngine(w io.Writer, c *Counters) error {
+	_, err := fmt.Fprintf(w, `Engine:
+    %d frames sent, %d transmit errors
+    %d ARP and %d NDP requests answered, %d pings answered
+    %d ICMP port unreachable sent, %d rate-limited, %d suppressed
+    service guards: %d loop, %d source, %d group, %d rate-limited, %d over the total cap
+    link: %d down, %d up
+    kernel ring: %d packets, %d drops, %d freezes
+`, c.TXFrames, c.TXErrors,
+		c.ARPAnswered, c.NDPAnswered, c.PingAnswered,
+		c.ICMPSent, c.ICMPRateLimited, c.ICMPSuppressed,
+		c.GuardLoop, c.GuardSource, c.GuardNonUnicast, c.GuardRateLimited, c.GuardTotalLimited,
+		c.LinkDowns, c.LinkUps,
+		c.RingPackets, c.RingDrops, c.RingFreezes)
 	return err
 }

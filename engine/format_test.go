@@ -79,6 +79,9 @@ func TestPrometheus(t *testing.T) {
 		`pktengine_port_out_datagrams_total{local="*:7",service="echo"}`:    1,
 		`pktengine_port_queue_length{local="198.18.0.1:5000",service=""}`:   1,
 		`pktengine_port_queue_capacity{local="198.18.0.1:5000",service=""}`: 1024,
+		`pktengine_link_downs_total`:                                        0,
+		`pktengine_link_ups_total`:                                          0,
+		`pktengine_service_guard_drops_total{guard="total"}`:                0,
 	} {
 		if got, ok := values[series]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
@@ -108,17 +111,32 @@ func TestTextFormats(t *testing.T) {
 	if !strings.Contains(b.String(), "2 delivered") || !strings.Contains(b.String(), "1 no-port") {
 		t.Errorf("outcomes:\n%s", b.String())
 	}
+	b.Reset()
+	c.GuardTotalLimited, c.LinkDowns, c.LinkUps = 5, 2, 1
+	WriteEngine(&b, &c)
+	for _, want := range []string{"Engine:\n", "    3 frames sent, 0 transmit errors\n", "1 ARP and 0 NDP requests answered",
+		"0 rate-limited, 5 over the total cap\n", "    link: 2 down, 1 up\n", "    kernel ring: 0 packets"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("engine counters lack %q:\n%s", want, b.String())
+		}
+	}
 }
 
 func TestCountersJSON(t *testing.T) {
 	r := trafficRig(t)
 	c := r.e.Counters()
+	c.LinkDowns, c.LinkUps, c.GuardTotalLimited = 3, 2, 1
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(b), `"Outcomes":{"arp":1,"delivered":2,"no-port":1}`) {
 		t.Errorf("outcomes in JSON: %s", b)
+	}
+	for _, want := range []string{`"LinkDowns":3`, `"LinkUps":2`, `"GuardTotalLimited":1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
 	}
 	var back Counters
 	if err := json.Unmarshal(b, &back); err != nil {
