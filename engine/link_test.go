@@ -98,6 +98,9 @@ func TestLinkFail(t *testing.T) {
 		t.Fatal("LinkFail: the engine did not stop when the link went down")
 	}
 	checkStopped(t, e, syscall.ENETDOWN)
+	if _, err := e.Bind(ap(owned4, 5000)); !errors.Is(err, syscall.ENETDOWN) {
+		t.Errorf("Bind on a stopped engine: %v, want ENETDOWN", err)
+	}
 	if err := e.Err(); !strings.Contains(err.Error(), "no carrier") {
 		t.Errorf("Err %q does not say why", err)
 	}

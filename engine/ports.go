@@ -353,7 +353,8 @@ func (s *portSlot) minus(p *Port) *portSlot {
 // Binding what is already bound fails with an error that wraps
 // syscall.EADDRINUSE, as does binding a port a kernel socket holds on an
 // address shared with the kernel; an address that is not the engine's
-// fails with syscall.EADDRNOTAVAIL.
+// fails with syscall.EADDRNOTAVAIL. On an engine that stopped by itself
+// (Done) Bind fails with the reason (Err).
 func (e *Engine) Bind(ap netip.AddrPort) (*Port, error) {
 	return e.bind(ap, nil, 0)
 }
@@ -395,6 +396,9 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 	defer e.bindMu.Unlock()
 	if e.closed.Load() {
 		return nil, bindErr(net.ErrClosed)
+	}
+	if err := e.Err(); err != nil {
+		return nil, bindErr(err) // stopped by itself: nothing would arrive
 	}
 	t := e.table.Load()
 	port := ap.Port()
