@@ -767,10 +767,13 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 	} else {
 		defer tg.cleanup()
 	}
-	var ours, sent, theirs []float64
+	var ours, sent, theirs, paired []float64
 	for range h.cfg.Trials {
+		var a float64
 		if res.Error == "" {
-			a, s, err := h.ourTrial(m, g, "pktengine gen")
+			var s float64
+			var err error
+			a, s, err = h.ourTrial(m, g, "pktengine gen")
 			if err != nil {
 				res.Error = err.Error()
 			} else {
@@ -784,11 +787,14 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 				fmt.Fprintf(h.log, "trafgen: %v\n", err)
 			} else {
 				theirs = append(theirs, rate)
+				if a > 0 {
+					paired = append(paired, a/rate)
+				}
 				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", gen.Rate(rate))
 			}
 		}
 	}
-	res.Ours, res.OursSent, res.Trafgen = newStat(ours), newStat(sent), newStat(theirs)
+	res.Ours, res.OursSent, res.Trafgen, res.Paired = newStat(ours), newStat(sent), newStat(theirs), newStat(paired)
 	res.SinkDrops = m.drops
 	return res
 }

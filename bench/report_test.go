@@ -74,7 +74,7 @@ func TestReportGoals(t *testing.T) {
 			t.Errorf("goal %q met=%v (%s), want %v", g.Goal, g.Met, g.Measured, met)
 		}
 	}
-	if len(r.Ratios) != 4 || r.Ratios[0] != (Ratio{"engine-v2", "kernel", 20}) {
+	if len(r.Ratios) != 4 || r.Ratios[0].Value != 20 || r.Ratios[0].Paired.Median != 20 {
 		t.Fatalf("ratios %+v", r.Ratios)
 	}
 	// Without an engine nothing can be met, and nothing panics.
@@ -98,7 +98,7 @@ func TestReportTable(t *testing.T) {
 	out := b.String()
 	for _, s := range []string{
 		"engine-v3", "500k [490k-505k]", "broken", "error: no replies",
-		"engine-v3/kernel-batch 5.0x", "pktengine gen 1.00M, trafgen 800k (1.25x)", "line rate",
+		"engine-v3 / kernel-batch  5.0x   5.0x [5.0x-5.0x]", "pktengine gen 1.00M, trafgen 800k (1.25x)", "line rate",
 		"[met  ] pktengine echo zero-loss rate >= 3x kernel-batch", "[short] 0 bytes allocated",
 		"reproduce: pktengine bench --trials 3", "50.0kfps: 248µs / 990µs / 1.98ms",
 	} {
