@@ -62,6 +62,15 @@
 // counts in private memory and publishes under a sequence lock once per
 // batch; a snapshot is consistent per worker.
 //
+// # The link
+//
+// The engine follows its interface through rtnetlink. An outage is
+// counted (Counters.LinkDowns, LinkUps) and logged, and by default served
+// through (LinkResume); with Config.OnLinkDown = LinkFail the engine
+// stops. The removal of the interface always stops it. An engine that
+// stops by itself closes Done and reports why in Err, as a context does;
+// Close is still needed, and Status keeps working after it.
+//
 // # Addresses
 //
 // An address the kernel does not have is owned: the engine answers ARP,

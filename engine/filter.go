@@ -189,9 +189,11 @@ func filterProgram(addrs *addrSet, user []xbpf.Instruction, withPktType bool) ([
 // a chain that still goes on after that many is passed too, for Decode
 // to count as ipv6-too-many-ext-headers. A Fragment header ends the walk:
 // fragments are counted, never reassembled, and what follows the header
-// of a later fragment is data. A header that runs past the frame makes
-// the load fail, which drops the frame (the kernel returns 0), as with
-// any truncated header. Anything else (ICMPv6 behind Hop-by-Hop, as MLD
+// of a later fragment is data. A chain whose next header lies past the
+// end of the frame makes a load fail, which drops the frame (the kernel
+// returns 0), as with any truncated header; a last header that claims
+// more than the frame holds but names UDP passes, for Decode to count.
+// Anything else (ICMPv6 behind Hop-by-Hop, as MLD
 // is sent; TCP; an Authentication Header) is dropped: the engine has no
 // use for it. X holds the offset of the header whose type is in A.
 //

@@ -13,9 +13,12 @@
 //     (15 s by default).
 //   - TestSlowConsumerIsolation: a slow consumer loses only its own
 //     datagrams.
-//   - TestInterfaceDownUp, TestPeerNamespaceDeleted,
-//     TestOwnNamespaceNameDeleted and TestCloseUnderLoad cover faults;
-//     TestControlRequestBounded the control socket.
+//   - TestInterfaceDownUp (outages counted, logged and served through),
+//     TestLinkFail (the engine stops with ENETDOWN), TestInterfaceDeleted
+//     and TestPeerNamespaceDeleted (it stops with ENODEV, nothing hangs),
+//     TestOwnNamespaceNameDeleted, TestCloseUnderLoad and
+//     TestStatusAfterClose cover faults; TestControlRequestBounded the
+//     control socket.
 //
 // TestMain fails the run if a test leaks file descriptors or
 // goroutines. docs/SECURITY.md maps the threats to these tests.
