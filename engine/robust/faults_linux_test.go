@@ -223,7 +223,7 @@ func TestLinkFail(t *testing.T) {
 	setLink(t, a, "down")
 	start := time.Now()
 	waitStopped(t, e, a.Iface, syscall.ENETDOWN, 5*time.Second)
-	t.Logf("stopped %v after `ip link set down`", time.Since(start).Round(time.Millisecond))
+	t.Logf("stopped %v after `ip link set down` returned", time.Since(start).Round(10*time.Microsecond))
 	// Coming back changes nothing: the engine has stopped.
 	setLink(t, a, "up")
 	if _, err := echoOnce(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "after", 300*time.Millisecond); err == nil {
@@ -281,7 +281,9 @@ func TestInterfaceDeleted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ip link del: %v %s", err, out)
 			}
+			start := time.Now()
 			waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
+			t.Logf("stopped %v after `ip link del` returned", time.Since(start).Round(10*time.Microsecond))
 			if err := p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?")); err == nil {
 				t.Error("Send on a removed interface succeeded")
 			}
