@@ -20,9 +20,12 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) vet $(PKGS)
+	GOARCH=386 $(GO) vet ./proto ./frame ./bpf
 
 unit:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(GO) test -count=1 -tags purego ./proto
 
 fuzz-brief:
 	./scripts/fuzz.sh $(FUZZTIME_TEST)

@@ -24,18 +24,17 @@ func writeStatus(w io.Writer, st *engine.Status) error {
 		}
 		addrs = append(addrs, a.Prefix.String()+" ("+kind+")")
 	}
-	ew.printf("addresses: %s\n\n", strings.Join(addrs, ", "))
+	link := "up"
+	if !st.LinkUp {
+		link = "DOWN"
+	}
+	ew.printf("addresses: %s; link %s\n\n", strings.Join(addrs, ", "), link)
 	engine.WritePorts(ew, st.Ports)
 	ew.printf("\n")
 	c := &st.Counters
 	engine.WriteNetstat(ew, &c.UDP)
 	engine.WriteOutcomes(ew, c)
-	ew.printf("Engine:\n")
-	ew.printf("    %d frames sent, %d transmit errors\n", c.TXFrames, c.TXErrors)
-	ew.printf("    %d ARP and %d NDP requests answered, %d pings answered\n", c.ARPAnswered, c.NDPAnswered, c.PingAnswered)
-	ew.printf("    %d ICMP port unreachable sent, %d rate-limited, %d suppressed\n", c.ICMPSent, c.ICMPRateLimited, c.ICMPSuppressed)
-	ew.printf("    service guards: %d loop, %d source, %d group, %d rate-limited\n", c.GuardLoop, c.GuardSource, c.GuardNonUnicast, c.GuardRateLimited)
-	ew.printf("    kernel ring: %d packets, %d drops, %d freezes\n", c.RingPackets, c.RingDrops, c.RingFreezes)
+	engine.WriteEngine(ew, c)
 	if err := c.Check(); err != nil {
 		ew.printf("    WARNING: %v\n", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/pktengine/pktengine/engine"
@@ -64,6 +65,7 @@ type serveFlags struct {
 	pcap     string
 	dropped  bool
 	user     string
+	linkDown string
 	verbose  bool
 }
 
@@ -86,6 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.control, "control", defaultControlPath(), "unix control socket `PATH` for 'pktengine stat' (empty: none)")
 	fs.StringVar(&f.pcap, "pcap", "", "write received frames to `FILE` (pcap, nanosecond timestamps)")
 	fs.BoolVar(&f.dropped, "pcap-dropped", false, "with --pcap, write only the frames the engine dropped")
+	fs.StringVar(&f.linkDown, "on-link-down", "resume", "when the interface goes down: resume (count, log, serve on when it comes back) or fail (exit 1). Removal of the interface always ends serve")
 	fs.StringVar(&f.user, "user", "", "drop privileges to `NAME` once the sockets are open")
 	fs.BoolVar(&f.verbose, "v", false, "log engine events to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +121,11 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		QueueDepth:     f.queue,
 		CaptureDropped: f.dropped,
 	}
+	policy, ok := engine.ParseLinkPolicy(f.linkDown)
+	if !ok {
+		return fmt.Errorf("--on-link-down %q: want resume or fail", f.linkDown)
+	}
+	cfg.OnLinkDown = policy
 	switch strings.ToLower(f.rxRing) {
 	case "v3", "3":
 		cfg.RXVersion = ring.V3
@@ -147,7 +155,8 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	if err != nil {
 		return explainOpenError(err)
 	}
-	defer func() { err = errors.Join(err, e.Close()) }()
+	closeEngine := sync.OnceValue(e.Close)
+	defer func() { err = errors.Join(err, closeEngine()) }()
 	for _, sp := range ports {
 		if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, sp.port), sp.service); err != nil {
 			return fmt.Errorf("%s on port %d: %w", sp.service, sp.port, err)
@@ -158,7 +167,8 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	if err != nil {
 		return err
 	}
-	defer stopVisibility()
+	stopVisibilityOnce := sync.OnceFunc(stopVisibility)
+	defer stopVisibilityOnce()
 
 	if f.user != "" {
 		if err := dropPrivileges(f.user); err != nil {
@@ -173,11 +183,26 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	}
 	fmt.Fprintln(stderr)
 
-	<-ctx.Done()
-	fmt.Fprintln(stderr, "pktengine: shutting down")
+	// Serve until a signal, or until the engine stops by itself: its
+	// interface went away, or went down under --on-link-down=fail.
+	var stopped error
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "pktengine: shutting down")
+	case <-e.Done():
+		stopped = e.Err()
+		fmt.Fprintf(stderr, "pktengine: engine stopped: %v\n", stopped)
+	}
+	// Close first, so that the final counters include every frame the
+	// workers took from the rings before they stopped.
+	stopVisibilityOnce()
+	closeErr := closeEngine()
 	final := e.Status()
 	writeStatus(stdout, &final)
-	return nil
+	if stopped != nil {
+		return stopped
+	}
+	return closeErr
 }
 
 type servicePort struct {

@@ -290,3 +290,46 @@ func copyExecutable(t *testing.T, path string) string {
 	}
 	return dst
 }
+
+// TestServeExitsWhenTheLinkGoes: serve ends with status 1 and a reason when
+// its engine stops by itself — the link going down under
+// --on-link-down=fail, or the interface being removed — and still prints
+// its final counters.
+func TestServeExitsWhenTheLinkGoes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string
+		action []string
+		want   string
+	}{
+		{"down with fail", "fail", []string{"ip", "link", "set", "veth0", "down"}, "network is down"},
+		{"deleted", "resume", []string{"ip", "link", "del", "veth0"}, "no such device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lab.New(t, nil)
+			s := startServe(t, l.B(), "--echo", "7", "--on-link-down", tc.policy)
+			if got, err := exchange(l.A(), "198.18.0.2:7", "TEST"); err != nil || got != "TEST" {
+				t.Fatalf("echo: %q, %v", got, err)
+			}
+			if out, err := l.B().Command(context.Background(), tc.action[0], tc.action[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", tc.action, err, out)
+			}
+			var err error
+			select {
+			case err = <-s.exited:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("serve still running 10s after %v", tc.action)
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1; stderr: %s", err, s.stderr.String())
+			}
+			if !strings.Contains(s.stderr.String(), tc.want) {
+				t.Errorf("stderr does not say %q:\n%s", tc.want, s.stderr.String())
+			}
+			if !strings.Contains(s.stdout.String(), "1 packets received") {
+				t.Errorf("final counters missing:\n%s", s.stdout.String())
+			}
+		})
+	}
+}

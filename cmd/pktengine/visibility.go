@@ -59,7 +59,10 @@ func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stder
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", engine.MetricsHandler(e))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// Timeouts bound what an idle or slow scraper can hold: each
+		// connection is a file descriptor.
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				fmt.Fprintf(stderr, "pktengine: metrics: %v\n", err)
