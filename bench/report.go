@@ -302,16 +302,18 @@ func (r *Report) finish() {
 	}
 
 	// Steady state is the unpaced trials, where the data path never
-	// waits for work. The smallest heap allocation is 8 bytes, so less
-	// than a byte per thousand replies is no allocation per packet but
-	// the runtime's or the engine's own background (a timer, a log line).
+	// waits for work. An allocation per packet, or per batch of packets,
+	// shows as at least one malloc per thousand replies; fewer is a
+	// one-off (a buffer growing to its working size, a timer, a log
+	// line), which the figures still show in bytes.
 	const allocGoal = "0 bytes allocated per packet in the engine's steady state"
 	var al []string
 	met := len(engines) > 0
 	for _, e := range engines {
-		al = append(al, fmt.Sprintf("%s %.3g B/reply unpaced (%d B over %d replies), %.3g B/reply over all trials",
-			e.Name, e.AllocUnpaced.BytesPerReply, e.AllocUnpaced.Bytes, e.AllocUnpaced.Replies, e.Alloc.BytesPerReply))
-		met = met && e.AllocUnpaced.Replies > 0 && e.AllocUnpaced.BytesPerReply < 1e-3
+		u := e.AllocUnpaced
+		al = append(al, fmt.Sprintf("%s %.3g B/reply unpaced (%d B in %d allocations over %d replies), %.3g B/reply over all trials",
+			e.Name, u.BytesPerReply, u.Bytes, u.Mallocs, u.Replies, e.Alloc.BytesPerReply))
+		met = met && u.Replies > 0 && u.MallocsPerReply < 1e-3
 	}
 	if len(al) > 0 {
 		r.Goals = append(r.Goals, Goal{allocGoal, strings.Join(al, "; "), met})
