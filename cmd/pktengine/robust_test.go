@@ -81,8 +81,11 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	if regexp.MustCompile(`WARNING`).MatchString(out) {
 		t.Errorf("final counters do not add up:\n%s", out)
 	}
-	if frames < 1000 {
-		t.Errorf("final counters show %d frames handled after a second of load:\n%s", frames, out)
+	// How many frames a raced, loaded engine gets through in a second
+	// is no business of this test; that it was handling load when the
+	// signal came is.
+	if frames == 0 {
+		t.Errorf("final counters show no frame handled after a second of load:\n%s", out)
 	}
 	if ringPackets < frames+ringDrops {
 		t.Errorf("ring packets %d < handled %d + drops %d", ringPackets, frames, ringDrops)
