@@ -39,10 +39,13 @@
 // reads them), and each namespace's veth steers what it receives to its
 // own side's CPU with RPS (see Run).
 //
-// CPU cost is read from /proc: the responder process's user and system
-// ticks over a trial, and the softirq ticks of its CPU (with RPS: its
-// kernel receiving the requests), each divided by the replies it sent;
-// the table shows them at 90 % of the zero-loss rate. Heap allocation is
+// CPU cost is read from /proc/stat as LAB-NOTES describes: the user and
+// system ticks of the responder's CPU over a trial, and its softirq ticks
+// (with RPS: its kernel receiving the requests) separately, each divided
+// by the replies sent; the table shows them at 90 % of the zero-loss
+// rate. The responder process's own ticks (/proc/PID/stat) are in the
+// JSON too; tick-based accounting charges them the softirqs that ran
+// while it was on the CPU, so they overlap the softirq figure. Heap allocation is
 // the responder process's runtime.MemStats, over the unpaced trials (the
 // steady state: the data path never waits) and over all trials.
 //

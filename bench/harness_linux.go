@@ -484,18 +484,19 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 	}
 	for i := range results {
 		rr := &results[i]
-		var rates, maxSent, maxDelivered, maxOwn, maxSoft []float64
+		var rates, maxSent, maxDelivered, maxCPU, maxOwn, maxSoft []float64
 		for _, s := range rr.Searches {
 			rates = append(rates, s.Rate)
 			maxSent = append(maxSent, s.Points[0].Sent)
 			maxDelivered = append(maxDelivered, s.Points[0].Delivered)
 			if s.Points[0].Replies > 0 {
+				maxCPU = append(maxCPU, s.Points[0].CPU)
 				maxOwn = append(maxOwn, s.Points[0].OwnCPU)
 				maxSoft = append(maxSoft, s.Points[0].Softirq)
 			}
 		}
 		rr.ZeroLoss, rr.MaxSent, rr.MaxDelivered = newStat(rates), newStat(maxSent), newStat(maxDelivered)
-		rr.MaxOwnCPU, rr.MaxSoftirq = newStat(maxOwn), newStat(maxSoft)
+		rr.MaxCPU, rr.MaxOwnCPU, rr.MaxSoftirq = newStat(maxCPU), newStat(maxOwn), newStat(maxSoft)
 		for _, f := range h.cfg.LatencyLoads {
 			if rate := f * rr.ZeroLoss.Median; rate > 0 {
 				rr.Latency = append(rr.Latency, LatencyResult{Load: f, Rate: rate})
@@ -524,7 +525,7 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 		rr := &results[i]
 		for j := range rr.Latency {
 			lr := &rr.Latency[j]
-			var loss, p50, p90, p99, p999, pmax, own, soft []float64
+			var loss, p50, p90, p99, p999, pmax, cpu, own, soft []float64
 			for _, p := range lr.Points {
 				loss = append(loss, p.Loss)
 				p50 = append(p50, float64(p.Latency.P50))
@@ -533,12 +534,12 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 				p999 = append(p999, float64(p.Latency.P999))
 				pmax = append(pmax, float64(p.Latency.Max))
 				if p.Replies > 0 {
-					own, soft = append(own, p.OwnCPU), append(soft, p.Softirq)
+					cpu, own, soft = append(cpu, p.CPU), append(own, p.OwnCPU), append(soft, p.Softirq)
 				}
 			}
 			lr.Loss, lr.P50, lr.P90, lr.P99, lr.P999, lr.Max = newStat(loss), newStat(p50), newStat(p90), newStat(p99), newStat(p999), newStat(pmax)
 			if lr.Load == rr.CPULoad {
-				rr.OwnCPU, rr.Softirq = newStat(own), newStat(soft)
+				rr.CPU, rr.OwnCPU, rr.Softirq = newStat(cpu), newStat(own), newStat(soft)
 			}
 		}
 		rr.Alloc.compute()
@@ -638,6 +639,7 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 		BacklogDrops:   bl1 - bl0,
 	}
 	if p.Replies > 0 {
+		p.CPU = float64(cpu1.Busy-cpu0.Busy) * tickNs / float64(p.Replies)
 		p.OwnCPU = float64(own1-own0) * tickNs / float64(p.Replies)
 		p.Softirq = float64(cpu1.Softirq-cpu0.Softirq) * tickNs / float64(p.Replies)
 	}
@@ -657,9 +659,9 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	if where != "" {
 		where = "  drops:" + where
 	}
-	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s own %s/reply softirq %s/reply%s\n",
+	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/reply softirq %s/reply%s\n",
 		name, offered, gen.Rate(p.Sent), gen.Rate(p.Delivered), 100*p.Loss,
-		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.OwnCPU)), gen.Dur(time.Duration(p.Softirq)), where)
+		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.CPU)), gen.Dur(time.Duration(p.Softirq)), where)
 	return p, nil
 }
 

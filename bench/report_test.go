@@ -25,7 +25,7 @@ func fakeReport() *Report {
 		rr.ZeroLoss = newStat([]float64{zl * 0.98, zl, zl * 1.01})
 		rr.MaxSent = newStat([]float64{900e3})
 		rr.MaxDelivered = newStat([]float64{zl * 1.2})
-		rr.OwnCPU = newStat([]float64{1500})
+		rr.CPU = newStat([]float64{1500})
 		rr.Softirq = newStat([]float64{700})
 		rr.Searches = []Search{{Rate: zl, Points: []Point{
 			{Offered: 0, Sent: 900e3, Delivered: zl * 1.2, Loss: 0.5},

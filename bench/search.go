@@ -19,13 +19,18 @@ type Point struct {
 
 	Latency gen.Latency `json:"latency"`
 
-	// Replies is what the responder says it sent. OwnCPU is the
-	// responder process's user+system time per reply, Softirq the
-	// softirq time of its CPU per reply (mostly the generator's kernel
-	// absorbing the replies, see LAB-NOTES), both in nanoseconds.
+	// Replies is what the responder says it sent. CPU is the user and
+	// system time of the responder's CPU per reply and Softirq its
+	// softirq time per reply (with RPS mostly its kernel receiving the
+	// requests), from /proc/stat, in nanoseconds: disjoint, but they
+	// include whatever else ran on that CPU. OwnCPU is the responder
+	// process's user and system time per reply (/proc/PID/stat): its
+	// own, but tick-based accounting also charges it the softirqs that
+	// ran while it was on the CPU, so it overlaps Softirq.
 	Replies uint64  `json:"replies"`
-	OwnCPU  float64 `json:"own_cpu_ns"`
+	CPU     float64 `json:"cpu_ns"`
 	Softirq float64 `json:"softirq_ns"`
+	OwnCPU  float64 `json:"own_cpu_ns"`
 
 	// RingDrops are frames the generator's own receive ring lost, and
 	// RcvbufErrors datagrams the responder namespace's kernel dropped
