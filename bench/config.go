@@ -58,9 +58,9 @@ type Config struct {
 	Trafgen        string `json:"trafgen,omitempty"`
 	SkipGenerators bool   `json:"skip_generators,omitempty"`
 
-	// NoRPS leaves veth's receive processing on the sending CPU instead
-	// of steering it to the receiving side's CPU (see Run).
-	NoRPS bool `json:"no_rps,omitempty"`
+	// RPS steers each side's receive processing to its own CPU instead
+	// of leaving it on the sending CPU, as veth does (see Run).
+	RPS bool `json:"rps,omitempty"`
 
 	// Executable is the binary to run children from (it must call
 	// ChildMain for ChildCommand). Empty means os.Executable().

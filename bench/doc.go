@@ -36,24 +36,29 @@
 //
 // The generator sends from an address and a MAC its own namespace does not
 // have, so that its kernel drops the replies on arrival (its ring still
-// reads them), and each namespace's veth steers what it receives to its
-// own side's CPU with RPS (see Run).
+// reads them).
 //
-// CPU cost is read from /proc/stat as LAB-NOTES describes: the user and
+// veth runs the receiving side's kernel on the sending CPU: the responder
+// namespace's receive of the requests on the generator's CPU, the
+// generator namespace's receive of the replies on the responder's. That
+// is the default, as in the lab notes. Config.RPS instead steers each
+// side's receive to its own CPU (see Run).
+//
+// CPU cost is read from /proc/stat as the lab notes describe: the user and
 // system ticks of the responder's CPU over a trial, and its softirq ticks
-// (with RPS: its kernel receiving the requests) separately, each divided
-// by the replies sent; the table shows them at 90 % of the zero-loss
-// rate. The responder process's own ticks (/proc/PID/stat) are in the
-// JSON too; tick-based accounting charges them the softirqs that ran
-// while it was on the CPU, so they overlap the softirq figure. Heap allocation is
-// the responder process's runtime.MemStats, over the unpaced trials (the
-// steady state: the data path never waits) and over all trials.
+// separately, each divided by the replies sent; the table shows them at
+// 90 % of the zero-loss rate. The responder process's own ticks
+// (/proc/PID/stat) are in the JSON too; tick-based accounting charges them
+// the softirqs that ran while it was on the CPU, so they overlap the
+// softirq figure. Heap allocation is the responder process's
+// runtime.MemStats, over the unpaced trials (the steady state: the data
+// path never waits) and over all trials.
 //
 // The generator comparison sends one 64-byte frame (trafgen a static copy
 // of it; pktengine's generator writes its signature and checksum into
 // every frame) from the generator CPU as fast as each tool goes and counts
 // what arrives in a TPACKET_V3 ring on the other side. The frames go to a
-// MAC no host has, so B's kernel drops them on arrival. It runs without
-// RPS, which trafgen does not survive; the line rate, pktengine's
-// generator into the same ring with RPS, follows.
+// MAC no host has, so B's kernel drops them on arrival. It always runs
+// without RPS, which trafgen does not survive; with RPS the line rate,
+// pktengine's generator into the same ring, follows.
 package bench

@@ -100,13 +100,13 @@ func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
 	if !c.SkipGenerators {
 		rep.Generator = h.compareGenerators(ctx)
 	}
-	if !c.NoRPS {
+	if c.RPS {
 		if err := h.steer(ctx, true); err != nil {
 			return nil, err
 		}
-	}
-	if !c.SkipGenerators {
-		h.lineRate(ctx, rep.Generator)
+		if !c.SkipGenerators {
+			h.lineRate(ctx, rep.Generator)
+		}
 	}
 	if rep.Responders, err = h.measureAll(ctx); err != nil {
 		return nil, err
@@ -155,14 +155,16 @@ func (h *harness) setup(ctx context.Context) error {
 // steer turns RPS on (each namespace's veth queues what it receives to
 // that side's CPU) or off (rps_cpus 0, veth's default).
 //
-// veth hands a frame to the peer's stack on the sending CPU, so without
-// RPS the responder side's kernel receive (socket lookup and queueing, or
-// the packet ring's copy) runs on the generator's CPU, and the generator
-// side's receive of the replies on the responder's. With RPS the kernel
-// queues every received frame to the receiving side's CPU, as a NIC's
-// interrupt would on two real hosts: the responder's CPU pays for
-// everything the responder needs, the generator's for nothing but the
-// generator.
+// veth hands a frame to the peer's stack on the sending CPU, so by default
+// the responder side's kernel receive (socket lookup and queueing, or the
+// packet ring's copy) runs on the generator's CPU, and the generator
+// side's receive of the replies on the responder's, as the lab notes
+// describe. With RPS the kernel queues every received frame to the
+// receiving side's CPU, as a NIC's interrupt would on two real hosts: the
+// responder's CPU pays for everything the responder needs. It does so
+// through an inter-processor interrupt per burst, which on a virtual
+// machine costs much more than the work it moves (see docs/bench/gen.md),
+// so it is an option, not the default.
 func (h *harness) steer(ctx context.Context, on bool) error {
 	for _, x := range []struct {
 		host *lab.Host
@@ -802,8 +804,8 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 }
 
 // lineRate measures what the lab's link carries from the generator's
-// core as the responder runs see it (with RPS unless NoRPS): pktengine's
-// generator into the sink.
+// core as the responder runs see it with RPS: pktengine's generator into
+// the sink.
 func (h *harness) lineRate(ctx context.Context, res *GeneratorResult) {
 	err := func() error {
 		m, err := h.startSink(ctx)

@@ -36,6 +36,7 @@ func TestLabRun(t *testing.T) {
 	cfg := Config{
 		Trials: 1, TrialDuration: 60 * time.Millisecond, Drain: 40 * time.Millisecond,
 		Precision: 0.1, MaxSteps: 3, LatencyLoads: []float64{0.5},
+		RPS:        true, // the longer path: steering and the line rate
 		Executable: self,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -133,9 +133,10 @@ type GeneratorResult struct {
 	Error        string `json:"error,omitempty"`
 	TrafgenError string `json:"trafgen_error,omitempty"`
 
-	// Line is the lab's line rate as the responders see it: pktengine's
-	// generator into the sink with the responder runs' receive steering
-	// (RPS), which trafgen does not survive (see Run).
+	// Line is the lab's line rate with RPS (Config.RPS), which trafgen
+	// does not survive: pktengine's generator into the sink with the
+	// responder runs' receive steering. Without RPS the line rate is the
+	// better of the two generators.
 	Line          Stat   `json:"line"`
 	LineSinkDrops uint64 `json:"line_sink_drops"`
 	LineError     string `json:"line_error,omitempty"`
