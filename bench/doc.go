@@ -23,7 +23,7 @@
 //
 // Every trial offers a rate for Config.TrialDuration and counts the
 // replies after Config.Drain. The zero-loss rate is found by the binary
-// search of RFC 2544 section 26.1 (see search); a trial passes if it loses
+// search of RFC 2544 section 26.1; a trial passes if it loses
 // no more than Config.LossTolerance of its frames and the generator
 // achieved 98 % of the offered rate (a trial in which it came within 90 %
 // is run once more: that says nothing about the responder).
