@@ -142,13 +142,13 @@ func NewTransmitter(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	// Transmitter: a nil *TX or *MmsgTX in a non-nil interface would make
 	// the caller's cleanup call Close on nil.
 	switch m {
-	case TXRing:
+	case TXDefault, TXRing:
 		t, err := NewTX(ifi, cfg)
 		if err != nil {
 			return nil, err
 		}
 		return t, nil
-	case TXDefault, TXSendmmsg:
+	case TXSendmmsg:
 		t, err := NewMmsgTX(ifi, cfg)
 		if err != nil {
 			return nil, err
