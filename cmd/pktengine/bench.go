@@ -29,6 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loss := fs.Float64("loss", 0, "fraction of frames a trial may lose and still pass (RFC 2544: 0)")
 	size := fs.Int("size", 0, "Ethernet frame size with FCS (default 64)")
 	ipv6 := fs.Bool("ipv6", false, "send IPv6 instead of IPv4")
+	rps := fs.Bool("rps", false, "steer each side's veth receive processing to its own CPU (RPS) instead of the sending CPU")
 	skipGen := fs.Bool("skip-generators", false, "leave out the generator-against-trafgen comparison")
 	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
 	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
@@ -57,7 +58,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *size != 0 {
 		cfg.Size = *size
 	}
-	cfg.LossTolerance, cfg.IPv6, cfg.SkipGenerators = *loss, *ipv6, *skipGen
+	cfg.LossTolerance, cfg.IPv6, cfg.SkipGenerators, cfg.RPS = *loss, *ipv6, *skipGen, *rps
 
 	var log io.Writer = stderr
 	if *quiet {
