@@ -64,28 +64,16 @@ func assemble(prog []xbpf.Instruction) ([]xbpf.RawInstruction, error) {
 }
 
 // And matches frames that every f matches; tests run left to right.
-func And(fs ...Filter) Filter {
-	return Filter{func(l *lowerer) (*expr, error) {
-		e := exprTrue
-		for i, f := range fs {
-			x, err := f.lowerWith(l)
-			if err != nil {
-				return nil, err
-			}
-			if i == 0 {
-				e = x
-			} else {
-				e = and(e, x)
-			}
-		}
-		return e, nil
-	}}
-}
+func And(fs ...Filter) Filter { return join(fs, exprTrue, and) }
 
 // Or matches frames that any f matches. Or() matches nothing.
-func Or(fs ...Filter) Filter {
+func Or(fs ...Filter) Filter { return join(fs, exprFalse, or) }
+
+// join lowers fs left to right and joins them with op; with no filter it
+// is identity (everything for And, nothing for Or).
+func join(fs []Filter, identity *expr, op func(l, r *expr) *expr) Filter {
 	return Filter{func(l *lowerer) (*expr, error) {
-		e := exprFalse
+		e := identity
 		for i, f := range fs {
 			x, err := f.lowerWith(l)
 			if err != nil {
@@ -94,7 +82,7 @@ func Or(fs ...Filter) Filter {
 			if i == 0 {
 				e = x
 			} else {
-				e = or(e, x)
+				e = op(e, x)
 			}
 		}
 		return e, nil
