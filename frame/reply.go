@@ -159,9 +159,7 @@ func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	ip := IPv4(frame[p.L3Off:p.L4Off])
 	ip.SwapAddresses()
 	ip.SetTTLChecksummed(ttl)
-	old := binary.BigEndian.Uint16(m[0:])
-	m.SetType(ICMPv4EchoReply)
-	m.SetChecksum(proto.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:])))
+	setICMPTypeChecksummed(m, ICMPv4EchoReply)
 	return int(p.End), nil
 }
 
@@ -187,8 +185,16 @@ func ICMPv6EchoReplyInPlace(frame []byte, p *Packet, hopLimit uint8) (int, error
 	ip := IPv6(frame[p.L3Off:p.L4Off])
 	ip.SwapAddresses()
 	ip.SetHopLimit(hopLimit)
-	old := binary.BigEndian.Uint16(m[0:])
-	m.SetType(ICMPv6EchoReply)
-	m.SetChecksum(proto.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:])))
+	setICMPTypeChecksummed(m, ICMPv6EchoReply)
 	return int(p.End), nil
+}
+
+// setICMPTypeChecksummed sets the type of an ICMP or ICMPv6 message (both
+// keep type, code and checksum in their first four bytes) and updates the
+// checksum for the changed 16-bit word (RFC 1624).
+func setICMPTypeChecksummed(m []byte, typ uint8) {
+	old := binary.BigEndian.Uint16(m[0:])
+	m[0] = typ
+	c := binary.BigEndian.Uint16(m[2:])
+	binary.BigEndian.PutUint16(m[2:], proto.Update16(c, old, binary.BigEndian.Uint16(m[0:])))
 }
