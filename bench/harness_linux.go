@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // The lab: the generator on host A (198.18.0.1, CPU GenCPU), responders on
@@ -281,7 +281,7 @@ func (c *child) stats() (*ResponderStats, error) {
 	return r.Stats, nil
 }
 
-func (c *child) run(load gen.Load) (*gen.Summary, error) {
+func (c *child) run(load loadgen.Load) (*loadgen.Summary, error) {
 	js, _ := json.Marshal(load)
 	r, err := c.call("run " + string(js))
 	return c.summary(r, err)
@@ -290,7 +290,7 @@ func (c *child) run(load gen.Load) (*gen.Summary, error) {
 // begin starts a generator run without waiting for it; end stops it (a
 // run without count or duration lasts until then) and returns its
 // summary.
-func (c *child) begin(load gen.Load) error {
+func (c *child) begin(load loadgen.Load) error {
 	js, _ := json.Marshal(load)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -298,12 +298,12 @@ func (c *child) begin(load gen.Load) error {
 	return err
 }
 
-func (c *child) end() (*gen.Summary, error) {
+func (c *child) end() (*loadgen.Summary, error) {
 	r, err := c.call("stop")
 	return c.summary(r, err)
 }
 
-func (c *child) summary(r *childReply, err error) (*gen.Summary, error) {
+func (c *child) summary(r *childReply, err error) (*loadgen.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -343,11 +343,11 @@ func (c *child) close() error {
 }
 
 // genConfig is the generator's configuration for the responder runs.
-func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool, flows int) *gen.Config {
-	return &gen.Config{
-		Spec: gen.Spec{
+func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool, flows int) *loadgen.Config {
+	return &loadgen.Config{
+		Spec: loadgen.Spec{
 			SrcMAC: genMAC, DstMAC: dstMAC,
-			Src: netip.AddrPortFrom(h.genSrc(), gen.DefaultSrcPort), Dst: dst,
+			Src: netip.AddrPortFrom(h.genSrc(), loadgen.DefaultSrcPort), Dst: dst,
 			Flows: flows, Size: h.cfg.Size,
 		},
 		Drain:    h.cfg.Drain,
@@ -362,7 +362,7 @@ func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool,
 // worker and the receive side then are two threads the kernel schedules,
 // and the receive side wakes as soon as a ring block is ready instead of
 // waiting for the worker to yield.
-func (h *harness) genChildSpec(cfg *gen.Config) childSpec {
+func (h *harness) genChildSpec(cfg *loadgen.Config) childSpec {
 	return childSpec{Role: roleGen, Iface: h.a.Iface, Gen: cfg, GOMAXPROCS: 2}
 }
 
@@ -389,7 +389,7 @@ func (h *harness) open(ctx context.Context, name string, g *child, warm time.Dur
 	}()
 	// A short check that the responder answers at all, before minutes
 	// of trials say "zero".
-	s, err := g.run(gen.Load{Rate: 10000, Count: 100, Drain: 2 * time.Second})
+	s, err := g.run(loadgen.Load{Rate: 10000, Count: 100, Drain: 2 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +399,7 @@ func (h *harness) open(ctx context.Context, name string, g *child, warm time.Dur
 	// An unpaced burst that counts for nothing: buffers that grow to
 	// their working size (a ring batch's offsets, a socket's queue) do
 	// so here, not in the steady state the allocation figures are for.
-	if _, err := g.run(gen.Load{Duration: warm}); err != nil {
+	if _, err := g.run(loadgen.Load{Duration: warm}); err != nil {
 		return nil, err
 	}
 	before, err := resp.stats()
@@ -477,7 +477,7 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 			rr.AllocUnpaced.Replies += sr.Max.Replies
 			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
 			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
-			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, gen.Rate(sr.Rate))
+			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, loadgen.Rate(sr.Rate))
 			return nil
 		})
 		if err != nil {
@@ -568,7 +568,7 @@ func (h *harness) trialRetry(name string, resp, g *child, rate float64) (Point, 
 			p.Retries = i
 			return p, err
 		}
-		fmt.Fprintf(h.log, "  %-12s the generator sent %s of %s: again\n", name, gen.Rate(p.Sent), gen.Rate(rate))
+		fmt.Fprintf(h.log, "  %-12s the generator sent %s of %s: again\n", name, loadgen.Rate(p.Sent), loadgen.Rate(rate))
 	}
 }
 
@@ -612,7 +612,7 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	cpu0, err1 := readCPUTicks(h.cfg.ResponderCPU)
 	own0, err2 := readProcTicks(resp.pid)
 	bl0, err3 := readBacklogDrops()
-	load := gen.Load{Rate: rate, Duration: h.cfg.TrialDuration}
+	load := loadgen.Load{Rate: rate, Duration: h.cfg.TrialDuration}
 	if rate == 0 {
 		load.Drain = max(h.cfg.Drain, unpacedDrain)
 	}
@@ -647,7 +647,7 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	}
 	offered := "max"
 	if rate > 0 {
-		offered = gen.Rate(rate)
+		offered = loadgen.Rate(rate)
 	}
 	var where string
 	for _, d := range []struct {
@@ -662,8 +662,8 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 		where = "  drops:" + where
 	}
 	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/reply softirq %s/reply%s\n",
-		name, offered, gen.Rate(p.Sent), gen.Rate(p.Delivered), 100*p.Loss,
-		gen.Dur(p.Latency.P50), gen.Dur(p.Latency.P99), gen.Dur(time.Duration(p.CPU)), gen.Dur(time.Duration(p.Softirq)), where)
+		name, offered, loadgen.Rate(p.Sent), loadgen.Rate(p.Delivered), 100*p.Loss,
+		loadgen.Dur(p.Latency.P50), loadgen.Dur(p.Latency.P99), loadgen.Dur(time.Duration(p.CPU)), loadgen.Dur(time.Duration(p.Softirq)), where)
 	return p, nil
 }
 
@@ -726,16 +726,16 @@ func (h *harness) startSink(ctx context.Context) (*sinkMeter, error) {
 
 // sinkConfig is the generator's configuration for the sink: one flow to
 // the discard port at a MAC nobody has.
-func (h *harness) sinkConfig() *gen.Config {
+func (h *harness) sinkConfig() *loadgen.Config {
 	return h.genConfig(netip.AddrPortFrom(h.respAddr(), discardPort), nobodyMAC, true, 1)
 }
 
 // ourTrial measures pktengine's generator (child g) against the sink once:
 // what arrives, and what the generator says it sent.
 func (h *harness) ourTrial(m *sinkMeter, g *child, what string) (arrived, sent float64, err error) {
-	var sum *gen.Summary
+	var sum *loadgen.Summary
 	arrived, err = m.measure(func() error {
-		return g.begin(gen.Load{})
+		return g.begin(loadgen.Load{})
 	}, func() (err error) {
 		sum, err = g.end()
 		return err
@@ -743,7 +743,7 @@ func (h *harness) ourTrial(m *sinkMeter, g *child, what string) (arrived, sent f
 	if err != nil {
 		return 0, 0, err
 	}
-	fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, gen.Rate(arrived), gen.Rate(sum.SentRate))
+	fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, loadgen.Rate(arrived), loadgen.Rate(sum.SentRate))
 	return arrived, sum.SentRate, nil
 }
 
@@ -794,7 +794,7 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 				if a > 0 {
 					paired = append(paired, a/rate)
 				}
-				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", gen.Rate(rate))
+				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", loadgen.Rate(rate))
 			}
 		}
 	}
@@ -844,7 +844,7 @@ type trafgen struct {
 	dir        string
 }
 
-func (h *harness) newTrafgen(cfg *gen.Config) (*trafgen, error) {
+func (h *harness) newTrafgen(cfg *loadgen.Config) (*trafgen, error) {
 	bin := h.cfg.Trafgen
 	if bin == "" {
 		bin = "trafgen"
@@ -853,7 +853,7 @@ func (h *harness) newTrafgen(cfg *gen.Config) (*trafgen, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := gen.NewTemplate(&cfg.Spec)
+	tmpl, err := loadgen.NewTemplate(&cfg.Spec)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,7 @@ package bench
 import (
 	"slices"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // Point is one trial: a rate offered for TrialDuration and what came back.
@@ -17,7 +17,7 @@ type Point struct {
 	Loss      float64 `json:"loss"`
 	Pass      bool    `json:"pass"`
 
-	Latency gen.Latency `json:"latency"`
+	Latency loadgen.Latency `json:"latency"`
 
 	// Replies is what the responder says it sent. CPU is the user and
 	// system time of the responder's CPU per reply and Softirq its

@@ -1,4 +1,4 @@
-// Package gen is pktengine's UDP load generator: precomputed frame
+// Package loadgen is pktengine's UDP load generator: precomputed frame
 // templates written into a TX ring in batches, paced at batch granularity,
 // and a receive side on an RX ring that matches replies to what was sent.
 //
@@ -54,4 +54,4 @@
 // latency includes the time to fill the rest of its batch (about 30 ns per
 // frame) and the kick. Latencies go into a log-linear [Histogram] (no
 // allocation per sample, at most 1/128 relative error).
-package gen
+package loadgen

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"encoding/binary"
@@ -106,8 +106,8 @@ type Template struct {
 
 // Errors from NewTemplate.
 var (
-	ErrSize  = errors.New("gen: frame size out of range")
-	ErrFlows = errors.New("gen: flow ranges out of range")
+	ErrSize  = errors.New("loadgen: frame size out of range")
+	ErrFlows = errors.New("loadgen: flow ranges out of range")
 )
 
 // NewTemplate builds the template frame for s and derives every flow from
@@ -168,7 +168,7 @@ func NewTemplate(s *Spec) (*Template, error) {
 	}
 	var p frame.Packet
 	if r := p.Decode(base); r != frame.ReasonOK {
-		return nil, fmt.Errorf("gen: template does not decode: %v", r)
+		return nil, fmt.Errorf("loadgen: template does not decode: %v", r)
 	}
 	t := &Template{
 		base: base, v6: v6, addrLen: 4,

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"context"
@@ -183,11 +183,11 @@ func txSlotSize(n int) int {
 // fill applies the defaults.
 func (c *Config) fill(ifi *net.Interface) error {
 	if !c.Dst.Addr().IsValid() {
-		return errors.New("gen: Config.Dst is required")
+		return errors.New("loadgen: Config.Dst is required")
 	}
 	c.Workers = orOne(c.Workers)
 	if c.Workers < 1 || c.Workers > 1<<16 {
-		return fmt.Errorf("gen: %d workers", c.Workers)
+		return fmt.Errorf("loadgen: %d workers", c.Workers)
 	}
 	if c.Batch == 0 {
 		c.Batch = DefaultBatch
@@ -202,7 +202,7 @@ func (c *Config) fill(ifi *net.Interface) error {
 		c.Interval = DefaultInterval
 	}
 	if c.Batch < 1 || c.Rate < 0 || c.Duration < 0 {
-		return errors.New("gen: negative batch, rate or duration")
+		return errors.New("loadgen: negative batch, rate or duration")
 	}
 	if c.SrcMAC.IsZero() && ifi != nil {
 		copy(c.SrcMAC[:], ifi.HardwareAddr)
@@ -234,7 +234,7 @@ func (c *Config) fill(ifi *net.Interface) error {
 // global one for IPv6.
 func interfaceAddr(ifi *net.Interface, v6 bool) (netip.Addr, error) {
 	if ifi == nil {
-		return netip.Addr{}, errors.New("gen: no interface to take a source address from")
+		return netip.Addr{}, errors.New("loadgen: no interface to take a source address from")
 	}
 	addrs, err := ifi.Addrs()
 	if err != nil {
@@ -258,7 +258,7 @@ func interfaceAddr(ifi *net.Interface, v6 bool) (netip.Addr, error) {
 	if linkLocal.IsValid() {
 		return linkLocal, nil
 	}
-	return netip.Addr{}, fmt.Errorf("gen: %s has no IPv%d address; set Config.Src", ifi.Name, ipVersion(v6))
+	return netip.Addr{}, fmt.Errorf("loadgen: %s has no IPv%d address; set Config.Src", ifi.Name, ipVersion(v6))
 }
 
 // Template returns the generator's frame template.
@@ -310,7 +310,7 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 		return nil, ring.ErrClosed
 	}
 	if load.Rate < 0 || load.Duration < 0 {
-		return nil, errors.New("gen: negative rate or duration")
+		return nil, errors.New("loadgen: negative rate or duration")
 	}
 	g.tag++
 	if g.tag == 0 {
