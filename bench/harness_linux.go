@@ -477,7 +477,7 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 			rr.AllocUnpaced.Replies += sr.Max.Replies
 			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
 			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
-			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, loadgen.Rate(sr.Rate))
+			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, loadgen.FormatRate(sr.Rate))
 			return nil
 		})
 		if err != nil {
@@ -568,7 +568,7 @@ func (h *harness) trialRetry(name string, resp, g *child, rate float64) (Point, 
 			p.Retries = i
 			return p, err
 		}
-		fmt.Fprintf(h.log, "  %-12s the generator sent %s of %s: again\n", name, loadgen.Rate(p.Sent), loadgen.Rate(rate))
+		fmt.Fprintf(h.log, "  %-12s the generator sent %s of %s: again\n", name, loadgen.FormatRate(p.Sent), loadgen.FormatRate(rate))
 	}
 }
 
@@ -647,7 +647,7 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	}
 	offered := "max"
 	if rate > 0 {
-		offered = loadgen.Rate(rate)
+		offered = loadgen.FormatRate(rate)
 	}
 	var where string
 	for _, d := range []struct {
@@ -662,8 +662,8 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 		where = "  drops:" + where
 	}
 	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/reply softirq %s/reply%s\n",
-		name, offered, loadgen.Rate(p.Sent), loadgen.Rate(p.Delivered), 100*p.Loss,
-		loadgen.Dur(p.Latency.P50), loadgen.Dur(p.Latency.P99), loadgen.Dur(time.Duration(p.CPU)), loadgen.Dur(time.Duration(p.Softirq)), where)
+		name, offered, loadgen.FormatRate(p.Sent), loadgen.FormatRate(p.Delivered), 100*p.Loss,
+		loadgen.FormatDuration(p.Latency.P50), loadgen.FormatDuration(p.Latency.P99), loadgen.FormatDuration(time.Duration(p.CPU)), loadgen.FormatDuration(time.Duration(p.Softirq)), where)
 	return p, nil
 }
 
@@ -743,7 +743,7 @@ func (h *harness) ourTrial(m *sinkMeter, g *child, what string) (arrived, sent f
 	if err != nil {
 		return 0, 0, err
 	}
-	fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, loadgen.Rate(arrived), loadgen.Rate(sum.SentRate))
+	fmt.Fprintf(h.log, "  %-14s %s at the sink (%s sent)\n", what, loadgen.FormatRate(arrived), loadgen.FormatRate(sum.SentRate))
 	return arrived, sum.SentRate, nil
 }
 
@@ -794,7 +794,7 @@ func (h *harness) compareGenerators(ctx context.Context) *GeneratorResult {
 				if a > 0 {
 					paired = append(paired, a/rate)
 				}
-				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", loadgen.Rate(rate))
+				fmt.Fprintf(h.log, "  trafgen        %s at the sink\n", loadgen.FormatRate(rate))
 			}
 		}
 	}

@@ -261,7 +261,7 @@ func (r *Report) finish() {
 			atLeast = "at least " // the engine kept up with all the generator could send
 		}
 		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%s%.1fx, median of the rounds' ratios (%s %s vs %s)",
-			atLeast, v, best.Name, loadgen.Rate(best.ZeroLoss.Median), loadgen.Rate(k.ZeroLoss.Median)), v >= want})
+			atLeast, v, best.Name, loadgen.FormatRate(best.ZeroLoss.Median), loadgen.FormatRate(k.ZeroLoss.Median)), v >= want})
 	}
 	ratioGoal("kernel-batch", 3)
 	ratioGoal("kernel", 20)
@@ -273,7 +273,7 @@ func (r *Report) finish() {
 		if best.GeneratorLimited {
 			atLeast = "at least "
 		}
-		r.Goals = append(r.Goals, Goal{lineGoal, fmt.Sprintf("%s%.0f%% (%s of %s, the most one core pushes through the veth)", atLeast, 100*v, loadgen.Rate(best.ZeroLoss.Median), loadgen.Rate(line)), v >= 0.95})
+		r.Goals = append(r.Goals, Goal{lineGoal, fmt.Sprintf("%s%.0f%% (%s of %s, the most one core pushes through the veth)", atLeast, 100*v, loadgen.FormatRate(best.ZeroLoss.Median), loadgen.FormatRate(line)), v >= 0.95})
 	} else {
 		notMeasured(lineGoal)
 	}
@@ -284,7 +284,7 @@ func (r *Report) finish() {
 	for _, k := range kernels {
 		if l := k.latencyAt(0.1); l != nil && l.P99.Median > 0 {
 			bar = math.Min(bar, l.P99.Median)
-			kl = append(kl, fmt.Sprintf("%s %s", k.Name, loadgen.Dur(time.Duration(l.P99.Median))))
+			kl = append(kl, fmt.Sprintf("%s %s", k.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
 		}
 	}
 	var el []string
@@ -292,7 +292,7 @@ func (r *Report) finish() {
 	for _, e := range engines {
 		if l := e.latencyAt(0.1); l != nil && l.P99.Median > 0 {
 			bestLat = math.Min(bestLat, l.P99.Median)
-			el = append(el, fmt.Sprintf("%s %s", e.Name, loadgen.Dur(time.Duration(l.P99.Median))))
+			el = append(el, fmt.Sprintf("%s %s", e.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
 		}
 	}
 	if len(kl) > 0 && len(el) > 0 {
@@ -307,7 +307,7 @@ func (r *Report) finish() {
 		if len(g.Paired.Values) > 0 {
 			v, how = g.Paired.Median, "median of the paired trials' ratios"
 		}
-		r.Goals = append(r.Goals, Goal{genGoal, fmt.Sprintf("%.2fx, %s (%s vs %s)", v, how, loadgen.Rate(g.Ours.Median), loadgen.Rate(g.Trafgen.Median)), v >= 1})
+		r.Goals = append(r.Goals, Goal{genGoal, fmt.Sprintf("%.2fx, %s (%s vs %s)", v, how, loadgen.FormatRate(g.Ours.Median), loadgen.FormatRate(g.Trafgen.Median)), v >= 1})
 	} else {
 		notMeasured(genGoal)
 	}
@@ -345,16 +345,16 @@ func statRate(s Stat) string {
 		return "-"
 	}
 	if len(s.Values) == 1 {
-		return loadgen.SI(s.Median)
+		return loadgen.FormatSI(s.Median)
 	}
-	return fmt.Sprintf("%s [%s-%s]", loadgen.SI(s.Median), loadgen.SI(s.Min), loadgen.SI(s.Max))
+	return fmt.Sprintf("%s [%s-%s]", loadgen.FormatSI(s.Median), loadgen.FormatSI(s.Min), loadgen.FormatSI(s.Max))
 }
 
 func statDur(s Stat) string {
 	if len(s.Values) == 0 {
 		return "-"
 	}
-	return loadgen.Dur(time.Duration(s.Median))
+	return loadgen.FormatDuration(time.Duration(s.Median))
 }
 
 // WriteTable writes the report as text tables for a terminal.
@@ -414,7 +414,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 				if l.Loss.Median > 0 {
 					loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
 				}
-				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", loadgen.Rate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
+				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", loadgen.FormatRate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
 			}
 			fmt.Fprintln(tw)
 		}

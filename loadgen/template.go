@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -115,10 +116,8 @@ var (
 func NewTemplate(s *Spec) (*Template, error) {
 	spec := *s
 	spec.VLANs = append([]frame.VLANTag(nil), s.VLANs...)
-	if spec.Size == 0 {
-		spec.Size = DefaultSize
-	}
-	sa, sp, dp := orOne(spec.SrcAddrs), orOne(spec.SrcPorts), orOne(spec.DstPorts)
+	spec.Size = cmp.Or(spec.Size, DefaultSize)
+	sa, sp, dp := cmp.Or(spec.SrcAddrs, 1), cmp.Or(spec.SrcPorts, 1), cmp.Or(spec.DstPorts, 1)
 	if sa == 1 && sp == 1 && dp == 1 && spec.Flows > 1 {
 		sp = spec.Flows
 	}
@@ -189,13 +188,6 @@ func ipVersion(v6 bool) int {
 		return 6
 	}
 	return 4
-}
-
-func orOne(n int) int {
-	if n == 0 {
-		return 1
-	}
-	return n
 }
 
 // addrAdd returns a + k, or the zero Addr if that runs off the end of the

@@ -108,7 +108,7 @@ func TestOverload(t *testing.T) {
 			loadgen.Load{Rate: rate, Duration: 250 * time.Millisecond})
 		return s.SentRate, s.Lost == 0
 	})
-	t.Logf("zero-loss echo rate %s (RFC 2544 search, 250 ms trials); flooding for %v", loadgen.Rate(zl), *overloadFor)
+	t.Logf("zero-loss echo rate %s (RFC 2544 search, 250 ms trials); flooding for %v", loadgen.FormatRate(zl), *overloadFor)
 
 	// A short flood first, so that every page of the rings and queues
 	// has been touched before memory is measured.
@@ -130,7 +130,7 @@ func TestOverload(t *testing.T) {
 	ringDrops := d["RingDrops"]
 	other := d["FramesIn"] - echoIn - slowIn - overflows
 	t.Logf("sent %d frames in %v (%s, %.1fx the zero-loss rate); veth refused %d (the sender was told: ENOBUFS)",
-		sum.TX.Sent, sum.Duration.Round(time.Millisecond), loadgen.Rate(sum.SentRate), sum.SentRate/zl,
+		sum.TX.Sent, sum.Duration.Round(time.Millisecond), loadgen.FormatRate(sum.SentRate), sum.SentRate/zl,
 		after.link.TxDropped-before.link.TxDropped)
 	t.Logf("ring took %d: echoed %d, slow port got %d, its queue overflowed %d, ring dropped %d, other %d",
 		ringIn, echoIn, slowIn, overflows, ringDrops, other)
@@ -299,14 +299,14 @@ func zeroLossRate(t *testing.T, trial func(rate float64) (sent float64, ok bool)
 	if ok {
 		// Nothing lost with the generator flat out: the rate is at least
 		// that; the logs say so.
-		t.Logf("nothing lost with the generator flat out (%s)", loadgen.Rate(top))
+		t.Logf("nothing lost with the generator flat out (%s)", loadgen.FormatRate(top))
 		return top
 	}
 	lo, hi := 0.0, top
 	for range 7 {
 		mid := (lo + hi) / 2
 		sent, ok := trial(mid)
-		t.Logf("trial at %s: achieved %s, lost nothing: %v", loadgen.Rate(mid), loadgen.Rate(sent), ok)
+		t.Logf("trial at %s: achieved %s, lost nothing: %v", loadgen.FormatRate(mid), loadgen.FormatRate(sent), ok)
 		if ok {
 			lo = max(lo, sent)
 		} else {
@@ -317,7 +317,7 @@ func zeroLossRate(t *testing.T, trial func(rate float64) (sent float64, ok bool)
 		}
 	}
 	if lo == 0 {
-		t.Fatalf("no zero-loss rate found below %s", loadgen.Rate(hi))
+		t.Fatalf("no zero-loss rate found below %s", loadgen.FormatRate(hi))
 	}
 	return lo
 }
