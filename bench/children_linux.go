@@ -92,15 +92,21 @@ func (c *child) call(req string) (*childReply, error) {
 	return c.read()
 }
 
-func (c *child) stats() (*ResponderStats, error) {
-	r, err := c.call("stats")
+// ask sends req and returns what part picks from the reply; a reply
+// without it is an error.
+func ask[T any](c *child, req string, part func(*childReply) *T) (*T, error) {
+	r, err := c.call(req)
 	if err != nil {
 		return nil, err
 	}
-	if r.Stats == nil {
-		return nil, fmt.Errorf("bench: %s sent no stats", c.name)
+	if v := part(r); v != nil {
+		return v, nil
 	}
-	return r.Stats, nil
+	return nil, fmt.Errorf("bench: %s sent no reply to %s", c.name, req)
+}
+
+func (c *child) stats() (*ResponderStats, error) {
+	return ask(c, "stats", func(r *childReply) *ResponderStats { return r.Stats })
 }
 
 func (c *child) run(load loadgen.Load) (*loadgen.Summary, error) {
@@ -139,14 +145,7 @@ func (c *child) summary(r *childReply, err error) (*loadgen.Summary, error) {
 }
 
 func (c *child) count() (*sinkCount, error) {
-	r, err := c.call("count")
-	if err != nil {
-		return nil, err
-	}
-	if r.Count == nil {
-		return nil, fmt.Errorf("bench: %s sent no count", c.name)
-	}
-	return r.Count, nil
+	return ask(c, "count", func(r *childReply) *sinkCount { return r.Count })
 }
 
 // close ends the child: its input closes, which it takes as the end, and

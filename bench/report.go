@@ -279,22 +279,8 @@ func (r *Report) finish() {
 	}
 
 	const latGoal = "pktengine p99 latency at 10% load no worse than kernel UDP's"
-	var kl []string
-	bar := math.Inf(1)
-	for _, k := range kernels {
-		if l := k.latencyAt(0.1); l != nil && l.P99.Median > 0 {
-			bar = math.Min(bar, l.P99.Median)
-			kl = append(kl, fmt.Sprintf("%s %s", k.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
-		}
-	}
-	var el []string
-	bestLat := math.Inf(1)
-	for _, e := range engines {
-		if l := e.latencyAt(0.1); l != nil && l.P99.Median > 0 {
-			bestLat = math.Min(bestLat, l.P99.Median)
-			el = append(el, fmt.Sprintf("%s %s", e.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
-		}
-	}
+	bar, kl := lowestP99(kernels, 0.1)
+	bestLat, el := lowestP99(engines, 0.1)
 	if len(kl) > 0 && len(el) > 0 {
 		r.Goals = append(r.Goals, Goal{latGoal, strings.Join(el, ", ") + " vs " + strings.Join(kl, ", "), bestLat <= bar})
 	} else {
@@ -331,6 +317,19 @@ func (r *Report) finish() {
 	} else {
 		notMeasured(allocGoal)
 	}
+}
+
+// lowestP99 returns the lowest median p99 latency at load among rs
+// (+Inf if none was measured) and each one's median for the report.
+func lowestP99(rs []*ResponderResult, load float64) (lowest float64, each []string) {
+	lowest = math.Inf(1)
+	for _, rr := range rs {
+		if l := rr.latencyAt(load); l != nil && l.P99.Median > 0 {
+			lowest = math.Min(lowest, l.P99.Median)
+			each = append(each, fmt.Sprintf("%s %s", rr.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
+		}
+	}
+	return lowest, each
 }
 
 // WriteJSON writes the report as indented JSON.

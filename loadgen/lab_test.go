@@ -57,7 +57,7 @@ func neighbour(t *testing.T, h *lab.Host, addr netip.Addr, mac net.HardwareAddr)
 	}
 }
 
-func newGenerator(t *testing.T, h *lab.Host, cfg *loadgen.Config) *loadgen.Generator {
+func newGenerator(t testing.TB, h *lab.Host, cfg *loadgen.Config) *loadgen.Generator {
 	t.Helper()
 	var g *loadgen.Generator
 	err := h.Do(func() error {
@@ -182,22 +182,10 @@ func TestLabDuration(t *testing.T) {
 func BenchmarkLabSend(b *testing.B) {
 	l := lab.New(b, nil)
 	a := l.A()
-	var g *loadgen.Generator
-	err := a.Do(func() error {
-		ifi, err := a.Interface()
-		if err != nil {
-			return err
-		}
-		g, err = loadgen.New(ifi, &loadgen.Config{
-			Spec:     loadgen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
-			SendOnly: true,
-		})
-		return err
+	g := newGenerator(b, a, &loadgen.Config{
+		Spec:     loadgen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
+		SendOnly: true,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
 	b.SetBytes(int64(g.Template().Len()))
 	b.ReportAllocs()
 	b.ResetTimer()
