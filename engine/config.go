@@ -106,7 +106,7 @@ type Config struct {
 	// keeps its slot and every later one from the kernel: one slow
 	// consumer then fills the ring and the kernel drops frames for
 	// every port. Use it only when every consumer keeps up and releases
-	// at once. Inline handlers never copy.
+	// at once. Inline handlers run on the frame in the ring either way.
 	ZeroCopy bool
 
 	// ICMPRate and ICMPBurst shape the token bucket for ICMP and ICMPv6

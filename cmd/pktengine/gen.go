@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 func init() {
@@ -45,31 +45,31 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("no such interface %q in this network namespace: %w", *iface, err)
 	}
-	cfg := &gen.Config{Workers: *workers, SendOnly: *sendOnly}
-	if cfg.Dst, err = gen.ParseEndpoint(*dst); err != nil {
+	cfg := &loadgen.Config{Workers: *workers, SendOnly: *sendOnly}
+	if cfg.Dst, err = loadgen.ParseEndpoint(*dst); err != nil {
 		return fmt.Errorf("--dst: %w", err)
 	}
 	if cfg.Dst.Port() == 0 {
 		return fmt.Errorf("--dst %s: a port is required", *dst)
 	}
 	if *src != "" {
-		if cfg.Src, err = gen.ParseEndpoint(*src); err != nil {
+		if cfg.Src, err = loadgen.ParseEndpoint(*src); err != nil {
 			return fmt.Errorf("--src: %w", err)
 		}
 	}
-	if cfg.Rate, err = gen.ParseRate(*rate); err != nil {
+	if cfg.Rate, err = loadgen.ParseRate(*rate); err != nil {
 		return fmt.Errorf("--rate: %w", err)
 	}
-	if cfg.Size, err = gen.ParseSize(*size, cfg.Dst.Addr().Is6()); err != nil {
+	if cfg.Size, err = loadgen.ParseSize(*size, cfg.Dst.Addr().Is6()); err != nil {
 		return fmt.Errorf("--size: %w", err)
 	}
 	cfg.Flows, cfg.Duration, cfg.Count = *flows, *duration, *count
 
-	var report func(gen.Progress)
+	var report func(loadgen.Progress)
 	if *progress {
-		report = func(p gen.Progress) { fmt.Fprintln(stderr, p.String()) }
+		report = func(p loadgen.Progress) { fmt.Fprintln(stderr, p.String()) }
 	}
-	sum, err := gen.Run(ctx, ifi, cfg, report)
+	sum, err := loadgen.Run(ctx, ifi, cfg, report)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,13 @@ type server struct {
 // command) in h with args plus a control socket, and waits until it answers.
 func startServe(t *testing.T, h *lab.Host, args ...string) *server {
 	t.Helper()
+	return startServeWith(t, h, nil, args...)
+}
+
+// startServeWith is startServe with setup, if not nil, applied to the
+// command before it starts.
+func startServeWith(t *testing.T, h *lab.Host, setup func(*exec.Cmd), args ...string) *server {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +51,9 @@ func startServe(t *testing.T, h *lab.Host, args ...string) *server {
 	s.cmd = h.Command(context.Background(), self, args...)
 	s.cmd.Env = append(os.Environ(), beMain+"=1")
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if setup != nil {
+		setup(s.cmd)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,19 +189,30 @@ func TestServeDropsPrivileges(t *testing.T) {
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
 	}
-	s := startServe(t, l.B(), "--echo", "7", "--user", "nobody")
+	// serve starts as root with supplementary groups (0 and 27) that
+	// --user must take away.
+	s := startServeWith(t, l.B(), func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0, 27}}}
+	}, "--echo", "7", "--user", "nobody")
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", servePID(t, s)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uidLine string
+	ids := map[string][]string{}
 	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "Uid:") {
-			uidLine = line
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			ids[k] = strings.Fields(v)
 		}
 	}
-	if f := strings.Fields(uidLine); len(f) != 5 || f[1] != u.Uid || f[2] != u.Uid || f[3] != u.Uid {
-		t.Fatalf("engine still runs with %q, want uid %s everywhere", uidLine, u.Uid)
+	if f := ids["Uid"]; len(f) != 4 || f[0] != u.Uid || f[1] != u.Uid || f[2] != u.Uid {
+		t.Fatalf("engine still runs with uids %q, want %s everywhere", f, u.Uid)
+	}
+	if f := ids["Gid"]; len(f) != 4 || f[0] != u.Gid || f[1] != u.Gid || f[2] != u.Gid {
+		t.Fatalf("engine still runs with gids %q, want %s everywhere", f, u.Gid)
+	}
+	// Only nobody's primary group is left.
+	if f := ids["Groups"]; len(f) != 1 || f[0] != u.Gid {
+		t.Fatalf("engine keeps supplementary groups %q, want only %s", f, u.Gid)
 	}
 	for i := 0; i < 3; i++ {
 		if got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package gen
+package loadgen
 
 import (
 	"encoding/binary"
@@ -64,5 +64,5 @@ func LookupNeighbor(ifi *net.Interface, addr netip.Addr) (frame.MAC, error) {
 			return frame.MAC(ll), nil
 		}
 	}
-	return frame.MAC{}, fmt.Errorf("gen: %v is not in the neighbour table; ping it first or give its MAC", addr)
+	return frame.MAC{}, fmt.Errorf("loadgen: %v is not in the neighbour table; ping it first or give its MAC", addr)
 }

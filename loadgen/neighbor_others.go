@@ -1,6 +1,6 @@
 //go:build !linux
 
-package gen
+package loadgen
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import "golang.org/x/net/bpf"
 

@@ -1,4 +1,4 @@
-package gen_test
+package loadgen_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -57,15 +57,15 @@ func neighbour(t *testing.T, h *lab.Host, addr netip.Addr, mac net.HardwareAddr)
 	}
 }
 
-func newGenerator(t *testing.T, h *lab.Host, cfg *gen.Config) *gen.Generator {
+func newGenerator(t testing.TB, h *lab.Host, cfg *loadgen.Config) *loadgen.Generator {
 	t.Helper()
-	var g *gen.Generator
+	var g *loadgen.Generator
 	err := h.Do(func() error {
 		ifi, err := h.Interface()
 		if err != nil {
 			return err
 		}
-		g, err = gen.New(ifi, cfg)
+		g, err = loadgen.New(ifi, cfg)
 		return err
 	})
 	if err != nil {
@@ -88,16 +88,16 @@ func TestLabEcho(t *testing.T) {
 		}
 		neighbour(t, b, src, a.MAC)
 		served := echo(t, b, dst)
-		g := newGenerator(t, a, &gen.Config{
-			Spec:    gen.Spec{Src: netip.AddrPortFrom(src, 0), Dst: dst, Flows: 16, Size: 128},
+		g := newGenerator(t, a, &loadgen.Config{
+			Spec:    loadgen.Spec{Src: netip.AddrPortFrom(src, 0), Dst: dst, Flows: 16, Size: 128},
 			Workers: 2,
 		})
-		if lo, hi := g.Template().SourcePorts(); lo != gen.DefaultSrcPort || hi != gen.DefaultSrcPort+15 {
+		if lo, hi := g.Template().SourcePorts(); lo != loadgen.DefaultSrcPort || hi != loadgen.DefaultSrcPort+15 {
 			t.Fatalf("source ports %d-%d", lo, hi)
 		}
 		var reports int
 		for run := range 2 {
-			s, err := g.Run(context.Background(), gen.Load{Rate: 5000, Count: 1001}, func(gen.Progress) { reports++ })
+			s, err := g.Run(context.Background(), loadgen.Load{Rate: 5000, Count: 1001}, func(loadgen.Progress) { reports++ })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,8 +138,8 @@ func TestLabDuration(t *testing.T) {
 	a, b := l.A(), l.B()
 	dst := netip.AddrPortFrom(b.IPv4.Addr(), 7)
 	echo(t, b, dst)
-	g := newGenerator(t, a, &gen.Config{
-		Spec:     gen.Spec{Dst: dst},
+	g := newGenerator(t, a, &loadgen.Config{
+		Spec:     loadgen.Spec{Dst: dst},
 		Interval: 100 * time.Millisecond,
 		RX:       &ring.RXConfig{Version: ring.V2},
 		TX:       &ring.TXConfig{Method: ring.TXSendmmsg},
@@ -148,7 +148,7 @@ func TestLabDuration(t *testing.T) {
 		t.Fatalf("defaults: src %v dst MAC %v", c.Src, c.DstMAC)
 	}
 	var lines []string
-	s, err := g.Run(context.Background(), gen.Load{Rate: 2000, Duration: 350 * time.Millisecond}, func(p gen.Progress) {
+	s, err := g.Run(context.Background(), loadgen.Load{Rate: 2000, Duration: 350 * time.Millisecond}, func(p loadgen.Progress) {
 		lines = append(lines, p.String())
 	})
 	if err != nil {
@@ -165,14 +165,14 @@ func TestLabDuration(t *testing.T) {
 	// A cancelled context stops an endless run without an error.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	s, err = g.Run(ctx, gen.Load{Rate: 1000}, nil)
+	s, err = g.Run(ctx, loadgen.Load{Rate: 1000}, nil)
 	if err != nil || s.Sent == 0 {
 		t.Fatalf("cancelled run: %v, sent %d", err, s.Sent)
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Run(context.Background(), gen.Load{Count: 1}, nil); !errors.Is(err, ring.ErrClosed) {
+	if _, err := g.Run(context.Background(), loadgen.Load{Count: 1}, nil); !errors.Is(err, ring.ErrClosed) {
 		t.Fatalf("run after close: %v", err)
 	}
 }
@@ -182,26 +182,14 @@ func TestLabDuration(t *testing.T) {
 func BenchmarkLabSend(b *testing.B) {
 	l := lab.New(b, nil)
 	a := l.A()
-	var g *gen.Generator
-	err := a.Do(func() error {
-		ifi, err := a.Interface()
-		if err != nil {
-			return err
-		}
-		g, err = gen.New(ifi, &gen.Config{
-			Spec:     gen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
-			SendOnly: true,
-		})
-		return err
+	g := newGenerator(b, a, &loadgen.Config{
+		Spec:     loadgen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
+		SendOnly: true,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
 	b.SetBytes(int64(g.Template().Len()))
 	b.ReportAllocs()
 	b.ResetTimer()
-	s, err := g.Run(context.Background(), gen.Load{Count: uint64(b.N)}, nil)
+	s, err := g.Run(context.Background(), loadgen.Load{Count: uint64(b.N)}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -218,8 +206,8 @@ func TestLabReceiveTimestamps(t *testing.T) {
 	a, b := l.A(), l.B()
 	dst := netip.AddrPortFrom(b.IPv4.Addr(), 7)
 	echo(t, b, dst)
-	g := newGenerator(t, a, &gen.Config{Spec: gen.Spec{Dst: dst}, RX: &ring.RXConfig{Version: ring.V3, RetireTimeout: 50 * time.Millisecond}})
-	s, err := g.Run(context.Background(), gen.Load{Rate: 2000, Duration: 300 * time.Millisecond}, nil)
+	g := newGenerator(t, a, &loadgen.Config{Spec: loadgen.Spec{Dst: dst}, RX: &ring.RXConfig{Version: ring.V3, RetireTimeout: 50 * time.Millisecond}})
+	s, err := g.Run(context.Background(), loadgen.Load{Rate: 2000, Duration: 300 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

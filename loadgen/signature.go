@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import "encoding/binary"
 

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"encoding/binary"
@@ -67,6 +67,17 @@ func checkFrame(t *testing.T, b []byte, wantSrc, wantDst netip.AddrPort, sig Sig
 	}
 }
 
+// testTemplate is NewTemplate of testSpec(v6, size).
+func testTemplate(tb testing.TB, v6 bool, size int) *Template {
+	tb.Helper()
+	spec := testSpec(v6, size)
+	tm, err := NewTemplate(&spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tm
+}
+
 func testSpec(v6 bool, size int) Spec {
 	s := Spec{
 		SrcMAC:   frame.MAC{2, 0, 0, 0, 0, 1},
@@ -95,11 +106,7 @@ func TestTemplateChecksums(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("v6=%v/%d", v6, size), func(t *testing.T) {
-				spec := testSpec(v6, size)
-				tm, err := NewTemplate(&spec)
-				if err != nil {
-					t.Fatal(err)
-				}
+				tm := testTemplate(t, v6, size)
 				if tm.Len() != size-FCSLen || tm.NumFlows() != 42 {
 					t.Fatalf("len %d flows %d", tm.Len(), tm.NumFlows())
 				}
@@ -123,11 +130,7 @@ func TestTemplateChecksums(t *testing.T) {
 // as ones'-complement zero, which must be sent as 0xFFFF.
 func TestTemplateZeroChecksum(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		spec := testSpec(v6, 128)
-		tm, err := NewTemplate(&spec)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tm := testTemplate(t, v6, 128)
 		sig := Signature{Stream: 3, Seq: 12345, Time: 1700000000123456789}
 		// With tag 0 the sum is s; a tag of ^s makes it 0xFFFF, i.e. the
 		// complement is 0.
@@ -146,18 +149,14 @@ func TestTemplateZeroChecksum(t *testing.T) {
 }
 
 func TestTemplateFlowOrder(t *testing.T) {
-	spec := testSpec(false, 64)
-	tm, err := NewTemplate(&spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tm := testTemplate(t, false, 64)
 	i := 0
 	for dp := range 2 {
 		for sa := range 3 {
 			for sp := range 7 {
 				src, dst := tm.Flow(i)
 				wantSrc := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(101 + sa)}), uint16(61000+sp))
-				wantDst := netip.AddrPortFrom(spec.Dst.Addr(), uint16(7+dp))
+				wantDst := netip.AddrPortFrom(tm.Spec().Dst.Addr(), uint16(7+dp))
 				if src != wantSrc || dst != wantDst {
 					t.Fatalf("flow %d: %v -> %v, want %v -> %v", i, src, dst, wantSrc, wantDst)
 				}
@@ -264,11 +263,7 @@ func TestSignatureRoundTrip(t *testing.T) {
 }
 
 func TestTemplateWriteAllocs(t *testing.T) {
-	spec := testSpec(true, 512)
-	tm, err := NewTemplate(&spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tm := testTemplate(t, true, 512)
 	buf := make([]byte, 2048)
 	var seq uint64
 	if n := testing.AllocsPerRun(1000, func() {
@@ -283,11 +278,7 @@ func BenchmarkTemplateWrite(b *testing.B) {
 	for _, v6 := range []bool{false, true} {
 		for _, size := range []int{128, 1518} {
 			b.Run(fmt.Sprintf("v6=%v/%d", v6, size), func(b *testing.B) {
-				spec := testSpec(v6, size)
-				tm, err := NewTemplate(&spec)
-				if err != nil {
-					b.Fatal(err)
-				}
+				tm := testTemplate(b, v6, size)
 				buf := make([]byte, 2048)
 				b.ReportAllocs()
 				b.SetBytes(int64(tm.Len()))

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func ParseRate(s string) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || v*mult > 1e10 {
-		return 0, fmt.Errorf("gen: bad rate %q: want max or frames per second such as 250k", s)
+		return 0, fmt.Errorf("loadgen: bad rate %q: want max or frames per second such as 250k", s)
 	}
 	return v * mult, nil
 }
@@ -42,7 +42,7 @@ func ParseSize(s string, ipv6 bool) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < MinSize(ipv6, 0) || n > 65535 {
-		return 0, fmt.Errorf("gen: bad frame size %q: want %d to 65535 bytes (with FCS), min or max", s, MinSize(ipv6, 0))
+		return 0, fmt.Errorf("loadgen: bad frame size %q: want %d to 65535 bytes (with FCS), min or max", s, MinSize(ipv6, 0))
 	}
 	return n, nil
 }
@@ -55,7 +55,7 @@ func ParseEndpoint(s string) (netip.AddrPort, error) {
 	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("gen: bad address %q: want ADDR, ADDR:PORT or [ADDR6]:PORT", s)
+		return netip.AddrPort{}, fmt.Errorf("loadgen: bad address %q: want ADDR, ADDR:PORT or [ADDR6]:PORT", s)
 	}
 	return netip.AddrPortFrom(a, 0), nil
 }

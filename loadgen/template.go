@@ -1,6 +1,7 @@
-package gen
+package loadgen
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -106,8 +107,8 @@ type Template struct {
 
 // Errors from NewTemplate.
 var (
-	ErrSize  = errors.New("gen: frame size out of range")
-	ErrFlows = errors.New("gen: flow ranges out of range")
+	ErrSize  = errors.New("loadgen: frame size out of range")
+	ErrFlows = errors.New("loadgen: flow ranges out of range")
 )
 
 // NewTemplate builds the template frame for s and derives every flow from
@@ -115,10 +116,8 @@ var (
 func NewTemplate(s *Spec) (*Template, error) {
 	spec := *s
 	spec.VLANs = append([]frame.VLANTag(nil), s.VLANs...)
-	if spec.Size == 0 {
-		spec.Size = DefaultSize
-	}
-	sa, sp, dp := orOne(spec.SrcAddrs), orOne(spec.SrcPorts), orOne(spec.DstPorts)
+	spec.Size = cmp.Or(spec.Size, DefaultSize)
+	sa, sp, dp := cmp.Or(spec.SrcAddrs, 1), cmp.Or(spec.SrcPorts, 1), cmp.Or(spec.DstPorts, 1)
 	if sa == 1 && sp == 1 && dp == 1 && spec.Flows > 1 {
 		sp = spec.Flows
 	}
@@ -168,7 +167,7 @@ func NewTemplate(s *Spec) (*Template, error) {
 	}
 	var p frame.Packet
 	if r := p.Decode(base); r != frame.ReasonOK {
-		return nil, fmt.Errorf("gen: template does not decode: %v", r)
+		return nil, fmt.Errorf("loadgen: template does not decode: %v", r)
 	}
 	t := &Template{
 		base: base, v6: v6, addrLen: 4,
@@ -189,13 +188,6 @@ func ipVersion(v6 bool) int {
 		return 6
 	}
 	return 4
-}
-
-func orOne(n int) int {
-	if n == 0 {
-		return 1
-	}
-	return n
 }
 
 // addrAdd returns a + k, or the zero Addr if that runs off the end of the

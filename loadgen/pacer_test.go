@@ -1,11 +1,11 @@
-package gen
+package loadgen
 
 import (
 	"testing"
 	"time"
 )
 
-// fakeClock is a Clock whose time moves only when told to (or when the
+// fakeClock is a clock whose time moves only when told to (or when the
 // pacer sleeps).
 type fakeClock struct {
 	now    int64
@@ -27,8 +27,8 @@ func TestBatchFor(t *testing.T) {
 	}{
 		{0, 64}, {1, 1}, {10_000, 1}, {40_000, 2}, {500_000, 25}, {1_280_000, 64}, {10e6, 64},
 	} {
-		if got := BatchFor(tc.rate, 50*time.Microsecond, 64); got != tc.want {
-			t.Errorf("BatchFor(%v) = %d, want %d", tc.rate, got, tc.want)
+		if got := batchFor(tc.rate, 50*time.Microsecond, 64); got != tc.want {
+			t.Errorf("batchFor(%v) = %d, want %d", tc.rate, got, tc.want)
 		}
 	}
 }
@@ -37,7 +37,7 @@ func TestBatchFor(t *testing.T) {
 // fast, and the count over a window matches the rate.
 func TestPacerSchedule(t *testing.T) {
 	c := &fakeClock{now: 5e9}
-	p := NewPacer(1000, 20*time.Millisecond, c) // 1 ms per frame
+	p := newPacer(1000, 20*time.Millisecond, c) // 1 ms per frame
 	p.Start()
 	var times []int64
 	for range 100 {
@@ -58,7 +58,7 @@ func TestPacerSchedule(t *testing.T) {
 // nanoseconds does not drift.
 func TestPacerFractional(t *testing.T) {
 	c := &fakeClock{}
-	p := NewPacer(3e6, time.Millisecond, c) // 333.33 ns per frame
+	p := newPacer(3e6, time.Millisecond, c) // 333.33 ns per frame
 	p.Start()
 	var last int64
 	for range 3_000_000 / 64 {
@@ -75,7 +75,7 @@ func TestPacerFractional(t *testing.T) {
 // holds; the rest of the stall is lost, not sent as a burst.
 func TestPacerCatchUp(t *testing.T) {
 	c := &fakeClock{}
-	p := NewPacer(1000, 20*time.Millisecond, c) // bucket: 20 frames of schedule
+	p := newPacer(1000, 20*time.Millisecond, c) // bucket: 20 frames of schedule
 	p.Start()
 	for range 10 { // 10 batches of 10: due at 0..90 ms
 		p.Wait(10)

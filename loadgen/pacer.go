@@ -1,43 +1,29 @@
-package gen
+package loadgen
 
 import (
 	"runtime"
 	"time"
 )
 
-// BurstQuantum is the longest stretch of the schedule one paced batch
-// covers: at rate r a batch holds at most r×BurstQuantum frames (and at
-// least one), so that pacing stays smooth at low rates while a high rate
-// still goes out in full batches of one kick each.
-const BurstQuantum = 50 * time.Microsecond
-
-// BatchFor returns the batch size for a paced rate in frames per second:
-// rate×quantum frames, at least 1 and at most max. A rate of 0 (unpaced)
-// gets max.
-func BatchFor(rate float64, quantum time.Duration, max int) int {
+// batchFor returns the batch size for a paced rate in frames per second:
+// rate×quantum frames, at least 1 and at most most. A rate of 0 (unpaced)
+// gets most.
+func batchFor(rate float64, quantum time.Duration, most int) int {
 	if rate <= 0 {
-		return max
+		return most
 	}
-	n := int(rate * quantum.Seconds())
-	return min(max, maxInt(n, 1))
+	return min(most, max(int(rate*quantum.Seconds()), 1))
 }
 
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
-}
-
-// Clock is the time source of a Pacer. Tests substitute a fake one.
-type Clock interface {
+// clock is the time source of a pacer. Tests substitute a fake one.
+type clock interface {
 	// Now returns a monotonic time in nanoseconds.
 	Now() int64
 	// SleepUntil returns at t or later.
 	SleepUntil(t int64)
 }
 
-// Pacer spaces batches of frames so that they leave at a constant average
+// pacer spaces batches of frames so that they leave at a constant average
 // rate: a token bucket with batch granularity. Each batch is due when the
 // frames before it have used up their share of time; a sender that falls
 // behind may catch up by sending batches back to back, but only for as
@@ -47,34 +33,34 @@ type Clock interface {
 //
 // The schedule is kept as a float64 count of nanoseconds from the start,
 // exact to the nanosecond for 100 days, so rounding never accumulates.
-type Pacer struct {
-	clock    Clock
+type pacer struct {
+	clock    clock
 	interval float64 // ns per frame
 	depth    float64 // ns of schedule a late sender may catch up
 	origin   int64
 	due      float64 // ns after origin when the next batch is due
 }
 
-// NewPacer returns a pacer for rate frames per second (rate > 0) whose
+// newPacer returns a pacer for rate frames per second (rate > 0) whose
 // bucket holds depth of schedule. A nil clock means the system clock,
 // which sleeps while the next batch is more than 2 ms away and spins for
 // the rest: the Go runtime's timers are only good to about a millisecond.
-func NewPacer(rate float64, depth time.Duration, c Clock) *Pacer {
+func newPacer(rate float64, depth time.Duration, c clock) *pacer {
 	if c == nil {
-		c = SystemClock{}
+		c = systemClock{}
 	}
-	return &Pacer{clock: c, interval: 1e9 / rate, depth: float64(depth)}
+	return &pacer{clock: c, interval: 1e9 / rate, depth: float64(depth)}
 }
 
 // Start makes now the beginning of the schedule.
-func (p *Pacer) Start() {
+func (p *pacer) Start() {
 	p.origin = p.clock.Now()
 	p.due = 0
 }
 
 // Wait waits until a batch of n frames is due, books the batch's share of
 // time, and returns the current time.
-func (p *Pacer) Wait(n int) int64 {
+func (p *pacer) Wait(n int) int64 {
 	now := p.clock.Now()
 	late := float64(now-p.origin) - p.due
 	if late > p.depth {
@@ -89,20 +75,20 @@ func (p *Pacer) Wait(n int) int64 {
 }
 
 // Due returns the time the next batch is due.
-func (p *Pacer) Due() int64 { return p.origin + int64(p.due) }
+func (p *pacer) Due() int64 { return p.origin + int64(p.due) }
 
-// SystemClock is the Clock of the running system: time.Now's monotonic
+// systemClock is the clock of the running system: time.Now's monotonic
 // reading, and a sleep that uses the runtime's timers while the deadline
 // is more than 2 ms away, then (on Linux) nanosleep(2) to within 100 µs,
 // then spins. Sleeping rather than spinning matters on a shared CPU: the
 // kernel's scheduler lets a thread that slept run as soon as it wakes,
 // while one that spun has used up its share.
-type SystemClock struct{}
+type systemClock struct{}
 
 var clockBase = time.Now()
 
-// Now implements Clock.
-func (SystemClock) Now() int64 { return int64(time.Since(clockBase)) }
+// Now implements clock.
+func (systemClock) Now() int64 { return int64(time.Since(clockBase)) }
 
 // Below timerBelow the runtime's timers are too coarse (they fire up to
 // about a millisecond late); below spinBelow so is nanosleep, with the
@@ -112,8 +98,8 @@ const (
 	spinBelow  = 100 * time.Microsecond
 )
 
-// SleepUntil implements Clock.
-func (c SystemClock) SleepUntil(t int64) {
+// SleepUntil implements clock.
+func (c systemClock) SleepUntil(t int64) {
 	for {
 		d := time.Duration(t - c.Now())
 		switch {

@@ -1,6 +1,7 @@
-package gen
+package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,13 @@ const (
 	DefaultBatch    = 256
 	DefaultDrain    = 200 * time.Millisecond
 	DefaultInterval = time.Second
+
+	// DefaultQuantum is the longest stretch of the schedule one paced
+	// batch covers: at rate r a batch holds at most r×DefaultQuantum
+	// frames (and at least one), so that pacing stays smooth at low
+	// rates while a high rate still goes out in full batches of one
+	// kick each.
+	DefaultQuantum = 50 * time.Microsecond
 )
 
 // Load is how much to send: at what rate and for how long.
@@ -70,8 +78,9 @@ type Config struct {
 	// Quantum). Keep it below the TX ring's slot count.
 	Batch int
 
-	// Quantum is the most schedule time one paced batch may cover; zero
-	// means BurstQuantum. See BatchFor.
+	// Quantum is the most schedule time one paced batch may cover: at
+	// rate r a batch holds r×Quantum frames, at least one and at most
+	// Batch. Zero means DefaultQuantum.
 	Quantum time.Duration
 
 	// Drain is how long the receive side keeps counting after the last
@@ -89,7 +98,7 @@ type Config struct {
 	// TX configures the transmitters. Nil means PACKET_TX_RINGs with
 	// PACKET_QDISC_BYPASS; Method TXDefault means ring.TXRing whatever
 	// the ring package's default, and a zero FrameSize slots just big
-	// enough for the template's frames (see txSlotSize).
+	// enough for the template's frames (128 bytes for 64-byte frames).
 	TX *ring.TXConfig
 
 	// RX configures the receive ring. Nil means TPACKET_V3, 64 blocks
@@ -183,26 +192,18 @@ func txSlotSize(n int) int {
 // fill applies the defaults.
 func (c *Config) fill(ifi *net.Interface) error {
 	if !c.Dst.Addr().IsValid() {
-		return errors.New("gen: Config.Dst is required")
+		return errors.New("loadgen: Config.Dst is required")
 	}
-	c.Workers = orOne(c.Workers)
+	c.Workers = cmp.Or(c.Workers, 1)
+	c.Batch = cmp.Or(c.Batch, DefaultBatch)
+	c.Quantum = cmp.Or(c.Quantum, DefaultQuantum)
+	c.Drain = cmp.Or(c.Drain, DefaultDrain)
+	c.Interval = cmp.Or(c.Interval, DefaultInterval)
 	if c.Workers < 1 || c.Workers > 1<<16 {
-		return fmt.Errorf("gen: %d workers", c.Workers)
-	}
-	if c.Batch == 0 {
-		c.Batch = DefaultBatch
-	}
-	if c.Quantum == 0 {
-		c.Quantum = BurstQuantum
-	}
-	if c.Drain == 0 {
-		c.Drain = DefaultDrain
-	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
+		return fmt.Errorf("loadgen: %d workers", c.Workers)
 	}
 	if c.Batch < 1 || c.Rate < 0 || c.Duration < 0 {
-		return errors.New("gen: negative batch, rate or duration")
+		return errors.New("loadgen: negative batch, rate or duration")
 	}
 	if c.SrcMAC.IsZero() && ifi != nil {
 		copy(c.SrcMAC[:], ifi.HardwareAddr)
@@ -215,11 +216,7 @@ func (c *Config) fill(ifi *net.Interface) error {
 		}
 		src = a
 	}
-	port := c.Src.Port()
-	if port == 0 {
-		port = DefaultSrcPort
-	}
-	c.Src = netip.AddrPortFrom(src, port)
+	c.Src = netip.AddrPortFrom(src, cmp.Or(c.Src.Port(), DefaultSrcPort))
 	if c.DstMAC.IsZero() {
 		mac, err := LookupNeighbor(ifi, c.Dst.Addr())
 		if err != nil {
@@ -234,7 +231,7 @@ func (c *Config) fill(ifi *net.Interface) error {
 // global one for IPv6.
 func interfaceAddr(ifi *net.Interface, v6 bool) (netip.Addr, error) {
 	if ifi == nil {
-		return netip.Addr{}, errors.New("gen: no interface to take a source address from")
+		return netip.Addr{}, errors.New("loadgen: no interface to take a source address from")
 	}
 	addrs, err := ifi.Addrs()
 	if err != nil {
@@ -258,7 +255,7 @@ func interfaceAddr(ifi *net.Interface, v6 bool) (netip.Addr, error) {
 	if linkLocal.IsValid() {
 		return linkLocal, nil
 	}
-	return netip.Addr{}, fmt.Errorf("gen: %s has no IPv%d address; set Config.Src", ifi.Name, ipVersion(v6))
+	return netip.Addr{}, fmt.Errorf("loadgen: %s has no IPv%d address; set Config.Src", ifi.Name, ipVersion(v6))
 }
 
 // Template returns the generator's frame template.
@@ -310,7 +307,7 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 		return nil, ring.ErrClosed
 	}
 	if load.Rate < 0 || load.Duration < 0 {
-		return nil, errors.New("gen: negative rate or duration")
+		return nil, errors.New("loadgen: negative rate or duration")
 	}
 	g.tag++
 	if g.tag == 0 {
@@ -426,14 +423,14 @@ func (g *Generator) reportProgress(start time.Time, sent func() uint64, progress
 	}
 }
 
-// MaxCatchUp is the most schedule a paced worker that fell behind (its
+// maxCatchUp is the most schedule a paced worker that fell behind (its
 // thread preempted, say) makes up by sending back to back: 1 ms, or two
 // batches if they take longer. Beyond that the frames are not sent, and
 // the achieved rate shows it.
-const MaxCatchUp = time.Millisecond
+const maxCatchUp = time.Millisecond
 
 func bucketDepth(rate float64, batch int) time.Duration {
-	return max(MaxCatchUp, 2*time.Duration(float64(batch)*1e9/rate))
+	return max(maxCatchUp, 2*time.Duration(float64(batch)*1e9/rate))
 }
 
 // work is one worker's send loop.
@@ -456,16 +453,16 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 	if load.Count > 0 && count == 0 {
 		return nil
 	}
-	batch := BatchFor(rate, g.cfg.Quantum, g.cfg.Batch)
-	clock := SystemClock{}
-	var pacer *Pacer
+	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
+	clk := systemClock{}
+	var pc *pacer
 	if rate > 0 {
-		pacer = NewPacer(rate, bucketDepth(rate, batch), clock)
-		pacer.Start()
+		pc = newPacer(rate, bucketDepth(rate, batch), clk)
+		pc.Start()
 	}
 	deadline := int64(1<<63 - 1)
 	if load.Duration > 0 {
-		deadline = clock.Now() + int64(load.Duration-time.Since(start))
+		deadline = clk.Now() + int64(load.Duration-time.Since(start))
 	}
 	nf := g.tmpl.NumFlows()
 	f := w % nf
@@ -486,10 +483,10 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 			n = int(min(uint64(n), count-seq))
 		}
 		var now int64
-		if pacer != nil {
-			now = pacer.Wait(n)
+		if pc != nil {
+			now = pc.Wait(n)
 		} else {
-			now = clock.Now()
+			now = clk.Now()
 		}
 		if now >= deadline {
 			break

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 // DefaultWindow is the reordering window of a SeqTracker: how far behind
 // the highest sequence number seen a frame may arrive and still be told

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"fmt"
@@ -28,11 +28,11 @@ type Progress struct {
 // String formats p as one terminal line.
 func (p Progress) String() string {
 	if p.SendOnly {
-		return fmt.Sprintf("%6.1fs  sent %8s  tx %9s", p.Elapsed.Seconds(), SI(float64(p.Sent)), Rate(p.TXRate))
+		return fmt.Sprintf("%6.1fs  sent %8s  tx %9s", p.Elapsed.Seconds(), FormatSI(float64(p.Sent)), FormatRate(p.TXRate))
 	}
 	return fmt.Sprintf("%6.1fs  sent %8s  recv %8s  tx %9s  rx %9s  loss %7.3f%%  p99 %s",
-		p.Elapsed.Seconds(), SI(float64(p.Sent)), SI(float64(p.Received)),
-		Rate(p.TXRate), Rate(p.RXRate), 100*p.Loss, Dur(p.P99))
+		p.Elapsed.Seconds(), FormatSI(float64(p.Sent)), FormatSI(float64(p.Received)),
+		FormatRate(p.TXRate), FormatRate(p.RXRate), 100*p.Loss, FormatDuration(p.P99))
 }
 
 // Summary is the result of a run.
@@ -93,70 +93,21 @@ func (s *Summary) String() string {
 	var b strings.Builder
 	offered := "max"
 	if s.Offered > 0 {
-		offered = Rate(s.Offered)
+		offered = FormatRate(s.Offered)
 	}
 	fmt.Fprintf(&b, "sent      %d frames of %d bytes in %v over %d flow(s), %d worker(s): %s (%s), offered %s\n",
-		s.Sent, s.Size, s.Duration.Round(time.Millisecond), s.Flows, s.Workers, Rate(s.SentRate), BitRate(s.SentBitRate), offered)
+		s.Sent, s.Size, s.Duration.Round(time.Millisecond), s.Flows, s.Workers, FormatRate(s.SentRate), FormatBitRate(s.SentBitRate), offered)
 	fmt.Fprintf(&b, "tx ring   %d kicks, %d waits for a free slot, %d rejected\n", s.TX.Kicks, s.TX.Waits, s.TX.WrongFormat)
 	if s.SendOnly {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "received  %d replies (%s), lost %d (%.4f%%), %d duplicates, %d reordered (%d beyond the window)\n",
-		s.Received, Rate(s.ReceivedRate), s.Lost, 100*s.LossRatio, s.Seq.Duplicates, s.Seq.Reordered, s.Seq.Late)
+		s.Received, FormatRate(s.ReceivedRate), s.Lost, 100*s.LossRatio, s.Seq.Duplicates, s.Seq.Reordered, s.Seq.Late)
 	if s.Stale+s.Foreign+s.RingDrops > 0 {
 		fmt.Fprintf(&b, "ignored   %d stale, %d foreign; receive ring dropped %d\n", s.Stale, s.Foreign, s.RingDrops)
 	}
 	l := s.Latency
 	fmt.Fprintf(&b, "latency   min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (round trip, kernel RX timestamps)\n",
-		Dur(l.Min), Dur(l.P50), Dur(l.P90), Dur(l.P99), Dur(l.P999), Dur(l.Max))
+		FormatDuration(l.Min), FormatDuration(l.P50), FormatDuration(l.P90), FormatDuration(l.P99), FormatDuration(l.P999), FormatDuration(l.Max))
 	return b.String()
-}
-
-// SI formats v with a k, M or G suffix and three significant digits.
-func SI(v float64) string {
-	switch a := abs(v); {
-	case a >= 1e9:
-		return sig3(v/1e9) + "G"
-	case a >= 1e6:
-		return sig3(v/1e6) + "M"
-	case a >= 1e3:
-		return sig3(v/1e3) + "k"
-	}
-	return sig3(v)
-}
-
-func abs(v float64) float64 {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
-
-func sig3(v float64) string {
-	switch a := abs(v); {
-	case a >= 100 || a == 0:
-		return fmt.Sprintf("%.0f", v)
-	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
-}
-
-// Rate formats frames per second.
-func Rate(v float64) string { return SI(v) + "fps" }
-
-// BitRate formats bits per second.
-func BitRate(v float64) string { return SI(v) + "bit/s" }
-
-// Dur formats a latency with three significant digits.
-func Dur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return sig3(d.Seconds()) + "s"
-	case d >= time.Millisecond:
-		return sig3(float64(d)/1e6) + "ms"
-	case d >= time.Microsecond:
-		return sig3(float64(d)/1e3) + "µs"
-	}
-	return fmt.Sprintf("%dns", int64(d))
 }

@@ -1,4 +1,4 @@
-package gen
+package loadgen
 
 import (
 	"net/netip"
@@ -83,11 +83,7 @@ func reply(t testing.TB, b []byte) []byte {
 
 func TestReceiverHandle(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		spec := testSpec(v6, 128)
-		tm, err := NewTemplate(&spec)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tm := testTemplate(t, v6, 128)
 		r := &receiver{tag: 9, streams: []*SeqTracker{NewSeqTracker(0), NewSeqTracker(0)}}
 		buf := make([]byte, 256)
 		send := func(tag, stream uint16, seq uint64, sent, rcvd int64) {
@@ -114,8 +110,7 @@ func TestReceiverHandle(t *testing.T) {
 }
 
 func TestReceiverHandleAllocs(t *testing.T) {
-	spec := testSpec(false, 64)
-	tm, _ := NewTemplate(&spec)
+	tm := testTemplate(t, false, 64)
 	r := &receiver{tag: 1, streams: []*SeqTracker{NewSeqTracker(0)}}
 	buf := make([]byte, 128)
 	n := tm.Write(buf, 0, Signature{Tag: 1})
@@ -126,8 +121,7 @@ func TestReceiverHandleAllocs(t *testing.T) {
 }
 
 func BenchmarkReceiverHandle(b *testing.B) {
-	spec := testSpec(false, 64)
-	tm, _ := NewTemplate(&spec)
+	tm := testTemplate(b, false, 64)
 	r := &receiver{tag: 1, streams: []*SeqTracker{NewSeqTracker(0)}}
 	frames := make([][]byte, 256)
 	for i := range frames {
