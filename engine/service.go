@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 )
 
@@ -68,96 +69,62 @@ func ParseService(name string) (Service, bool) {
 	return 0, false
 }
 
-// guardState is Config.Guard made ready for the receive path.
-type guardState struct {
-	loop        [65536 / 64]uint64 // source ports never answered
-	answerGroup bool
-	anySource   bool
-	sources     *sourceBuckets // nil: no per-source limit
-	total       *bucket        // nil: no engine-wide cap
-	totalRate   rate
-	limitEcho   bool
-}
-
-func newGuardState(g *Guard) guardState {
-	gs := guardState{answerGroup: g.AnswerGroup, anySource: g.AnySource, limitEcho: g.LimitEcho}
-	gs.loop[0] |= 1 // port 0: nothing can be sent to it
-	for _, p := range g.LoopPorts {
-		gs.loop[p/64] |= 1 << (p % 64)
-	}
-	if g.SourceRate >= 0 {
-		gs.sources = newSourceBuckets(g.SourceTable, newRate(g.SourceRate, g.SourceBurst))
-	}
-	if g.TotalRate >= 0 {
-		gs.total, gs.totalRate = new(bucket), newRate(g.TotalRate, g.TotalBurst)
-	}
-	return gs
-}
-
-func (g *guardState) isLoopPort(p uint16) bool { return g.loop[p/64]&(1<<(p%64)) != 0 }
-
-// serviceHandler runs one built-in service.
+// serviceHandler runs one built-in service. What a service remembers
+// between requests lives here, one copy per worker, so that workers
+// never share it.
 type serviceHandler struct {
-	e     *Engine
-	s     Service
-	limit bool // apply the per-source bucket and the total cap
+	e       *Engine
+	s       Service
+	limit   bool             // apply the per-source bucket and the total cap
+	workers []serviceScratch // indexed by worker id
+}
+
+// serviceScratch is one worker's state of a service.
+type serviceScratch struct {
+	rng       *rand.Rand // chargen's line lengths
+	chargenAt int        // chargen's next line
+	day       [64]byte   // daytime's answer
+	_         [64]byte   // keep workers' states off each other's cache lines
 }
 
 func (e *Engine) serviceHandler(s Service) (*serviceHandler, error) {
 	if s == 0 || int(s) >= len(serviceTable) {
 		return nil, fmt.Errorf("engine: unknown service %d", s)
 	}
-	limit := serviceTable[s].amplifies || s == Echo && e.guard.limitEcho
-	return &serviceHandler{e: e, s: s, limit: limit}, nil
+	h := &serviceHandler{
+		e:       e,
+		s:       s,
+		limit:   serviceTable[s].amplifies || s == Echo && e.guard.limitEcho,
+		workers: make([]serviceScratch, max(e.cfg.Workers, 1)),
+	}
+	for i := range h.workers {
+		h.workers[i].rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return h, nil
 }
 
 // ServeUDP implements Handler.
 func (h *serviceHandler) ServeUDP(r *Responder, d *Datagram) {
-	if h.s == Discard || !h.allowed(r, d) {
+	if h.s == Discard || !h.e.guard.allowed(r, d, h.limit) {
 		return
 	}
-	w := r.w
+	st := &h.workers[r.w.id]
 	switch h.s {
 	case Echo:
 		r.Echo()
 	case Daytime:
 		// RFC 867 fixes no syntax; this is its suggested one,
 		// "Weekday, Month Day, Year Time-Zone".
-		b := d.Time.AppendFormat(w.day[:0], "Monday, January 2, 2006 15:04:05-MST")
+		b := d.Time.AppendFormat(st.day[:0], "Monday, January 2, 2006 15:04:05-MST")
 		r.Reply(append(b, '\r', '\n'))
 	case QOTD:
 		r.Reply(h.e.quote)
 	case Chargen:
-		n := w.rng.IntN(chargenMaxLen + 1)
-		start := w.chargenAt * chargenLineLen
-		w.chargenAt = (w.chargenAt + 1) % chargenChars
+		n := st.rng.IntN(chargenMaxLen + 1)
+		start := st.chargenAt * chargenLineLen
+		st.chargenAt = (st.chargenAt + 1) % chargenChars
 		r.Reply(chargenPattern[start : start+n])
 	}
-}
-
-// allowed applies the guards, counting each refusal.
-func (h *serviceHandler) allowed(r *Responder, d *Datagram) bool {
-	w, g := r.w, &h.e.guard
-	var why counter
-	switch {
-	case g.isLoopPort(d.Src.Port()):
-		why = cGuardLoop
-	case !g.answerGroup && h.e.addrs.find(d.Dst.Addr()) == nil:
-		why = cGuardNonUnicast
-	case !g.anySource && !h.e.addrs.isHostSource(d.Src.Addr()):
-		why = cGuardSource
-	case h.limit && g.sources != nil && !g.sources.allow(d.Src.Addr(), w.now):
-		why = cGuardRateLimited
-	case h.limit && g.total != nil && !g.total.allow(w.now, &g.totalRate):
-		// After the source's own bucket, so that a source over its
-		// limit does not use up the engine's budget for everyone.
-		why = cGuardTotalLimited
-	default:
-		return true
-	}
-	w.c[why]++
-	w.portStats(r.port).lsuppressed++
-	return false
 }
 
 // The chargen pattern (RFC 864): lines of 72 of the 95 printable ASCII
