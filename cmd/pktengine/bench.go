@@ -35,12 +35,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
 	outDir := fs.String("out", "", "write bench-<date>.json and bench-<date>.svg into `DIR`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
 	}
 	cfg := bench.DefaultConfig()
 	if *demo {

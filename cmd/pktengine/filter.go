@@ -26,7 +26,7 @@ func runFilter(_ context.Context, args []string, stdout, stderr io.Writer) error
 	dd := fs.Bool("dd", false, "print the program as a C array")
 	ddd := fs.Bool("ddd", false, "print the program as decimal numbers, preceded by its length")
 	vlan := fs.String("vlan", "ancillary", "how `vlan` tests tags: ancillary (AF_PACKET strips tags, the live default) or packet (tags in the frame, as tcpdump -y EN10MB on a file)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsArgs(fs, args); err != nil {
 		return err
 	}
 	expr := strings.Join(fs.Args(), " ")

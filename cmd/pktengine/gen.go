@@ -34,12 +34,11 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sendOnly := fs.Bool("send-only", false, "do not count replies")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	progress := fs.Bool("progress", isTerminal(stderr), "print a progress line each second (default: when stderr is a terminal)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *iface == "" || *dst == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("--iface and --dst are required: %w", errUsage)
+	if *iface == "" || *dst == "" {
+		return badUsage(fs, "--iface and --dst are required")
 	}
 	ifi, err := net.InterfaceByName(*iface)
 	if err != nil {

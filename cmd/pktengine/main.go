@@ -33,10 +33,6 @@ var commands []command
 // register adds a subcommand; each subcommand's file calls it from init.
 func register(c command) { commands = append(commands, c) }
 
-// errUsage marks an error already explained by a usage message: main exits
-// with status 2 without printing it again.
-var errUsage = errors.New("usage")
-
 func main() {
 	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -62,10 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue usageError
 		switch {
 		case err == nil:
 			return 0
-		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		case errors.As(err, &ue):
+			if ue.reason != "" {
+				fmt.Fprintf(stderr, "pktengine %s: %s\n", c.name, ue.reason)
+			}
 			return 2
 		default:
 			fmt.Fprintf(stderr, "pktengine %s: %v\n", c.name, err)
@@ -98,4 +98,39 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// A usageError is a command line that cannot run: run prints the reason
+// (after the usage text, which the subcommand has printed) and exits with
+// status 2.
+type usageError struct{ reason string }
+
+func (e usageError) Error() string { return "usage: " + e.reason }
+
+// badUsage prints fs's usage text and returns reason as a usageError.
+func badUsage(fs *flag.FlagSet, format string, args ...any) error {
+	fs.Usage()
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// parseFlagsArgs parses args into fs and leaves the positional arguments in
+// fs.Args. An unknown flag, a bad value or -h is a usageError; flag has
+// printed why, and the usage text, already.
+func parseFlagsArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{}
+	}
+	return nil
+}
+
+// parseFlags parses args into fs for a command that takes no positional
+// arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlagsArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
+	return nil
 }

@@ -11,19 +11,20 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/engine"
-	"github.com/pktengine/pktengine/engine/control"
+	"github.com/pktengine/pktengine/engine/statsock"
+	"github.com/pktengine/pktengine/metrics"
 )
 
-// defaultControlPath is the control socket serve listens on and stat asks:
-// PKTENGINE_CONTROL if set, else control.DefaultPath.
-func defaultControlPath() string {
+// defaultStatSocket is the stat socket serve listens on and stat asks:
+// PKTENGINE_CONTROL if set, else statsock.DefaultPath.
+func defaultStatSocket() string {
 	if p := os.Getenv("PKTENGINE_CONTROL"); p != "" {
 		return p
 	}
-	return control.DefaultPath
+	return statsock.DefaultPath
 }
 
-// startVisibility starts the control socket and the metrics endpoint that
+// startVisibility starts the stat socket and the metrics endpoint that
 // f asks for, and returns a function that stops them.
 func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stderr io.Writer) (stop func(), err error) {
 	var stops []func()
@@ -38,7 +39,7 @@ func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stder
 		}
 	}()
 	if f.control != "" {
-		l, err := control.Listen(f.control)
+		l, err := statsock.Listen(f.control)
 		if err != nil {
 			return nil, err
 		}
@@ -46,8 +47,8 @@ func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stder
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := control.Serve(cctx, l, e.Status); err != nil {
-				fmt.Fprintf(stderr, "pktengine: control socket: %v\n", err)
+			if err := statsock.Serve(cctx, l, e.Status); err != nil {
+				fmt.Fprintf(stderr, "pktengine: stat socket: %v\n", err)
 			}
 		}()
 		stops = append(stops, func() { cancel(); <-done })
@@ -58,7 +59,7 @@ func startVisibility(ctx context.Context, e *engine.Engine, f *serveFlags, stder
 			return nil, fmt.Errorf("--metrics: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", engine.MetricsHandler(e))
+		mux.Handle("/metrics", metrics.Handler(e))
 		// Timeouts bound what an idle or slow scraper can hold: each
 		// connection is a file descriptor.
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
