@@ -12,14 +12,6 @@ import (
 	"github.com/pktengine/pktengine/bench"
 )
 
-func init() {
-	register(command{
-		name:    "bench",
-		summary: "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab",
-		run:     runBench,
-	})
-}
-
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "[--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
 	demo := fs.Bool("demo", false, "the short run of `make demo`: 200 ms trials and a coarser search, under a minute")

@@ -18,14 +18,6 @@ import (
 	"github.com/pktengine/pktengine/metrics"
 )
 
-func init() {
-	register(command{
-		name:    "demo",
-		summary: "build a two-namespace lab, serve echo in one, talk to it from the other, show stat",
-		run:     runDemo,
-	})
-}
-
 // The demo's engine owns addresses the kernel does not have, so the client
 // reaches it only through the engine's own ARP and NDP answers.
 var (

@@ -9,14 +9,6 @@ import (
 	"github.com/pktengine/pktengine/bpf"
 )
 
-func init() {
-	register(command{
-		name:    "filter",
-		summary: "compile a tcpdump-style filter expression to classic BPF",
-		run:     runFilter,
-	})
-}
-
 // runFilter prints the program for an expression the way tcpdump's -d, -dd
 // and -ddd flags do, so its output can be compared with tcpdump's or pasted
 // where a classic BPF program is expected.

@@ -12,14 +12,6 @@ import (
 	"github.com/pktengine/pktengine/bench/gen"
 )
 
-func init() {
-	register(command{
-		name:    "gen",
-		summary: "send UDP load through a TX ring and measure the replies (loss, reordering, latency)",
-		run:     runGen,
-	})
-}
-
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--json]", stderr)
 	iface := fs.String("iface", "", "interface to send on (required)")

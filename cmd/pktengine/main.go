@@ -2,11 +2,12 @@
 //
 //	pktengine serve  --iface IF [--addr IP]... [--echo PORT] ...   run the UDP responder
 //	pktengine stat   [--json] [--control PATH]                     show a running engine's ports and counters
+//	pktengine demo   [--rx-ring v2|v3]                             serve and query echo in a two-namespace lab
 //	pktengine filter [-d|-dd|-ddd] EXPR                            compile a tcpdump-style filter
 //	pktengine gen    --iface IF --dst ADDR:PORT ...                generate UDP load and measure replies
 //	pktengine bench  [...]                                         pktengine against kernel UDP in a lab
 //
-// Each subcommand lives in its own file; this one only dispatches.
+// Each subcommand lives in its own file; this one lists them and dispatches.
 package main
 
 import (
@@ -28,10 +29,16 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-var commands []command
-
-// register adds a subcommand; each subcommand's file calls it from init.
-func register(c command) { commands = append(commands, c) }
+// commands are the subcommands, in the order of the usage text; each has
+// a file of its own.
+var commands = []command{
+	{"serve", "run the UDP responder (echo, discard, daytime, qotd, chargen) on an interface", runServe},
+	{"stat", "show a running engine's ports and counters (netstat -ulp / -su style)", runStat},
+	{"demo", "build a two-namespace lab, serve echo in one, talk to it from the other, show stat", runDemo},
+	{"filter", "compile a tcpdump-style filter expression to classic BPF", runFilter},
+	{"gen", "send UDP load through a TX ring and measure the replies (loss, reordering, latency)", runGen},
+	{"bench", "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab", runBench},
+}
 
 func main() {
 	ctx, stop := signalContext()

@@ -18,14 +18,6 @@ import (
 	"github.com/pktengine/pktengine/ring"
 )
 
-func init() {
-	register(command{
-		name:    "serve",
-		summary: "run the UDP responder (echo, discard, daytime, qotd, chargen) on an interface",
-		run:     runServe,
-	})
-}
-
 // prefixList is a repeatable --addr flag.
 type prefixList []netip.Prefix
 

@@ -10,14 +10,6 @@ import (
 	"github.com/pktengine/pktengine/metrics"
 )
 
-func init() {
-	register(command{
-		name:    "stat",
-		summary: "show a running engine's ports and counters (netstat -ulp / -su style)",
-		run:     runStat,
-	})
-}
-
 func runStat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("stat", "[--json] [--control PATH]", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
