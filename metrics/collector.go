@@ -133,23 +133,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// NewRegistry returns a registry with a Collector for src and the standard
-// Go runtime (go_) and process (process_) collectors. It is a registry of
-// its own, not prometheus.DefaultRegisterer, so that nothing else the
-// process links registers into it by accident and two engines in one
-// process can each have one.
-func NewRegistry(src Source) *prometheus.Registry {
+// Handler serves, for Prometheus to scrape, a Collector for src and the
+// standard Go runtime (go_) and process (process_) collectors, in the
+// exposition format the scraper asks for (the text format by default).
+// They are on a registry of the handler's own, not
+// prometheus.DefaultRegisterer, so that nothing else the process links can
+// register into it, and two engines in one process can each have one.
+func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		NewCollector(src),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	return reg
-}
-
-// Handler serves NewRegistry(src) for Prometheus to scrape, in the
-// exposition format the scraper asks for (the text format by default).
-func Handler(src Source) http.Handler {
-	return promhttp.HandlerFor(NewRegistry(src), promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
