@@ -146,18 +146,19 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		}
 	}
 
-	stopVisibility, err := startVisibility(ctx, e, f, stderr)
+	vis, err := listenVisibility(f)
 	if err != nil {
 		return err
 	}
-	stopVisibilityOnce := sync.OnceFunc(stopVisibility)
-	defer stopVisibilityOnce()
+	stopVisibility := sync.OnceFunc(vis.stop)
+	defer stopVisibility()
 
 	if f.user != "" {
 		if err := dropPrivileges(f.user); err != nil {
 			return err
 		}
 	}
+	vis.start(ctx, e, stderr)
 
 	st := e.Status()
 	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), rx ring %s:", st.Interface, st.MAC, st.Workers, st.RXVersion)
@@ -178,7 +179,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	}
 	// Close first, so that the final counters include every frame the
 	// workers took from the rings before they stopped.
-	stopVisibilityOnce()
+	stopVisibility()
 	closeErr := closeEngine()
 	final := e.Status()
 	metrics.WriteStatus(stdout, &final)
