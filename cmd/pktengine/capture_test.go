@@ -145,7 +145,7 @@ func TestPcapFileAllocs(t *testing.T) {
 // TestPcapFileTshark has tshark, an independent reader, decode the file
 // and verify the seed frame's checksums and timestamp.
 func TestPcapFileTshark(t *testing.T) {
-	tshark := lookTshark(t)
+	tshark := lookTool(t, "tshark")
 	path := filepath.Join(t.TempDir(), "echo.pcap")
 	p, err := createPcap(path)
 	if err != nil {
@@ -168,18 +168,4 @@ func TestPcapFileTshark(t *testing.T) {
 		!strings.HasPrefix(fields[4], "1210091490.947137") {
 		t.Fatalf("tshark read %q", lines)
 	}
-}
-
-// lookTshark finds tshark, skipping the test without it (failing under
-// CI=true, where the setup installs it).
-func lookTshark(t *testing.T) string {
-	t.Helper()
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark is not installed (CI must install it)")
-		}
-		t.Skip("tshark is not installed")
-	}
-	return tshark
 }

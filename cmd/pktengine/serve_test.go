@@ -99,7 +99,7 @@ func TestServeEchoAndFinalCounters(t *testing.T) {
 	}
 
 	// The capture holds the three requests, readable by tshark.
-	got, err := exec.Command(lookTshark(t), "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
+	got, err := exec.Command(lookTool(t, "tshark"), "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
