@@ -33,8 +33,8 @@ var DefaultLoopPorts = []uint16{7, 9, 13, 17, 19}
 // DefaultQuote is what the qotd service says unless Config.Quote is set.
 const DefaultQuote = "Be conservative in what you do, be liberal in what you accept from others.\r\n  -- Jon Postel, RFC 793\r\n"
 
-// FrameWriter records frames; *pcap.Writer from internal/pcap is one.
-// It must be safe for use by several workers at once.
+// FrameWriter records frames (`pktengine serve --pcap` writes them to a
+// pcap file). It must be safe for use by several workers at once.
 type FrameWriter interface {
 	WriteFrame(unixNano int64, frame []byte, origLen int) error
 }

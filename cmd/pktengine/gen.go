@@ -12,14 +12,6 @@ import (
 	"github.com/pktengine/pktengine/loadgen"
 )
 
-func init() {
-	register(command{
-		name:    "gen",
-		summary: "send UDP load through a TX ring and measure the replies (loss, reordering, latency)",
-		run:     runGen,
-	})
-}
-
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--json]", stderr)
 	iface := fs.String("iface", "", "interface to send on (required)")
@@ -34,12 +26,11 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sendOnly := fs.Bool("send-only", false, "do not count replies")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	progress := fs.Bool("progress", isTerminal(stderr), "print a progress line each second (default: when stderr is a terminal)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *iface == "" || *dst == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("--iface and --dst are required: %w", errUsage)
+	if *iface == "" || *dst == "" {
+		return badUsage(fs, "--iface and --dst are required")
 	}
 	ifi, err := net.InterfaceByName(*iface)
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package control is the unix-socket protocol between a running engine
+// Package statsock is the unix stat socket between a running engine
 // (`pktengine serve --control PATH`) and `pktengine stat`: the client
 // connects, sends one JSON request, and reads one JSON response.
 //
@@ -7,7 +7,7 @@
 //
 // Errors come back as {"error":"..."}. One request per connection keeps
 // the protocol stateless and easy to use from a shell (socat).
-package control
+package statsock
 
 import (
 	"context"
@@ -50,24 +50,24 @@ const timeout = 5 * time.Second
 // is 14 bytes), so that a client cannot make it buffer an endless one.
 const maxRequest = 4096
 
-// Listen opens the control socket at path. A socket file left behind by a
+// Listen opens the stat socket at path. A socket file left behind by a
 // process that is gone is removed; one that still answers is an error.
 func Listen(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("control: %s exists and is not a socket", path)
+			return nil, fmt.Errorf("statsock: %s exists and is not a socket", path)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("control: %s is in use by a running engine", path)
+			return nil, fmt.Errorf("statsock: %s is in use by a running engine", path)
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("control: removing stale socket: %w", err)
+			return nil, fmt.Errorf("statsock: removing stale socket: %w", err)
 		}
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("control: %w", err)
+		return nil, fmt.Errorf("statsock: %w", err)
 	}
 	// The socket file goes when the listener closes.
 	l.(*net.UnixListener).SetUnlinkOnClose(true)
@@ -89,7 +89,7 @@ func Serve(ctx context.Context, l net.Listener, status func() engine.Status) err
 				return nil
 			}
 			l.Close()
-			return fmt.Errorf("control: %w", err)
+			return fmt.Errorf("statsock: %w", err)
 		}
 		wg.Add(1)
 		go func() {
@@ -119,7 +119,7 @@ func Query(ctx context.Context, path string) (*engine.Status, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("control: is an engine running with --control %s? %w", path, err)
+		return nil, fmt.Errorf("statsock: is an engine running with --control %s? %w", path, err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(timeout)
@@ -128,17 +128,17 @@ func Query(ctx context.Context, path string) (*engine.Status, error) {
 	}
 	c.SetDeadline(deadline)
 	if err := json.NewEncoder(c).Encode(Request{Op: OpStat}); err != nil {
-		return nil, fmt.Errorf("control: %w", err)
+		return nil, fmt.Errorf("statsock: %w", err)
 	}
 	var resp Response
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("control: reading the answer: %w", err)
+		return nil, fmt.Errorf("statsock: reading the answer: %w", err)
 	}
 	if resp.Error != "" {
-		return nil, errors.New("control: engine says: " + resp.Error)
+		return nil, errors.New("statsock: engine says: " + resp.Error)
 	}
 	if resp.Status == nil {
-		return nil, errors.New("control: empty answer")
+		return nil, errors.New("statsock: empty answer")
 	}
 	return resp.Status, nil
 }

@@ -14,25 +14,25 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/engine"
-	"github.com/pktengine/pktengine/engine/control"
+	"github.com/pktengine/pktengine/engine/statsock"
 )
 
-// TestControlRequestBounded: the control socket reads one small JSON
+// TestStatSocketRequestBounded: the stat socket reads one small JSON
 // request per connection, so a client that streams an endless request
 // must be cut off after a few kilobytes, not buffered: 64 MiB sent as one
 // JSON string may cost the engine process a small fraction of that, and
 // the answer must be an error. (Only the socket's owner can connect, but
 // `serve --user` leaves root's socket to a process that serves traffic.)
-func TestControlRequestBounded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "control.sock")
-	l, err := control.Listen(path)
+func TestStatSocketRequestBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "statsock.sock")
+	l, err := statsock.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
-		served <- control.Serve(ctx, l, func() engine.Status { return engine.Status{Interface: "test0"} })
+		served <- statsock.Serve(ctx, l, func() engine.Status { return engine.Status{Interface: "test0"} })
 	}()
 	defer func() {
 		cancel()
@@ -42,7 +42,7 @@ func TestControlRequestBounded(t *testing.T) {
 	}()
 
 	// A well-formed request still works.
-	if st, err := control.Query(context.Background(), path); err != nil || st.Interface != "test0" {
+	if st, err := statsock.Query(context.Background(), path); err != nil || st.Interface != "test0" {
 		t.Fatalf("Query: %+v, %v", st, err)
 	}
 
@@ -76,7 +76,7 @@ func TestControlRequestBounded(t *testing.T) {
 	answer, _ := io.ReadAll(c)
 	sent := <-sendDone
 	runtime.ReadMemStats(&after)
-	var resp control.Response
+	var resp statsock.Response
 	if err := json.Unmarshal(answer, &resp); err != nil || resp.Error == "" || len(answer) > 4096 {
 		t.Errorf("answer to a %d-byte request: %d bytes, want a short error", sent, len(answer))
 	}
