@@ -82,7 +82,7 @@ func TestImage(t *testing.T) {
 		{xbpf.RawInstruction{Op: bpfJMP | 0x50}, "(007) unimp    0x55             jt 8\tjf 8"},
 	}
 	for _, tt := range tests {
-		if got := Image(tt.ins, 7); got != tt.want {
+		if got := image(tt.ins, 7); got != tt.want {
 			t.Errorf("%#v:\n got %q\nwant %q", tt.ins, got, tt.want)
 		}
 	}
@@ -95,7 +95,7 @@ func TestParseDDD(t *testing.T) {
 	}
 	var b bytes.Buffer
 	FormatDDD(&b, prog)
-	back, err := ParseDDD(&b)
+	back, err := parseDDD(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +103,8 @@ func TestParseDDD(t *testing.T) {
 		t.Errorf("round trip changed the program")
 	}
 	for _, bad := range []string{"", "2\n1 2 3 4\n", "1\n65536 0 0 0\n", "5000\n"} {
-		if _, err := ParseDDD(strings.NewReader(bad)); err == nil {
-			t.Errorf("ParseDDD(%q) succeeded", bad)
+		if _, err := parseDDD(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseDDD(%q) succeeded", bad)
 		}
 	}
 }

@@ -82,7 +82,7 @@ func checkGolden(t *testing.T, file string, prog []xbpf.RawInstruction) {
 		t.Fatal(err)
 	}
 	if got.String() != string(want) {
-		old, err := ParseDDD(bytes.NewReader(want))
+		old, err := parseDDD(bytes.NewReader(want))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func checkGolden(t *testing.T, file string, prog []xbpf.RawInstruction) {
 func firstDifference(got, want []xbpf.RawInstruction) string {
 	for i := range min(len(got), len(want)) {
 		if got[i] != want[i] {
-			return "at " + Image(got[i], i) + ", want " + Image(want[i], i)
+			return "at " + image(got[i], i) + ", want " + image(want[i], i)
 		}
 	}
 	return "one is a prefix of the other"
