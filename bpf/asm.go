@@ -64,6 +64,9 @@ func (a *assembler) jumpFar(test xbpf.JumpTest, k uint32, target string) {
 	a.ja(target)
 }
 
+// jeq is jumpFar(JumpEqual, k, target), the common case.
+func (a *assembler) jeq(k uint32, target string) { a.jumpFar(xbpf.JumpEqual, k, target) }
+
 // program resolves the labels and returns the instructions.
 func (a *assembler) program() ([]xbpf.Instruction, error) {
 	if a.err != nil {

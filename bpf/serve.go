@@ -92,42 +92,41 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	}
 
 	a := newAssembler()
-	jeq := func(k uint32, target string) { a.jumpFar(xbpf.JumpEqual, k, target) }
 	// dst4 jumps to hit if A is one of addrs.
 	dst4 := func(addrs []netip.Addr, hit string) {
 		for _, ip := range addrs {
 			b := ip.As4()
-			jeq(be32(b[:]), hit)
+			a.jeq(be32(b[:]), hit)
 		}
 	}
 	if s.IgnoreOutgoing {
 		a.emit(xbpf.LoadExtension{Num: xbpf.ExtType})
-		jeq(packetOutgoing, "drop")
+		a.jeq(packetOutgoing, "drop")
 	}
 	a.emit(xbpf.LoadAbsolute{Off: 12, Size: 2})
-	jeq(uint32(proto.EtherTypeVLAN), "tagged")
-	jeq(uint32(proto.EtherTypeQinQ), "tagged")
+	a.jeq(uint32(proto.EtherTypeVLAN), "tagged")
+	a.jeq(uint32(proto.EtherTypeQinQ), "tagged")
 	// body tests the packet after a link-layer header of l2 bytes, with
 	// the EtherType in A. Its labels end in l2.
 	body := func(l2 uint32) {
 		l := func(s string) string { return fmt.Sprintf("%s%d", s, l2) }
-		jeq(uint32(proto.EtherTypeIPv4), l("ipv4"))
-		jeq(uint32(proto.EtherTypeIPv6), l("ipv6"))
-		jeq(uint32(proto.EtherTypeARP), l("arp"))
+		a.jeq(uint32(proto.EtherTypeIPv4), l("ipv4"))
+		a.jeq(uint32(proto.EtherTypeIPv6), l("ipv6"))
+		a.jeq(uint32(proto.EtherTypeARP), l("arp"))
 		a.ja("drop")
 
 		a.label(l("ipv4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 9, Size: 1})
-		jeq(uint32(proto.IPProtoUDP), l("udp4"))
-		jeq(uint32(proto.IPProtoICMP), l("icmp4"))
+		a.jeq(uint32(proto.IPProtoUDP), l("udp4"))
+		a.jeq(uint32(proto.IPProtoICMP), l("icmp4"))
 		a.ja("drop")
 
 		a.label(l("udp4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 16, Size: 4})
 		dst4(udp4, "udp")
-		jeq(0xffffffff, "udp")
+		a.jeq(0xffffffff, "udp")
 		a.emit(xbpf.ALUOpConstant{Op: xbpf.ALUOpAnd, Val: 0xf0000000})
-		jeq(0xe0000000, "udp") // 224.0.0.0/4
+		a.jeq(0xe0000000, "udp") // 224.0.0.0/4
 		a.ja("drop")
 
 		a.label(l("icmp4"))
@@ -142,20 +141,20 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 
 		a.label(l("ipv6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 6, Size: 1})
-		jeq(uint32(proto.IPProtoICMPv6), l("icmp6"))
+		a.jeq(uint32(proto.IPProtoICMPv6), l("icmp6"))
 		walkIPv6(a, l2, l("udp6"), l("ext"))
 
 		a.label(l("udp6"))
 		match6(a, l2+24, all6, "udp", l("u6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 1})
-		jeq(0xff, "udp") // ff00::/8
+		a.jeq(0xff, "udp") // ff00::/8
 		a.ja("drop")
 
 		a.label(l("icmp6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 40, Size: 1})
-		jeq(uint32(frame.ICMPv6NeighborSolicitation), l("ns"))
-		jeq(uint32(frame.ICMPv6NeighborAdvertisement), l("na"))
-		jeq(uint32(frame.ICMPv6EchoRequest), l("echo6"))
+		a.jeq(uint32(frame.ICMPv6NeighborSolicitation), l("ns"))
+		a.jeq(uint32(frame.ICMPv6NeighborAdvertisement), l("na"))
+		a.jeq(uint32(frame.ICMPv6EchoRequest), l("echo6"))
 		a.ja("drop")
 
 		a.label(l("ns"))
@@ -206,24 +205,23 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 //
 // Classic BPF jumps only forward, so the loop is unrolled.
 func walkIPv6(a *assembler, l2 uint32, udp, prefix string) {
-	jeq := func(k uint8, target string) { a.jumpFar(xbpf.JumpEqual, uint32(k), target) }
 	walked := []uint8{proto.IPProtoHopByHop, proto.IPProtoRouting, proto.IPProtoDstOpts}
 	a.emit(xbpf.LoadConstant{Dst: xbpf.RegX, Val: l2 + frame.IPv6HeaderLen})
 	for i := 0; ; i++ {
 		next := fmt.Sprintf("%s%d", prefix, i)
-		jeq(proto.IPProtoUDP, udp)
-		jeq(proto.IPProtoFragment, udp)
+		a.jeq(uint32(proto.IPProtoUDP), udp)
+		a.jeq(uint32(proto.IPProtoFragment), udp)
 		if i == frame.MaxIPv6ExtHeaders {
 			// One more extension header than Decode walks: let
 			// Decode say so.
 			for _, h := range walked {
-				jeq(h, udp)
+				a.jeq(uint32(h), udp)
 			}
 			a.ja("drop")
 			return
 		}
 		for _, h := range walked {
-			jeq(h, next)
+			a.jeq(uint32(h), next)
 		}
 		a.ja("drop")
 		a.label(next)

@@ -156,10 +156,13 @@ func (b serveFrames) fragment(dst netip.Addr, off int) []byte {
 
 // tagged inserts an 802.1Q tag into f, as a second (inner) tag is left in
 // the frame when the kernel strips the outer one.
-func tagged(f []byte) []byte {
-	out := append([]byte{}, f[:12]...)
-	out = append(out, 0x81, 0x00, 0x00, 0x64)
-	return append(out, f[12:]...)
+func (b serveFrames) tagged(f []byte) []byte {
+	buf := append(f[:len(f):len(f)], make([]byte, frame.VLANTagLen)...)
+	n, err := frame.InsertVLANTag(buf, len(f), frame.VLANTag{TCI: 100})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return buf[:n]
 }
 
 func TestServeFilter(t *testing.T) {
@@ -197,10 +200,10 @@ func TestServeFilter(t *testing.T) {
 		{"ping shared4", b.icmp(peer4, shared4, frame.ICMPv4Echo, netip.Addr{}), false},
 		{"ping owned6", b.icmp(peer6, owned6, frame.ICMPv6EchoRequest, netip.Addr{}), true},
 		{"ping shared6", b.icmp(peer6, shared6, frame.ICMPv6EchoRequest, netip.Addr{}), false},
-		{"tagged udp owned4", tagged(b.udp(peer4, owned4, 7)), true},
-		{"tagged udp other6", tagged(b.udp(peer6, other6, 7)), false},
-		{"tagged arp", tagged(b.arp(peer4, owned4)), true},
-		{"tagged ns", tagged(ns(peer6, owned6)), true},
+		{"tagged udp owned4", b.tagged(b.udp(peer4, owned4, 7)), true},
+		{"tagged udp other6", b.tagged(b.udp(peer6, other6, 7)), false},
+		{"tagged arp", b.tagged(b.arp(peer4, owned4)), true},
+		{"tagged ns", b.tagged(ns(peer6, owned6)), true},
 	}
 	// The x/net/bpf VM runs the program without the packet-type test;
 	// the evaluator runs it with, for frames received and sent.

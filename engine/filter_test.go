@@ -1,12 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
-	"strings"
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
 
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
@@ -96,8 +97,9 @@ func TestFilter(t *testing.T) {
 	}
 
 	addrs, _ := newAddrSet(testAddrs)
-	if _, err := buildFilter(addrs, "udp port", true); err == nil || !strings.Contains(err.Error(), `engine: filter "udp port"`) {
-		t.Errorf("a bad expression: %v", err)
+	_, err = buildFilter(addrs, "udp port", true)
+	if se := (*bpf.SyntaxError)(nil); !errors.As(err, &se) || err.Error() != `engine: filter "udp port": `+se.Error() {
+		t.Errorf("a bad expression: %v, want the engine, the expression and bpf's syntax error", err)
 	}
 	raw, err = buildFilter(addrs, "udp", true)
 	if err != nil {
