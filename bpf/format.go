@@ -74,7 +74,7 @@ func FormatDD(w io.Writer, prog []xbpf.RawInstruction) error {
 }
 
 // FormatDDD writes the instruction count and then each instruction as
-// decimal numbers, as "tcpdump -ddd" does; parseDDD reads it back.
+// decimal numbers, as "tcpdump -ddd" does.
 func FormatDDD(w io.Writer, prog []xbpf.RawInstruction) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%d\n", len(prog))
@@ -82,29 +82,6 @@ func FormatDDD(w io.Writer, prog []xbpf.RawInstruction) error {
 		fmt.Fprintf(bw, "%d %d %d %d\n", ins.Op, ins.Jt, ins.Jf, ins.K)
 	}
 	return bw.Flush()
-}
-
-// parseDDD reads the "tcpdump -ddd" format.
-func parseDDD(r io.Reader) ([]xbpf.RawInstruction, error) {
-	var n int
-	if _, err := fmt.Fscan(r, &n); err != nil {
-		return nil, fmt.Errorf("bpf: reading instruction count: %w", err)
-	}
-	if n < 0 || n > MaxInstructions {
-		return nil, fmt.Errorf("bpf: instruction count %d out of range", n)
-	}
-	prog := make([]xbpf.RawInstruction, n)
-	for i := range prog {
-		var op, jt, jf, k uint64
-		if _, err := fmt.Fscan(r, &op, &jt, &jf, &k); err != nil {
-			return nil, fmt.Errorf("bpf: reading instruction %d: %w", i, err)
-		}
-		if op > 0xffff || jt > 0xff || jf > 0xff || k > 0xffffffff {
-			return nil, fmt.Errorf("bpf: instruction %d out of range", i)
-		}
-		prog[i] = xbpf.RawInstruction{Op: uint16(op), Jt: uint8(jt), Jf: uint8(jf), K: uint32(k)}
-	}
-	return prog, nil
 }
 
 // image renders instruction number n as one line of "tcpdump -d".

@@ -2,6 +2,8 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -107,4 +109,28 @@ func TestParseDDD(t *testing.T) {
 			t.Errorf("parseDDD(%q) succeeded", bad)
 		}
 	}
+}
+
+// parseDDD reads the "tcpdump -ddd" format: tcpdump's programs, and the
+// golden files of the hand-written ones.
+func parseDDD(r io.Reader) ([]xbpf.RawInstruction, error) {
+	var n int
+	if _, err := fmt.Fscan(r, &n); err != nil {
+		return nil, fmt.Errorf("bpf: reading instruction count: %w", err)
+	}
+	if n < 0 || n > MaxInstructions {
+		return nil, fmt.Errorf("bpf: instruction count %d out of range", n)
+	}
+	prog := make([]xbpf.RawInstruction, n)
+	for i := range prog {
+		var op, jt, jf, k uint64
+		if _, err := fmt.Fscan(r, &op, &jt, &jf, &k); err != nil {
+			return nil, fmt.Errorf("bpf: reading instruction %d: %w", i, err)
+		}
+		if op > 0xffff || jt > 0xff || jf > 0xff || k > 0xffffffff {
+			return nil, fmt.Errorf("bpf: instruction %d out of range", i)
+		}
+		prog[i] = xbpf.RawInstruction{Op: uint16(op), Jt: uint8(jt), Jf: uint8(jf), K: uint32(k)}
+	}
+	return prog, nil
 }
