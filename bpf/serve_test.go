@@ -14,16 +14,14 @@ import (
 	"github.com/pktengine/pktengine/proto"
 )
 
+// The serve filter's tests: an engine with an owned and a shared address
+// of each family (serveSpec), a peer, and an address that is not the
+// engine's.
 var (
-	owned4  = netip.MustParseAddr("198.18.0.1")
-	shared4 = netip.MustParseAddr("198.18.0.10")
-	peer4   = netip.MustParseAddr("198.18.0.2")
-	other4  = netip.MustParseAddr("198.18.0.99")
-	bcast4  = netip.MustParseAddr("198.18.0.255")
-	owned6  = netip.MustParseAddr("fd00::1")
-	shared6 = netip.MustParseAddr("fd00::10")
-	peer6   = netip.MustParseAddr("fd00::2")
-	other6  = netip.MustParseAddr("fd00::99")
+	owned4, shared4, bcast4 = netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("198.18.0.255")
+	owned6, shared6         = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::10")
+	peer4, other4           = netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.99")
+	peer6, other6           = netip.MustParseAddr("fd00::2"), netip.MustParseAddr("fd00::99")
 )
 
 // serveSpec is an engine with an owned and a shared address of each
