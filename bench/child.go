@@ -19,8 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	xbpf "golang.org/x/net/bpf"
-
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -334,7 +333,7 @@ func childSink(ctx context.Context, spec *childSpec, c *childIO) error {
 		return c.fail(err)
 	}
 	port := spec.Addr.Port()
-	prog, err := xbpf.Assemble(loadgen.ReplyFilter(port, port))
+	prog, err := bpf.ReplyFilter(port, port, 128) // the sink only counts frames
 	if err != nil {
 		return c.fail(err)
 	}

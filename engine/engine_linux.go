@@ -18,6 +18,7 @@ import (
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -211,10 +212,8 @@ func (n *netns) reserveUDP(ap netip.AddrPort, ifindex int) (io.Closer, error) {
 				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 			}
 		}
-		drop := []unix.SockFilter{{Code: 0x06, K: 0}} // ret #0
-		if err := unix.SetsockoptSockFprog(s, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
-			&unix.SockFprog{Len: 1, Filter: &drop[0]}); err != nil {
-			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+		if err := bpf.AttachFD(s, bpf.DropAll()); err != nil {
+			return err
 		}
 		var sa unix.Sockaddr
 		if a.Is4() {

@@ -8,10 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/bpf"
-
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/ring"
 )
+
+// replySnapLen is how much of a reply the receive ring keeps: headers and
+// the signature (14 + 40 + 8 + 18 = 80 bytes for IPv6), rounded up.
+const replySnapLen = 128
 
 // receiver is the receive side: one goroutine reading the RX ring and
 // matching replies to streams. Its state is guarded by mu, taken once per
@@ -39,7 +42,7 @@ func newReceiver(ifi *net.Interface, cfg *ring.RXConfig, lo, hi uint16, streams,
 	if cfg != nil {
 		c = *cfg
 	}
-	prog, err := bpf.Assemble(ReplyFilter(lo, hi))
+	prog, err := bpf.ReplyFilter(lo, hi, replySnapLen)
 	if err != nil {
 		return nil, err
 	}
