@@ -218,6 +218,19 @@ func TestServiceTotalCap(t *testing.T) {
 		src := func(i int) netip.AddrPort {
 			return ap(netip.AddrFrom4([4]byte{198, 18, 0, byte(100 + i)}), 40000)
 		}
+		// Sources that share a bucket share its tokens (by design);
+		// give these a seed under which each has its own.
+		sb := r.e.guard.sources
+		for seed := uint64(1); ; seed += 2 {
+			sb.seed = seed
+			used := make(map[uint64]bool)
+			for i := range 70 {
+				used[hashAddr(src(i).Addr(), seed)&sb.mask] = true
+			}
+			if len(used) == 70 {
+				break
+			}
+		}
 		// Forty sources, one request each, all at one instant: each
 		// within its own bucket, only the total's burst is answered.
 		answered := 0

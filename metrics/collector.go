@@ -54,6 +54,7 @@ var (
 		{newDesc("icmp_suppressed_total", "Port unreachable messages RFC 1122 and RFC 4443 forbid."), func(c *engine.Counters) uint64 { return c.ICMPSuppressed }},
 		{newDesc("tx_frames_total", "Frames committed to the TX rings."), func(c *engine.Counters) uint64 { return c.TXFrames }},
 		{newDesc("tx_errors_total", "Frames that could not be built or that the kernel rejected."), func(c *engine.Counters) uint64 { return c.TXErrors }},
+		{newDesc("tx_dropped_total", "Frames committed that the kernel refused to send (no buffer, link down)."), func(c *engine.Counters) uint64 { return c.TXDropped }},
 		{newDesc("ring_packets_total", "Frames that passed the kernel filter (PACKET_STATISTICS tp_packets)."), func(c *engine.Counters) uint64 { return c.RingPackets }},
 		{newDesc("ring_drops_total", "Frames lost because a receive ring was full (PACKET_STATISTICS tp_drops)."), func(c *engine.Counters) uint64 { return c.RingDrops }},
 		{newDesc("ring_freezes_total", "TPACKET_V3 queue freezes (PACKET_STATISTICS tp_freeze_q_cnt)."), func(c *engine.Counters) uint64 { return c.RingFreezes }},

@@ -62,6 +62,7 @@ var wantSeries = map[string]string{
 	`pktengine_service_guard_drops_total{guard="total"}`:  "GuardTotalLimited",
 	"pktengine_tx_frames_total":                           "TXFrames",
 	"pktengine_tx_errors_total":                           "TXErrors",
+	"pktengine_tx_dropped_total":                          "TXDropped",
 	"pktengine_ring_packets_total":                        "RingPackets",
 	"pktengine_ring_drops_total":                          "RingDrops",
 	"pktengine_ring_freezes_total":                        "RingFreezes",

@@ -102,13 +102,13 @@ func writeOutcomes(b *strings.Builder, c *engine.Counters) {
 // kernel rings' statistics.
 func writeEngine(b *strings.Builder, c *engine.Counters) {
 	fmt.Fprintf(b, `Engine:
-    %d frames sent, %d transmit errors
+    %d frames sent, %d transmit errors, %d refused by the kernel
     %d ARP and %d NDP requests answered, %d pings answered, %d neighbours learned
     %d ICMP port unreachable sent, %d rate-limited, %d suppressed
     service guards: %d loop, %d source, %d group, %d rate-limited, %d over the total cap
     link: %d down, %d up
     kernel ring: %d packets, %d drops, %d freezes
-`, c.TXFrames, c.TXErrors,
+`, c.TXFrames, c.TXErrors, c.TXDropped,
 		c.ARPAnswered, c.NDPAnswered, c.PingAnswered, c.NeighborsLearned,
 		c.ICMPSent, c.ICMPRateLimited, c.ICMPSuppressed,
 		c.GuardLoop, c.GuardSource, c.GuardNonUnicast, c.GuardRateLimited, c.GuardTotalLimited,
