@@ -41,6 +41,15 @@ type owner struct {
 }
 
 func newProgram(cfg *ProgramConfig) (*Program, error) {
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("xdp: %w", err)
+	}
+	return newProgramOwned(cfg, owner{PID: uint32(os.Getpid()), Start: start})
+}
+
+// newProgramOwned loads the program with the given owner in its owner map.
+func newProgramOwned(cfg *ProgramConfig, own owner) (*Program, error) {
 	var c ProgramConfig
 	if cfg != nil {
 		c = *cfg
@@ -50,17 +59,13 @@ func newProgram(cfg *ProgramConfig) (*Program, error) {
 	if c.Queues < 1 || c.Queues > 4096 || c.MaxAddrs < 1 || c.MaxAddrs > 1<<16 {
 		return nil, fmt.Errorf("xdp: ProgramConfig.Queues = %d (1 to 4096), MaxAddrs = %d (1 to 65536)", c.Queues, c.MaxAddrs)
 	}
-	start, err := processStart(os.Getpid())
-	if err != nil {
-		return nil, fmt.Errorf("xdp: %w", err)
-	}
 	spec := &ebpf.CollectionSpec{
 		Maps: map[string]*ebpf.MapSpec{
 			xsksMapName:  {Name: xsksMapName, Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(c.Queues)},
 			addrsMapName: {Name: addrsMapName, Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: uint32(c.MaxAddrs)},
 			statsMapName: {Name: statsMapName, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(numClasses)},
 			ownerMapName: {Name: ownerMapName, Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1,
-				Contents: []ebpf.MapKV{{Key: uint32(0), Value: owner{PID: uint32(os.Getpid()), Start: start}}}},
+				Contents: []ebpf.MapKV{{Key: uint32(0), Value: own}}},
 		},
 		Programs: map[string]*ebpf.ProgramSpec{
 			steerProgName: {
@@ -122,7 +127,7 @@ func processStart(pid int) (uint64, error) {
 func (p *Program) opError(err error) error {
 	var addr net.Addr
 	if p.ifi != nil {
-		addr = &Addr{Index: p.ifi.Index, Name: p.ifi.Name}
+		addr = &Addr{Index: p.ifi.Index, Name: p.ifi.Name, Queue: -1}
 	}
 	return &net.OpError{Op: "attach", Net: "xdp", Addr: addr, Err: err}
 }

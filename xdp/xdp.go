@@ -186,7 +186,8 @@ func (c FrameCounts) String() string {
 }
 
 // Addr is the address of an AF_XDP socket: an interface and one of its
-// receive queues.
+// receive queues. A Program's errors carry one with Queue -1: the whole
+// interface.
 type Addr struct {
 	Index int
 	Name  string
@@ -195,7 +196,12 @@ type Addr struct {
 
 // Network returns "xdp".
 func (a *Addr) Network() string { return "xdp" }
-func (a *Addr) String() string  { return fmt.Sprintf("%s(%d)@%d", a.Name, a.Index, a.Queue) }
+func (a *Addr) String() string {
+	if a.Queue < 0 {
+		return fmt.Sprintf("%s(%d)", a.Name, a.Index)
+	}
+	return fmt.Sprintf("%s(%d)@%d", a.Name, a.Index, a.Queue)
+}
 
 // Errors.
 var (
