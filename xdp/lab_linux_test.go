@@ -391,3 +391,99 @@ func TestLabCloseRemovesProgram(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestLabZeroAllocs holds the receive, transmit-in-place and flush path,
+// and the Next/Commit/Flush path, to zero allocations per frame.
+func TestLabZeroAllocs(t *testing.T) {
+	x := newXDPLab(t, fullChecksums, &Config{BatchSize: 1})
+	const runs = 100
+	c, err := x.b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(x.a.IPv4.Addr(), 7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range runs + 10 {
+		if _, err := c.Write([]byte("allocs")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The datagrams are on the RX ring once the program has counted them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		ps, _ := x.prog.Stats()
+		if ps[ClassUDPv4] >= runs+10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("program stats %v", ps)
+		}
+	}
+	var b Batch
+	var p frame.Packet
+	ctx := context.Background()
+	var loopErr error
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := x.sock.ReadInto(ctx, &b); err != nil {
+			loopErr = err
+			return
+		}
+		for i := range b.Len() {
+			data := b.Data(i)
+			if p.Decode(data) == frame.ReasonOK {
+				if n, err := frame.ReplyInPlace(data, &p, 0); err == nil {
+					b.Transmit(i, data[:n])
+				}
+			}
+		}
+		if err := x.sock.Flush(); err != nil {
+			loopErr = err
+		}
+	})
+	if loopErr != nil {
+		t.Fatal(loopErr)
+	}
+	if allocs != 0 {
+		t.Errorf("receive and reply in place: %v allocations per batch, want 0", allocs)
+	}
+	b.Release()
+
+	// One UMEM per queue: the transmit-only socket takes queue 0 over.
+	x.sock.Close()
+	var s *Socket
+	if err := x.a.Do(func() error {
+		var err error
+		s, err = Listen(x.ifi, 0, &Config{TXOnly: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tmpl := udpFrame(t, x.a.IPv4.Addr(), x.b.IPv4.Addr(), nil, nil)
+	if n, err := s.Prefill(tmpl); err != nil || n != s.FrameCount() {
+		t.Fatalf("Prefill: %d, %v", n, err)
+	}
+	allocs = testing.AllocsPerRun(runs, func() {
+		for range 8 {
+			buf, err := s.Next(ctx)
+			if err != nil {
+				loopErr = err
+				return
+			}
+			buf[len(tmpl)-1]++ // vary the payload
+			if err := s.Commit(len(tmpl)); err != nil {
+				loopErr = err
+			}
+		}
+		if err := s.Flush(); err != nil {
+			loopErr = err
+		}
+	})
+	if loopErr != nil {
+		t.Fatal(loopErr)
+	}
+	if allocs != 0 {
+		t.Errorf("Next, Commit and Flush: %v allocations per 8 frames, want 0", allocs)
+	}
+	if _, err := s.CheckFrames(); err != nil {
+		t.Error(err)
+	}
+}

@@ -287,7 +287,19 @@ func (s *Socket) setup(fd int, c *Config, ifi *net.Interface, queue int) error {
 		flags |= unix.XDP_USE_NEED_WAKEUP
 	}
 	bind := func(mode uint16) error {
-		return unix.Bind(fd, &unix.SockaddrXDP{Flags: flags | mode, Ifindex: uint32(ifi.Index), QueueID: uint32(queue)})
+		sa := &unix.SockaddrXDP{Flags: flags | mode, Ifindex: uint32(ifi.Index), QueueID: uint32(queue)}
+		// The kernel lets go of a closed socket's queue from a work
+		// queue, a little after close(2): a socket reopened at once
+		// finds the queue busy for a moment.
+		err := unix.Bind(fd, sa)
+		for tries := 0; errors.Is(err, unix.EBUSY) && tries < 50; tries++ {
+			time.Sleep(10 * time.Millisecond)
+			err = unix.Bind(fd, sa)
+		}
+		if errors.Is(err, unix.EBUSY) {
+			err = fmt.Errorf("%w (another AF_XDP socket is bound to queue %d of %s)", err, queue, ifi.Name)
+		}
+		return err
 	}
 	switch c.Mode {
 	case ModeAuto:
