@@ -24,7 +24,7 @@ import (
 
 // attachIn attaches a program to host h's lab interface and, on success,
 // registers its Close.
-func attachIn(t *testing.T, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
+func attachIn(t testing.TB, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 	t.Helper()
 	var p *Program
 	err := h.Do(func() error {
@@ -41,7 +41,7 @@ func attachIn(t *testing.T, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 	return p, err
 }
 
-func attachmentOf(t *testing.T, h *lab.Host) xdpAttachment {
+func attachmentOf(t testing.TB, h *lab.Host) xdpAttachment {
 	t.Helper()
 	var att xdpAttachment
 	if err := h.Do(func() error {
@@ -59,7 +59,7 @@ func attachmentOf(t *testing.T, h *lab.Host) xdpAttachment {
 
 // detachAll removes whatever XDP program is left on h's interface, so
 // that a failing test leaves nothing behind.
-func detachAll(t *testing.T, h *lab.Host) {
+func detachAll(t testing.TB, h *lab.Host) {
 	t.Cleanup(func() {
 		h.Do(func() error {
 			ifi, err := net.InterfaceByName(h.Iface)

@@ -19,6 +19,7 @@ type Socket struct {
 	addr       Addr
 	umem       []byte
 	frameSize  int
+	frameShift uint // log2(frameSize)
 	frameCount int
 	dataOff    int // where a frame's data starts in its chunk: XDP_PACKET_HEADROOM + Headroom
 	batchMax   int
@@ -133,7 +134,7 @@ func (s *Socket) CheckFrames() (FrameCounts, error) { return s.checkFrames() }
 func (s *Socket) Close() error { return s.close() }
 
 func (s *Socket) chunkOf(addr uint64) uint64 { return addr &^ uint64(s.frameSize-1) }
-func (s *Socket) index(addr uint64) int      { return int(addr / uint64(s.frameSize)) }
+func (s *Socket) index(addr uint64) int      { return int(addr >> s.frameShift) }
 
 // Len returns the number of frames in the batch.
 func (b *Batch) Len() int { return len(b.descs) }

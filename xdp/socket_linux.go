@@ -167,6 +167,10 @@ func (s *Socket) geometry(c *Config, ifi *net.Interface) error {
 	default:
 		return fmt.Errorf("Config.FrameSize = %d, want 2048 or 4096", c.FrameSize)
 	}
+	s.frameShift = 11
+	if s.frameSize == 4096 {
+		s.frameShift = 12
+	}
 	if need > s.frameSize {
 		return fmt.Errorf("MTU %d does not fit a %d-byte UMEM frame behind %d bytes of headroom; lower the MTU or raise FrameSize", ifi.MTU, s.frameSize, s.dataOff)
 	}
