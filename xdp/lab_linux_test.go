@@ -487,3 +487,85 @@ func TestLabZeroAllocs(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLabTXOnlySender sends from a transmit-only socket, the generator's
+// way: the template is written into every frame once, and each frame only
+// has its source port rewritten (checksum updated) before Commit. A kernel
+// socket in B counts what arrives.
+func TestLabTXOnlySender(t *testing.T) {
+	l := lab.New(t, nil)
+	a, bh := l.A(), l.B()
+	conn, err := bh.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bh.IPv4.Addr(), 9000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var s *Socket
+	if err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		s, err = Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tmpl := liveTemplate(t, a, bh, false)
+	if _, err := s.Prefill(tmpl); err != nil {
+		t.Fatal(err)
+	}
+	var p frame.Packet
+	if p.Decode(tmpl) != frame.ReasonOK {
+		t.Fatal("template")
+	}
+	const total = 200 // within the receiver's default buffer
+	ctx := context.Background()
+	for i := range total {
+		buf, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetSrcChecksummed(buf, netip.AddrPortFrom(a.IPv4.Addr(), uint16(40000+i%8)))
+		if err := s.Commit(len(tmpl)); err != nil {
+			t.Fatal(err)
+		}
+		if i%32 == 31 {
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, ports := 0, map[uint16]bool{}
+	buf := make([]byte, 2048)
+	for got < total {
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			break
+		}
+		if string(buf[:n]) == "live frame" {
+			got++
+			ports[from.Port()] = true
+		}
+	}
+	if got != total || len(ports) != 8 {
+		st, _ := s.Stats()
+		t.Fatalf("received %d of %d frames from %d ports; %+v", got, total, len(ports), st)
+	}
+	for range 100 {
+		if c, _ := s.CheckFrames(); c.TX == 0 {
+			break
+		}
+		s.Flush()
+		time.Sleep(time.Millisecond)
+	}
+	c, err := s.CheckFrames()
+	if err != nil || c.Free != c.Total {
+		t.Fatalf("%v, %v: every frame should be free again", c, err)
+	}
+}
