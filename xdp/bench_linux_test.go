@@ -4,6 +4,7 @@ package xdp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -48,11 +49,17 @@ func pin(tb testing.TB, cpu int) {
 }
 
 func threadCPU(tb testing.TB) time.Duration {
+	u, s := threadTimes(tb)
+	return u + s
+}
+
+// threadTimes returns the user and system time of the calling thread.
+func threadTimes(tb testing.TB) (user, sys time.Duration) {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // benchTemplate is a 64-byte UDP frame from B (unconfigured address) to A.
@@ -114,33 +121,9 @@ func generate(tb testing.TB, h *lab.Host, template []byte, stop <-chan struct{})
 //
 //	go test -run '^$' -bench LabEcho -benchtime 2000000x ./xdp/
 func BenchmarkLabEcho(b *testing.B) {
-	b.Run("xdp", func(b *testing.B) {
-		x := newXDPLab(b, nil, nil)
-		benchEcho(b, x.l, func(ctx context.Context, count func(int)) error {
-			var bt Batch
-			var p frame.Packet
-			for ctx.Err() == nil {
-				if err := x.sock.ReadInto(ctx, &bt); err != nil {
-					return err
-				}
-				n := 0
-				for i := range bt.Len() {
-					data := bt.Data(i)
-					if p.Decode(data) != frame.ReasonOK {
-						continue
-					}
-					if m, err := frame.ReplyInPlace(data, &p, 0); err == nil && bt.Transmit(i, data[:m]) == nil {
-						n++
-					}
-				}
-				if err := x.sock.Flush(); err != nil {
-					return err
-				}
-				count(n)
-			}
-			return nil
-		})
-	})
+	for _, batch := range []int{64, 256} {
+		b.Run(fmt.Sprintf("xdp-batch%d", batch), func(b *testing.B) { benchXDPEcho(b, batch) })
+	}
 	b.Run("tpacket", func(b *testing.B) {
 		l := lab.New(b, nil)
 		a := l.A()
@@ -200,6 +183,37 @@ func BenchmarkLabEcho(b *testing.B) {
 	})
 }
 
+func benchXDPEcho(b *testing.B, batch int) {
+	x := newXDPLab(b, nil, &Config{BatchSize: batch})
+	benchEcho(b, x.l, func(ctx context.Context, count func(int)) error {
+		var bt Batch
+		var p frame.Packet
+		for ctx.Err() == nil {
+			if err := x.sock.ReadInto(ctx, &bt); err != nil {
+				return err
+			}
+			n := 0
+			for i := range bt.Len() {
+				data := bt.Data(i)
+				if p.Decode(data) != frame.ReasonOK {
+					continue
+				}
+				if m, err := frame.ReplyInPlace(data, &p, 0); err == nil && bt.Transmit(i, data[:m]) == nil {
+					n++
+				}
+			}
+			if err := x.sock.Flush(); err != nil {
+				return err
+			}
+			count(n)
+		}
+		return nil
+	})
+	st, _ := x.sock.Stats()
+	b.ReportMetric(float64(st.Transmitted)/float64(max(st.Kicks, 1)), "frames/kick")
+	b.Logf("%+v", st)
+}
+
 // benchEcho runs respond on CPU 1 while B's generator runs on CPU 0 and
 // reports, over b.N replies after a warm-up, replies/s, the responder
 // thread's own CPU per reply and the generator's offer.
@@ -212,19 +226,22 @@ func benchEcho(b *testing.B, l *lab.Lab, respond func(ctx context.Context, count
 	defer cancel()
 	const warm = 10000
 	var (
-		total, base, n uint64
-		started        bool
-		t0             time.Time
-		cpu0, cpu      time.Duration
-		elapsed        time.Duration
+		total, base, n         uint64
+		started                bool
+		t0                     time.Time
+		cpu0, cpu, user0, user time.Duration
+		elapsed                time.Duration
 	)
 	count := func(k int) {
 		total += uint64(k)
 		switch {
 		case !started && total >= warm:
 			started, t0, cpu0, base = true, time.Now(), threadCPU(b), total
+			user0, _ = threadTimes(b)
 		case started && total-base >= uint64(b.N) && n == 0:
 			elapsed, cpu, n = time.Since(t0), threadCPU(b)-cpu0, total-base
+			user, _ = threadTimes(b)
+			user -= user0
 			cancel()
 		}
 	}
@@ -248,6 +265,7 @@ func benchEcho(b *testing.B, l *lab.Lab, respond func(ctx context.Context, count
 	}
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "replies/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/reply")
+	b.ReportMetric(float64(user.Nanoseconds())/float64(n), "user-ns/reply")
 	b.ReportMetric(float64(offered)/time.Since(start).Seconds(), "offered/s")
 }
 

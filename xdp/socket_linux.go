@@ -187,7 +187,7 @@ func (s *Socket) geometry(c *Config, ifi *net.Interface) error {
 			return fmt.Errorf("Config.%s = %d, want a power of two from 8 to 65536", r.name, *r.v)
 		}
 	}
-	s.batchMax = orDefault(c.BatchSize, 64)
+	s.batchMax = orDefault(c.BatchSize, 256)
 	if s.batchMax < 1 || s.batchMax > c.RXSize {
 		return fmt.Errorf("Config.BatchSize = %d, want 1 to RXSize (%d)", s.batchMax, c.RXSize)
 	}
