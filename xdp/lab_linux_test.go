@@ -169,6 +169,15 @@ func roundTrip(h *lab.Host, network string, dst netip.AddrPort, msg []byte) ([]b
 
 func TestLabEcho(t *testing.T) {
 	x := newXDPLab(t, fullChecksums, nil)
+	var queues int
+	if err := x.a.Do(func() error {
+		var err error
+		queues, err = RXQueues(x.ifi)
+		return err
+	}); err != nil || queues < 1 {
+		t.Fatalf("RXQueues: %d, %v", queues, err)
+	}
+	t.Logf("%s has %d RX queues", x.ifi.Name, queues)
 	if x.sock.Mode() != ModeCopy {
 		t.Logf("bound in %v mode (veth offers copy mode only, so far)", x.sock.Mode())
 	}

@@ -103,6 +103,25 @@ func queryXDP(ifindex int) (xdpAttachment, error) {
 	return a, nil
 }
 
+// numRXQueues returns IFLA_NUM_RX_QUEUES of the interface.
+func numRXQueues(ifindex int) (int, error) {
+	msgs, err := rtnetlink(newLinkRequest(unix.RTM_GETLINK, 0, ifindex))
+	if err != nil {
+		return 0, fmt.Errorf("RTM_GETLINK: %w", err)
+	}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+			continue
+		}
+		for a := range attrs(m.Data[unix.SizeofIfInfomsg:]) {
+			if a.typ == unix.IFLA_NUM_RX_QUEUES {
+				return int(u32(a.data)), nil
+			}
+		}
+	}
+	return 0, errors.New("RTM_GETLINK: no IFLA_NUM_RX_QUEUES")
+}
+
 // setXDP attaches the program fd (or detaches, with fd -1) the old way,
 // with XDP_FLAGS flags.
 func setXDP(ifindex, fd int, flags uint32) error {

@@ -63,6 +63,12 @@ func Listen(ifi *net.Interface, queue int, cfg *Config) (*Socket, error) {
 	return listen(ifi, queue, cfg)
 }
 
+// RXQueues returns the number of receive queues ifi uses (its rx and
+// combined ethtool channels, or IFLA_NUM_RX_QUEUES for a driver without
+// channels): an engine opens one Socket per queue. Call it on a thread in ifi's
+// network namespace.
+func RXQueues(ifi *net.Interface) (int, error) { return rxQueues(ifi) }
+
 // Addr returns the socket's interface and queue.
 func (s *Socket) Addr() net.Addr { a := s.addr; return &a }
 

@@ -149,6 +149,49 @@ func listen(ifi *net.Interface, queue int, cfg *Config) (_ *Socket, err error) {
 	return s, nil
 }
 
+func rxQueues(ifi *net.Interface) (int, error) {
+	if n, err := ethtoolRXChannels(ifi.Name); err == nil && n > 0 {
+		return n, nil
+	}
+	// No ethtool channels: every allocated queue counts.
+	n, err := numRXQueues(ifi.Index)
+	if err != nil {
+		return 0, &net.OpError{Op: "queues", Net: "xdp", Addr: &Addr{Index: ifi.Index, Name: ifi.Name, Queue: -1}, Err: err}
+	}
+	return n, nil
+}
+
+// ethtoolRXChannels returns the receive queues in use, rx plus combined
+// channels (ETHTOOL_GCHANNELS): veth, for one, allocates more queues than
+// it uses.
+func ethtoolRXChannels(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	// struct ethtool_channels: cmd, then max and current counts of rx,
+	// tx, other and combined channels.
+	var ch [9]uint32
+	ch[0] = 0x3c // ETHTOOL_GCHANNELS
+	// struct ifreq: the name, then a pointer to the data. The pointer
+	// is typed so that the collector sees it.
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer
+		_    [16]byte
+	}
+	if len(name) >= unix.IFNAMSIZ {
+		return 0, unix.EINVAL
+	}
+	copy(ifr.name[:], name)
+	ifr.data = unsafe.Pointer(&ch)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		return 0, e
+	}
+	return int(ch[5] + ch[8]), nil
+}
+
 // geometry checks cfg and fills in the socket's sizes.
 func (s *Socket) geometry(c *Config, ifi *net.Interface) error {
 	s.dataOff = xdpPacketHeadroom + c.Headroom

@@ -11,6 +11,8 @@ type xsk struct{}
 
 func listen(ifi *net.Interface, queue int, cfg *Config) (*Socket, error) { return nil, ErrUnsupported }
 
+func rxQueues(ifi *net.Interface) (int, error) { return 0, ErrUnsupported }
+
 func (s *Socket) readInto(ctx context.Context, b *Batch) error { return ErrUnsupported }
 func (s *Socket) next(ctx context.Context) ([]byte, error)     { return nil, ErrUnsupported }
 func (s *Socket) commit(n int) error                           { return ErrUnsupported }
