@@ -110,26 +110,29 @@ func TestLabStarvedReaderResumes(t *testing.T) {
 		}
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return received }
-	// Every frame ends up held: the fill ring had half of them, the
-	// reader refilled the rest, and nothing comes back.
+	// Every frame but the transmit reserve ends up held: the fill ring
+	// had half of them, the reader refilled the rest, and nothing comes
+	// back.
+	receivable := frames - x.sock.txReserve
 	deadline := time.Now().Add(10 * time.Second)
-	for count() < frames {
+	for count() < receivable {
 		if time.Now().After(deadline) {
-			t.Fatalf("received %d frames, want all %d held", count(), frames)
+			t.Fatalf("received %d frames, want all %d held", count(), receivable)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if n := count(); n != frames {
-		t.Fatalf("received %d frames with every frame held, want %d", n, frames)
+	if n := count(); n != receivable {
+		t.Fatalf("received %d frames with every frame held, want %d", n, receivable)
 	}
+
 	mu.Lock()
 	for _, b := range held {
 		b.Release()
 	}
 	held = nil
 	mu.Unlock()
-	for count() < 2*frames {
+	for count() < 2*receivable {
 		if time.Now().After(deadline) {
 			t.Fatalf("the reader did not resume after the release: %d frames", count())
 		}
@@ -148,4 +151,62 @@ func TestLabStarvedReaderResumes(t *testing.T) {
 		b.Release()
 	}
 	mu.Unlock()
+}
+
+// TestLabNextWhileReceiveHoldsAll checks the transmit reserve: with every
+// other frame held in batches, Next still lends a frame (an ARP or ICMP
+// answer must go out even when the receive side has all it can take).
+func TestLabNextWhileReceiveHoldsAll(t *testing.T) {
+	const frames = 64
+	x := newXDPLab(t, fullChecksums, &Config{FrameCount: frames, FillSize: 32, RXSize: 32, TXSize: 32, CompletionSize: 32, BatchSize: 8})
+	c, err := x.b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(x.a.IPv4.Addr(), 7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Write([]byte("hold"))
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	var held []*Batch
+	received := 0
+	for received < frames-x.sock.txReserve {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b := new(Batch)
+		err := x.sock.ReadInto(ctx, b)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d frames: %v", received, err)
+		}
+		held = append(held, b)
+		received += b.Len()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	buf, err := x.sock.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next with every receivable frame held: %v", err)
+	}
+	n := copy(buf, udpFrame(t, x.a.IPv4.Addr(), x.b.IPv4.Addr(), nil, nil))
+	if err := x.sock.Commit(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.sock.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range held {
+		b.Release()
+	}
+	if c, err := x.sock.CheckFrames(); err != nil {
+		t.Fatalf("%v: %v", c, err)
+	}
 }

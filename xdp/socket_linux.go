@@ -56,6 +56,9 @@ type xsk struct {
 
 	held atomic.Int64 // frames in batches and Next's buffer
 
+	// txReserve is how many free frames refill leaves for Next.
+	txReserve int
+
 	// nextAddr is the chunk of the buffer Next lent out, valid if nextOK.
 	nextAddr uint64
 	nextOK   bool
@@ -312,6 +315,7 @@ func (s *Socket) setup(fd int, c *Config, ifi *net.Interface, queue int) error {
 		s.local = append(s.local, uint64(i)*uint64(s.frameSize))
 	}
 	if !c.TXOnly {
+		s.txReserve = min(c.TXSize/4, s.frameCount/8)
 		s.refill(min(c.FillSize, s.frameCount/2))
 	}
 
@@ -486,15 +490,18 @@ func (s *Socket) swapReturned() bool {
 	return true
 }
 
-// refill moves up to max free frames onto the fill ring.
+// refill moves up to max free frames onto the fill ring, keeping
+// txReserve of them for Next: frames on the fill ring and the RX ring come
+// back only through ReadInto, so without a reserve an owner building a
+// frame could wait for frames only its own next read would free.
 func (s *Socket) refill(max int) {
 	room := int(s.fill.free(uint32(max)))
 	n := min(room, max)
-	if n > len(s.local) {
+	if n > len(s.local)-s.txReserve {
 		s.swapReturned()
 	}
-	n = min(n, len(s.local))
-	if n == 0 {
+	n = min(n, len(s.local)-s.txReserve)
+	if n <= 0 {
 		return
 	}
 	for range n {
@@ -590,9 +597,10 @@ func (s *Socket) ready(uintptr) bool { return s.closed.Load() || s.rx.available(
 // park waits until the RX ring has frames, a batch is released while the
 // kernel has no frame to receive into, or ctx ends.
 func (s *Socket) park(ctx context.Context) error {
-	if s.fillProduced == s.rxConsumed && len(s.local) == 0 {
-		// Every frame is with user space or transmitting: nothing can
-		// arrive until a batch is released or a completion comes.
+	if s.fillProduced == s.rxConsumed {
+		// No frame is with the kernel for receiving (the free ones are
+		// the transmit reserve): nothing can arrive until a batch is
+		// released or a completion comes.
 		return s.waitFrames(ctx)
 	}
 	if ctx.Done() == nil {
