@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"context"
+	"iter"
 	"net"
 )
 
@@ -156,6 +157,17 @@ func (b *Batch) Data(i int) []byte {
 // Frame returns frame i and its metadata.
 func (b *Batch) Frame(i int) ([]byte, Meta) {
 	return b.Data(i), Meta{Length: int(b.descs[i].len), Options: uint32(b.descs[i].opts)}
+}
+
+// All iterates over the frames of the batch.
+func (b *Batch) All() iter.Seq2[[]byte, Meta] {
+	return func(yield func([]byte, Meta) bool) {
+		for i := range b.descs {
+			if !yield(b.Frame(i)) {
+				return
+			}
+		}
+	}
 }
 
 // Chunk returns the whole UMEM frame that holds frame i, and the offset
