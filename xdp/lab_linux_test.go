@@ -18,6 +18,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/ring"
 )
 
 // fullChecksums is the lab for exchanges with kernel sockets: a local
@@ -576,5 +577,72 @@ func TestLabTXOnlySender(t *testing.T) {
 	c, err := s.CheckFrames()
 	if err != nil || c.Free != c.Total {
 		t.Fatalf("%v, %v: every frame should be free again", c, err)
+	}
+}
+
+// TestLabVLANTagged sends an 802.1Q-tagged datagram from a packet socket in
+// B and checks that it reaches the AF_XDP socket with its tag in the frame
+// (veth hands XDP the frame as sent) when the program steers tagged
+// frames, and the kernel otherwise.
+func TestLabVLANTagged(t *testing.T) {
+	l := lab.New(t, nil)
+	a, bh := l.A(), l.B()
+	detachAll(t, a)
+	var sock *Socket
+	prog, err := attachIn(t, a, &ProgramConfig{Addrs: []netip.Addr{a.IPv4.Addr()}, VLAN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		if sock, err = Listen(ifi, 0, nil); err != nil {
+			return err
+		}
+		return prog.Register(sock)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	var tx ring.Transmitter
+	if err := bh.Do(func() error {
+		ifi, err := net.InterfaceByName(bh.Iface)
+		if err != nil {
+			return err
+		}
+		tx, err = ring.NewTransmitter(ifi, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	s := &frame.UDPSpec{SrcMAC: frame.MAC(bh.MAC), DstMAC: frame.MAC(a.MAC), VLANs: []frame.VLANTag{{TPID: 0x8100, TCI: 42}},
+		Src: netip.AddrPortFrom(bh.IPv4.Addr(), 40000), Dst: netip.AddrPortFrom(a.IPv4.Addr(), 7), Payload: []byte("tagged")}
+	f := make([]byte, frame.UDPFrameLen(s))
+	n, err := frame.BuildUDP(f, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ring.Send(ctx, tx, f[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	if err := sock.ReadInto(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	got := b.Data(0)
+	if !bytes.Equal(got, f[:n]) {
+		t.Fatalf("received % x\nsent     % x", got, f[:n])
+	}
+	if ps, _ := prog.Stats(); ps[ClassUDPv4] != 1 {
+		t.Errorf("program stats %v", ps)
 	}
 }
