@@ -5,16 +5,22 @@ PKGS     ?= ./...
 FUZZTIME_TEST ?= 3s
 FUZZTIME      ?= 60s
 
-.PHONY: all build test check unit fuzz-brief fuzz bench bench-lab robust demo clean
+.PHONY: all build deps test check unit fuzz-brief fuzz bench bench-lab robust demo clean
 
 all: build
 
 build:
 	$(GO) build -o bin/pktengine ./cmd/pktengine
 
-# The README's test command: formatting, vet, the unit and lab tests under
-# the race detector, and a few seconds of every fuzz target.
-test: check unit fuzz-brief
+# The programs the tests, the demo and the harness run (ip, tcpdump, tshark,
+# trafgen, ...): installed with apt-get if missing and root, else named.
+deps:
+	./scripts/deps.sh
+
+# The README's test command: the programs it needs, formatting, vet, the
+# unit and lab tests under the race detector, and a few seconds of every
+# fuzz target.
+test: deps check unit fuzz-brief
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -44,7 +50,7 @@ robust:
 
 # The main job on the built-in lab: a two-namespace lab, the echo responder in
 # one namespace, a kernel UDP client in the other, `pktengine stat`, teardown.
-demo: build
+demo: deps build
 	./bin/pktengine demo
 	@echo
 	@echo "== side by side: pktengine echo against kernel UDP (short run; make bench-lab for the full one)"

@@ -19,9 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	xbpf "golang.org/x/net/bpf"
-
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/bpf"
+	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -48,22 +47,22 @@ const (
 
 // childSpec tells a child what to be. It travels as the one argument.
 type childSpec struct {
-	Role       string         `json:"role"`
-	Iface      string         `json:"iface"`
-	Responder  string         `json:"responder,omitempty"`
-	Addr       netip.AddrPort `json:"addr,omitempty"` // responder: listen address; sink: its port counts
-	Gen        *gen.Config    `json:"gen,omitempty"`
-	GOMAXPROCS int            `json:"gomaxprocs,omitempty"`
+	Role       string          `json:"role"`
+	Iface      string          `json:"iface"`
+	Responder  string          `json:"responder,omitempty"`
+	Addr       netip.AddrPort  `json:"addr,omitempty"` // responder: listen address; sink: its port counts
+	Gen        *loadgen.Config `json:"gen,omitempty"`
+	GOMAXPROCS int             `json:"gomaxprocs,omitempty"`
 }
 
 // childReply is one line a child writes on its standard output.
 type childReply struct {
-	Ready   bool            `json:"ready,omitempty"`
-	PID     int             `json:"pid,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	Summary *gen.Summary    `json:"summary,omitempty"`
-	Stats   *ResponderStats `json:"stats,omitempty"`
-	Count   *sinkCount      `json:"count,omitempty"`
+	Ready   bool             `json:"ready,omitempty"`
+	PID     int              `json:"pid,omitempty"`
+	Error   string           `json:"error,omitempty"`
+	Summary *loadgen.Summary `json:"summary,omitempty"`
+	Stats   *ResponderStats  `json:"stats,omitempty"`
+	Count   *sinkCount       `json:"count,omitempty"`
 }
 
 // ResponderStats is a responder process's view of itself.
@@ -255,7 +254,7 @@ func childGen(ctx context.Context, spec *childSpec, c *childIO) error {
 	if err != nil {
 		return c.fail(err)
 	}
-	g, err := gen.New(ifi, spec.Gen)
+	g, err := loadgen.New(ifi, spec.Gen)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -278,14 +277,14 @@ func childGen(ctx context.Context, spec *childSpec, c *childIO) error {
 			c.fail(fmt.Errorf("unknown request %q", line))
 			continue
 		}
-		var load gen.Load
+		var load loadgen.Load
 		if err := json.Unmarshal([]byte(req), &load); err != nil {
 			c.fail(err)
 			continue
 		}
 		runCtx, stop := context.WithCancel(ctx)
 		type result struct {
-			s   *gen.Summary
+			s   *loadgen.Summary
 			err error
 		}
 		done := make(chan result, 1)
@@ -334,7 +333,7 @@ func childSink(ctx context.Context, spec *childSpec, c *childIO) error {
 		return c.fail(err)
 	}
 	port := spec.Addr.Port()
-	prog, err := xbpf.Assemble(gen.ReplyFilter(port, port))
+	prog, err := bpf.ReplyFilter(port, port, 128) // the sink only counts frames
 	if err != nil {
 		return c.fail(err)
 	}

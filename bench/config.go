@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -99,27 +100,13 @@ func DemoConfig() Config {
 // withDefaults fills the zero fields and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if c.Size == 0 {
-		c.Size = d.Size
-	}
-	if c.Flows == 0 {
-		c.Flows = d.Flows
-	}
-	if c.Trials == 0 {
-		c.Trials = d.Trials
-	}
-	if c.TrialDuration == 0 {
-		c.TrialDuration = d.TrialDuration
-	}
-	if c.Drain == 0 {
-		c.Drain = d.Drain
-	}
-	if c.Precision == 0 {
-		c.Precision = d.Precision
-	}
-	if c.MaxSteps == 0 {
-		c.MaxSteps = d.MaxSteps
-	}
+	c.Size = cmp.Or(c.Size, d.Size)
+	c.Flows = cmp.Or(c.Flows, d.Flows)
+	c.Trials = cmp.Or(c.Trials, d.Trials)
+	c.TrialDuration = cmp.Or(c.TrialDuration, d.TrialDuration)
+	c.Drain = cmp.Or(c.Drain, d.Drain)
+	c.Precision = cmp.Or(c.Precision, d.Precision)
+	c.MaxSteps = cmp.Or(c.MaxSteps, d.MaxSteps)
 	if c.LatencyLoads == nil {
 		c.LatencyLoads = d.LatencyLoads
 	}

@@ -1,7 +1,7 @@
 // Package bench is pktengine's benchmark harness: RFC 2544 zero-loss
 // throughput and latency of UDP echo responders, pktengine's against the
 // kernel's, measured one after another in a lab of two network namespaces
-// built for the run, plus the load generator (package gen) against
+// built for the run, plus the load generator (package loadgen) against
 // trafgen.
 //
 // # Method

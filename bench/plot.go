@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // Plot geometry: two panels side by side.
@@ -94,7 +94,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 			s.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="3"/>`, x, plotH-22, x+20, plotH-22, col)
 			label := rr.Name
 			if rr.ZeroLoss.Median > 0 {
-				label += ": zero-loss " + gen.Rate(rr.ZeroLoss.Median)
+				label += ": zero-loss " + loadgen.FormatRate(rr.ZeroLoss.Median)
 			}
 			s.text(x+26, plotH-18, "start", "", label)
 		}
@@ -122,11 +122,11 @@ func (r *Report) throughputPanel(s *svg, rs []*ResponderResult) {
 	s.text(leftX+panelW/2, panelTop-8, "middle", ` font-weight="bold"`, "replies delivered vs frames offered")
 	for v := 0.0; v <= maxX+xs/2; v += xs {
 		s.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e5e5e5"/>`, px(v), panelTop, px(v), panelTop+panelH)
-		s.text(px(v), panelTop+panelH+16, "middle", "", gen.SI(v))
+		s.text(px(v), panelTop+panelH+16, "middle", "", loadgen.FormatSI(v))
 	}
 	for v := 0.0; v <= maxY+ys/2; v += ys {
 		s.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>`, leftX, py(v), leftX+panelW, py(v))
-		s.text(leftX-6, py(v)+4, "end", "", gen.SI(v))
+		s.text(leftX-6, py(v)+4, "end", "", loadgen.FormatSI(v))
 	}
 	s.f(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`, leftX, panelTop, panelW, panelH)
 	s.text(leftX+panelW/2, panelTop+panelH+34, "middle", "", "offered (sent), frames/s")
@@ -147,7 +147,7 @@ func (r *Report) throughputPanel(s *svg, rs []*ResponderResult) {
 		}
 		if z := rr.ZeroLoss.Median; z > 0 {
 			// A tick on the axis at the zero-loss rate.
-			s.f(`<path d="M %.1f %d l -5 9 l 10 0 z" fill="%s"><title>%s zero-loss %s</title></path>`, px(z), panelTop+panelH, col, html.EscapeString(rr.Name), gen.Rate(z))
+			s.f(`<path d="M %.1f %d l -5 9 l 10 0 z" fill="%s"><title>%s zero-loss %s</title></path>`, px(z), panelTop+panelH, col, html.EscapeString(rr.Name), loadgen.FormatRate(z))
 		}
 	}
 }
@@ -179,7 +179,7 @@ func (r *Report) latencyPanel(s *svg, rs []*ResponderResult) {
 	for d := dlo; d <= dhi; d++ {
 		y := py(math.Pow(10, d))
 		s.f(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e5e5e5"/>`, rightX, y, rightX+panelW, y)
-		s.text(rightX-6, y+4, "end", "", gen.Dur(time.Duration(math.Pow(10, d))))
+		s.text(rightX-6, y+4, "end", "", loadgen.FormatDuration(time.Duration(math.Pow(10, d))))
 	}
 	for i, f := range loads {
 		s.text(px(i), panelTop+panelH+16, "middle", "", fmt.Sprintf("%g%%", 100*f))
@@ -206,7 +206,7 @@ func (r *Report) latencyPanel(s *svg, rs []*ResponderResult) {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 				// Whisker from the lowest to the highest trial.
 				s.f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1"/>`, x, py(st.Min), x, py(st.Max), col)
-				s.f(`<circle cx="%.1f" cy="%.1f" r="3" fill="%s"><title>%s %g%%: %s</title></circle>`, x, y, col, html.EscapeString(rr.Name), 100*f, gen.Dur(time.Duration(st.Median)))
+				s.f(`<circle cx="%.1f" cy="%.1f" r="3" fill="%s"><title>%s %g%%: %s</title></circle>`, x, y, col, html.EscapeString(rr.Name), 100*f, loadgen.FormatDuration(time.Duration(st.Median)))
 			}
 			if len(pts) > 1 {
 				s.f(`<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`, col, q.dash, strings.Join(pts, " "))

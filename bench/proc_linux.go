@@ -4,6 +4,7 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -52,6 +53,36 @@ func parseCPUTicks(b []byte, cpu int) (cpuTicks, error) {
 		return cpuTicks{Busy: v[0] + v[1] + v[2], Softirq: v[6]}, nil
 	}
 	return cpuTicks{}, fmt.Errorf("/proc/stat has no %s", name)
+}
+
+// cpuSample is what a trial reads from /proc before and after its run:
+// the responder CPU's ticks, the responder process's ticks and the
+// kernel's backlog drops.
+type cpuSample struct {
+	cpu          cpuTicks
+	own          uint64
+	backlogDrops uint64
+}
+
+// sampleCPU reads the counters of CPU cpu and process pid.
+func sampleCPU(cpu, pid int) (cpuSample, error) {
+	var s cpuSample
+	var err1, err2, err3 error
+	s.cpu, err1 = readCPUTicks(cpu)
+	s.own, err2 = readProcTicks(pid)
+	s.backlogDrops, err3 = readBacklogDrops()
+	return s, errors.Join(err1, err2, err3)
+}
+
+// setCPU fills in p's backlog drops and, given p.Replies, its CPU costs
+// per reply between two samples.
+func (p *Point) setCPU(before, after cpuSample) {
+	p.BacklogDrops = after.backlogDrops - before.backlogDrops
+	if p.Replies > 0 {
+		p.CPU = float64(after.cpu.Busy-before.cpu.Busy) * tickNs / float64(p.Replies)
+		p.OwnCPU = float64(after.own-before.own) * tickNs / float64(p.Replies)
+		p.Softirq = float64(after.cpu.Softirq-before.cpu.Softirq) * tickNs / float64(p.Replies)
+	}
 }
 
 // readProcTicks returns a process's user+system ticks, all threads.

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // Report is the result of a benchmark run. It prints as a table
@@ -261,7 +261,7 @@ func (r *Report) finish() {
 			atLeast = "at least " // the engine kept up with all the generator could send
 		}
 		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%s%.1fx, median of the rounds' ratios (%s %s vs %s)",
-			atLeast, v, best.Name, gen.Rate(best.ZeroLoss.Median), gen.Rate(k.ZeroLoss.Median)), v >= want})
+			atLeast, v, best.Name, loadgen.FormatRate(best.ZeroLoss.Median), loadgen.FormatRate(k.ZeroLoss.Median)), v >= want})
 	}
 	ratioGoal("kernel-batch", 3)
 	ratioGoal("kernel", 20)
@@ -273,28 +273,14 @@ func (r *Report) finish() {
 		if best.GeneratorLimited {
 			atLeast = "at least "
 		}
-		r.Goals = append(r.Goals, Goal{lineGoal, fmt.Sprintf("%s%.0f%% (%s of %s, the most one core pushes through the veth)", atLeast, 100*v, gen.Rate(best.ZeroLoss.Median), gen.Rate(line)), v >= 0.95})
+		r.Goals = append(r.Goals, Goal{lineGoal, fmt.Sprintf("%s%.0f%% (%s of %s, the most one core pushes through the veth)", atLeast, 100*v, loadgen.FormatRate(best.ZeroLoss.Median), loadgen.FormatRate(line)), v >= 0.95})
 	} else {
 		notMeasured(lineGoal)
 	}
 
 	const latGoal = "pktengine p99 latency at 10% load no worse than kernel UDP's"
-	var kl []string
-	bar := math.Inf(1)
-	for _, k := range kernels {
-		if l := k.latencyAt(0.1); l != nil && l.P99.Median > 0 {
-			bar = math.Min(bar, l.P99.Median)
-			kl = append(kl, fmt.Sprintf("%s %s", k.Name, gen.Dur(time.Duration(l.P99.Median))))
-		}
-	}
-	var el []string
-	bestLat := math.Inf(1)
-	for _, e := range engines {
-		if l := e.latencyAt(0.1); l != nil && l.P99.Median > 0 {
-			bestLat = math.Min(bestLat, l.P99.Median)
-			el = append(el, fmt.Sprintf("%s %s", e.Name, gen.Dur(time.Duration(l.P99.Median))))
-		}
-	}
+	bar, kl := lowestP99(kernels, 0.1)
+	bestLat, el := lowestP99(engines, 0.1)
 	if len(kl) > 0 && len(el) > 0 {
 		r.Goals = append(r.Goals, Goal{latGoal, strings.Join(el, ", ") + " vs " + strings.Join(kl, ", "), bestLat <= bar})
 	} else {
@@ -307,7 +293,7 @@ func (r *Report) finish() {
 		if len(g.Paired.Values) > 0 {
 			v, how = g.Paired.Median, "median of the paired trials' ratios"
 		}
-		r.Goals = append(r.Goals, Goal{genGoal, fmt.Sprintf("%.2fx, %s (%s vs %s)", v, how, gen.Rate(g.Ours.Median), gen.Rate(g.Trafgen.Median)), v >= 1})
+		r.Goals = append(r.Goals, Goal{genGoal, fmt.Sprintf("%.2fx, %s (%s vs %s)", v, how, loadgen.FormatRate(g.Ours.Median), loadgen.FormatRate(g.Trafgen.Median)), v >= 1})
 	} else {
 		notMeasured(genGoal)
 	}
@@ -333,6 +319,19 @@ func (r *Report) finish() {
 	}
 }
 
+// lowestP99 returns the lowest median p99 latency at load among rs
+// (+Inf if none was measured) and each one's median for the report.
+func lowestP99(rs []*ResponderResult, load float64) (lowest float64, each []string) {
+	lowest = math.Inf(1)
+	for _, rr := range rs {
+		if l := rr.latencyAt(load); l != nil && l.P99.Median > 0 {
+			lowest = math.Min(lowest, l.P99.Median)
+			each = append(each, fmt.Sprintf("%s %s", rr.Name, loadgen.FormatDuration(time.Duration(l.P99.Median))))
+		}
+	}
+	return lowest, each
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -345,16 +344,16 @@ func statRate(s Stat) string {
 		return "-"
 	}
 	if len(s.Values) == 1 {
-		return gen.SI(s.Median)
+		return loadgen.FormatSI(s.Median)
 	}
-	return fmt.Sprintf("%s [%s-%s]", gen.SI(s.Median), gen.SI(s.Min), gen.SI(s.Max))
+	return fmt.Sprintf("%s [%s-%s]", loadgen.FormatSI(s.Median), loadgen.FormatSI(s.Min), loadgen.FormatSI(s.Max))
 }
 
 func statDur(s Stat) string {
 	if len(s.Values) == 0 {
 		return "-"
 	}
-	return gen.Dur(time.Duration(s.Median))
+	return loadgen.FormatDuration(time.Duration(s.Median))
 }
 
 // WriteTable writes the report as text tables for a terminal.
@@ -414,7 +413,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 				if l.Loss.Median > 0 {
 					loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
 				}
-				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", gen.Rate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
+				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", loadgen.FormatRate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
 			}
 			fmt.Fprintln(tw)
 		}

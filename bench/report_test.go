@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // fakeReport is a report as Run would fill it, with round numbers.
@@ -236,7 +236,7 @@ func TestSIFormat(t *testing.T) {
 	if s := statRate(newStat([]float64{1e6, 1.1e6, 0.9e6})); s != "1.00M [900k-1.10M]" {
 		t.Fatal(s)
 	}
-	if s := gen.Dur(1500 * time.Nanosecond); s != "1.50µs" {
+	if s := loadgen.FormatDuration(1500 * time.Nanosecond); s != "1.50µs" {
 		t.Fatal(s)
 	}
 }

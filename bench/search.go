@@ -3,7 +3,7 @@ package bench
 import (
 	"slices"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // Point is one trial: a rate offered for TrialDuration and what came back.
@@ -17,7 +17,7 @@ type Point struct {
 	Loss      float64 `json:"loss"`
 	Pass      bool    `json:"pass"`
 
-	Latency gen.Latency `json:"latency"`
+	Latency loadgen.Latency `json:"latency"`
 
 	// Replies is what the responder says it sent. CPU is the user and
 	// system time of the responder's CPU per reply and Softirq its
@@ -117,27 +117,25 @@ func search(trial func(rate float64) (Point, error), sp searchParams) (searchRes
 		return r, nil
 	}
 	lo, hi := 0.0, top
-	if c := 1.1 * r.Max.Delivered; c > 0 && c < hi {
-		pass, err := run(c)
-		if err != nil {
-			return r, err
-		}
+	// narrow runs a trial at rate, which becomes the bracket's lower end
+	// if it passes and its upper end if not.
+	narrow := func(rate float64) error {
+		pass, err := run(rate)
 		if pass {
-			lo = c
+			lo = rate
 		} else {
-			hi = c
+			hi = rate
+		}
+		return err
+	}
+	if c := 1.1 * r.Max.Delivered; c > 0 && c < hi {
+		if err := narrow(c); err != nil {
+			return r, err
 		}
 	}
 	for step := 0; step < sp.maxSteps && hi-lo > sp.precision*hi; step++ {
-		mid := (lo + hi) / 2
-		pass, err := run(mid)
-		if err != nil {
+		if err := narrow((lo + hi) / 2); err != nil {
 			return r, err
-		}
-		if pass {
-			lo = mid
-		} else {
-			hi = mid
 		}
 	}
 	r.Rate = lo

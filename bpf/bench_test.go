@@ -22,17 +22,6 @@ func BenchmarkCompile(b *testing.B) {
 	}
 }
 
-// BenchmarkBuild is the same filter from the builders.
-func BenchmarkBuild(b *testing.B) {
-	f := And(UDPDstPort(7), DstAddr(netip.MustParsePrefix("198.18.0.1/32")))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := f.Assemble(nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkVM is the x/net/bpf VM's cost per frame for that filter, on a
 // 64-byte frame it accepts (the longest path) and one it rejects early.
 func BenchmarkVM(b *testing.B) {

@@ -171,7 +171,9 @@ func udpFrame(t testing.TB, s frame.UDPSpec) []byte {
 	return buf[:n]
 }
 
-func TestBuilders(t *testing.T) {
+// TestHandMadeFrames runs expressions over hand-made frames: options,
+// fragments, tags, and frames cut short where a program loads.
+func TestHandMadeFrames(t *testing.T) {
 	v4 := func(dst string, port uint16) frame.UDPSpec {
 		return frame.UDPSpec{Src: netip.MustParseAddrPort("198.18.0.2:4000"), Dst: netip.AddrPortFrom(netip.MustParseAddr(dst), port)}
 	}
@@ -210,61 +212,55 @@ func TestBuilders(t *testing.T) {
 		"v6:7-trunc":    udpFrame(t, v6("fd00::1", 7))[:56],
 		"tagged42:7-16": udpFrame(t, tagged)[:16],
 	}
-	dst1 := netip.MustParsePrefix("198.18.0.1/32")
 	tests := []struct {
-		name   string
-		f      Filter
+		expr   string
 		opt    *Options
 		accept []string
 	}{
-		{"EtherType(IPv4)", EtherType(proto.EtherTypeIPv4), nil,
-			[]string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "frag-first:7", "frag-later:7", "v4:7-trunc", "v4opts:7-cut"}},
-		{"EtherType(ARP)", EtherType(proto.EtherTypeARP), nil, []string{"arp"}},
-		{"UDP4", UDP4(), nil, []string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "frag-first:7", "frag-later:7", "v4:7-trunc", "v4opts:7-cut"}},
-		{"UDP6", UDP6(), nil, []string{"v6:7", "v6:2000", "v6other:7", "v6:7-trunc"}},
-		{"UDPDstPort(7)", UDPDstPort(7), nil, []string{"v4:7", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
-		{"UDPDstPort(8, 2000)", UDPDstPort(8, 2000), nil, []string{"v4:8", "v6:2000"}},
-		{"UDPDstPortRange(7, 8)", UDPDstPortRange(7, 8), nil, []string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
-		{"DstAddr v4 and port", And(UDPDstPort(7), DstAddr(dst1)), nil, []string{"v4:7", "v4opts:7", "frag-first:7"}},
-		{"DstAddr v6 prefix", DstAddr(netip.MustParsePrefix("fd00::/64")), nil, []string{"v6:7", "v6:2000", "v6:7-trunc"}},
-		{"DstAddr v4-mapped", DstAddr(netip.MustParsePrefix("::ffff:198.18.0.0/112")), nil,
-			[]string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "frag-first:7", "frag-later:7", "v4:7-trunc", "v4opts:7-cut"}},
+		{"ip", nil, []string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "frag-first:7", "frag-later:7", "v4:7-trunc", "v4opts:7-cut"}},
+		{"arp", nil, []string{"arp"}},
+		{"ip proto 17", nil, []string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "frag-first:7", "frag-later:7", "v4:7-trunc", "v4opts:7-cut"}},
+		{"ip6 proto 17", nil, []string{"v6:7", "v6:2000", "v6other:7", "v6:7-trunc"}},
+		{"udp dst port 7", nil, []string{"v4:7", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
+		{"udp dst port 8 or udp dst port 2000", nil, []string{"v4:8", "v6:2000"}},
+		{"udp dst portrange 7-8", nil, []string{"v4:7", "v4:8", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
+		{"udp dst port 7 and dst host 198.18.0.1", nil, []string{"v4:7", "v4opts:7", "frag-first:7"}},
+		{"dst net fd00::/64", nil, []string{"v6:7", "v6:2000", "v6:7-trunc"}},
 		// Tagged frames are "not UDP" when the tag is still in the frame.
-		{"Or/Not", Or(EtherType(proto.EtherTypeARP), Not(UDP())), &Options{VLAN: VLANInPacket}, []string{"arp", "tagged42:7", "tagged42:7-16"}},
-		{"VLAN in-packet", VLAN(42, UDPDstPort(7)), &Options{VLAN: VLANInPacket}, []string{"tagged42:7"}},
-		{"VLAN other id", VLAN(43, UDPDstPort(7)), &Options{VLAN: VLANInPacket}, nil},
-		{"VLAN any, in-packet", VLAN(AnyVLAN, Filter{}), &Options{VLAN: VLANInPacket}, []string{"tagged42:7", "tagged42:7-16"}},
-		{"untagged only, in-packet", And(Not(VLAN(AnyVLAN, Filter{})), UDPDstPort(7)), &Options{VLAN: VLANInPacket},
-			[]string{"v4:7", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
+		{"arp or not udp", &Options{VLAN: VLANInPacket}, []string{"arp", "tagged42:7", "tagged42:7-16"}},
+		{"vlan 42 and udp dst port 7", &Options{VLAN: VLANInPacket}, []string{"tagged42:7"}},
+		{"vlan 43 and udp dst port 7", &Options{VLAN: VLANInPacket}, nil},
+		{"vlan", &Options{VLAN: VLANInPacket}, []string{"tagged42:7", "tagged42:7-16"}},
+		// With the tag in ancillary data, a tag left in the frame is
+		// not one.
+		{"not vlan and udp dst port 7", nil, []string{"v4:7", "v4other:7", "v4opts:7", "v6:7", "v6other:7", "frag-first:7"}},
 	}
 	for _, tt := range tests {
-		raw, err := tt.f.Assemble(tt.opt)
+		raw, err := CompileRaw(tt.expr, tt.opt)
 		if err != nil {
-			t.Errorf("%s: %v", tt.name, err)
+			t.Errorf("%s: %v", tt.expr, err)
 			continue
 		}
 		m := newVM(t, raw)
 		want := make(map[string]bool)
 		for _, a := range tt.accept {
 			if frames[a] == nil {
-				t.Fatalf("%s: no frame %q", tt.name, a)
+				t.Fatalf("%s: no frame %q", tt.expr, a)
 			}
 			want[a] = true
 		}
 		for name, b := range frames {
 			if got := m.run(t, b, meta{}); got != want[name] {
-				t.Errorf("%s on %s: accepted %v, want %v\n%s", tt.name, name, got, want[name], formatD(raw))
+				t.Errorf("%s on %s: accepted %v, want %v\n%s", tt.expr, name, got, want[name], formatD(raw))
 			}
 		}
 	}
 }
 
-// TestBuilderAncillary checks the metadata forms in the evaluator: the
-// default VLAN mode on a frame whose tag the kernel removed, and
-// NotOutgoing.
-func TestBuilderAncillary(t *testing.T) {
-	f := And(NotOutgoing(), VLAN(42, And(UDPDstPort(7), DstAddr(netip.MustParsePrefix("198.18.0.1/32")))))
-	raw, err := f.Assemble(&Options{SnapLen: 128})
+// TestAncillary checks the metadata forms in the evaluator: the default
+// VLAN mode on a frame whose tag the kernel removed, and "inbound".
+func TestAncillary(t *testing.T) {
+	raw, err := CompileRaw("inbound and vlan 42 and udp dst port 7 and dst host 198.18.0.1", &Options{SnapLen: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +290,7 @@ func TestBuilderAncillary(t *testing.T) {
 // TestIPv4HeaderLength: the transport header is found through the IHL,
 // for every legal header length.
 func TestIPv4HeaderLength(t *testing.T) {
-	raw, err := UDPDstPort(7).Assemble(nil)
+	raw, err := CompileRaw("udp dst port 7", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +310,7 @@ func TestIPv4HeaderLength(t *testing.T) {
 }
 
 func TestSnapLen(t *testing.T) {
-	prog, err := UDP().Program(&Options{SnapLen: 96})
+	prog, err := Compile("udp", &Options{SnapLen: 96})
 	if err != nil {
 		t.Fatal(err)
 	}

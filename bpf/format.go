@@ -58,7 +58,7 @@ var aluNames = [16]string{"add", "sub", "mul", "div", "or", "and", "lsh", "rsh",
 func FormatD(w io.Writer, prog []xbpf.RawInstruction) error {
 	bw := bufio.NewWriter(w)
 	for i, ins := range prog {
-		bw.WriteString(Image(ins, i))
+		bw.WriteString(image(ins, i))
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
@@ -74,7 +74,7 @@ func FormatDD(w io.Writer, prog []xbpf.RawInstruction) error {
 }
 
 // FormatDDD writes the instruction count and then each instruction as
-// decimal numbers, as "tcpdump -ddd" does; ParseDDD reads it back.
+// decimal numbers, as "tcpdump -ddd" does.
 func FormatDDD(w io.Writer, prog []xbpf.RawInstruction) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%d\n", len(prog))
@@ -84,31 +84,8 @@ func FormatDDD(w io.Writer, prog []xbpf.RawInstruction) error {
 	return bw.Flush()
 }
 
-// ParseDDD reads the "tcpdump -ddd" format.
-func ParseDDD(r io.Reader) ([]xbpf.RawInstruction, error) {
-	var n int
-	if _, err := fmt.Fscan(r, &n); err != nil {
-		return nil, fmt.Errorf("bpf: reading instruction count: %w", err)
-	}
-	if n < 0 || n > MaxInstructions {
-		return nil, fmt.Errorf("bpf: instruction count %d out of range", n)
-	}
-	prog := make([]xbpf.RawInstruction, n)
-	for i := range prog {
-		var op, jt, jf, k uint64
-		if _, err := fmt.Fscan(r, &op, &jt, &jf, &k); err != nil {
-			return nil, fmt.Errorf("bpf: reading instruction %d: %w", i, err)
-		}
-		if op > 0xffff || jt > 0xff || jf > 0xff || k > 0xffffffff {
-			return nil, fmt.Errorf("bpf: instruction %d out of range", i)
-		}
-		prog[i] = xbpf.RawInstruction{Op: uint16(op), Jt: uint8(jt), Jf: uint8(jf), K: uint32(k)}
-	}
-	return prog, nil
-}
-
-// Image renders instruction number n as one line of "tcpdump -d".
-func Image(ins xbpf.RawInstruction, n int) string {
+// image renders instruction number n as one line of "tcpdump -d".
+func image(ins xbpf.RawInstruction, n int) string {
 	op, operand := imageParts(ins, n)
 	if ins.Op&0x07 == bpfJMP && ins.Op&0xf0 != bpfJA {
 		return fmt.Sprintf("(%03d) %-8s %-16s jt %d\tjf %d", n, op, operand, n+1+int(ins.Jt), n+1+int(ins.Jf))

@@ -2,6 +2,8 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -82,7 +84,7 @@ func TestImage(t *testing.T) {
 		{xbpf.RawInstruction{Op: bpfJMP | 0x50}, "(007) unimp    0x55             jt 8\tjf 8"},
 	}
 	for _, tt := range tests {
-		if got := Image(tt.ins, 7); got != tt.want {
+		if got := image(tt.ins, 7); got != tt.want {
 			t.Errorf("%#v:\n got %q\nwant %q", tt.ins, got, tt.want)
 		}
 	}
@@ -95,7 +97,7 @@ func TestParseDDD(t *testing.T) {
 	}
 	var b bytes.Buffer
 	FormatDDD(&b, prog)
-	back, err := ParseDDD(&b)
+	back, err := parseDDD(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +105,32 @@ func TestParseDDD(t *testing.T) {
 		t.Errorf("round trip changed the program")
 	}
 	for _, bad := range []string{"", "2\n1 2 3 4\n", "1\n65536 0 0 0\n", "5000\n"} {
-		if _, err := ParseDDD(strings.NewReader(bad)); err == nil {
-			t.Errorf("ParseDDD(%q) succeeded", bad)
+		if _, err := parseDDD(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseDDD(%q) succeeded", bad)
 		}
 	}
+}
+
+// parseDDD reads the "tcpdump -ddd" format: tcpdump's programs, and the
+// golden files of the hand-written ones.
+func parseDDD(r io.Reader) ([]xbpf.RawInstruction, error) {
+	var n int
+	if _, err := fmt.Fscan(r, &n); err != nil {
+		return nil, fmt.Errorf("bpf: reading instruction count: %w", err)
+	}
+	if n < 0 || n > MaxInstructions {
+		return nil, fmt.Errorf("bpf: instruction count %d out of range", n)
+	}
+	prog := make([]xbpf.RawInstruction, n)
+	for i := range prog {
+		var op, jt, jf, k uint64
+		if _, err := fmt.Fscan(r, &op, &jt, &jf, &k); err != nil {
+			return nil, fmt.Errorf("bpf: reading instruction %d: %w", i, err)
+		}
+		if op > 0xffff || jt > 0xff || jf > 0xff || k > 0xffffffff {
+			return nil, fmt.Errorf("bpf: instruction %d out of range", i)
+		}
+		prog[i] = xbpf.RawInstruction{Op: uint16(op), Jt: uint8(jt), Jf: uint8(jf), K: uint32(k)}
+	}
+	return prog, nil
 }

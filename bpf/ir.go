@@ -76,10 +76,7 @@ type expr struct {
 	l, r *expr
 }
 
-var (
-	exprTrue  = &expr{op: eTrue}
-	exprFalse = &expr{op: eFalse}
-)
+var exprTrue = &expr{op: eTrue}
 
 func mkAtom(v value, c cond, k uint32) *expr { return &expr{op: eAtom, a: atom{v, c, k}} }
 
@@ -89,15 +86,7 @@ func or(l, r *expr) *expr { return &expr{op: eOr, l: l, r: r} }
 
 func not(e *expr) *expr { return &expr{op: eNot, l: e} }
 
-// andAll and orAll fold left to right, as libpcap's gen_and/gen_or chains do.
-func andAll(es ...*expr) *expr {
-	r := es[0]
-	for _, e := range es[1:] {
-		r = and(r, e)
-	}
-	return r
-}
-
+// orAll folds left to right, as libpcap's gen_or chains do.
 func orAll(es ...*expr) *expr {
 	r := es[0]
 	for _, e := range es[1:] {

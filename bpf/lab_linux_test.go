@@ -1,4 +1,4 @@
-package bpf
+package bpf_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/proto"
@@ -95,8 +96,8 @@ func TestLabFilter(t *testing.T) {
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
 	dstHost := b.IPv4.Addr()
-	mustRaw := func(expr string, o *Options) []xbpf.RawInstruction {
-		raw, err := CompileRaw(expr, o)
+	mustRaw := func(expr string, o *bpf.Options) []xbpf.RawInstruction {
+		raw, err := bpf.CompileRaw(expr, o)
 		if err != nil {
 			t.Fatalf("%q: %v", expr, err)
 		}
@@ -113,15 +114,10 @@ func TestLabFilter(t *testing.T) {
 		// without "vlan" sees the inner packet.
 		{name: "udp dst port and host", filter: mustRaw(fmt.Sprintf("udp dst port 7000 and dst host %s", dstHost), nil), want: 40 + 20 + 20 + 20},
 		{name: "vlan 10 ancillary", filter: mustRaw("vlan 10 and udp dst port 7000", nil), want: 20},
-		{name: "vlan 10 in-packet", filter: mustRaw("vlan 10 and udp dst port 7000", &Options{VLAN: VLANInPacket}), want: 0},
+		{name: "vlan 10 in-packet", filter: mustRaw("vlan 10 and udp dst port 7000", &bpf.Options{VLAN: bpf.VLANInPacket}), want: 0},
 		{name: "untagged only", filter: mustRaw("not vlan and udp dst port 7000", nil), want: 40 + 20 + 10 + 10},
-		{name: "builders", filter: func() []xbpf.RawInstruction {
-			raw, err := And(NotOutgoing(), UDPDstPortRange(7000, 7001), DstAddr(netip.PrefixFrom(dstHost, 32))).Assemble(&Options{SnapLen: 64})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return raw
-		}(), want: 40 + 20 + 20 + 30 + 20},
+		{name: "snap length 64", filter: mustRaw(fmt.Sprintf("inbound and udp dst portrange 7000-7001 and dst host %s", dstHost), &bpf.Options{SnapLen: 64}),
+			want: 40 + 20 + 20 + 30 + 20},
 	}
 	for _, s := range subs {
 		err := b.Do(func() error {
@@ -168,10 +164,10 @@ func TestLabFilter(t *testing.T) {
 				break
 			}
 		}
-		if s.name == "builders" {
+		if s.name == "snap length 64" {
 			for _, f := range frames {
 				if len(f) > 64 {
-					t.Errorf("builders: %d-byte frame despite snap length 64", len(f))
+					t.Errorf("%s: %d-byte frame", s.name, len(f))
 					break
 				}
 			}
@@ -204,21 +200,20 @@ func udpDst(f []byte) (uint16, bool) {
 	return 0, false
 }
 
-// TestLabAttachLockDetach exercises Attach, Lock and Detach on a plain
-// packet socket: the attached program decides what is read, a locked
-// filter can be neither replaced nor removed.
-func TestLabAttachLockDetach(t *testing.T) {
+// TestLabAttachLock exercises AttachFD and Lock on a plain packet socket:
+// the attached program decides what is read, DropAll lets nothing
+// through, and a locked filter cannot be replaced.
+func TestLabAttachLock(t *testing.T) {
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
-	rejectAll := []xbpf.RawInstruction{{Op: bpfRET | bpfK, K: 0}}
 	var c *packet.Conn
 	err := b.Do(func() error {
 		ifi, err := net.InterfaceByName(b.Iface)
 		if err != nil {
 			return err
 		}
-		// packet.Config.Filter attaches before bind, like ring.NewRX.
-		c, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: rejectAll})
+		// packet.Config.Filter attaches before bind, as ring.NewRX does.
+		c, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: bpf.DropAll()})
 		return err
 	})
 	if err != nil {
@@ -229,49 +224,54 @@ func TestLabAttachLockDetach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := CompileRaw("inbound and udp dst port 7002", nil)
+	attach := func(prog []xbpf.RawInstruction) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = bpf.AttachFD(int(fd), prog) }); cerr != nil {
+			t.Fatal(cerr)
+		}
+		return err
+	}
+	raw, err := bpf.CompileRaw("inbound and udp dst port 7002", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Attach(rc, raw); err != nil {
-		t.Fatalf("Attach: %v", err)
+	if err := attach(raw); err != nil {
+		t.Fatalf("AttachFD: %v", err)
 	}
 	snd := newLabSender(t, a, b)
 	src := netip.AddrPortFrom(a.IPv4.Addr(), 40000)
-	snd.send(t, 10, frame.UDPSpec{Src: src, Dst: netip.AddrPortFrom(b.IPv4.Addr(), 7002)})
-	snd.send(t, 10, frame.UDPSpec{Src: src, Dst: netip.AddrPortFrom(b.IPv4.Addr(), 7003)})
-	got := 0
-	buf := make([]byte, 2048)
-	for {
-		c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			break
+	sendAndRead := func() (got int) {
+		snd.send(t, 10, frame.UDPSpec{Src: src, Dst: netip.AddrPortFrom(b.IPv4.Addr(), 7002)})
+		snd.send(t, 10, frame.UDPSpec{Src: src, Dst: netip.AddrPortFrom(b.IPv4.Addr(), 7003)})
+		buf := make([]byte, 2048)
+		for {
+			c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return got
+			}
+			if p, ok := udpDst(buf[:n]); !ok || p != 7002 {
+				t.Errorf("filter let through % x", buf[:n])
+			}
+			got++
 		}
-		if p, ok := udpDst(buf[:n]); !ok || p != 7002 {
-			t.Errorf("filter let through % x", buf[:n])
-		}
-		got++
 	}
-	if got != 10 {
+	if got := sendAndRead(); got != 10 {
 		t.Errorf("read %d frames, want 10", got)
 	}
-	if err := Detach(rc); err != nil {
-		t.Fatalf("Detach: %v", err)
+	if err := attach(bpf.DropAll()); err != nil {
+		t.Fatalf("AttachFD(DropAll()): %v", err)
 	}
-	if err := Attach(rc, rejectAll); err != nil {
-		t.Fatalf("Attach: %v", err)
-	}
-	if err := Lock(rc); err != nil {
+	if err := bpf.Lock(rc); err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
-	if err := Detach(rc); !errors.Is(err, unix.EPERM) {
-		t.Errorf("Detach after Lock: %v, want EPERM", err)
+	if err := attach(raw); !errors.Is(err, unix.EPERM) {
+		t.Errorf("AttachFD after Lock: %v, want EPERM", err)
 	}
-	if err := Attach(rc, raw); !errors.Is(err, unix.EPERM) {
-		t.Errorf("Attach after Lock: %v, want EPERM", err)
+	if got := sendAndRead(); got != 0 {
+		t.Errorf("read %d frames through DropAll, want 0", got)
 	}
-	if err := Attach(rc, nil); err == nil {
-		t.Errorf("Attach(nil) succeeded")
+	if err := attach(nil); err == nil {
+		t.Errorf("AttachFD(nil) succeeded")
 	}
 }

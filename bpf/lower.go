@@ -21,7 +21,7 @@ const (
 	ethernetHeaderLength = 14
 )
 
-// VLANMode selects how the "vlan" keyword and the VLAN builders find the
+// VLANMode selects how the "vlan" keyword finds the
 // outermost 802.1Q/802.1ad tag.
 type VLANMode uint8
 
@@ -229,21 +229,6 @@ func portRange(lo, hi uint16) portTest {
 	}
 	return func(v value) *expr {
 		return and(mkAtom(v, jge, uint32(lo)), not(mkAtom(v, jgt, uint32(hi))))
-	}
-}
-
-func portSet(ports []uint16) portTest {
-	return func(v value) *expr {
-		e := exprFalse
-		for i, p := range ports {
-			a := mkAtom(v, jeq, uint32(p))
-			if i == 0 {
-				e = a
-			} else {
-				e = or(e, a)
-			}
-		}
-		return e
 	}
 }
 

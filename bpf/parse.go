@@ -35,11 +35,11 @@ const (
 // See docs/BPF.md for the accepted language and where it deliberately
 // differs from tcpdump.
 func Compile(s string, o *Options) ([]xbpf.Instruction, error) {
-	f, err := Parse(s, o)
+	e, err := parseLower(s, o, newLowerer(o))
 	if err != nil {
 		return nil, err
 	}
-	return f.Program(o)
+	return generate(e, o.snapLen())
 }
 
 // CompileRaw is Compile followed by assembly, ready for SO_ATTACH_FILTER.
@@ -49,22 +49,6 @@ func CompileRaw(s string, o *Options) ([]xbpf.RawInstruction, error) {
 		return nil, err
 	}
 	return assemble(prog)
-}
-
-// Parse checks a tcpdump expression and returns it as a Filter. Errors are
-// *SyntaxError. o supplies service-name lookup and, later in Program, the
-// VLAN mode; it may be nil.
-//
-// tcpdump's "vlan" keyword moves the offsets of everything after it in the
-// expression, whatever the parentheses say; Parse keeps that rule, so a
-// parsed Filter should be compiled on its own, not nested in VLAN().
-func Parse(s string, o *Options) (Filter, error) {
-	// Parse once with throwaway offsets to report syntax errors now;
-	// lowering is repeated at Program time with the real options.
-	if _, err := parseLower(s, o, newLowerer(o)); err != nil {
-		return Filter{}, err
-	}
-	return Filter{func(l *lowerer) (*expr, error) { return parseLower(s, o, l) }}, nil
 }
 
 func parseLower(s string, o *Options, l *lowerer) (*expr, error) {

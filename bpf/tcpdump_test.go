@@ -51,7 +51,7 @@ func tcpdumpProgram(t testing.TB, expr string) ([]xbpf.RawInstruction, error) {
 	if err != nil {
 		return nil, err
 	}
-	prog, err := ParseDDD(strings.NewReader(out))
+	prog, err := parseDDD(strings.NewReader(out))
 	if err != nil {
 		t.Fatalf("tcpdump -ddd %q: %v\n%s", expr, err, out)
 	}

@@ -33,8 +33,8 @@ var DefaultLoopPorts = []uint16{7, 9, 13, 17, 19}
 // DefaultQuote is what the qotd service says unless Config.Quote is set.
 const DefaultQuote = "Be conservative in what you do, be liberal in what you accept from others.\r\n  -- Jon Postel, RFC 793\r\n"
 
-// FrameWriter records frames; *pcap.Writer from internal/pcap is one.
-// It must be safe for use by several workers at once.
+// FrameWriter records frames (`pktengine serve --pcap` writes them to a
+// pcap file). It must be safe for use by several workers at once.
 type FrameWriter interface {
 	WriteFrame(unixNano int64, frame []byte, origLen int) error
 }
@@ -106,7 +106,7 @@ type Config struct {
 	// keeps its slot and every later one from the kernel: one slow
 	// consumer then fills the ring and the kernel drops frames for
 	// every port. Use it only when every consumer keeps up and releases
-	// at once. Inline handlers never copy.
+	// at once. Inline handlers run on the frame in the ring either way.
 	ZeroCopy bool
 
 	// ICMPRate and ICMPBurst shape the token bucket for ICMP and ICMPv6

@@ -205,11 +205,14 @@ type Counters struct {
 	GuardRateLimited  uint64
 	GuardTotalLimited uint64
 
-	// TXFrames counts frames committed to the TX rings (replies, ICMP,
-	// ARP and NDP); TXErrors those that could not be built or that the
-	// kernel rejected.
-	TXFrames uint64
-	TXErrors uint64
+	// TXFrames counts frames committed to the transmit rings (replies,
+	// ICMP, ARP and NDP); TXErrors those that could not be built or that
+	// the kernel rejected as malformed; TXDropped those the kernel
+	// refused to send (no buffer, link down), each counted once: a
+	// committed frame that did not leave is never left in a ring.
+	TXFrames  uint64
+	TXErrors  uint64
+	TXDropped uint64
 
 	// RingPackets, RingDrops and RingFreezes are the RX sockets'
 	// PACKET_STATISTICS: frames that passed the filter, frames lost
@@ -259,7 +262,8 @@ const (
 	cGuardTotalLimited
 	cTXFrames
 	cTXErrors
-	cTXRejected // frames the kernel refused (TP_STATUS_WRONG_FORMAT), from the TX ring's count
+	cTXRejected // frames the kernel rejected as malformed, from the transmit ring's count
+	cTXDropped  // frames the kernel refused to send, from the transmit ring's count
 	cOutcome0
 	numCounters = cOutcome0 + counter(NumOutcomes)
 )
@@ -339,6 +343,7 @@ func (s *counterSet) addTo(c *Counters) {
 	c.GuardTotalLimited += s[cGuardTotalLimited]
 	c.TXFrames += s[cTXFrames]
 	c.TXErrors += s[cTXErrors] + s[cTXRejected]
+	c.TXDropped += s[cTXDropped]
 }
 
 // finishUDP derives the Udp counters that are sums of outcomes.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
-	"github.com/pktengine/pktengine/ring"
 )
 
 // Datagram is one received UDP datagram. Payload lives in one of the
@@ -56,17 +55,18 @@ func (d *Datagram) VLANs() []frame.VLANTag { return d.vlans[:d.nvlan] }
 // SrcMAC returns the Ethernet source address of the datagram's frame.
 func (d *Datagram) SrcMAC() frame.MAC { return d.srcMAC }
 
-// fill sets d from the decoded datagram p in f.
-func (d *Datagram) fill(f []byte, m *ring.Meta, p *frame.Packet) {
+// fill sets d from the datagram being handled.
+func (d *Datagram) fill(in *inFrame) {
+	p, f := &in.pkt, in.data
 	payload := p.Payload(f)
 	d.Payload = payload[:len(payload):len(payload)]
 	d.Src = p.Src(f)
 	d.Dst = p.Dst(f)
-	d.Time = time.Unix(0, m.Timestamp)
+	d.Time = time.Unix(0, in.now)
 	d.srcMAC = frame.Ethernet(f).Source()
 	d.nvlan = 0
-	if tci, tpid, ok := m.VLAN(); ok {
-		d.vlans[0] = frame.VLANTag{TPID: tpid, TCI: tci}
+	if tag, ok := in.meta.strippedVLAN(); ok {
+		d.vlans[0] = tag
 		d.nvlan = 1
 	}
 	for i := range p.NumVLANs {
@@ -115,7 +115,7 @@ const refBias = 1 << 40
 // last reference to go hands the batch back to the ring and the
 // batchRef back to its worker.
 type batchRef struct {
-	b      ring.Batch
+	b      rxBatch
 	refs   atomic.Int64
 	queued int64 // datagrams queued from the batch so far; worker only
 	free   chan *batchRef
@@ -125,7 +125,7 @@ func (r *batchRef) unref(n int64) {
 	if r.refs.Add(-n) != 0 {
 		return
 	}
-	r.b.Release()
+	r.b.release()
 	select {
 	case r.free <- r:
 	default: // the free list is full: let the garbage collector have it

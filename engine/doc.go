@@ -1,7 +1,10 @@
 // Package engine is a UDP endpoint built on AF_PACKET rings: it receives
 // frames from memory it shares with the kernel, parses and validates them
 // in place, dispatches datagrams by destination address and port, and
-// answers through a TX ring, without allocating or copying a payload.
+// answers through a TX ring, without allocating. An inline handler runs
+// on the frame in the ring (echo copies it once, into its TX slot); a
+// queued datagram is copied into one of its port's buffers unless
+// Config.ZeroCopy leaves it in the ring.
 //
 //	e, err := engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{prefix}})
 //	...
@@ -10,7 +13,7 @@
 //	// The fastest path: an inline handler on the receive goroutine.
 //	e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), engine.Echo)
 //
-//	// A queued port: datagrams valid until released.
+//	// A queued port: datagrams (copies, by default) valid until released.
 //	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5353))
 //	ds := make([]engine.Datagram, 64)
 //	for {

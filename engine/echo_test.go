@@ -129,7 +129,8 @@ func TestEchoAllocs(t *testing.T) {
 		b.add(udpFrame(t, ap(peer6, uint16(40000+i)), ap(owned6, 7), []byte("TEST")), m)
 	}
 	br := &batchRef{free: r.w.free}
-	allocs := testing.AllocsPerRun(100, func() { r.w.handleBatch(br, b) })
+	br.b = b
+	allocs := testing.AllocsPerRun(100, func() { r.w.handleBatch(br) })
 	if allocs != 0 {
 		t.Errorf("echo path: %v allocations per batch, want 0", allocs)
 	}
@@ -172,7 +173,8 @@ func testQueueAllocs(t *testing.T, zeroCopy bool) {
 				br = &batchRef{free: r.w.free}
 			}
 		}
-		r.w.handleBatch(br, b)
+		br.b = b
+		r.w.handleBatch(br)
 		if br.queued != 0 {
 			br = nil // held by the datagrams until they are released
 		}
@@ -218,7 +220,8 @@ func BenchmarkEchoBatch(b *testing.B) {
 			cpu := threadCPU()
 			b.ResetTimer()
 			for b.Loop() {
-				r.w.handleBatch(br, fb)
+				br.b = fb
+				r.w.handleBatch(br)
 			}
 			cpu = threadCPU() - cpu
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")

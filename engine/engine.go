@@ -16,7 +16,6 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
-	"github.com/pktengine/pktengine/ring"
 )
 
 // Engine is a UDP endpoint on an AF_PACKET interface: receive rings with
@@ -42,13 +41,14 @@ type Engine struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	// The TX ring for Port.Send and Port.Reply, shared by every port.
-	txMu   sync.Mutex
-	tx     ring.Transmitter
-	txSpec frame.UDPSpec
-	txID   uint16
-	// txPending: frames committed to tx and not yet flushed.
-	txPending bool
+	// The transmit ring for Port.Send and Port.Reply, shared by every
+	// port, and its counters once it is closed.
+	txMu      sync.Mutex
+	tx        txRing
+	txSpec    frame.UDPSpec
+	txID      uint16
+	txPending bool // frames committed to tx and not yet flushed
+	txFinal   txStats
 
 	appOut, appSndbufErrors, appTXFrames, appTXErrors atomic.Uint64
 
@@ -251,7 +251,7 @@ func (e *Engine) close() error {
 	for _, w := range e.workers {
 		errs = append(errs, w.exitErr)
 		if !w.started && w.tx != nil {
-			errs = append(errs, w.tx.Close())
+			errs = append(errs, w.tx.close())
 		}
 	}
 	// The workers are gone, so these are the ports' final counts.
@@ -268,7 +268,8 @@ func (e *Engine) close() error {
 	e.bindMu.Unlock()
 	e.txMu.Lock()
 	if e.tx != nil {
-		errs = append(errs, e.tx.Close())
+		errs = append(errs, e.tx.close())
+		e.txFinal = e.tx.stats()
 		e.tx = nil
 	}
 	e.txMu.Unlock()
@@ -299,19 +300,26 @@ func (e *Engine) Counters() Counters {
 	var c Counters
 	var s counterSet
 	for _, w := range e.workers {
-		w.pub.read(&s)
+		w.published.read(&s)
 		s.addTo(&c)
 		if w.rx != nil {
-			st, _ := w.rx.Stats() // after Close: the totals so far
-			c.RingPackets += st.Packets
-			c.RingDrops += st.Drops
-			c.RingFreezes += st.FreezeQueue
+			st := w.rx.stats() // after Close: the totals so far
+			c.RingPackets += st.packets
+			c.RingDrops += st.drops
+			c.RingFreezes += st.freezes
 		}
 	}
+	e.txMu.Lock()
+	app := e.txFinal
+	if e.tx != nil {
+		app = e.tx.stats()
+	}
+	e.txMu.Unlock()
 	c.UDP.OutDatagrams += e.appOut.Load()
 	c.UDP.SndbufErrors += e.appSndbufErrors.Load()
 	c.TXFrames += e.appTXFrames.Load()
-	c.TXErrors += e.appTXErrors.Load()
+	c.TXErrors += e.appTXErrors.Load() + app.rejected
+	c.TXDropped += app.dropped
 	c.LinkDowns = e.linkDowns.Load()
 	c.LinkUps = e.linkUps.Load()
 	c.finishUDP()

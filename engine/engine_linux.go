@@ -18,6 +18,7 @@ import (
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -79,30 +80,11 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	}
 	e.runMonitor = func() { m.run(e) }
 
-	txc := &ring.TXConfig{QdiscBypass: !c.KeepQdisc, FrameCount: c.TXFrameCount}
-	if e.tx, err = ring.NewTransmitter(e.ifi, txc); err != nil {
-		return err
-	}
-	var fan *ring.Fanout
-	if c.Workers > 1 {
-		id := uint16(os.Getpid())<<4 ^ uint16(fanoutGroup.Add(1))
-		fan = &ring.Fanout{Type: ring.FanoutHash, GroupID: id}
-	}
-	slots := c.RXBlockCount
-	if c.RXVersion == ring.V2 {
-		slots = c.RXFrameCount
-		if slots == 0 {
-			slots = 4096
-		}
-	} else if slots == 0 {
-		slots = 32
-	}
-	for i := range c.Workers {
-		tx, err := ring.NewTransmitter(e.ifi, txc)
-		if err != nil {
-			return err
-		}
-		rx, err := ring.NewRX(e.ifi, &ring.RXConfig{
+	b := &tpacketBackend{
+		ifi: e.ifi,
+		ctx: e.ctx,
+		tx:  ring.TXConfig{QdiscBypass: !c.KeepQdisc, FrameCount: c.TXFrameCount},
+		rx: ring.RXConfig{
 			Version:        c.RXVersion,
 			BlockSize:      c.RXBlockSize,
 			BlockCount:     c.RXBlockCount,
@@ -111,16 +93,14 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 			Filter:         prog,
 			LockFilter:     true,
 			IgnoreOutgoing: true,
-			Fanout:         fan,
 			BusyPoll:       c.BusyPoll,
-		})
-		if err != nil {
-			tx.Close()
-			return err
-		}
-		e.workers = append(e.workers, newWorker(e, i, rx, tx, slots+2))
+		},
 	}
-	return nil
+	if c.Workers > 1 {
+		id := uint16(os.Getpid())<<4 ^ uint16(fanoutGroup.Add(1))
+		b.rx.Fanout = &ring.Fanout{Type: ring.FanoutHash, GroupID: id}
+	}
+	return e.openWorkers(b)
 }
 
 // warnForwarding logs when the kernel forwards on the engine's interface
@@ -232,10 +212,8 @@ func (n *netns) reserveUDP(ap netip.AddrPort, ifindex int) (io.Closer, error) {
 				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 			}
 		}
-		drop := []unix.SockFilter{{Code: 0x06, K: 0}} // ret #0
-		if err := unix.SetsockoptSockFprog(s, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
-			&unix.SockFprog{Len: 1, Filter: &drop[0]}); err != nil {
-			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+		if err := bpf.AttachFD(s, bpf.DropAll()); err != nil {
+			return err
 		}
 		var sa unix.Sockaddr
 		if a.Is4() {

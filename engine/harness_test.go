@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -39,7 +38,7 @@ var testAddrs = []AddrInfo{
 	{Prefix: netip.PrefixFrom(shared6, 64)},
 }
 
-// fakeTX is a ring.Transmitter over private buffers. It keeps a copy of
+// fakeTX is a txRing over private buffers. It keeps a copy of
 // every committed frame unless discard is set, which makes Commit
 // allocation-free for the allocation tests.
 type fakeTX struct {
@@ -47,14 +46,15 @@ type fakeTX struct {
 	held    bool
 	frames  [][]byte
 	discard bool
-	stats   ring.TXStats
+	txs     ring.TXStats
+	dropped uint64
 	flushes int
 	closed  bool
 }
 
 func newFakeTX() *fakeTX { return &fakeTX{buf: make([]byte, 2048)} }
 
-func (t *fakeTX) Next(context.Context) ([]byte, error) {
+func (t *fakeTX) next() ([]byte, error) {
 	if t.closed {
 		return nil, ring.ErrClosed
 	}
@@ -62,7 +62,19 @@ func (t *fakeTX) Next(context.Context) ([]byte, error) {
 	return t.buf, nil
 }
 
-func (t *fakeTX) Commit(n int) error {
+func (t *fakeTX) forward(b rxBatch, i int) ([]byte, error) {
+	buf, err := t.next()
+	if err != nil {
+		return nil, err
+	}
+	if len(b.data(i)) > len(buf) {
+		return nil, errTooBig
+	}
+	copy(buf, b.data(i))
+	return buf, nil
+}
+
+func (t *fakeTX) commit(n int) error {
 	if !t.held {
 		return ring.ErrNoBuffer
 	}
@@ -70,22 +82,22 @@ func (t *fakeTX) Commit(n int) error {
 		return ring.ErrFrameSize
 	}
 	t.held = false
-	t.stats.Committed++
+	t.txs.Committed++
 	if !t.discard {
 		t.frames = append(t.frames, bytes.Clone(t.buf[:n]))
 	}
 	return nil
 }
 
-func (t *fakeTX) Flush() error {
+func (t *fakeTX) flush() error {
 	t.held = false
 	t.flushes++
-	t.stats.Sent = t.stats.Committed
+	t.txs.Sent = t.txs.Committed
 	return nil
 }
 
-func (t *fakeTX) Stats() ring.TXStats { return t.stats }
-func (t *fakeTX) Close() error        { t.closed = true; return nil }
+func (t *fakeTX) stats() txStats { return txStats{rejected: t.txs.WrongFormat, dropped: t.dropped} }
+func (t *fakeTX) close() error   { t.closed = true; return nil }
 
 // take returns and forgets the committed frames.
 func (t *fakeTX) take() [][]byte {
@@ -94,21 +106,27 @@ func (t *fakeTX) take() [][]byte {
 	return f
 }
 
-// fakeBatch is a batch of frames with their metadata, as a ring hands
-// them over.
+// fakeBatch is a batch of frames with their metadata, as a TPACKET ring
+// hands them over.
 type fakeBatch struct {
-	frames [][]byte
-	metas  []ring.Meta
+	frames   [][]byte
+	metas    []rxMeta
+	released int
 }
 
-func (b *fakeBatch) Len() int                        { return len(b.frames) }
-func (b *fakeBatch) Frame(i int) ([]byte, ring.Meta) { return b.frames[i], b.metas[i] }
+func (b *fakeBatch) len() int                     { return len(b.frames) }
+func (b *fakeBatch) frame(i int) ([]byte, rxMeta) { return b.frames[i], b.metas[i] }
+func (b *fakeBatch) data(i int) []byte            { return b.frames[i] }
+func (b *fakeBatch) release()                     { b.released++ }
 
 func (b *fakeBatch) add(f []byte, m ring.Meta) *fakeBatch {
 	b.frames = append(b.frames, f)
-	b.metas = append(b.metas, m)
+	b.metas = append(b.metas, tpacketMeta(&m))
 	return b
 }
+
+// ref returns the batch as the worker holds it.
+func (r *testRig) ref(b rxBatch) *batchRef { return &batchRef{b: b, free: r.w.free} }
 
 // testRig is an engine with one ring-less worker.
 type testRig struct {
@@ -139,10 +157,9 @@ func newRig(tb testing.TB, cfg *Config) *testRig {
 // batch feeds frames through the worker as one ring batch and returns
 // their outcomes.
 func (r *testRig) batch(b *fakeBatch) []Outcome {
-	br := &batchRef{free: r.w.free}
 	rec := &recordingBatch{fakeBatch: b, w: r.w}
-	r.w.handleBatch(br, rec)
-	if b.Len() > 0 {
+	r.w.handleBatch(r.ref(rec))
+	if b.len() > 0 {
 		rec.out = append(rec.out, rec.diff())
 	}
 	return rec.out
@@ -162,19 +179,19 @@ type recordingBatch struct {
 	prev counterSet
 }
 
-func (b *recordingBatch) Frame(i int) ([]byte, ring.Meta) {
+func (b *recordingBatch) frame(i int) ([]byte, rxMeta) {
 	if i > 0 {
 		b.out = append(b.out, b.diff())
 	}
-	b.prev = b.w.c
-	return b.fakeBatch.Frame(i)
+	b.prev = b.w.count
+	return b.fakeBatch.frame(i)
 }
 
 // diff returns the outcome counted since prev; 255 if none or several.
 func (b *recordingBatch) diff() Outcome {
 	found, n := Outcome(255), 0
 	for o := range NumOutcomes {
-		d := b.w.c[cOutcome0+counter(o)] - b.prev[cOutcome0+counter(o)]
+		d := b.w.count[cOutcome0+counter(o)] - b.prev[cOutcome0+counter(o)]
 		if d != 0 {
 			found, n = o, n+int(d)
 		}

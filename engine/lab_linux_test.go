@@ -370,7 +370,7 @@ func TestLabNoAllocs(t *testing.T) {
 		var s counterSet
 		var total uint64
 		for _, w := range e.workers {
-			w.pub.read(&s)
+			w.published.read(&s)
 			total += s[cOutDatagrams]
 		}
 		return total

@@ -122,8 +122,8 @@ func (e *Engine) stop(err error) {
 			// Fold in the kernel's last PACKET_STATISTICS first:
 			// after Close the socket cannot be asked, and Counters
 			// reports what was read last.
-			w.rx.Stats()
-			e.stopErrs = append(e.stopErrs, w.rx.Close())
+			w.rx.stats()
+			e.stopErrs = append(e.stopErrs, w.rx.close())
 		}
 		close(e.done)
 	})

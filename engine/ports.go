@@ -65,15 +65,29 @@ type Port struct {
 }
 
 // portStats are a port's counters for one worker, on their own cache
-// line so that workers never write to the same line. The worker counts in
-// the plain fields and publishes them into the atomic ones at the end of
-// each batch (worker.publishPorts), so a datagram costs no locked
-// instruction.
+// line so that workers never write to the same line. The worker counts
+// in pending and publishes it into the atomic fields at the end of each
+// batch (worker.publish), so a datagram costs no locked instruction.
 type portStats struct {
-	in, out, drops, suppressed     atomic.Uint64 // published
-	lin, lout, ldrops, lsuppressed uint64        // the worker's own
-	dirty                          bool          // changed since published
-	_                              [7]byte
+	in, out, drops, suppressed atomic.Uint64 // published
+	pending                    portCounts    // the worker's own
+	dirty                      bool          // pending changed since published
+	_                          [7]byte
+}
+
+// portCounts are a port's datagrams received, sent, dropped for a full
+// queue, and left unanswered by a service's guards.
+type portCounts struct {
+	in, out, drops, suppressed uint64
+}
+
+// publish makes the worker's counts visible to Port.Info.
+func (ps *portStats) publish() {
+	ps.in.Store(ps.pending.in)
+	ps.out.Store(ps.pending.out)
+	ps.drops.Store(ps.pending.drops)
+	ps.suppressed.Store(ps.pending.suppressed)
+	ps.dirty = false
 }
 
 // datagramQueue is ring.SPSC with one worker, ring.MPSC with several.

@@ -173,7 +173,8 @@ func TestRecvDatagrams(t *testing.T) {
 	b.add(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("one")), ring.Meta{Timestamp: 1e9})
 	b.add(udpFrame(t, ap(peer6, 40002), ap(owned6, 5000), []byte("two")), ring.Meta{Timestamp: 2e9, Status: tpStatusVLANValid, VLANTCI: 12})
 	br := &batchRef{free: r.w.free}
-	r.w.handleBatch(br, b)
+	br.b = b
+	r.w.handleBatch(br)
 	if br.queued != 2 {
 		t.Fatalf("queued %d", br.queued)
 	}
@@ -335,7 +336,8 @@ func TestPortConcurrency(t *testing.T) {
 				br = &batchRef{free: r.w.free}
 			}
 		}
-		r.w.handleBatch(br, frames)
+		br.b = frames
+		r.w.handleBatch(br)
 		if br.queued != 0 {
 			br = nil
 		}
@@ -549,7 +551,8 @@ func TestRecvCopies(t *testing.T) {
 	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
 	f := udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("copied"))
 	br := &batchRef{free: r.w.free}
-	r.w.handleBatch(br, new(fakeBatch).add(f, ring.Meta{}))
+	br.b = new(fakeBatch).add(f, ring.Meta{})
+	r.w.handleBatch(br)
 	if br.queued != 0 {
 		t.Fatalf("a copied datagram holds the ring batch (%d)", br.queued)
 	}
@@ -582,7 +585,8 @@ func TestSlowConsumerIsolated(t *testing.T) {
 	ds := make([]Datagram, 16)
 	for range 20 {
 		br := &batchRef{free: r.w.free}
-		r.w.handleBatch(br, b)
+		br.b = b
+		r.w.handleBatch(br)
 		if br.queued != 0 {
 			t.Fatal("a batch is held by queued datagrams")
 		}

@@ -26,12 +26,12 @@ type HandlerFunc func(r *Responder, d *Datagram)
 func (f HandlerFunc) ServeUDP(r *Responder, d *Datagram) { f(r, d) }
 
 // Responder sends answers from an inline handler through the receiving
-// worker's TX ring. The answers leave with the rest of the batch, in one
-// system call. A Responder is valid only during the ServeUDP call.
+// worker's transmit ring. The answers leave with the rest of the batch,
+// in one system call. A Responder is valid only during the ServeUDP call.
 type Responder struct {
 	w    *worker
+	in   *inFrame // the frame being answered
 	port *Port
-	f    []byte
 	d    *Datagram
 }
 
@@ -49,41 +49,36 @@ var (
 func (r *Responder) Port() *Port { return r.port }
 
 // Echo sends the datagram back to its sender: the received frame is
-// copied into a TX slot and rewritten in place (frame.ReplyInPlace),
+// rewritten in place into a transmit buffer (frame.ReplyInPlace),
 // addresses and ports swapped, every checksum kept valid with
 // incremental updates only. A partial checksum from a local sender is
 // completed. A datagram that cannot be turned around in place (sent to
 // a broadcast or multicast address, or carrying IPv4 options or IPv6
 // extension headers) is answered with Reply(d.Payload) instead.
 func (r *Responder) Echo() error {
-	w := r.w
-	if r.f == nil {
+	if r.d == nil {
 		return errNotServed
 	}
-	p, e := &w.pkt, w.e
+	w, in, e := r.w, r.in, r.w.e
+	p := &in.pkt
 	if p.Flags&(frame.FlagFragment|frame.FlagIPv4Options|frame.FlagIPv6ExtHeaders) != 0 ||
 		e.addrs.find(r.d.Dst.Addr()) == nil {
 		return r.Reply(r.d.Payload)
 	}
-	buf, ok := w.txNext()
+	buf, ok := w.txForward()
 	if !ok {
 		return errNoBuffer
 	}
 	n := int(p.End)
-	if n+frame.VLANTagLen > len(buf) {
-		w.c[cTXErrors]++
-		return errTooBig
-	}
-	copy(buf, r.f[:n])
 	if _, err := frame.ReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
-		w.c[cTXErrors]++
+		w.count[cTXErrors]++
 		return err
 	}
 	frame.Ethernet(buf).SetSource(e.mac)
-	if w.meta.Status.ChecksumPartial() {
+	if in.meta.flags&metaCsumPartial != 0 {
 		p.FillUDPChecksum(buf[:n])
 	}
-	return w.commitUDP(w.insertTag(buf, n), r.port)
+	return w.commitUDP(buf, w.retag(buf, n), r.port)
 }
 
 // Reply sends payload to the datagram's sender, from the address and port
@@ -91,29 +86,20 @@ func (r *Responder) Echo() error {
 // group), to the MAC address it came from, on its VLANs. The frame is
 // built whole, with a full checksum.
 func (r *Responder) Reply(payload []byte) error {
-	w := r.w
-	if r.f == nil {
+	if r.d == nil {
 		return errNotServed
 	}
+	w := r.w
 	buf, ok := w.txNext()
 	if !ok {
 		return errNoBuffer
 	}
 	n, err := w.e.buildReply(buf, &w.udpSpec, r.d, payload, w.nextID())
 	if err != nil {
-		w.c[cTXErrors]++
+		w.count[cTXErrors]++
 		return err
 	}
-	return w.commitUDP(n, r.port)
-}
-
-func (w *worker) commitUDP(n int, pt *Port) error {
-	if !w.commit(n) {
-		return errBuild
-	}
-	w.c[cOutDatagrams]++
-	w.portStats(pt).lout++
-	return nil
+	return w.commitUDP(buf, n, r.port)
 }
 
 // buildReply writes into buf a datagram answering d with payload.

@@ -10,48 +10,59 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
-	"github.com/pktengine/pktengine/proto"
-	"github.com/pktengine/pktengine/ring"
 )
 
-// worker owns one receive ring and one TX ring and runs the whole path
-// from a received frame to its answer on one goroutine. Everything it
-// touches per frame lives in the worker, so nothing is allocated.
+// This file is the receive path, in the order a frame takes it:
+// run reads a batch from the backend, handleBatch walks its frames,
+// handleFrame counts each one's outcome, dispatch decodes it, udp
+// validates and looks up the port, and deliver runs the port's inline
+// handler or queues the datagram. What answers go through is in
+// transmit.go; ARP and NDP in neighbor.go; ICMP in icmp.go; the built-in
+// services in service.go and their guards in guard.go.
+
+// worker owns one receive ring and one transmit ring and runs the whole
+// path from a received frame to its answer on one goroutine. Everything
+// it touches per frame lives in the worker, so nothing is allocated.
 type worker struct {
 	e   *Engine
 	id  int
-	rx  *ring.RX // nil when a test drives handleFrame directly
-	tx  ring.Transmitter
+	rx  rxRing // nil when a test drives handleBatch directly
+	tx  txRing
 	ctx context.Context
 
-	c     counterSet        // written by this worker only
-	pub   publishedCounters // what Counters reads
-	epoch atomic.Uint64     // odd while a batch is being handled
+	count     counterSet        // written by this worker only
+	published publishedCounters // what Engine.Counters reads
+	epoch     atomic.Uint64     // odd while a batch is being handled
 
 	free    chan *batchRef // batches whose datagrams were all released
 	touched []*portStats   // port counters changed since the last publish
 	started bool
 	exitErr error
 
-	// The frame being handled.
-	meta ring.Meta
-	pkt  frame.Packet
-	now  int64 // its receive time, ns since the epoch
+	in   inFrame   // the frame being handled
+	resp Responder // handed to inline handlers, about in
+	dg   Datagram  // the datagram an inline handler gets
 
-	// Scratch space for handlers and builders.
-	dg        Datagram
-	resp      Responder
-	udpSpec   frame.UDPSpec
-	ipSpec    frame.IPSpec
-	ipID      uint16
-	txDirty   bool
-	rng       *rand.Rand
-	chargenAt int
-	day       [64]byte
-	capBuf    []byte
+	// For what the worker builds itself: replies, ICMP.
+	udpSpec    frame.UDPSpec
+	ipSpec     frame.IPSpec
+	ipID       uint16
+	txDirty    bool // frames committed since the last flush
+	txFailing  bool // the last flush failed
+	captureBuf []byte
 }
 
-func newWorker(e *Engine, id int, rx *ring.RX, tx ring.Transmitter, freeCap int) *worker {
+// inFrame is the frame a worker is handling and what it learnt of it.
+type inFrame struct {
+	data  []byte       // in the receive ring (or a test's buffer); never written
+	meta  rxMeta       // from the backend
+	pkt   frame.Packet // Decode's offsets into data
+	now   int64        // receive time, ns since the epoch
+	batch rxBatch      // the batch it came in and its index there
+	index int
+}
+
+func newWorker(e *Engine, id int, rx rxRing, tx txRing, freeCap int) *worker {
 	w := &worker{
 		e:    e,
 		id:   id,
@@ -61,10 +72,9 @@ func newWorker(e *Engine, id int, rx *ring.RX, tx ring.Transmitter, freeCap int)
 		free: make(chan *batchRef, freeCap),
 		// Room for the ports of a batch; more grows it once.
 		touched: make([]*portStats, 0, 64),
-		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		ipID:    uint16(rand.Uint32()),
 	}
-	w.resp.w = w
+	w.resp = Responder{w: w, in: &w.in}
 	return w
 }
 
@@ -73,12 +83,12 @@ func (w *worker) run() error {
 	var cur *batchRef
 	defer func() {
 		if cur != nil {
-			cur.b.Release()
+			cur.b.release()
 		}
 		w.flush()
 		w.publish()
-		if err := w.tx.Close(); err != nil {
-			w.e.log.Warn("closing TX ring", "worker", w.id, "err", err)
+		if err := w.tx.close(); err != nil {
+			w.e.log.Warn("closing the transmit ring", "worker", w.id, "err", err)
 		}
 	}()
 	for {
@@ -87,46 +97,41 @@ func (w *worker) run() error {
 			select {
 			case br = <-w.free:
 			default:
-				br = &batchRef{free: w.free}
+				br = &batchRef{b: w.rx.newBatch(), free: w.free}
 			}
 		}
 		cur = nil
-		// The background context keeps a sleeping ReadInto free of
-		// allocations; Close wakes it by closing the ring.
-		if err := w.rx.ReadInto(context.Background(), &br.b); err != nil {
+		if err := w.rx.readInto(br.b); err != nil {
 			if errors.Is(err, net.ErrClosed) || w.ctx.Err() != nil {
 				return nil
 			}
 			w.e.log.Error("receive ring failed", "worker", w.id, "err", err)
 			return err
 		}
-		w.handleBatch(br, &br.b)
+		w.handleBatch(br)
 		if br.queued == 0 {
-			// Nothing holds the batch: ReadInto hands it back
+			// Nothing holds the batch: readInto takes it back
 			// before refilling it.
 			cur = br
 		}
 	}
 }
 
-// frameBatch is what handleBatch reads frames from: a *ring.Batch, or a
-// test's fake one.
-type frameBatch interface {
-	Len() int
-	Frame(i int) ([]byte, ring.Meta)
-}
-
 // handleBatch handles every frame of a batch, sends the answers with one
 // system call and publishes the counters. Datagrams queued from the
 // batch hold br until they are released.
-func (w *worker) handleBatch(br *batchRef, b frameBatch) {
+func (w *worker) handleBatch(br *batchRef) {
 	w.epoch.Add(1)
 	br.refs.Store(refBias)
 	br.queued = 0
-	for i := range b.Len() {
-		f, m := b.Frame(i)
-		w.handleFrame(f, m, br)
+	in := &w.in
+	in.batch = br.b
+	for i := range br.b.len() {
+		in.index = i
+		in.data, in.meta = br.b.frame(i)
+		w.handleFrame(br)
 	}
+	in.batch, in.data = nil, nil
 	w.flush()
 	w.publish()
 	w.epoch.Add(1)
@@ -135,91 +140,51 @@ func (w *worker) handleBatch(br *batchRef, b frameBatch) {
 	}
 }
 
-func (w *worker) publish() {
-	if w.tx != nil {
-		w.c[cTXRejected] = w.tx.Stats().WrongFormat
+// handleFrame is the life of one frame: dispatch, then count its one
+// outcome and capture it if asked.
+func (w *worker) handleFrame(br *batchRef) Outcome {
+	in := &w.in
+	in.now = in.meta.time
+	if in.now == 0 {
+		in.now = time.Now().UnixNano()
 	}
-	w.pub.publish(&w.c)
-	for _, ps := range w.touched {
-		ps.in.Store(ps.lin)
-		ps.out.Store(ps.lout)
-		ps.drops.Store(ps.ldrops)
-		ps.suppressed.Store(ps.lsuppressed)
-		ps.dirty = false
-	}
-	clear(w.touched)
-	w.touched = w.touched[:0]
-}
-
-// portStats returns this worker's counters of pt, noting them for the
-// next publish.
-func (w *worker) portStats(pt *Port) *portStats {
-	ps := &pt.stats[w.id]
-	if !ps.dirty {
-		ps.dirty = true
-		w.touched = append(w.touched, ps)
-	}
-	return ps
-}
-
-func (w *worker) flush() {
-	if !w.txDirty {
-		return
-	}
-	w.txDirty = false
-	if err := w.tx.Flush(); err != nil {
-		w.c[cTXErrors]++
-		w.e.log.Warn("TX flush failed", "worker", w.id, "err", err)
-	}
-}
-
-// handleFrame is the life of one frame: dispatch, count its one
-// outcome, capture it if asked. f points into the ring (or a test's
-// buffer) and is never written.
-func (w *worker) handleFrame(f []byte, m ring.Meta, br *batchRef) Outcome {
-	w.meta = m
-	w.now = m.Timestamp
-	if w.now == 0 {
-		w.now = time.Now().UnixNano()
-	}
-	o := w.dispatch(f, br)
-	w.c[cFrames]++
-	n := m.Length
+	o := w.dispatch(br)
+	n := in.meta.wireLen
 	if n == 0 {
-		n = len(f)
+		n = len(in.data)
 	}
-	if _, _, ok := m.VLAN(); ok {
-		n += frame.VLANTagLen // stripped by the kernel, but it was on the wire
+	if _, ok := in.meta.strippedVLAN(); ok {
+		n += frame.VLANTagLen // the kernel removed it, but it was on the wire
 	}
-	w.c[cBytes] += uint64(n)
-	w.c[cOutcome0+counter(o)]++
+	w.count[cFrames]++
+	w.count[cBytes] += uint64(n)
+	w.count[cOutcome0+counter(o)]++
 	if cw := w.e.cfg.Capture; cw != nil && (!w.e.cfg.CaptureDropped || o.Dropped()) {
-		w.capture(cw, f)
+		w.capture(cw)
 	}
 	return o
 }
 
-// dispatch decides what f is and acts on it.
-func (w *worker) dispatch(f []byte, br *batchRef) Outcome {
-	m := &w.meta
-	if m.Status.Truncated() || m.Length > len(f) {
+// dispatch decides what the frame is and acts on it.
+func (w *worker) dispatch(br *batchRef) Outcome {
+	in := &w.in
+	if in.meta.flags&metaTruncated != 0 || in.meta.wireLen > len(in.data) {
 		return OutcomeTruncated
 	}
-	if m.Type == ring.PacketOtherHost || m.Type == ring.PacketOutgoing {
+	if in.meta.kind == kindOtherHost || in.meta.kind == kindOutgoing {
 		return OutcomeOtherHost
 	}
-	p := &w.pkt
-	switch r := p.Decode(f); r {
+	switch r := in.pkt.Decode(in.data); r {
 	case frame.ReasonOK:
-		return w.udp(f, br)
+		return w.udp(br)
 	case frame.ReasonARP:
-		w.arp(f)
+		w.arp()
 		return Outcome(r)
 	case frame.ReasonICMPv4:
-		w.icmpv4(f)
+		w.icmpv4()
 		return Outcome(r)
 	case frame.ReasonICMPv6:
-		w.icmpv6(f)
+		w.icmpv6()
 		return Outcome(r)
 	default:
 		return Outcome(r)
@@ -227,8 +192,9 @@ func (w *worker) dispatch(f []byte, br *batchRef) Outcome {
 }
 
 // udp validates a complete UDP datagram and delivers it.
-func (w *worker) udp(f []byte, br *batchRef) Outcome {
-	p, m, e := &w.pkt, &w.meta, w.e
+func (w *worker) udp(br *batchRef) Outcome {
+	in, e := &w.in, w.e
+	p, f := &in.pkt, in.data
 	dst := p.DstAddr(f)
 	la := e.addrs.find(dst)
 	if la == nil && !e.addrs.isGroup(dst) {
@@ -237,7 +203,7 @@ func (w *worker) udp(f []byte, br *batchRef) Outcome {
 
 	// Validation. The IPv4 header checksum is never checked before a
 	// packet tap, so always here. The UDP checksum is skipped when the
-	// ring says the device verified it, or that the sender (a local
+	// backend says the device verified it, or that the sender (a local
 	// socket on a veth) left it partial for an offload to finish.
 	if r := p.VerifyIPv4HeaderChecksum(f); r != frame.ReasonOK {
 		return Outcome(r)
@@ -245,7 +211,7 @@ func (w *worker) udp(f []byte, br *batchRef) Outcome {
 	if p.IPVersion == frame.IPv6Version && p.UDP(f).Checksum() == 0 {
 		return Outcome(frame.ReasonUDPZeroChecksumIPv6)
 	}
-	if !m.Status.ChecksumPartial() && !m.Status.ChecksumValid() {
+	if in.meta.mustVerifyChecksum() {
 		if r := p.VerifyUDPChecksum(f); r != frame.ReasonOK {
 			return Outcome(r)
 		}
@@ -254,7 +220,7 @@ func (w *worker) udp(f []byte, br *batchRef) Outcome {
 	// Demultiplex: exact address first, then the wildcard.
 	slot := e.table.Load().lookup(p.DstPort(f))
 	if la == nil {
-		return w.deliverGroup(slot, dst, f, br)
+		return w.deliverGroup(slot, dst, br)
 	}
 	var pt *Port
 	if slot != nil {
@@ -264,10 +230,10 @@ func (w *worker) udp(f []byte, br *batchRef) Outcome {
 		if !la.owned {
 			return OutcomeKernel
 		}
-		w.portUnreachable(f)
+		w.portUnreachable()
 		return OutcomeNoPort
 	}
-	if w.deliver(pt, f, br) {
+	if w.deliver(pt, br) {
 		return OutcomeDelivered
 	}
 	return OutcomeQueueFull
@@ -276,7 +242,7 @@ func (w *worker) udp(f []byte, br *batchRef) Outcome {
 // deliverGroup hands a broadcast or multicast datagram to every port
 // that wants it: one bound to the group address itself, and the
 // wildcard of its family.
-func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, f []byte, br *batchRef) Outcome {
+func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, br *batchRef) Outcome {
 	if slot == nil {
 		return OutcomeNoPortMulti
 	}
@@ -296,10 +262,10 @@ func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, f []byte, br *batc
 	}
 	ok := false
 	if exact != nil {
-		ok = w.deliver(exact, f, br)
+		ok = w.deliver(exact, br)
 	}
 	if wild != nil {
-		ok = w.deliver(wild, f, br) || ok
+		ok = w.deliver(wild, br) || ok
 	}
 	if ok {
 		return OutcomeDelivered
@@ -309,29 +275,30 @@ func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, f []byte, br *batc
 
 // deliver hands the datagram to pt's inline handler, or queues it. It
 // reports false if the queue was full.
-func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
+func (w *worker) deliver(pt *Port, br *batchRef) bool {
+	in := &w.in
 	ps := w.portStats(pt)
 	if h := pt.handler; h != nil {
 		d := &w.dg
-		d.fill(f, &w.meta, &w.pkt)
-		ps.lin++
-		w.c[cUDPIn]++
+		d.fill(in)
+		ps.pending.in++
+		w.count[cUDPIn]++
 		r := &w.resp
-		r.port, r.f, r.d = pt, f, d
+		r.port, r.d = pt, d
 		h.ServeUDP(r, d)
-		r.port, r.f, r.d = nil, nil, nil
+		r.port, r.d = nil, nil
 		return true
 	}
 	// Queue it: a copy in one of the port's buffers, so that the ring
 	// goes back to the kernel at the end of the batch whatever the
 	// consumer does; with ZeroCopy a reference into the ring itself.
 	var d Datagram
-	d.fill(f, &w.meta, &w.pkt)
+	d.fill(in)
 	if pt.bufs != nil {
 		buf := pt.getBuf(len(d.Payload))
 		if buf == nil {
-			ps.ldrops++
-			w.c[cRcvbufErrors]++
+			ps.pending.drops++
+			w.count[cRcvbufErrors]++
 			return false
 		}
 		n := copy(buf, d.Payload)
@@ -343,276 +310,42 @@ func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
 		if d.buf != nil {
 			pt.putBuf(d.buf)
 		}
-		ps.ldrops++
-		w.c[cRcvbufErrors]++
+		ps.pending.drops++
+		w.count[cRcvbufErrors]++
 		return false
 	}
 	if d.ref != nil {
 		br.queued++
 	}
-	ps.lin++
-	w.c[cUDPIn]++
+	ps.pending.in++
+	w.count[cUDPIn]++
 	pt.wake()
 	return true
 }
 
-// portUnreachable answers a datagram to an unbound port of an owned
-// address with ICMP port unreachable (RFC 1122 section 4.1.3.1, RFC 4443
-// section 3.1), unless the rules against error storms forbid it (RFC 1122
-// section 3.2.2, RFC 4443 section 2.4 (e)) or the token bucket is empty.
-// ReasonOK already ruled out fragments, and the datagram is no ICMP
-// error; what is left to check is that the datagram came from one host
-// to this host alone.
-func (w *worker) portUnreachable(f []byte) {
-	p, e := &w.pkt, w.e
-	src := p.SrcAddr(f)
-	if w.meta.Type != ring.PacketHost || frame.Ethernet(f).Destination().IsMulticast() ||
-		!e.addrs.isHostSource(src) {
-		w.c[cICMPSuppressed]++
-		return
+// portStats returns this worker's counters of pt, noting them for the
+// next publish.
+func (w *worker) portStats(pt *Port) *portStats {
+	ps := &pt.stats[w.id]
+	if !ps.dirty {
+		ps.dirty = true
+		w.touched = append(w.touched, ps)
 	}
-	if !e.icmpBucket.allow(w.now, &e.icmpRate) {
-		w.c[cICMPRateLimited]++
-		return
-	}
-	buf, ok := w.txNext()
-	if !ok {
-		return
-	}
-	s := &w.ipSpec
-	*s = frame.IPSpec{
-		SrcMAC: e.mac,
-		DstMAC: frame.Ethernet(f).Source(),
-		VLANs:  p.VLANs[:p.NumVLANs],
-		Src:    p.DstAddr(f),
-		Dst:    src,
-		TTL:    e.cfg.TTL,
-		ID:     w.nextID(),
-	}
-	var n int
-	var err error
-	if p.IPVersion == frame.IPv4Version {
-		n, err = frame.BuildICMPv4DestUnreachable(buf, s, frame.ICMPv4CodePortUnreach, p.Datagram(f))
-	} else {
-		n, err = frame.BuildICMPv6DestUnreachable(buf, s, frame.ICMPv6CodePortUnreachable, p.Datagram(f))
-	}
-	s.VLANs = nil
-	if err != nil {
-		w.c[cTXErrors]++
-		return
-	}
-	if w.commit(w.insertTag(buf, n)) {
-		w.c[cICMPSent]++
-	}
+	return ps
 }
 
-// arp learns the sender of an ARP message about one of the engine's
-// addresses and answers requests for owned ones (RFC 826). Requests from
-// 0.0.0.0 are address probes (RFC 5227) and are answered too: that is
-// how an owner defends its address.
-func (w *worker) arp(f []byte) {
-	p, e := &w.pkt, w.e
-	a := p.ARP(f)
-	la := e.addrs.find(a.TargetIP())
-	if la == nil {
-		return
+// publish makes the worker's counters visible to Engine.Counters and
+// Port.Info: once per batch, so that a frame costs no atomic operation.
+func (w *worker) publish() {
+	if w.tx != nil {
+		st := w.tx.stats()
+		w.count[cTXRejected] = st.rejected
+		w.count[cTXDropped] = st.dropped
 	}
-	if sip := a.SenderIP(); !sip.IsUnspecified() && e.addrs.find(sip) == nil && e.addrs.onLink(sip) {
-		if e.neigh.learn(sip, a.SenderMAC(), w.now, true) {
-			w.c[cNeighborsLearned]++
-		}
+	w.published.publish(&w.count)
+	for _, ps := range w.touched {
+		ps.publish()
 	}
-	if a.Op() != frame.ARPRequest || !la.owned {
-		return
-	}
-	buf, ok := w.txNext()
-	if !ok {
-		return
-	}
-	n := copy(buf, f[:p.End])
-	if _, err := frame.ARPReplyInPlace(buf[:n], p, e.mac); err != nil {
-		return
-	}
-	if w.commit(w.insertTag(buf, n)) {
-		w.c[cARPAnswered]++
-	}
-}
-
-// icmpv4 answers pings to owned addresses.
-func (w *worker) icmpv4(f []byte) {
-	p, e := &w.pkt, w.e
-	if p.IsFragment() {
-		return
-	}
-	if la := e.addrs.find(p.DstAddr(f)); la == nil || !la.owned {
-		return
-	}
-	msg := p.ICMPv4(f)
-	if msg.Type() != frame.ICMPv4Echo || msg.Code() != 0 || !e.addrs.isHostSource(p.SrcAddr(f)) ||
-		p.VerifyIPv4HeaderChecksum(f) != frame.ReasonOK || !msg.IsChecksumValid() {
-		return
-	}
-	buf, ok := w.txNext()
-	if !ok {
-		return
-	}
-	n := copy(buf, f[:p.End])
-	if _, err := frame.ICMPv4EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
-		return
-	}
-	frame.Ethernet(buf).SetSource(e.mac)
-	if w.commit(w.insertTag(buf, n)) {
-		w.c[cPingAnswered]++
-	}
-}
-
-// icmpv6 handles neighbour discovery for the engine's addresses and
-// pings to owned ones.
-func (w *worker) icmpv6(f []byte) {
-	p, e := &w.pkt, w.e
-	if p.IsFragment() || p.Flags&frame.FlagIPv6ExtHeaders != 0 {
-		return
-	}
-	ip, msg := p.IPv6(f), p.ICMPv6(f)
-	if !w.meta.Status.ChecksumValid() && !w.meta.Status.ChecksumPartial() &&
-		!msg.IsChecksumValid(ip.PseudoHeaderSum(proto.IPProtoICMPv6, uint32(len(msg)))) {
-		return
-	}
-	switch msg.Type() {
-	case frame.ICMPv6NeighborSolicitation:
-		// RFC 4861 section 7.1.1 validity checks; AnswerNeighbor-
-		// Solicitation repeats them for the answer.
-		if !msg.IsNeighborMessage() || msg.Code() != 0 || ip.HopLimit() != frame.NDPHopLimit {
-			return
-		}
-		la := e.addrs.find(msg.NDPTarget())
-		if la == nil {
-			return
-		}
-		if src := ip.Source(); !src.IsUnspecified() && e.addrs.find(src) == nil {
-			if lla, ok := msg.SourceLinkAddress(); ok && e.neigh.learn(src, lla, w.now, true) {
-				w.c[cNeighborsLearned]++
-			}
-		}
-		if !la.owned {
-			return
-		}
-		buf, ok := w.txNext()
-		if !ok {
-			return
-		}
-		n, err := frame.AnswerNeighborSolicitation(buf, f, p, e.mac)
-		if err != nil {
-			return
-		}
-		if w.commit(w.insertTag(buf, n)) {
-			w.c[cNDPAnswered]++
-		}
-	case frame.ICMPv6NeighborAdvertisement:
-		if !msg.IsNeighborMessage() || msg.Code() != 0 || ip.HopLimit() != frame.NDPHopLimit {
-			return
-		}
-		target := msg.NDPTarget()
-		if e.addrs.find(target) != nil {
-			e.log.Warn("neighbour advertisement for an engine address", "addr", target, "from", frame.Ethernet(f).Source())
-			return
-		}
-		mac, ok := msg.TargetLinkAddress()
-		if !ok {
-			mac = frame.Ethernet(f).Source()
-		}
-		if e.neigh.learn(target, mac, w.now, false) {
-			w.c[cNeighborsLearned]++
-		}
-	case frame.ICMPv6EchoRequest:
-		if la := e.addrs.find(ip.Destination()); la == nil || !la.owned || msg.Code() != 0 ||
-			!e.addrs.isHostSource(ip.Source()) {
-			return
-		}
-		buf, ok := w.txNext()
-		if !ok {
-			return
-		}
-		n := copy(buf, f[:p.End])
-		if _, err := frame.ICMPv6EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
-			return
-		}
-		frame.Ethernet(buf).SetSource(e.mac)
-		if w.commit(w.insertTag(buf, n)) {
-			w.c[cPingAnswered]++
-		}
-	}
-}
-
-// txNext returns the next TX buffer, with room for the VLAN tag the
-// kernel stripped from the frame being answered.
-func (w *worker) txNext() ([]byte, bool) {
-	buf, err := w.tx.Next(w.ctx)
-	if err != nil {
-		w.c[cSndbufErrors]++
-		return nil, false
-	}
-	return buf, true
-}
-
-// commit queues the first n bytes of the buffer txNext returned; the
-// batch's end flushes them.
-func (w *worker) commit(n int) bool {
-	if n <= 0 {
-		w.c[cTXErrors]++
-		return false
-	}
-	if err := w.tx.Commit(n); err != nil {
-		w.c[cTXErrors]++
-		return false
-	}
-	w.c[cTXFrames]++
-	w.txDirty = true
-	return true
-}
-
-// insertTag puts back the VLAN tag the kernel stripped from the received
-// frame (ring.Meta.VLAN) into the n-byte answer in buf, after the MAC
-// addresses, and returns the new length, or -1 if buf has no room.
-func (w *worker) insertTag(buf []byte, n int) int {
-	tci, tpid, ok := w.meta.VLAN()
-	if !ok {
-		return n
-	}
-	if n+frame.VLANTagLen > len(buf) {
-		return -1
-	}
-	copy(buf[12+frame.VLANTagLen:n+frame.VLANTagLen], buf[12:n])
-	buf[12], buf[13] = byte(tpid>>8), byte(tpid)
-	buf[14], buf[15] = byte(tci>>8), byte(tci)
-	return n + frame.VLANTagLen
-}
-
-func (w *worker) nextID() uint16 {
-	w.ipID++
-	return w.ipID
-}
-
-// capture records f, with the stripped VLAN tag put back so that the
-// file shows the frame as it was on the wire.
-func (w *worker) capture(cw FrameWriter, f []byte) {
-	origLen := w.meta.Length
-	data := f
-	if tci, tpid, ok := w.meta.VLAN(); ok && len(f) >= 12 {
-		need := len(f) + frame.VLANTagLen
-		if cap(w.capBuf) < need {
-			w.capBuf = make([]byte, need+need/2)
-		}
-		b := w.capBuf[:need]
-		copy(b, f[:12])
-		b[12], b[13], b[14], b[15] = byte(tpid>>8), byte(tpid), byte(tci>>8), byte(tci)
-		copy(b[16:], f[12:])
-		data = b
-		if origLen != 0 {
-			origLen += frame.VLANTagLen
-		}
-	}
-	if err := cw.WriteFrame(w.meta.Timestamp, data, origLen); err != nil && w.e.captureErr.CompareAndSwap(false, true) {
-		w.e.log.Error("capture failed; no further frames are recorded", "err", err)
-	}
+	clear(w.touched)
+	w.touched = w.touched[:0]
 }

@@ -12,14 +12,6 @@ import (
 	"github.com/pktengine/pktengine/bench"
 )
 
-func init() {
-	register(command{
-		name:    "bench",
-		summary: "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab",
-		run:     runBench,
-	})
-}
-
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "[--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
 	demo := fs.Bool("demo", false, "the short run of `make demo`: 200 ms trials and a coarser search, under a minute")
@@ -35,12 +27,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
 	outDir := fs.String("out", "", "write bench-<date>.json and bench-<date>.svg into `DIR`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
 	}
 	cfg := bench.DefaultConfig()
 	if *demo {

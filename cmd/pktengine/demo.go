@@ -13,17 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pktengine/pktengine/engine/control"
+	"github.com/pktengine/pktengine/engine/statsock"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/metrics"
 )
-
-func init() {
-	register(command{
-		name:    "demo",
-		summary: "build a two-namespace lab, serve echo in one, talk to it from the other, show stat",
-		run:     runDemo,
-	})
-}
 
 // The demo's engine owns addresses the kernel does not have, so the client
 // reaches it only through the engine's own ARP and NDP answers.
@@ -35,7 +28,7 @@ var (
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "[--rx-ring v2|v3]", stderr)
 	rxRing := fs.String("rx-ring", "v2", "receive ring version for the engine: v2 or v3")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := lab.CheckPrivileges(); err != nil {
@@ -60,7 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "control.sock")
+	sock := filepath.Join(dir, "stat.sock")
 
 	serveArgs := []string{"serve", "--iface", server.Iface,
 		"--addr", demoAddr4.String(), "--addr", demoAddr6.String(),
@@ -89,7 +82,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}()
-	if err := waitControl(ctx, sock, exited); err != nil {
+	if err := waitStatSocket(ctx, sock, exited); err != nil {
 		return err
 	}
 
@@ -121,11 +114,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	fmt.Fprintf(stdout, "\n$ pktengine stat --control %s\n", sock)
-	st, err := control.Query(ctx, sock)
+	st, err := statsock.Query(ctx, sock)
 	if err != nil {
 		return err
 	}
-	if err := writeStatus(stdout, st); err != nil {
+	if err := metrics.WriteStatus(stdout, st); err != nil {
 		return err
 	}
 
@@ -144,12 +137,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// waitControl waits until the engine answers on its control socket.
-func waitControl(ctx context.Context, sock string, exited <-chan error) error {
+// waitStatSocket waits until the engine answers on its stat socket.
+func waitStatSocket(ctx context.Context, sock string, exited <-chan error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		_, err := control.Query(qctx, sock)
+		_, err := statsock.Query(qctx, sock)
 		cancel()
 		if err == nil {
 			return nil

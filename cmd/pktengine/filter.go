@@ -9,14 +9,6 @@ import (
 	"github.com/pktengine/pktengine/bpf"
 )
 
-func init() {
-	register(command{
-		name:    "filter",
-		summary: "compile a tcpdump-style filter expression to classic BPF",
-		run:     runFilter,
-	})
-}
-
 // runFilter prints the program for an expression the way tcpdump's -d, -dd
 // and -ddd flags do, so its output can be compared with tcpdump's or pasted
 // where a classic BPF program is expected.
@@ -26,7 +18,7 @@ func runFilter(_ context.Context, args []string, stdout, stderr io.Writer) error
 	dd := fs.Bool("dd", false, "print the program as a C array")
 	ddd := fs.Bool("ddd", false, "print the program as decimal numbers, preceded by its length")
 	vlan := fs.String("vlan", "ancillary", "how `vlan` tests tags: ancillary (AF_PACKET strips tags, the live default) or packet (tags in the frame, as tcpdump -y EN10MB on a file)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsArgs(fs, args); err != nil {
 		return err
 	}
 	expr := strings.Join(fs.Args(), " ")

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,13 +41,7 @@ func TestFilterOutputFormats(t *testing.T) {
 // expression whose program both compile the same way: tcpdump is an
 // independent oracle for the printer (and, in bpf/, for the verdicts).
 func TestFilterAgreesWithTcpdump(t *testing.T) {
-	tcpdump, err := exec.LookPath("tcpdump")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tcpdump is not installed (CI must install it)")
-		}
-		t.Skip("tcpdump is not installed")
-	}
+	tcpdump := lookTool(t, "tcpdump")
 	const expr = "ip proto 17"
 	want, err := exec.Command(tcpdump, "-y", "EN10MB", "-ddd", expr).Output()
 	if err != nil {

@@ -9,16 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
+	"github.com/pktengine/pktengine/loadgen"
 )
-
-func init() {
-	register(command{
-		name:    "gen",
-		summary: "send UDP load through a TX ring and measure the replies (loss, reordering, latency)",
-		run:     runGen,
-	})
-}
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--json]", stderr)
@@ -34,42 +26,41 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sendOnly := fs.Bool("send-only", false, "do not count replies")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	progress := fs.Bool("progress", isTerminal(stderr), "print a progress line each second (default: when stderr is a terminal)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *iface == "" || *dst == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("--iface and --dst are required: %w", errUsage)
+	if *iface == "" || *dst == "" {
+		return badUsage(fs, "--iface and --dst are required")
 	}
 	ifi, err := net.InterfaceByName(*iface)
 	if err != nil {
 		return fmt.Errorf("no such interface %q in this network namespace: %w", *iface, err)
 	}
-	cfg := &gen.Config{Workers: *workers, SendOnly: *sendOnly}
-	if cfg.Dst, err = gen.ParseEndpoint(*dst); err != nil {
+	cfg := &loadgen.Config{Workers: *workers, SendOnly: *sendOnly}
+	if cfg.Dst, err = loadgen.ParseEndpoint(*dst); err != nil {
 		return fmt.Errorf("--dst: %w", err)
 	}
 	if cfg.Dst.Port() == 0 {
 		return fmt.Errorf("--dst %s: a port is required", *dst)
 	}
 	if *src != "" {
-		if cfg.Src, err = gen.ParseEndpoint(*src); err != nil {
+		if cfg.Src, err = loadgen.ParseEndpoint(*src); err != nil {
 			return fmt.Errorf("--src: %w", err)
 		}
 	}
-	if cfg.Rate, err = gen.ParseRate(*rate); err != nil {
+	if cfg.Rate, err = loadgen.ParseRate(*rate); err != nil {
 		return fmt.Errorf("--rate: %w", err)
 	}
-	if cfg.Size, err = gen.ParseSize(*size, cfg.Dst.Addr().Is6()); err != nil {
+	if cfg.Size, err = loadgen.ParseSize(*size, cfg.Dst.Addr().Is6()); err != nil {
 		return fmt.Errorf("--size: %w", err)
 	}
 	cfg.Flows, cfg.Duration, cfg.Count = *flows, *duration, *count
 
-	var report func(gen.Progress)
+	var report func(loadgen.Progress)
 	if *progress {
-		report = func(p gen.Progress) { fmt.Fprintln(stderr, p.String()) }
+		report = func(p loadgen.Progress) { fmt.Fprintln(stderr, p.String()) }
 	}
-	sum, err := gen.Run(ctx, ifi, cfg, report)
+	sum, err := loadgen.Run(ctx, ifi, cfg, report)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // TestGenAgainstServe runs `pktengine gen` in A against `pktengine serve`
@@ -32,7 +32,7 @@ func TestGenAgainstServe(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("gen: %v\n%s", err, errb.String())
 	}
-	var sum gen.Summary
+	var sum loadgen.Summary
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
 		t.Fatalf("gen --json: %v\n%s", err, out.String())
 	}

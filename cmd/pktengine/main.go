@@ -2,11 +2,12 @@
 //
 //	pktengine serve  --iface IF [--addr IP]... [--echo PORT] ...   run the UDP responder
 //	pktengine stat   [--json] [--control PATH]                     show a running engine's ports and counters
+//	pktengine demo   [--rx-ring v2|v3]                             serve and query echo in a two-namespace lab
 //	pktengine filter [-d|-dd|-ddd] EXPR                            compile a tcpdump-style filter
 //	pktengine gen    --iface IF --dst ADDR:PORT ...                generate UDP load and measure replies
 //	pktengine bench  [...]                                         pktengine against kernel UDP in a lab
 //
-// Each subcommand lives in its own file; this one only dispatches.
+// Each subcommand lives in its own file; this one lists them and dispatches.
 package main
 
 import (
@@ -28,14 +29,16 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-var commands []command
-
-// register adds a subcommand; each subcommand's file calls it from init.
-func register(c command) { commands = append(commands, c) }
-
-// errUsage marks an error already explained by a usage message: main exits
-// with status 2 without printing it again.
-var errUsage = errors.New("usage")
+// commands are the subcommands, in the order of the usage text; each has
+// a file of its own.
+var commands = []command{
+	{"serve", "run the UDP responder (echo, discard, daytime, qotd, chargen) on an interface", runServe},
+	{"stat", "show a running engine's ports and counters (netstat -ulp / -su style)", runStat},
+	{"demo", "build a two-namespace lab, serve echo in one, talk to it from the other, show stat", runDemo},
+	{"filter", "compile a tcpdump-style filter expression to classic BPF", runFilter},
+	{"gen", "send UDP load through a TX ring and measure the replies (loss, reordering, latency)", runGen},
+	{"bench", "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab", runBench},
+}
 
 func main() {
 	ctx, stop := signalContext()
@@ -62,10 +65,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue usageError
 		switch {
 		case err == nil:
 			return 0
-		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		case errors.As(err, &ue):
+			if ue.reason != "" {
+				fmt.Fprintf(stderr, "pktengine %s: %s\n", c.name, ue.reason)
+			}
 			return 2
 		default:
 			fmt.Fprintf(stderr, "pktengine %s: %v\n", c.name, err)
@@ -98,4 +105,39 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// A usageError is a command line that cannot run: run prints the reason
+// (after the usage text, which the subcommand has printed) and exits with
+// status 2.
+type usageError struct{ reason string }
+
+func (e usageError) Error() string { return "usage: " + e.reason }
+
+// badUsage prints fs's usage text and returns reason as a usageError.
+func badUsage(fs *flag.FlagSet, format string, args ...any) error {
+	fs.Usage()
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// parseFlagsArgs parses args into fs and leaves the positional arguments in
+// fs.Args. An unknown flag, a bad value or -h is a usageError; flag has
+// printed why, and the usage text, already.
+func parseFlagsArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{}
+	}
+	return nil
+}
+
+// parseFlags parses args into fs for a command that takes no positional
+// arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlagsArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,21 @@ import (
 // starts it as a child (demo and serve tests run the engine in another
 // network namespace through `ip netns exec`, which needs a program).
 const beMain = "PKTENGINE_TEST_BE_MAIN"
+
+// lookTool finds a program the test compares with or reads through,
+// skipping the test without it (failing under CI=true, where the setup
+// installs it).
+func lookTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (CI must install it)", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return path
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {

@@ -9,9 +9,11 @@ import (
 
 // dropPrivileges switches the whole process to the named user and its
 // primary group once the engine's sockets are open: the rings and sockets
-// stay usable, but nothing new can be opened with root's rights.
-// syscall.Setgid/Setuid apply to every thread of a Go program (since Go
-// 1.16), so no goroutine keeps running as root.
+// stay usable, but nothing new can be opened with root's rights. The
+// supplementary groups become the primary group alone, so none of root's
+// remain (the user's other groups are not taken on: the engine needs
+// none). syscall.Setgroups/Setgid/Setuid apply to every thread of a Go
+// program (since Go 1.16), so no goroutine keeps running as root.
 func dropPrivileges(name string) error {
 	u, err := user.Lookup(name)
 	if err != nil {

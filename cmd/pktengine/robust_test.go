@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // TestServeSIGTERMUnderLoad stops `pktengine serve` with SIGTERM while
@@ -31,7 +31,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	genDone := make(chan error, 1)
-	var sum *gen.Summary
+	var sum *loadgen.Summary
 	go func() {
 		genDone <- a.Do(func() error {
 			ifi, err := a.Interface()
@@ -40,14 +40,14 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 			}
 			// From an address A does not have, so that A's kernel
 			// drops the answers quietly.
-			sum, err = gen.Run(ctx, ifi, &gen.Config{
-				Spec: gen.Spec{
-					Src:      netip.AddrPortFrom(netip.MustParseAddr("198.18.0.51"), gen.DefaultSrcPort),
+			sum, err = loadgen.Run(ctx, ifi, &loadgen.Config{
+				Spec: loadgen.Spec{
+					Src:      netip.AddrPortFrom(netip.MustParseAddr("198.18.0.51"), loadgen.DefaultSrcPort),
 					Dst:      netip.AddrPortFrom(b.IPv4.Addr(), 7),
 					SrcPorts: 64,
 				},
 				SendOnly: true,
-				Load:     gen.Load{Duration: 30 * time.Second},
+				Load:     loadgen.Load{Duration: 30 * time.Second},
 			}, nil)
 			return err
 		})

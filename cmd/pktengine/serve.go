@@ -8,24 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/pktengine/pktengine/engine"
-	"github.com/pktengine/pktengine/internal/pcap"
+	"github.com/pktengine/pktengine/metrics"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
-
-func init() {
-	register(command{
-		name:    "serve",
-		summary: "run the UDP responder (echo, discard, daytime, qotd, chargen) on an interface",
-		run:     runServe,
-	})
-}
 
 // prefixList is a repeatable --addr flag.
 type prefixList []netip.Prefix
@@ -59,7 +50,6 @@ type serveFlags struct {
 	filter   string
 	workers  int
 	rxRing   string
-	queue    int
 	metrics  string
 	control  string
 	pcap     string
@@ -83,24 +73,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.filter, "filter", "", "tcpdump-style expression narrowing the datagrams served (ANDed with the engine's own filter)")
 	fs.IntVar(&f.workers, "workers", 1, "receive rings and worker goroutines (PACKET_FANOUT hash)")
 	fs.StringVar(&f.rxRing, "rx-ring", "v2", "receive ring version: v2 (one frame at a time: lowest latency, the default) or v3 (blocks: least CPU per frame under a flood, but a lone frame waits up to the 1 ms retire timeout)")
-	fs.IntVar(&f.queue, "queue", 0, "per-port queue depth (0: engine default)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (host:port), at /metrics")
-	fs.StringVar(&f.control, "control", defaultControlPath(), "unix control socket `PATH` for 'pktengine stat' (empty: none)")
+	fs.StringVar(&f.control, "control", defaultStatSocket(), "unix stat socket `PATH` for 'pktengine stat' (empty: none)")
 	fs.StringVar(&f.pcap, "pcap", "", "write received frames to `FILE` (pcap, nanosecond timestamps)")
 	fs.BoolVar(&f.dropped, "pcap-dropped", false, "with --pcap, write only the frames the engine dropped")
 	fs.StringVar(&f.linkDown, "on-link-down", "resume", "when the interface goes down: resume (count, log, serve on when it comes back) or fail (exit 1). Removal of the interface always ends serve")
 	fs.StringVar(&f.user, "user", "", "drop privileges to `NAME` once the sockets are open")
 	fs.BoolVar(&f.verbose, "v", false, "log engine events to stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
-	}
 	if f.iface == "" {
-		fs.Usage()
-		return fmt.Errorf("--iface is required: %w", errUsage)
+		return badUsage(fs, "--iface is required")
+	}
+	if f.dropped && f.pcap == "" {
+		return badUsage(fs, "--pcap-dropped needs --pcap FILE")
 	}
 	return serve(ctx, &f, stdout, stderr)
 }
@@ -118,7 +105,6 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		Addrs:          f.addrs,
 		Filter:         f.filter,
 		Workers:        f.workers,
-		QueueDepth:     f.queue,
 		CaptureDropped: f.dropped,
 	}
 	policy, ok := engine.ParseLinkPolicy(f.linkDown)
@@ -138,16 +124,13 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if f.pcap != "" {
-		file, err := os.Create(f.pcap)
+		w, err := createPcap(f.pcap)
 		if err != nil {
 			return err
 		}
-		w, err := pcap.NewWriter(file, 0)
-		if err != nil {
-			file.Close()
-			return err
-		}
-		defer func() { err = errors.Join(err, w.Close(), file.Close()) }()
+		// After the engine's Close (deferred below, so run before this):
+		// no worker writes any more.
+		defer func() { err = errors.Join(err, w.Close()) }()
 		cfg.Capture = w
 	}
 
@@ -163,18 +146,19 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		}
 	}
 
-	stopVisibility, err := startVisibility(ctx, e, f, stderr)
+	vis, err := listenVisibility(f)
 	if err != nil {
 		return err
 	}
-	stopVisibilityOnce := sync.OnceFunc(stopVisibility)
-	defer stopVisibilityOnce()
+	stopVisibility := sync.OnceFunc(vis.stop)
+	defer stopVisibility()
 
 	if f.user != "" {
 		if err := dropPrivileges(f.user); err != nil {
 			return err
 		}
 	}
+	vis.start(ctx, e, stderr)
 
 	st := e.Status()
 	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), rx ring %s:", st.Interface, st.MAC, st.Workers, st.RXVersion)
@@ -195,10 +179,10 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	}
 	// Close first, so that the final counters include every frame the
 	// workers took from the rings before they stopped.
-	stopVisibilityOnce()
+	stopVisibility()
 	closeErr := closeEngine()
 	final := e.Status()
-	writeStatus(stdout, &final)
+	metrics.WriteStatus(stdout, &final)
 	if stopped != nil {
 		return stopped
 	}

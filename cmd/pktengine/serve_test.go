@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/pktengine/pktengine/internal/lab"
 )
@@ -30,20 +34,30 @@ type server struct {
 }
 
 // startServe runs `pktengine serve` (this test binary acting as the
-// command) in h with args plus a control socket, and waits until it answers.
+// command) in h with args plus a stat socket, and waits until it answers.
 func startServe(t *testing.T, h *lab.Host, args ...string) *server {
+	t.Helper()
+	return startServeWith(t, h, nil, args...)
+}
+
+// startServeWith is startServe with setup, if not nil, applied to the
+// command before it starts.
+func startServeWith(t *testing.T, h *lab.Host, setup func(*exec.Cmd), args ...string) *server {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{sock: filepath.Join(t.TempDir(), "control.sock"), exited: make(chan error, 1)}
+	s := &server{sock: filepath.Join(t.TempDir(), "stat.sock"), exited: make(chan error, 1)}
 	// The socket directory must be reachable after --user drops root.
 	os.Chmod(filepath.Dir(s.sock), 0o777)
 	args = append([]string{"serve", "--iface", h.Iface, "--control", s.sock}, args...)
 	s.cmd = h.Command(context.Background(), self, args...)
 	s.cmd.Env = append(os.Environ(), beMain+"=1")
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if setup != nil {
+		setup(s.cmd)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +68,7 @@ func startServe(t *testing.T, h *lab.Host, args ...string) *server {
 			<-s.exited
 		}
 	})
-	if err := waitControl(context.Background(), s.sock, s.exited); err != nil {
+	if err := waitStatSocket(context.Background(), s.sock, s.exited); err != nil {
 		t.Fatalf("%v\nstderr: %s", err, s.stderr.String())
 	}
 	return s
@@ -95,14 +109,7 @@ func TestServeEchoAndFinalCounters(t *testing.T) {
 	}
 
 	// The capture holds the three requests, readable by tshark.
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark is not installed (CI must install it)")
-		}
-		t.Skip("tshark is not installed")
-	}
-	got, err := exec.Command(tshark, "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
+	got, err := exec.Command(lookTool(t, "tshark"), "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
@@ -112,7 +119,7 @@ func TestServeEchoAndFinalCounters(t *testing.T) {
 }
 
 // TestServeStatJSONAndMetrics reads a running engine through both of its
-// windows: the control socket (stat, stat --json) and the metrics endpoint.
+// windows: the stat socket (stat, stat --json) and the metrics endpoint.
 func TestServeStatJSONAndMetrics(t *testing.T) {
 	l := lab.New(t, nil)
 	s := startServe(t, l.B(), "--addr", "198.18.0.20/24", "--echo", "echo", "--chargen", "19", "--metrics", "127.0.0.1:9477")
@@ -139,8 +146,10 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 		}
 	}
 
-	// The metrics endpoint listens on B's loopback.
-	var body string
+	// The metrics endpoint listens on B's loopback. What it serves parses
+	// with the client library's own text parser: the engine's series, the
+	// Go runtime's and the process's, the outcomes adding up to the frames.
+	var contentType, body string
 	err := l.B().Do(func() error {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:9477", 2*time.Second)
 		if err != nil {
@@ -149,16 +158,40 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(3 * time.Second))
 		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-		b, err := io.ReadAll(bufio.NewReader(c))
-		body = string(b)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		contentType, body = resp.Header.Get("Content-Type"), string(b)
 		return err
 	})
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
+	if !strings.HasPrefix(contentType, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q", contentType)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v\n%s", err, body)
+	}
+	for _, name := range []string{"pktengine_frames_total", "go_goroutines", "process_open_fds"} {
+		if fams[name] == nil {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+	var outcomes float64
+	for _, m := range fams["pktengine_frame_outcomes_total"].GetMetric() {
+		outcomes += m.GetCounter().GetValue()
+	}
+	if frames := fams["pktengine_frames_total"].GetMetric()[0].GetCounter().GetValue(); frames < 1 || outcomes != frames {
+		t.Errorf("%v frames, outcomes add up to %v", frames, outcomes)
+	}
 	for _, want := range []string{
-		"text/plain; version=0.0.4",
-		"pktengine_udp_in_datagrams_total 1",
+		"\npktengine_udp_in_datagrams_total 1\n",
 		`pktengine_port_in_datagrams_total{local="*:7",service="echo"} 1`,
 		"# TYPE pktengine_frames_total counter",
 	} {
@@ -179,19 +212,30 @@ func TestServeDropsPrivileges(t *testing.T) {
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
 	}
-	s := startServe(t, l.B(), "--echo", "7", "--user", "nobody")
+	// serve starts as root with supplementary groups (0 and 27) that
+	// --user must take away.
+	s := startServeWith(t, l.B(), func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{0, 27}}}
+	}, "--echo", "7", "--user", "nobody")
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", servePID(t, s)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uidLine string
+	ids := map[string][]string{}
 	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "Uid:") {
-			uidLine = line
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			ids[k] = strings.Fields(v)
 		}
 	}
-	if f := strings.Fields(uidLine); len(f) != 5 || f[1] != u.Uid || f[2] != u.Uid || f[3] != u.Uid {
-		t.Fatalf("engine still runs with %q, want uid %s everywhere", uidLine, u.Uid)
+	if f := ids["Uid"]; len(f) != 4 || f[0] != u.Uid || f[1] != u.Uid || f[2] != u.Uid {
+		t.Fatalf("engine still runs with uids %q, want %s everywhere", f, u.Uid)
+	}
+	if f := ids["Gid"]; len(f) != 4 || f[0] != u.Gid || f[1] != u.Gid || f[2] != u.Gid {
+		t.Fatalf("engine still runs with gids %q, want %s everywhere", f, u.Gid)
+	}
+	// Only nobody's primary group is left.
+	if f := ids["Groups"]; len(f) != 1 || f[0] != u.Gid {
+		t.Fatalf("engine keeps supplementary groups %q, want only %s", f, u.Gid)
 	}
 	for i := 0; i < 3; i++ {
 		if got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {
@@ -206,6 +250,27 @@ func TestServeDropsPrivileges(t *testing.T) {
 // servePID finds the engine process: `ip netns exec` execs the program, so
 // the child's PID is the engine's.
 func servePID(t *testing.T, s *server) int { return s.cmd.Process.Pid }
+
+// TestServeUsage: flags that cannot do anything are usage errors (exit 2),
+// found before serve touches the network.
+func TestServeUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--echo", "7"}, "--iface is required"},
+		{[]string{"--iface", "veth0", "extra"}, `unexpected arguments ["extra"]`},
+		// serve makes only inline services, which have no queue.
+		{[]string{"--iface", "veth0", "--queue", "64"}, "flag provided but not defined: -queue"},
+		{[]string{"--iface", "veth0", "--pcap-dropped"}, "--pcap-dropped needs --pcap FILE"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"serve", "--control", ""}, tc.args...), &out, &errb)
+		if code != 2 || strings.Count(errb.String(), tc.want) != 1 || !strings.Contains(errb.String(), "usage: pktengine serve") {
+			t.Errorf("serve %q: exit %d, stderr %q; want 2, the usage text and %q once", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
 
 func TestServeErrors(t *testing.T) {
 	l := lab.New(t, nil)

@@ -17,8 +17,8 @@
 //     TestLinkFail (the engine stops with ENETDOWN), TestInterfaceDeleted
 //     and TestPeerNamespaceDeleted (it stops with ENODEV, nothing hangs),
 //     TestOwnNamespaceNameDeleted, TestCloseUnderLoad and
-//     TestStatusAfterClose cover faults; TestControlRequestBounded the
-//     control socket.
+//     TestStatusAfterClose cover faults; TestStatSocketRequestBounded the
+//     stat socket.
 //
 // TestMain fails the run if a test leaks file descriptors or
 // goroutines. docs/SECURITY.md maps the threats to these tests.

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -487,12 +487,12 @@ func closeUnderLoad(t *testing.T, zeroCopy bool) {
 		}
 	}()
 
-	genDone := make(chan *gen.Summary, 1)
+	genDone := make(chan *loadgen.Summary, 1)
 	go func() {
-		s, err := runGenErr(b, &gen.Config{
-			Spec:     gen.Spec{Dst: netip.AddrPortFrom(a.IPv4.Addr(), echoPort), DstPorts: 3, SrcPorts: 64},
+		s, err := runGenErr(b, &loadgen.Config{
+			Spec:     loadgen.Spec{Dst: netip.AddrPortFrom(a.IPv4.Addr(), echoPort), DstPorts: 3, SrcPorts: 64},
 			SendOnly: true,
-		}, gen.Load{Duration: 2 * time.Second})
+		}, loadgen.Load{Duration: 2 * time.Second})
 		if err != nil {
 			t.Errorf("generator: %v", err)
 		}
@@ -529,7 +529,7 @@ func closeUnderLoad(t *testing.T, zeroCopy bool) {
 		t.Fatal("the holding consumer received nothing")
 	}
 	for i := range held[:n] {
-		if sig, ok := gen.ParseSignature(held[i].Payload); !ok || sig.Tag == 0 {
+		if sig, ok := loadgen.ParseSignature(held[i].Payload); !ok || sig.Tag == 0 {
 			t.Errorf("held datagram %d after Close: payload %x", i, held[i].Payload)
 		}
 	}
@@ -549,15 +549,15 @@ func closeUnderLoad(t *testing.T, zeroCopy bool) {
 }
 
 // runGenErr is runGen for goroutines that must not call t.Fatal.
-func runGenErr(h *lab.Host, cfg *gen.Config, load gen.Load) (*gen.Summary, error) {
-	var s *gen.Summary
+func runGenErr(h *lab.Host, cfg *loadgen.Config, load loadgen.Load) (*loadgen.Summary, error) {
+	var s *loadgen.Summary
 	cfg.Load = load
 	err := h.Do(func() error {
 		ifi, err := h.Interface()
 		if err != nil {
 			return err
 		}
-		s, err = gen.Run(context.Background(), ifi, cfg, nil)
+		s, err = loadgen.Run(context.Background(), ifi, cfg, nil)
 		return err
 	})
 	return s, err

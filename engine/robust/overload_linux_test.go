@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/bench/gen"
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/loadgen"
 )
 
 // overloadEnv sets the default of -robust.overload, for runs that cannot
@@ -98,26 +98,26 @@ func TestOverload(t *testing.T) {
 	// The generator sends from an address B does not have, so that B's
 	// kernel drops the echo replies on arrival instead of answering each
 	// with an ICMP error (its RX ring still sees them, for the probes).
-	src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.50"), gen.DefaultSrcPort)
-	echoSpec := gen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), echoPort), SrcPorts: 64}
+	src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.50"), loadgen.DefaultSrcPort)
+	echoSpec := loadgen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), echoPort), SrcPorts: 64}
 	loadSpec := echoSpec
 	loadSpec.DstPorts = 2 // echo and the slow port, alternately
 
 	zl := zeroLossRate(t, func(rate float64) (float64, bool) {
-		s := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: 100 * time.Millisecond},
-			gen.Load{Rate: rate, Duration: 250 * time.Millisecond})
+		s := runGen(t, b, &loadgen.Config{Spec: echoSpec, Drain: 100 * time.Millisecond},
+			loadgen.Load{Rate: rate, Duration: 250 * time.Millisecond})
 		return s.SentRate, s.Lost == 0
 	})
-	t.Logf("zero-loss echo rate %s (RFC 2544 search, 250 ms trials); flooding for %v", gen.Rate(zl), *overloadFor)
+	t.Logf("zero-loss echo rate %s (RFC 2544 search, 250 ms trials); flooding for %v", loadgen.FormatRate(zl), *overloadFor)
 
 	// A short flood first, so that every page of the rings and queues
 	// has been touched before memory is measured.
-	flood := &gen.Config{Spec: loadSpec, SendOnly: true}
-	runGen(t, b, flood, gen.Load{Duration: time.Second})
+	flood := &loadgen.Config{Spec: loadSpec, SendOnly: true}
+	runGen(t, b, flood, loadgen.Load{Duration: time.Second})
 	waitSettled(t, e, slow, 5*time.Second)
 
 	before := takeSample(t, e, b)
-	sum := runGen(t, b, flood, gen.Load{Duration: *overloadFor})
+	sum := runGen(t, b, flood, loadgen.Load{Duration: *overloadFor})
 	stopped := time.Now()
 	settled(t, e)
 	after := takeSample(t, e, b)
@@ -130,7 +130,7 @@ func TestOverload(t *testing.T) {
 	ringDrops := d["RingDrops"]
 	other := d["FramesIn"] - echoIn - slowIn - overflows
 	t.Logf("sent %d frames in %v (%s, %.1fx the zero-loss rate); veth refused %d (the sender was told: ENOBUFS)",
-		sum.TX.Sent, sum.Duration.Round(time.Millisecond), gen.Rate(sum.SentRate), sum.SentRate/zl,
+		sum.TX.Sent, sum.Duration.Round(time.Millisecond), loadgen.FormatRate(sum.SentRate), sum.SentRate/zl,
 		after.link.TxDropped-before.link.TxDropped)
 	t.Logf("ring took %d: echoed %d, slow port got %d, its queue overflowed %d, ring dropped %d, other %d",
 		ringIn, echoIn, slowIn, overflows, ringDrops, other)
@@ -185,9 +185,9 @@ func TestOverload(t *testing.T) {
 	slow0 := slow.Info()
 	// 2000 probes fit in the receive ring (4096 slots) whatever the
 	// engine's speed, and 200 datagrams in the slow port's empty queue.
-	probe := runGen(t, b, &gen.Config{Spec: echoSpec, Drain: time.Second}, gen.Load{Rate: 10000, Count: 2000})
-	slowProbe := runGen(t, b, &gen.Config{Spec: gen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), slowPort)}, SendOnly: true},
-		gen.Load{Rate: 5000, Count: 200})
+	probe := runGen(t, b, &loadgen.Config{Spec: echoSpec, Drain: time.Second}, loadgen.Load{Rate: 10000, Count: 2000})
+	slowProbe := runGen(t, b, &loadgen.Config{Spec: loadgen.Spec{Src: src, Dst: netip.AddrPortFrom(a.IPv4.Addr(), slowPort)}, SendOnly: true},
+		loadgen.Load{Rate: 5000, Count: 200})
 	c1 := settled(t, e)
 	slow1 := slow.Info()
 	if probe.Lost != 0 || c1.RingDrops != c0.RingDrops {
@@ -278,7 +278,7 @@ func waitSettled(t *testing.T, e *engine.Engine, slow *engine.Port, limit time.D
 }
 
 // runGen runs the generator in h once.
-func runGen(t *testing.T, h *lab.Host, cfg *gen.Config, load gen.Load) *gen.Summary {
+func runGen(t *testing.T, h *lab.Host, cfg *loadgen.Config, load loadgen.Load) *loadgen.Summary {
 	t.Helper()
 	s, err := runGenErr(h, cfg, load)
 	if err != nil {
@@ -299,14 +299,14 @@ func zeroLossRate(t *testing.T, trial func(rate float64) (sent float64, ok bool)
 	if ok {
 		// Nothing lost with the generator flat out: the rate is at least
 		// that; the logs say so.
-		t.Logf("nothing lost with the generator flat out (%s)", gen.Rate(top))
+		t.Logf("nothing lost with the generator flat out (%s)", loadgen.FormatRate(top))
 		return top
 	}
 	lo, hi := 0.0, top
 	for range 7 {
 		mid := (lo + hi) / 2
 		sent, ok := trial(mid)
-		t.Logf("trial at %s: achieved %s, lost nothing: %v", gen.Rate(mid), gen.Rate(sent), ok)
+		t.Logf("trial at %s: achieved %s, lost nothing: %v", loadgen.FormatRate(mid), loadgen.FormatRate(sent), ok)
 		if ok {
 			lo = max(lo, sent)
 		} else {
@@ -317,7 +317,7 @@ func zeroLossRate(t *testing.T, trial func(rate float64) (sent float64, ok bool)
 		}
 	}
 	if lo == 0 {
-		t.Fatalf("no zero-loss rate found below %s", gen.Rate(hi))
+		t.Fatalf("no zero-loss rate found below %s", loadgen.FormatRate(hi))
 	}
 	return lo
 }

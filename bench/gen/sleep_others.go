@@ -1,9 +1,0 @@
-//go:build !linux
-
-package gen
-
-import "time"
-
-// preciseSleep reports that there is no sleep finer than the runtime's
-// timers here: SleepUntil spins instead.
-func preciseSleep(time.Duration) bool { return false }

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/proto"
+)
+
+// ICMP: the engine answers pings to its owned addresses and sends port
+// unreachable for their unbound ports. ICMPv6 also carries neighbour
+// discovery, which icmpv6 hands to neighbor.go.
+
+// icmpv4 answers pings to owned addresses.
+func (w *worker) icmpv4() {
+	in, e := &w.in, w.e
+	p, f := &in.pkt, in.data
+	if p.IsFragment() {
+		return
+	}
+	if la := e.addrs.find(p.DstAddr(f)); la == nil || !la.owned {
+		return
+	}
+	msg := p.ICMPv4(f)
+	if msg.Type() != frame.ICMPv4Echo || msg.Code() != 0 || !e.addrs.isHostSource(p.SrcAddr(f)) ||
+		p.VerifyIPv4HeaderChecksum(f) != frame.ReasonOK || !msg.IsChecksumValid() {
+		return
+	}
+	buf, ok := w.txForward()
+	if !ok {
+		return
+	}
+	n := int(p.End)
+	if _, err := frame.ICMPv4EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+		return
+	}
+	frame.Ethernet(buf).SetSource(e.mac)
+	if w.commit(buf, w.retag(buf, n)) {
+		w.count[cPingAnswered]++
+	}
+}
+
+// icmpv6 handles neighbour discovery for the engine's addresses and
+// pings to owned ones.
+func (w *worker) icmpv6() {
+	in := &w.in
+	p, f := &in.pkt, in.data
+	if p.IsFragment() || p.Flags&frame.FlagIPv6ExtHeaders != 0 {
+		return
+	}
+	ip, msg := p.IPv6(f), p.ICMPv6(f)
+	if in.meta.mustVerifyChecksum() &&
+		!msg.IsChecksumValid(ip.PseudoHeaderSum(proto.IPProtoICMPv6, uint32(len(msg)))) {
+		return
+	}
+	switch msg.Type() {
+	case frame.ICMPv6NeighborSolicitation:
+		w.neighborSolicitation(ip, msg)
+	case frame.ICMPv6NeighborAdvertisement:
+		w.neighborAdvertisement(ip, msg)
+	case frame.ICMPv6EchoRequest:
+		w.ping6(ip, msg)
+	}
+}
+
+// ping6 answers an echo request to an owned address.
+func (w *worker) ping6(ip frame.IPv6, msg frame.ICMPv6) {
+	e, p := w.e, &w.in.pkt
+	if la := e.addrs.find(ip.Destination()); la == nil || !la.owned || msg.Code() != 0 ||
+		!e.addrs.isHostSource(ip.Source()) {
+		return
+	}
+	buf, ok := w.txForward()
+	if !ok {
+		return
+	}
+	n := int(p.End)
+	if _, err := frame.ICMPv6EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+		return
+	}
+	frame.Ethernet(buf).SetSource(e.mac)
+	if w.commit(buf, w.retag(buf, n)) {
+		w.count[cPingAnswered]++
+	}
+}
+
+// portUnreachable answers a datagram to an unbound port of an owned
+// address with ICMP port unreachable (RFC 1122 section 4.1.3.1, RFC 4443
+// section 3.1), unless the rules against error storms forbid it (RFC 1122
+// section 3.2.2, RFC 4443 section 2.4 (e)) or the token bucket is empty.
+// ReasonOK already ruled out fragments, and the datagram is no ICMP
+// error; what is left to check is that the datagram came from one host
+// to this host alone.
+func (w *worker) portUnreachable() {
+	in, e := &w.in, w.e
+	p, f := &in.pkt, in.data
+	src := p.SrcAddr(f)
+	if in.meta.kind != kindHost || frame.Ethernet(f).Destination().IsMulticast() ||
+		!e.addrs.isHostSource(src) {
+		w.count[cICMPSuppressed]++
+		return
+	}
+	if !e.icmpBucket.allow(in.now, &e.icmpRate) {
+		w.count[cICMPRateLimited]++
+		return
+	}
+	buf, ok := w.txNext()
+	if !ok {
+		return
+	}
+	s := &w.ipSpec
+	*s = frame.IPSpec{
+		SrcMAC: e.mac,
+		DstMAC: frame.Ethernet(f).Source(),
+		VLANs:  p.VLANs[:p.NumVLANs],
+		Src:    p.DstAddr(f),
+		Dst:    src,
+		TTL:    e.cfg.TTL,
+		ID:     w.nextID(),
+	}
+	var n int
+	var err error
+	if p.IPVersion == frame.IPv4Version {
+		n, err = frame.BuildICMPv4DestUnreachable(buf, s, frame.ICMPv4CodePortUnreach, p.Datagram(f))
+	} else {
+		n, err = frame.BuildICMPv6DestUnreachable(buf, s, frame.ICMPv6CodePortUnreachable, p.Datagram(f))
+	}
+	s.VLANs = nil
+	if err != nil {
+		n = 0
+	}
+	if w.commit(buf, w.retag(buf, n)) {
+		w.count[cICMPSent]++
+	}
+}

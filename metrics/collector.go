@@ -1,0 +1,150 @@
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pktengine/pktengine/engine"
+)
+
+// Source is what a Collector reads at each scrape; *engine.Engine is one.
+type Source interface {
+	Counters() engine.Counters
+	Ports() []engine.PortInfo
+}
+
+// Collector is a prometheus.Collector that exports an engine's counters
+// and ports. Each scrape takes one snapshot of each (Source.Counters,
+// Source.Ports), so the outcome samples always add up to
+// pktengine_frames_total.
+type Collector struct {
+	src Source
+}
+
+// NewCollector returns a Collector that reads src.
+func NewCollector(src Source) *Collector { return &Collector{src: src} }
+
+// Descriptions of the metrics. The names are those of the hand-written
+// exposition this package replaced; keep them stable, dashboards use them.
+var (
+	// engineCounters are the engine-wide counters, one sample each.
+	engineCounters = [...]struct {
+		desc  *prometheus.Desc
+		value func(*engine.Counters) uint64
+	}{
+		{newDesc("udp_in_datagrams_total", "UDP datagrams delivered to ports (Udp InDatagrams)."), func(c *engine.Counters) uint64 { return c.UDP.InDatagrams }},
+		{newDesc("udp_no_ports_total", "Unicast datagrams to unbound ports of owned addresses (Udp NoPorts)."), func(c *engine.Counters) uint64 { return c.UDP.NoPorts }},
+		{newDesc("udp_in_errors_total", "Datagrams dropped for a bad length, a bad checksum or a full queue (Udp InErrors)."), func(c *engine.Counters) uint64 { return c.UDP.InErrors }},
+		{newDesc("udp_out_datagrams_total", "UDP datagrams sent (Udp OutDatagrams)."), func(c *engine.Counters) uint64 { return c.UDP.OutDatagrams }},
+		{newDesc("udp_rcvbuf_errors_total", "Deliveries dropped because a port's queue was full (Udp RcvbufErrors)."), func(c *engine.Counters) uint64 { return c.UDP.RcvbufErrors }},
+		{newDesc("udp_sndbuf_errors_total", "Datagrams not sent for want of a TX buffer (Udp SndbufErrors)."), func(c *engine.Counters) uint64 { return c.UDP.SndbufErrors }},
+		{newDesc("udp_in_csum_errors_total", "Datagrams with a bad UDP checksum (Udp InCsumErrors)."), func(c *engine.Counters) uint64 { return c.UDP.InCsumErrors }},
+		{newDesc("udp_ignored_multi_total", "Broadcast and multicast datagrams no port wanted (Udp IgnoredMulti)."), func(c *engine.Counters) uint64 { return c.UDP.IgnoredMulti }},
+		{newDesc("frames_total", "Frames the receive rings handed over."), func(c *engine.Counters) uint64 { return c.FramesIn }},
+		{newDesc("frame_bytes_total", "Bytes of the frames the receive rings handed over."), func(c *engine.Counters) uint64 { return c.BytesIn }},
+		{newDesc("arp_answered_total", "ARP replies sent for owned addresses."), func(c *engine.Counters) uint64 { return c.ARPAnswered }},
+		{newDesc("ndp_answered_total", "Neighbor Advertisements sent for owned addresses."), func(c *engine.Counters) uint64 { return c.NDPAnswered }},
+		{newDesc("ping_answered_total", "ICMP and ICMPv6 echo replies sent for owned addresses."), func(c *engine.Counters) uint64 { return c.PingAnswered }},
+		{newDesc("neighbors_learned_total", "Neighbour entries created or changed from ARP and NDP."), func(c *engine.Counters) uint64 { return c.NeighborsLearned }},
+		{newDesc("icmp_sent_total", "ICMP and ICMPv6 port unreachable messages sent."), func(c *engine.Counters) uint64 { return c.ICMPSent }},
+		{newDesc("icmp_rate_limited_total", "Port unreachable messages the token bucket held back."), func(c *engine.Counters) uint64 { return c.ICMPRateLimited }},
+		{newDesc("icmp_suppressed_total", "Port unreachable messages RFC 1122 and RFC 4443 forbid."), func(c *engine.Counters) uint64 { return c.ICMPSuppressed }},
+		{newDesc("tx_frames_total", "Frames committed to the TX rings."), func(c *engine.Counters) uint64 { return c.TXFrames }},
+		{newDesc("tx_errors_total", "Frames that could not be built or that the kernel rejected."), func(c *engine.Counters) uint64 { return c.TXErrors }},
+		{newDesc("ring_packets_total", "Frames that passed the kernel filter (PACKET_STATISTICS tp_packets)."), func(c *engine.Counters) uint64 { return c.RingPackets }},
+		{newDesc("ring_drops_total", "Frames lost because a receive ring was full (PACKET_STATISTICS tp_drops)."), func(c *engine.Counters) uint64 { return c.RingDrops }},
+		{newDesc("ring_freezes_total", "TPACKET_V3 queue freezes (PACKET_STATISTICS tp_freeze_q_cnt)."), func(c *engine.Counters) uint64 { return c.RingFreezes }},
+		{newDesc("link_downs_total", "Times the interface's link went down while the engine ran."), func(c *engine.Counters) uint64 { return c.LinkDowns }},
+		{newDesc("link_ups_total", "Times the interface's link came back up."), func(c *engine.Counters) uint64 { return c.LinkUps }},
+	}
+
+	outcomesDesc = newDesc("frame_outcomes_total", "Frames by what became of them; the outcomes add up to pktengine_frames_total.", "outcome")
+
+	guardDropsDesc = newDesc("service_guard_drops_total", "Requests the built-in services' guards left unanswered, by guard.", "guard")
+	// guards are the label values of guardDropsDesc.
+	guards = [...]struct {
+		name  string
+		value func(*engine.Counters) uint64
+	}{
+		{"loop", func(c *engine.Counters) uint64 { return c.GuardLoop }},
+		{"source", func(c *engine.Counters) uint64 { return c.GuardSource }},
+		{"group", func(c *engine.Counters) uint64 { return c.GuardNonUnicast }},
+		{"rate", func(c *engine.Counters) uint64 { return c.GuardRateLimited }},
+		{"total", func(c *engine.Counters) uint64 { return c.GuardTotalLimited }},
+	}
+
+	// portMetrics have one sample per bound port, labelled with its local
+	// address ("*:7") and service ("echo", or "" when it has none).
+	portMetrics = [...]struct {
+		desc  *prometheus.Desc
+		typ   prometheus.ValueType
+		value func(*engine.PortInfo) float64
+	}{
+		{newPortDesc("port_in_datagrams_total", "Datagrams delivered to the port."), prometheus.CounterValue, func(p *engine.PortInfo) float64 { return float64(p.InDatagrams) }},
+		{newPortDesc("port_out_datagrams_total", "Datagrams sent from the port."), prometheus.CounterValue, func(p *engine.PortInfo) float64 { return float64(p.OutDatagrams) }},
+		{newPortDesc("port_drops_total", "Datagrams lost to the port's full queue."), prometheus.CounterValue, func(p *engine.PortInfo) float64 { return float64(p.Drops) }},
+		{newPortDesc("port_suppressed_total", "Requests the port's service guards left unanswered."), prometheus.CounterValue, func(p *engine.PortInfo) float64 { return float64(p.Suppressed) }},
+		{newPortDesc("port_queue_length", "Datagrams waiting in the port's queue."), prometheus.GaugeValue, func(p *engine.PortInfo) float64 { return float64(p.QueueLen) }},
+		{newPortDesc("port_queue_capacity", "Capacity of the port's queue (0 for an inline handler)."), prometheus.GaugeValue, func(p *engine.PortInfo) float64 { return float64(p.QueueCap) }},
+	}
+)
+
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("pktengine_"+name, help, labels, nil)
+}
+
+func newPortDesc(name, help string) *prometheus.Desc { return newDesc(name, help, "local", "service") }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for i := range engineCounters {
+		ch <- engineCounters[i].desc
+	}
+	ch <- outcomesDesc
+	ch <- guardDropsDesc
+	for i := range portMetrics {
+		ch <- portMetrics[i].desc
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counters, ports := c.src.Counters(), c.src.Ports()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for i := range engineCounters {
+		counter(engineCounters[i].desc, engineCounters[i].value(&counters))
+	}
+	for o := range engine.NumOutcomes {
+		counter(outcomesDesc, counters.Outcomes[o], o.String())
+	}
+	for _, g := range guards {
+		counter(guardDropsDesc, g.value(&counters), g.name)
+	}
+	for i := range ports {
+		p := &ports[i]
+		for _, m := range portMetrics {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(p), p.Local(), p.Service)
+		}
+	}
+}
+
+// Handler serves, for Prometheus to scrape, a Collector for src and the
+// standard Go runtime (go_) and process (process_) collectors, in the
+// exposition format the scraper asks for (the text format by default).
+// They are on a registry of the handler's own, not
+// prometheus.DefaultRegisterer, so that nothing else the process links can
+// register into it, and two engines in one process can each have one.
+func Handler(src Source) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,117 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pktengine/pktengine/engine"
+)
+
+// WriteStatus writes st for people, the way a Linux administrator reads a
+// kernel's UDP state: a heading (interface, addresses, link), the ports as
+// `ss -ul` lists sockets, the Udp counters as `netstat -su` prints them,
+// then what became of every frame and the engine's own counters. A
+// snapshot whose outcomes do not add up (engine.Counters.Check) ends with a
+// WARNING line.
+func WriteStatus(w io.Writer, st *engine.Status) error {
+	var b strings.Builder
+	writeHeading(&b, st)
+	writePorts(&b, st.Ports)
+	b.WriteString("\n")
+	c := &st.Counters
+	writeNetstat(&b, &c.UDP)
+	writeOutcomes(&b, c)
+	writeEngine(&b, c)
+	if err := c.Check(); err != nil {
+		fmt.Fprintf(&b, "    WARNING: %v\n", err)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeHeading(b *strings.Builder, st *engine.Status) {
+	fmt.Fprintf(b, "pktengine on %s (%s), %d worker(s), rx ring %s, up since %s\n",
+		st.Interface, st.MAC, st.Workers, st.RXVersion, st.Started.Format("2006-01-02 15:04:05"))
+	addrs := make([]string, len(st.Addrs))
+	for i, a := range st.Addrs {
+		kind := "shared with the kernel"
+		if a.Owned {
+			kind = "owned"
+		}
+		addrs[i] = a.Prefix.String() + " (" + kind + ")"
+	}
+	link := "up"
+	if !st.LinkUp {
+		link = "DOWN"
+	}
+	fmt.Fprintf(b, "addresses: %s; link %s\n\n", strings.Join(addrs, ", "), link)
+}
+
+// writePorts writes ports as a table in the manner of `ss -ul`: local
+// address, service, how datagrams are taken (a queue with its fill and
+// capacity, or inline), and the port's counters.
+func writePorts(b *strings.Builder, ports []engine.PortInfo) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "Local Address:Port\tService\tRecv-Q\tDrops\tIn\tOut\tSuppressed\t")
+	for i := range ports {
+		p := &ports[i]
+		q := "inline"
+		if !p.Inline {
+			q = strconv.Itoa(p.QueueLen) + "/" + strconv.Itoa(p.QueueCap)
+		}
+		svc := p.Service
+		if svc == "" {
+			svc = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", p.Local(), svc, q, p.Drops, p.InDatagrams, p.OutDatagrams, p.Suppressed)
+	}
+	tw.Flush() // a strings.Builder does not fail
+}
+
+// writeNetstat writes the Udp counters as `netstat -su` shows the kernel's.
+func writeNetstat(b *strings.Builder, u *engine.UDPCounters) {
+	fmt.Fprintf(b, `Udp:
+    %d packets received
+    %d packets to unknown port received
+    %d packet receive errors
+    %d packets sent
+    %d receive buffer errors
+    %d send buffer errors
+    InCsumErrors: %d
+    IgnoredMulti: %d
+`, u.InDatagrams, u.NoPorts, u.InErrors, u.OutDatagrams, u.RcvbufErrors, u.SndbufErrors, u.InCsumErrors, u.IgnoredMulti)
+}
+
+// writeOutcomes writes the frames received and the nonzero outcomes they
+// add up to, one per line.
+func writeOutcomes(b *strings.Builder, c *engine.Counters) {
+	fmt.Fprintf(b, "Frames: %d in, %d bytes\n", c.FramesIn, c.BytesIn)
+	for o := range engine.NumOutcomes {
+		if v := c.Outcomes[o]; v != 0 {
+			fmt.Fprintf(b, "    %d %s\n", v, o)
+		}
+	}
+}
+
+// writeEngine writes the engine's own counters, the ones neither the Udp
+// counters nor the outcomes show: what it sent, its answers for owned
+// addresses, ICMP errors, the services' guards, link outages and the
+// kernel rings' statistics.
+func writeEngine(b *strings.Builder, c *engine.Counters) {
+	fmt.Fprintf(b, `Engine:
+    %d frames sent, %d transmit errors
+    %d ARP and %d NDP requests answered, %d pings answered, %d neighbours learned
+    %d ICMP port unreachable sent, %d rate-limited, %d suppressed
+    service guards: %d loop, %d source, %d group, %d rate-limited, %d over the total cap
+    link: %d down, %d up
+    kernel ring: %d packets, %d drops, %d freezes
+`, c.TXFrames, c.TXErrors,
+		c.ARPAnswered, c.NDPAnswered, c.PingAnswered, c.NeighborsLearned,
+		c.ICMPSent, c.ICMPRateLimited, c.ICMPSuppressed,
+		c.GuardLoop, c.GuardSource, c.GuardNonUnicast, c.GuardRateLimited, c.GuardTotalLimited,
+		c.LinkDowns, c.LinkUps,
+		c.RingPackets, c.RingDrops, c.RingFreezes)
+}
