@@ -41,6 +41,17 @@ type xdpLab struct {
 
 func newXDPLab(t testing.TB, labCfg *lab.Config, cfg *Config) *xdpLab {
 	t.Helper()
+	return newXDPLabProgram(t, labCfg, nil, cfg)
+}
+
+// newXDPLabProgram is newXDPLab with a ProgramConfig (whose Addrs are
+// replaced by A's addresses).
+func newXDPLabProgram(t testing.TB, labCfg *lab.Config, pcfg *ProgramConfig, cfg *Config) *xdpLab {
+	t.Helper()
+	var pc ProgramConfig
+	if pcfg != nil {
+		pc = *pcfg
+	}
 	x := &xdpLab{l: lab.New(t, labCfg)}
 	x.a, x.b = x.l.A(), x.l.B()
 	err := x.a.Do(func() error {
@@ -48,7 +59,8 @@ func newXDPLab(t testing.TB, labCfg *lab.Config, cfg *Config) *xdpLab {
 		if x.ifi, err = net.InterfaceByName(x.a.Iface); err != nil {
 			return err
 		}
-		x.prog, err = Attach(x.ifi, &ProgramConfig{Addrs: []netip.Addr{x.a.IPv4.Addr(), x.a.IPv6.Addr()}})
+		pc.Addrs = []netip.Addr{x.a.IPv4.Addr(), x.a.IPv6.Addr()}
+		x.prog, err = Attach(x.ifi, &pc)
 		if err != nil {
 			return err
 		}
@@ -169,7 +181,15 @@ func roundTrip(h *lab.Host, network string, dst netip.AddrPort, msg []byte) ([]b
 }
 
 func TestLabEcho(t *testing.T) {
-	x := newXDPLab(t, fullChecksums, nil)
+	t.Run("native", func(t *testing.T) { testEcho(t, nil) })
+	t.Run("generic", func(t *testing.T) { testEcho(t, &ProgramConfig{Generic: true}) })
+}
+
+func testEcho(t *testing.T, pcfg *ProgramConfig) {
+	x := newXDPLabProgram(t, fullChecksums, pcfg, nil)
+	if att := x.attachment(t); pcfg != nil && pcfg.Generic && att.mode != xdpAttachedSKB {
+		t.Fatalf("attachment %+v, want generic (SKB) mode", att)
+	}
 	var queues int
 	if err := x.a.Do(func() error {
 		var err error
@@ -644,5 +664,75 @@ func TestLabVLANTagged(t *testing.T) {
 	}
 	if ps, _ := prog.Stats(); ps[ClassUDPv4] != 1 {
 		t.Errorf("program stats %v", ps)
+	}
+}
+
+// TestLabTwoQueues gives both veth ends two channels, opens one socket per
+// receive queue, as the engine will, and checks that flows spread over
+// both queues and every datagram is answered.
+func TestLabTwoQueues(t *testing.T) {
+	l := lab.New(t, fullChecksums)
+	a, bh := l.A(), l.B()
+	for _, h := range []*lab.Host{a, bh} {
+		if out, err := h.Command(context.Background(), "ethtool", "-L", h.Iface, "rx", "2", "tx", "2").CombinedOutput(); err != nil {
+			t.Fatalf("ethtool -L in %s: %v: %s", h.Name, err, out)
+		}
+	}
+	detachAll(t, a)
+	prog, err := attachIn(t, a, &ProgramConfig{Addrs: []netip.Addr{a.IPv4.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var socks []*Socket
+	if err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		n, err := RXQueues(ifi)
+		if err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("RXQueues = %d, want 2", n)
+		}
+		for q := range n {
+			s, err := Listen(ifi, q, nil)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { s.Close() })
+			socks = append(socks, s)
+			if err := prog.Register(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var stops []func() error
+	for _, s := range socks {
+		stops = append(stops, startEcho(t, s, nil))
+	}
+	for i := range 32 {
+		msg := fmt.Appendf(nil, "flow %d", i)
+		got, err := roundTrip(bh, "udp4", netip.AddrPortFrom(a.IPv4.Addr(), 7), msg)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("flow %d: %q, %v", i, got, err)
+		}
+	}
+	for q, s := range socks {
+		if err := stops[q](); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.Stats()
+		t.Logf("queue %d: %d received", q, st.Received)
+		if st.Received == 0 {
+			t.Errorf("queue %d received nothing: the flows did not spread", q)
+		}
+	}
+	if ps, _ := prog.Stats(); ps[ClassNoSocket] != 0 {
+		t.Errorf("program stats %v: frames found no socket", ps)
 	}
 }
