@@ -1,0 +1,142 @@
+package xdp
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf/asm"
+)
+
+// LiveSender transmits copies of one UDP template frame with BPF_PROG_RUN
+// in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES), xdp-trafficgen's
+// method: the kernel runs a small XDP program over a page-pool frame
+// holding the template, the program rewrites the fields that vary per
+// frame and redirects the frame to the interface, and the driver
+// transmits it (ndo_xdp_xmit). One system call sends a whole burst; no
+// socket, no skb and no copy from user space per frame.
+//
+// The program puts a per-frame counter into the UDP source port, cycling
+// over Flows ports from the template's, and keeps the UDP checksum valid
+// with an incremental update (RFC 1624), so the frames are good to every
+// receiver. On veth, frames redirected into an interface arrive only if
+// the peer end has an XDP program attached (any program: it turns on the
+// peer's NAPI); without one the kernel drops them silently.
+type LiveSender struct {
+	ifi     *net.Interface
+	flows   int
+	l4Off   int
+	ipv4    bool
+	basePrt uint16
+	live
+}
+
+// LiveConfig configures a LiveSender. A nil *LiveConfig and zero fields
+// mean the defaults given with each field.
+type LiveConfig struct {
+	// Flows is how many UDP source ports the frames cycle through,
+	// counting up from the template's. Zero or one keeps the template's
+	// port.
+	Flows int
+
+	// BatchSize is how many frames the kernel prepares and transmits at a
+	// time within one Send (RunOptions.BatchSize). Zero means 64.
+	BatchSize int
+}
+
+// NewLiveSender loads the sending program for template, a complete
+// Ethernet frame holding a UDP datagram with a valid checksum (as
+// frame.BuildUDP writes it), to be transmitted on ifi.
+func NewLiveSender(ifi *net.Interface, template []byte, cfg *LiveConfig) (*LiveSender, error) {
+	return newLiveSender(ifi, template, cfg)
+}
+
+// Send transmits n copies of the template in one BPF_PROG_RUN call. It
+// must run on a thread in ifi's network namespace: the kernel looks the
+// interface up there. Frames the driver cannot take are dropped by the
+// kernel, and counted in the interface's statistics, not here.
+func (s *LiveSender) Send(n int) error { return s.send(n) }
+
+// Sent returns the number of frames the program has processed, all of
+// which it redirected.
+func (s *LiveSender) Sent() (uint64, error) { return s.sent() }
+
+// Close releases the program.
+func (s *LiveSender) Close() error { return s.close() }
+
+const (
+	liveProgName = "pkte_live"
+	liveMapName  = "pkte_live_ctr"
+)
+
+// liveInstructions returns the sending program: count the frame, rewrite
+// its UDP source port to base + count % flows with the checksum updated
+// incrementally, and redirect it to ifindex.
+func liveInstructions(ifindex, l4Off int, ipv4 bool, base uint16, flows int) asm.Instructions {
+	var b builder
+	const r0, r1, r2, r3, r4, r5, r6, r7, r8, r10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R10
+	b.emit(
+		asm.Mov.Reg(r6, r1),
+		asm.StoreImm(r10, -4, 0, asm.Word),
+		asm.LoadMapPtr(r1, 0).WithReference(liveMapName),
+		asm.Mov.Reg(r2, r10),
+		asm.Add.Imm(r2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(r0, 0, "redirect"),
+		asm.LoadMem(r3, r0, 0, asm.DWord),
+		asm.Mov.Reg(r4, r3),
+		asm.Add.Imm(r4, 1),
+		asm.StoreMem(r0, 0, r4, asm.DWord),
+	)
+	if flows > 1 {
+		b.emit(
+			asm.LoadMem(r7, r6, xdpMDData, asm.Word),
+			asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
+			asm.Mov.Reg(r2, r7),
+			asm.Add.Imm(r2, int32(l4Off+8)),
+			asm.JGT.Reg(r2, r8, "redirect"),
+			// R3: the new port, in network order as a native load sees it.
+			asm.Mod.Imm(r3, int32(flows)),
+			asm.Add.Imm(r3, int32(base)),
+			asm.HostTo(asm.BE, r3, asm.Half),
+			asm.LoadMem(r4, r7, int16(l4Off), asm.Half), // old port
+			asm.StoreMem(r7, int16(l4Off), r3, asm.Half),
+			asm.LoadMem(r5, r7, int16(l4Off+6), asm.Half), // checksum
+		)
+		if ipv4 {
+			b.emit(asm.JEq.Imm(r5, 0, "redirect")) // no checksum: nothing to update
+		}
+		// HC' = ~(~HC + ~m + m'), in ones' complement 16-bit words;
+		// the sum does not depend on byte order, so native loads do.
+		b.emit(
+			asm.Xor.Imm(r5, 0xffff),
+			asm.Xor.Imm(r4, 0xffff),
+			asm.Add.Reg(r5, r4),
+			asm.Add.Reg(r5, r3),
+			asm.Mov.Reg(r4, r5),
+			asm.RSh.Imm(r4, 16),
+			asm.And.Imm(r5, 0xffff),
+			asm.Add.Reg(r5, r4),
+			asm.Mov.Reg(r4, r5),
+			asm.RSh.Imm(r4, 16),
+			asm.And.Imm(r5, 0xffff),
+			asm.Add.Reg(r5, r4),
+			asm.Xor.Imm(r5, 0xffff),
+			asm.JNE.Imm(r5, 0, "store"),
+			asm.Mov.Imm(r5, 0xffff), // UDP sends a computed 0 as all ones
+		)
+		b.label("store")
+		b.emit(asm.StoreMem(r7, int16(l4Off+6), r5, asm.Half))
+	}
+	b.label("redirect")
+	b.emit(
+		asm.Mov.Imm(r1, int32(ifindex)),
+		asm.Mov.Imm(r2, 0),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+	)
+	return b.insns
+}
+
+func (s *LiveSender) String() string {
+	return fmt.Sprintf("live sender on %s, %d flows", s.ifi.Name, max(s.flows, 1))
+}
