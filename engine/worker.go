@@ -352,7 +352,7 @@ func (w *worker) deliver(pt *Port, f []byte, br *batchRef) bool {
 	}
 	ps.lin++
 	w.c[cUDPIn]++
-	pt.wake()
+	pt.bell.Ring()
 	return true
 }
 

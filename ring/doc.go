@@ -1,8 +1,8 @@
-// Package ring moves frames between the kernel and pktengine: AF_PACKET
-// memory-mapped rings for receiving (RX, TPACKET_V3 or TPACKET_V2) and
-// sending (TX, PACKET_TX_RING; MmsgTX, sendmmsg), and the lock-free
-// per-port queues (SPSC, MPSC) that carry datagrams from the receive side
-// to their consumers.
+// Package ring moves frames between the kernel and pktengine through
+// AF_PACKET memory-mapped rings: for receiving (RX, TPACKET_V3 or
+// TPACKET_V2) and for sending (a Transmitter: PACKET_TX_RING, or
+// sendmmsg). The in-memory queues that carry datagrams on to their
+// consumers are package queue.
 //
 // # Receiving
 //

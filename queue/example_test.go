@@ -1,16 +1,16 @@
-package ring_test
+package queue_test
 
 import (
 	"fmt"
 
-	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/queue"
 )
 
 // A port's queue behaves like a UDP socket buffer: when it is full, the
 // datagram is dropped and counted, and nothing waits.
 func ExampleSPSC() {
 	type datagram struct{ off, len uint32 }
-	q, err := ring.NewSPSC[datagram](3) // rounded up to 4
+	q, err := queue.NewSPSC[datagram](3) // rounded up to 4
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +32,7 @@ func ExampleSPSC() {
 // Several fanout workers feed one port; each hands over what it has for the
 // port in one call.
 func ExampleMPSC() {
-	q, err := ring.NewMPSC[int](8)
+	q, err := queue.NewMPSC[int](8)
 	if err != nil {
 		panic(err)
 	}
