@@ -88,15 +88,6 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 		id := uint16(os.Getpid())<<4 ^ uint16(fanoutGroup.Add(1))
 		fan = &ring.Fanout{Type: ring.FanoutHash, GroupID: id}
 	}
-	slots := c.RXBlockCount
-	if c.RXVersion == ring.V2 {
-		slots = c.RXFrameCount
-		if slots == 0 {
-			slots = 4096
-		}
-	} else if slots == 0 {
-		slots = 32
-	}
 	for i := range c.Workers {
 		tx, err := ring.NewTransmitter(e.ifi, txc)
 		if err != nil {
@@ -118,7 +109,8 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 			tx.Close()
 			return err
 		}
-		e.workers = append(e.workers, newWorker(e, i, rx, tx, slots+2))
+		// At most one batch per ring slot is ever outstanding.
+		e.workers = append(e.workers, newWorker(e, i, rx, tx, rx.Geometry().Slots+2))
 	}
 	return nil
 }

@@ -394,7 +394,7 @@ func TestFilterBeforeBind(t *testing.T) {
 			default:
 			}
 			for range 32 {
-				if err := ring.Send(context.Background(), tx, noise); err != nil {
+				if err := send(tx, noise); err != nil {
 					t.Error(err)
 					return
 				}
@@ -528,6 +528,27 @@ func TestFanoutLB(t *testing.T) {
 	for i, rx := range rxs {
 		if got := collect(t, rx, n/2, 20*time.Millisecond, nil); len(got) != n/2 {
 			t.Errorf("worker %d got %d frames, want %d", i, len(got), n/2)
+		}
+	}
+}
+
+// TestGeometry checks that a ring reports the shape the kernel was asked
+// for, defaults included.
+func TestGeometry(t *testing.T) {
+	l := lab.New(t, nil)
+	b := l.B()
+	for _, c := range []struct {
+		cfg  ring.RXConfig
+		want ring.Geometry
+	}{
+		{ring.RXConfig{}, ring.Geometry{Version: ring.V3, Slots: 32, SlotSize: 256 << 10}},
+		{ring.RXConfig{BlockSize: 64 << 10, BlockCount: 3}, ring.Geometry{Version: ring.V3, Slots: 3, SlotSize: 64 << 10}},
+		{ring.RXConfig{Version: ring.V2}, ring.Geometry{Version: ring.V2, Slots: 4096, SlotSize: 2048, BatchFrames: 64}},
+		// 32 frames of 2048 bytes fill the smallest block, 64 KiB.
+		{ring.RXConfig{Version: ring.V2, FrameCount: 1, BatchSize: 8}, ring.Geometry{Version: ring.V2, Slots: 32, SlotSize: 2048, BatchFrames: 8}},
+	} {
+		if got := hostRX(t, b, &c.cfg).Geometry(); got != c.want {
+			t.Errorf("%+v: Geometry() = %+v, want %+v", c.cfg, got, c.want)
 		}
 	}
 }

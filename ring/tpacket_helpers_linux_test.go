@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -130,11 +131,23 @@ func hostTX(t testing.TB, h *lab.Host, cfg *ring.TXConfig) ring.Transmitter {
 	return tx
 }
 
+// send copies frame into the next buffer of tx and commits it.
+func send(tx ring.Transmitter, frame []byte) error {
+	buf, err := tx.Next(context.Background())
+	if err != nil {
+		return err
+	}
+	if len(frame) > len(buf) {
+		return fmt.Errorf("%w: %d bytes, at most %d", ring.ErrFrameSize, len(frame), len(buf))
+	}
+	return tx.Commit(copy(buf, frame))
+}
+
 // sendFrames sends every frame through tx and flushes.
 func sendFrames(t testing.TB, tx ring.Transmitter, frames ...[]byte) {
 	t.Helper()
 	for _, f := range frames {
-		if err := ring.Send(context.Background(), tx, f); err != nil {
+		if err := send(tx, f); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,9 +8,9 @@ import (
 )
 
 // Transmitter queues whole Ethernet frames for an interface and hands them
-// to the kernel in batches. Two implementations exist: TX, a PACKET_TX_RING
-// shared with the kernel, and MmsgTX, one sendmmsg(2) per batch from
-// private buffers. NewTransmitter picks one by TXConfig.Method.
+// to the kernel in batches. NewTransmitter opens one of two
+// implementations, by TXConfig.Method: a PACKET_TX_RING shared with the
+// kernel, or one sendmmsg(2) per batch from private buffers.
 //
 // The frame is built in place: Next returns a buffer, the caller writes the
 // frame into it (starting at the destination MAC) and Commits its length.
@@ -74,8 +74,7 @@ func (m TXMethod) String() string {
 // TXConfig configures a Transmitter. A nil *TXConfig and zero fields mean
 // the defaults given with each field.
 type TXConfig struct {
-	// Method selects the implementation for NewTransmitter. NewTX and
-	// NewMmsgTX ignore it.
+	// Method selects the implementation.
 	Method TXMethod
 
 	// FrameSize is the size of one buffer or ring slot. A ring slot keeps
@@ -120,40 +119,17 @@ var (
 	errBadTXSlots = errors.New("TXConfig.FrameCount out of range")
 )
 
-// Send copies frame into the next buffer of t and commits it.
-func Send(ctx context.Context, t Transmitter, frame []byte) error {
-	buf, err := t.Next(ctx)
-	if err != nil {
-		return err
-	}
-	if len(frame) > len(buf) {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrFrameSize, len(frame), len(buf))
-	}
-	return t.Commit(copy(buf, frame))
-}
-
 // NewTransmitter opens the Transmitter that cfg.Method names.
 func NewTransmitter(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	m := TXDefault
 	if cfg != nil {
 		m = cfg.Method
 	}
-	// Each constructor's result is checked before it becomes a
-	// Transmitter: a nil *TX or *MmsgTX in a non-nil interface would make
-	// the caller's cleanup call Close on nil.
 	switch m {
 	case TXDefault, TXRing:
-		t, err := NewTX(ifi, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return t, nil
+		return newRingTX(ifi, cfg)
 	case TXSendmmsg:
-		t, err := NewMmsgTX(ifi, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return t, nil
+		return newMmsgTX(ifi, cfg)
 	}
 	return nil, fmt.Errorf("ring: unknown TXMethod %d", int(m))
 }

@@ -142,7 +142,7 @@ func TestTransmitWrongFormat(t *testing.T) {
 
 			// The ring did not stall: a long run still goes through.
 			for i := range 3000 {
-				if err := ring.Send(context.Background(), tx, good(10+i)); err != nil {
+				if err := send(tx, good(10+i)); err != nil {
 					t.Fatal(err)
 				}
 			}
