@@ -57,7 +57,8 @@
 // NewTransmitter opens a Transmitter, a PACKET_TX_RING or a sendmmsg(2)
 // sender (TXConfig.Method). It lends out a buffer with Next; the caller
 // builds a whole Ethernet frame in it, Commits its length, and Flushes a
-// batch with one system call.
+// batch with one system call. Every committed frame leaves or is counted
+// once in TXStats (see Transmitter.Flush).
 //
 // # Platforms
 //

@@ -20,16 +20,32 @@ type Transmitter interface {
 	// Next returns the buffer for the next frame. Its length is the most
 	// a frame can be. The buffer is valid until Commit or Flush. When no
 	// buffer is free, Next flushes and waits for the kernel to finish
-	// with one, or for ctx.
+	// with one, or for ctx. Frames that flush drops are counted as
+	// Flush says; Next fails only when it has no buffer to offer.
 	Next(ctx context.Context) ([]byte, error)
 
 	// Commit queues the first n bytes of the buffer Next returned.
 	Commit(n int) error
 
-	// Flush hands every committed frame to the kernel. Frames the kernel
-	// rejects as malformed (shorter than an Ethernet header, longer than
-	// the MTU) are dropped and counted in TXStats.WrongFormat; Flush goes
-	// on with the rest.
+	// Flush hands every committed frame to the kernel, and leaves none
+	// behind: when Flush returns, each frame committed since the last
+	// Flush has been accepted by the kernel (it leaves and is counted in
+	// TXStats.Sent once the device is done with it) or counted once as
+	// dropped:
+	//
+	//   - a frame the kernel rejects as malformed (shorter than an
+	//     Ethernet header, longer than the MTU) is dropped, counted in
+	//     TXStats.WrongFormat, and Flush goes on with the rest;
+	//   - when the kernel refuses the send itself (ENOBUFS from a full
+	//     device queue or a qdisc drop, ENETDOWN from a link that is
+	//     down, ...), the refused frame and every committed frame after
+	//     it are discarded, counted in TXStats.Dropped, and Flush returns
+	//     the error: a *net.OpError wrapping the *os.SyscallError.
+	//
+	// A full socket send buffer is not a refusal: Flush waits for room.
+	// Retrying refused frames would spin on a link that is down, so
+	// they are treated as a kernel UDP socket treats ENOBUFS: the
+	// datagram is lost and counted (as SndbufErrors).
 	Flush() error
 
 	// Stats returns the counters since the Transmitter was opened.
@@ -105,6 +121,11 @@ type TXStats struct {
 	// WrongFormat counts frames the kernel rejected as malformed
 	// (TP_STATUS_WRONG_FORMAT on a ring, EINVAL or EMSGSIZE for sendmmsg).
 	WrongFormat uint64
+
+	// Dropped counts frames discarded because the kernel refused to send
+	// them (see Transmitter.Flush). Once Flush has returned and the
+	// device has finished, Committed = Sent + WrongFormat + Dropped.
+	Dropped uint64
 
 	// Kicks counts send(2) or sendmmsg(2) calls; Waits counts the times
 	// Next found every buffer busy and had to wait.

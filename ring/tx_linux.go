@@ -20,8 +20,9 @@ import (
 // completions. The kernel keeps its own head, the next slot it looks at,
 // and only moves it past a slot it has taken; this ring keeps head equal
 // to it whenever Flush returns, so that the next frame committed lands
-// where the kernel looks next. A malformed frame stops the kernel: it
-// marks it WRONG_FORMAT (see dropWrongFormat).
+// where the kernel looks next. Two things stop the kernel at a slot: a
+// malformed frame, which it marks WRONG_FORMAT (see dropWrongFormat), and
+// a refused send (see dropUnsent).
 type ringTX struct {
 	*txSocket
 	mem []byte
@@ -134,10 +135,12 @@ func (t *ringTX) Next(ctx context.Context) ([]byte, error) {
 	return t.mem[off : off+t.maxLen : off+t.maxLen], nil
 }
 
-// waitSlot flushes and waits until the slot at head is free again.
+// waitSlot flushes and waits until the slot at head is free again. A
+// flush that drops frames frees their slots; its error is then only
+// counted (TXStats.Dropped), not returned, since Next has a buffer.
 func (t *ringTX) waitSlot(ctx context.Context) error {
 	t.stats.Waits++
-	if err := t.Flush(); err != nil {
+	if err := t.Flush(); err != nil && t.full() {
 		return err
 	}
 	defer t.conn.SetWriteDeadline(time.Time{})
@@ -202,6 +205,7 @@ func (t *ringTX) Flush() error {
 			}
 			err = os.NewSyscallError("sendto", t.kickErr)
 		}
+		t.dropUnsent()
 		return t.wrapOp("sendto", err)
 	}
 	t.reclaim()
@@ -217,6 +221,23 @@ func (t *ringTX) firstRequest() uint64 {
 		}
 	}
 	return t.head
+}
+
+// dropUnsent discards the committed frames the kernel did not take after
+// it refused a send. The kernel leaves the refused frame SEND_REQUEST at
+// its head, and every later one behind it; left alone they would go out
+// late, with the next Flush, or never, if nothing is committed again. The
+// slots become AVAILABLE, the frames are counted in Dropped, and head
+// moves back to the kernel's head, where the next frame then goes. (The
+// kernel touches SEND_REQUEST slots only inside send(2), which only this
+// goroutine calls.)
+func (t *ringTX) dropUnsent() {
+	p := t.firstRequest()
+	for q := p; q < t.head; q++ {
+		t.setStatus(q, statusAvailable)
+	}
+	t.stats.Dropped += t.head - p
+	t.head, t.kicked = p, p
 }
 
 // dropWrongFormat removes the frame the kernel rejected. The kernel marks

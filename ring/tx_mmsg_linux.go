@@ -67,9 +67,9 @@ func (t *mmsgTX) Next(ctx context.Context) ([]byte, error) {
 	}
 	if t.n == len(t.msgs) {
 		t.stats.Waits++
-		if err := t.Flush(); err != nil {
-			return nil, err
-		}
+		// A failed flush still empties the buffers; its frames are
+		// counted in TXStats.Dropped.
+		t.Flush()
 	}
 	t.reserved = true
 	off := t.n * t.maxLen
@@ -96,7 +96,7 @@ func (t *mmsgTX) sendBatch(fd uintptr) bool {
 
 // Flush implements Transmitter. sendmmsg reports an error only for its
 // first message, having sent none: a malformed one is dropped and the
-// rest go on.
+// rest go on; any other error drops it and every frame after it.
 func (t *mmsgTX) Flush() error {
 	if t.closed {
 		return ErrClosed
@@ -119,6 +119,7 @@ func (t *mmsgTX) Flush() error {
 			}
 			err = os.NewSyscallError("sendmmsg", t.sendErr)
 		}
+		t.stats.Dropped += uint64(t.n - t.start)
 		return t.wrapOp("sendmmsg", err)
 	}
 	return nil
