@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	xbpf "golang.org/x/net/bpf"
@@ -53,10 +52,6 @@ func kernelAddrs(ifi *net.Interface) (onIface, all []netip.Prefix, err error) {
 	return onIface, all, nil
 }
 
-// fanoutGroup makes fanout group IDs unique within the process; the pid
-// in the upper bits keeps two engines in one namespace apart.
-var fanoutGroup atomic.Uint32
-
 func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	c := &e.cfg
 	ns, err := currentNetns()
@@ -83,10 +78,11 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	if e.tx, err = ring.NewTransmitter(e.ifi, txc); err != nil {
 		return err
 	}
+	// The kernel picks the fanout group's ID when the first ring joins;
+	// the others join that group.
 	var fan *ring.Fanout
 	if c.Workers > 1 {
-		id := uint16(os.Getpid())<<4 ^ uint16(fanoutGroup.Add(1))
-		fan = &ring.Fanout{Type: ring.FanoutHash, GroupID: id}
+		fan = &ring.Fanout{Type: ring.FanoutHash, UniqueID: true}
 	}
 	for i := range c.Workers {
 		tx, err := ring.NewTransmitter(e.ifi, txc)
@@ -108,6 +104,9 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 		if err != nil {
 			tx.Close()
 			return err
+		}
+		if id, ok := rx.FanoutGroup(); ok && fan.UniqueID {
+			fan = &ring.Fanout{Type: fan.Type, GroupID: id}
 		}
 		// At most one batch per ring slot is ever outstanding.
 		e.workers = append(e.workers, newWorker(e, i, rx, tx, rx.Geometry().Slots+2))

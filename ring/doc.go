@@ -33,7 +33,8 @@
 //
 // RX.Geometry tells the ring's shape: how many slots it has, and so how
 // many batches can be outstanding at once. With Fanout, one RX per worker
-// shares a PACKET_FANOUT group. RX.Stats accumulates PACKET_STATISTICS,
+// shares a PACKET_FANOUT group; Fanout.UniqueID lets the kernel pick a
+// group ID no other program uses. RX.Stats accumulates PACKET_STATISTICS,
 // which the kernel resets on every read.
 //
 // # Opening the socket

@@ -30,6 +30,10 @@ type RX struct {
 	mem  []byte
 	geom Geometry
 
+	// fanoutID is the PACKET_FANOUT group the socket joined, if it did.
+	fanoutID     uint16
+	fanoutJoined bool
+
 	v3         bool
 	nslots     uint64 // blocks (V3) or frames (V2)
 	blockSize  int
@@ -105,6 +109,11 @@ func NewRX(ifi *net.Interface, cfg *RXConfig) (*RX, error) {
 
 // Geometry returns the ring's shape.
 func (r *RX) Geometry() Geometry { return r.geom }
+
+// FanoutGroup returns the ID of the PACKET_FANOUT group the socket joined,
+// the one the kernel chose for a Fanout with UniqueID, and ok false when
+// RXConfig.Fanout was nil.
+func (r *RX) FanoutGroup() (id uint16, ok bool) { return r.fanoutID, r.fanoutJoined }
 
 // Version returns the ring's TPACKET version.
 func (r *RX) Version() Version {

@@ -89,7 +89,8 @@ type RXConfig struct {
 	IgnoreOutgoing bool
 
 	// Fanout, if not nil, joins the socket to a PACKET_FANOUT group after
-	// binding. Open one RX per worker with the same Fanout.
+	// binding. Open one RX per worker with the same Fanout (see
+	// Fanout.UniqueID for the first of them).
 	Fanout *Fanout
 
 	// Promiscuous adds a PACKET_MR_PROMISC membership, which the kernel
@@ -120,8 +121,17 @@ type Fanout struct {
 	Type FanoutType
 
 	// GroupID names the group; sockets with the same ID, protocol and
-	// interface share frames. IDs are per network namespace.
+	// interface share frames. IDs are per network namespace, shared by
+	// every process in it: two programs that pick the same ID (and type,
+	// flags, protocol and interface) end up in one group, each seeing a
+	// share of the other's frames. Use UniqueID rather than inventing one.
 	GroupID uint16
+
+	// UniqueID (PACKET_FANOUT_FLAG_UNIQUEID) asks the kernel to create a
+	// new group with an ID that no group in the namespace uses; GroupID
+	// must be zero. RX.FanoutGroup returns the ID the kernel chose: open
+	// the group's other members with that GroupID and UniqueID false.
+	UniqueID bool
 
 	// Rollover (PACKET_FANOUT_FLAG_ROLLOVER) sends a frame to another
 	// socket of the group when the chosen one's ring is full.
@@ -244,6 +254,9 @@ func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
 		}
 	default:
 		return g, fmt.Errorf("RXConfig.Version %d is neither V2 nor V3", c.Version)
+	}
+	if f := c.Fanout; f != nil && f.UniqueID && f.GroupID != 0 {
+		return g, fmt.Errorf("RXConfig.Fanout asks for a unique ID and names group %d", f.GroupID)
 	}
 	if c.BusyPoll < 0 {
 		return g, fmt.Errorf("RXConfig.BusyPoll %d is negative", c.BusyPoll)

@@ -51,9 +51,10 @@ func (r *RX) open(ifi *net.Interface, c *RXConfig, g *rxGeom) error {
 		return err
 	}
 	if c.Fanout != nil {
-		if err := ps.joinFanout(c.Fanout); err != nil {
+		if r.fanoutID, err = ps.joinFanout(c.Fanout); err != nil {
 			return err
 		}
+		r.fanoutJoined = true
 	}
 	if c.Promiscuous {
 		if err := ps.promiscuous(); err != nil {

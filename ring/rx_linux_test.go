@@ -552,3 +552,53 @@ func TestGeometry(t *testing.T) {
 		}
 	}
 }
+
+// TestFanoutUniqueID opens two groups whose IDs the kernel picks, beside
+// one whose ID was chosen by hand. The IDs differ, so the groups stay
+// apart: each sees every frame once, shared among its own members.
+func TestFanoutUniqueID(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	open := func(f ring.Fanout) *ring.RX {
+		return hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort), Fanout: &f})
+	}
+	chosen := open(ring.Fanout{Type: ring.FanoutHash, GroupID: 0})
+	groups := [][]*ring.RX{{chosen}}
+	ids := map[uint16]int{0: 0}
+	for g := 1; g <= 2; g++ {
+		first := open(ring.Fanout{Type: ring.FanoutHash, UniqueID: true})
+		id, ok := first.FanoutGroup()
+		if !ok {
+			t.Fatal("FanoutGroup reports no group")
+		}
+		if prev, dup := ids[id]; dup {
+			t.Fatalf("group %d got ID %d, already group %d's", g, id, prev)
+		}
+		ids[id] = g
+		second := open(ring.Fanout{Type: ring.FanoutHash, GroupID: id})
+		if got, _ := second.FanoutGroup(); got != id {
+			t.Errorf("second member of group %d reports group %d", id, got)
+		}
+		groups = append(groups, []*ring.RX{first, second})
+	}
+	t.Logf("group IDs %v", ids)
+
+	tx := hostTX(t, a, nil)
+	const n = 64
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, udpFrameAB(a, b, uint16(50000+i), testPort, seqPayload(i)).build())
+	}
+	var all []*ring.RX
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	sendPaced(t, tx, frames, all...)
+	for i, g := range groups {
+		var got []received
+		for _, rx := range g {
+			got = append(got, collect(t, rx, 0, 50*time.Millisecond, nil)...)
+		}
+		t.Run(fmt.Sprint("group", i), func(t *testing.T) { checkSeqs(t, got, n) })
+	}
+}

@@ -101,9 +101,11 @@ func (ps *packetSocket) bind(protocol uint16) error {
 	return ps.control(func(fd int) error { return os.NewSyscallError("bind", unix.Bind(fd, sa)) })
 }
 
-// joinFanout adds the socket to a fanout group. The kernel only accepts
-// bound sockets.
-func (ps *packetSocket) joinFanout(f *Fanout) error {
+// joinFanout adds the socket to a fanout group and returns the group's
+// ID: f.GroupID, or the one the kernel picked for f.UniqueID, which
+// getsockopt(PACKET_FANOUT) reports in its low 16 bits. The kernel only
+// accepts bound sockets.
+func (ps *packetSocket) joinFanout(f *Fanout) (uint16, error) {
 	mode := int(f.Type)
 	if f.Rollover {
 		mode |= unix.PACKET_FANOUT_FLAG_ROLLOVER
@@ -111,7 +113,22 @@ func (ps *packetSocket) joinFanout(f *Fanout) error {
 	if f.Defrag {
 		mode |= unix.PACKET_FANOUT_FLAG_DEFRAG
 	}
-	return ps.setInt("PACKET_FANOUT", unix.SOL_PACKET, unix.PACKET_FANOUT, int(f.GroupID)|mode<<16)
+	if f.UniqueID {
+		mode |= unix.PACKET_FANOUT_FLAG_UNIQUEID
+	}
+	if err := ps.setInt("PACKET_FANOUT", unix.SOL_PACKET, unix.PACKET_FANOUT, int(f.GroupID)|mode<<16); err != nil {
+		return 0, err
+	}
+	if !f.UniqueID {
+		return f.GroupID, nil
+	}
+	var v int
+	err := ps.control(func(fd int) error {
+		var err error
+		v, err = unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+		return os.NewSyscallError("getsockopt PACKET_FANOUT", err)
+	})
+	return uint16(v), err
 }
 
 // promiscuous adds a PACKET_MR_PROMISC membership.
