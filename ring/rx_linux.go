@@ -13,6 +13,10 @@ import (
 	"github.com/pktengine/pktengine/proto"
 )
 
+// testHookListened, when set by a test, runs in open between
+// packet.Listen and the ring's setup: frames sent then must never show.
+var testHookListened func()
+
 // open sets up the socket in the order NewRX describes.
 func (r *RX) open(ifi *net.Interface, c *RXConfig, g *rxGeom) error {
 	ps, err := listenPacket("listen", ifi, c.Filter)
@@ -20,6 +24,9 @@ func (r *RX) open(ifi *net.Interface, c *RXConfig, g *rxGeom) error {
 		return err
 	}
 	r.conn, r.rc, r.addr = ps.conn, ps.rc, ps.addr
+	if testHookListened != nil {
+		testHookListened()
+	}
 	ok := false
 	defer func() {
 		if !ok {

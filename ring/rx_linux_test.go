@@ -602,3 +602,47 @@ func TestFanoutUniqueID(t *testing.T) {
 		t.Run(fmt.Sprint("group", i), func(t *testing.T) { checkSeqs(t, got, n) })
 	}
 }
+
+// TestNothingBeforeRing sends frames that pass the filter while NewRX is
+// between packet.Listen and the ring's setup, and waits until they have
+// reached B (a ring opened earlier counts them). The new ring must neither
+// hold them nor count them: a socket that had received them before
+// PACKET_RX_RING would count them in PACKET_STATISTICS and then throw
+// them away with its receive queue. Frames sent once NewRX has returned
+// all arrive, and nothing else is counted.
+func TestNothingBeforeRing(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		cfg := &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond}
+		witness := hostRX(t, b, cfg)
+		tx := hostTX(t, a, nil)
+		const early, late = 20, 30
+		restore := ring.SetTestHookListened(func() {
+			for i := range early {
+				if err := send(tx, udpFrameAB(a, b, 40000, testPort, seqPayload(1000+i)).build()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := tx.Flush(); err != nil {
+				t.Error(err)
+			}
+			settle(t, early, witness)
+		})
+		rx := hostRX(t, b, cfg)
+		restore()
+		if st, err := witness.Stats(); err != nil || st.Packets != early {
+			t.Fatalf("the early frames did not all reach B while the ring was being opened: %+v, %v", st, err)
+		}
+		var frames [][]byte
+		for i := range late {
+			frames = append(frames, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+		}
+		sendPaced(t, tx, frames, rx)
+		checkSeqs(t, collect(t, rx, late, 50*time.Millisecond, nil), late)
+		if st, err := rx.Stats(); err != nil || st.Packets != late || st.Drops != 0 {
+			t.Errorf("stats %+v, %v: want the %d late frames, no drops", st, err, late)
+		}
+	})
+}
