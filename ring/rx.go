@@ -36,9 +36,7 @@ type RX struct {
 
 	v3         bool
 	nslots     uint64 // blocks (V3) or frames (V2)
-	blockSize  int
-	frameSize  int // V2
-	perBlock   int // V2 frames per block
+	layout     ringLayout
 	batchMax   int
 	busyPoll   int
 	readyCheck func(uintptr) bool // r.pollReady, bound once so parking doesn't allocate
@@ -90,9 +88,7 @@ func NewRX(ifi *net.Interface, cfg *RXConfig) (*RX, error) {
 		geom:       g.public(),
 		v3:         g.v3,
 		nslots:     uint64(g.slots),
-		blockSize:  g.blockSize,
-		frameSize:  g.frameSize,
-		perBlock:   g.perBlock,
+		layout:     g.layout,
 		batchMax:   g.batchMax,
 		busyPoll:   c.BusyPoll,
 		released:   make([]bool, g.slots),
@@ -130,9 +126,9 @@ func (r *RX) Addr() net.Addr { return r.addr }
 func (r *RX) slotOffset(pos uint64) int {
 	i := int(pos % r.nslots)
 	if r.v3 {
-		return i * r.blockSize
+		return i * r.layout.blockSize
 	}
-	return i/r.perBlock*r.blockSize + i%r.perBlock*r.frameSize
+	return r.layout.frameOffset(i)
 }
 
 // statusOffset is where the status word of a slot lives.
@@ -247,7 +243,7 @@ func (r *RX) fill(b *Batch) bool {
 		}
 		num := int(native.Uint32(r.mem[off+blockNumPkts:]))
 		p := off + int(native.Uint32(r.mem[off+blockFirstPkt:]))
-		end := off + r.blockSize
+		end := off + r.layout.blockSize
 		for k := 0; k < num && p+v3HdrLen <= end; k++ {
 			b.offs = append(b.offs, uint32(p))
 			next := int(native.Uint32(r.mem[p+v3Next:]))

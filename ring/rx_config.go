@@ -167,46 +167,46 @@ type Geometry struct {
 
 // rxGeom is a validated ring shape.
 type rxGeom struct {
-	v3                 bool
-	blockSize, blockNr int
-	frameSize, frameNr int
-	perBlock, slots    int
-	retireMs, batchMax int
-	mapSize            int
+	v3       bool
+	layout   ringLayout
+	slots    int // blocks (V3) or frames (V2)
+	retireMs int // V3
+	batchMax int // V2
 }
 
 func (g *rxGeom) public() Geometry {
 	if g.v3 {
-		return Geometry{Version: V3, Slots: g.slots, SlotSize: g.blockSize}
+		return Geometry{Version: V3, Slots: g.slots, SlotSize: g.layout.blockSize}
 	}
-	return Geometry{Version: V2, Slots: g.slots, SlotSize: g.frameSize, BatchFrames: g.batchMax}
+	return Geometry{Version: V2, Slots: g.slots, SlotSize: g.layout.frameSize, BatchFrames: g.batchMax}
 }
 
 // rxGeometry fills in c's defaults and checks what the kernel would
 // reject, so errors name the field at fault.
 func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
-	page := os.Getpagesize()
 	var g rxGeom
 	switch c.Version {
 	case 0, V3:
 		g.v3 = true
-		g.blockSize = orDefault(c.BlockSize, 256<<10)
-		g.blockNr = orDefault(c.BlockCount, 32)
-		if g.blockSize%page != 0 || g.blockSize <= 0 {
-			return g, fmt.Errorf("RXConfig.BlockSize %d is not a positive multiple of the page size %d", g.blockSize, page)
+		l := &g.layout
+		l.blockSize = orDefault(c.BlockSize, 256<<10)
+		l.blockNr = orDefault(c.BlockCount, 32)
+		if page := os.Getpagesize(); l.blockSize%page != 0 || l.blockSize <= 0 {
+			return g, fmt.Errorf("RXConfig.BlockSize %d is not a positive multiple of the page size %d", l.blockSize, page)
 		}
-		if g.blockNr <= 0 {
-			return g, fmt.Errorf("RXConfig.BlockCount %d is not positive", g.blockNr)
+		if l.blockNr <= 0 {
+			return g, fmt.Errorf("RXConfig.BlockCount %d is not positive", l.blockNr)
 		}
 		// The kernel wants a frame size for V3 too, though frames are
 		// packed by their real length; any aligned size dividing the
 		// block will do.
-		g.frameSize = tpacketAlignment * 128
-		for g.blockSize%g.frameSize != 0 {
-			g.frameSize /= 2
+		l.frameSize = tpacketAlignment * 128
+		for l.blockSize%l.frameSize != 0 {
+			l.frameSize /= 2
 		}
-		g.frameNr = g.blockNr * (g.blockSize / g.frameSize)
-		g.slots = g.blockNr
+		l.perBlock = l.blockSize / l.frameSize
+		l.frameNr = l.blockNr * l.perBlock
+		g.slots = l.blockNr
 		tmo := c.RetireTimeout
 		if tmo < 0 {
 			return g, fmt.Errorf("RXConfig.RetireTimeout %v is negative", tmo)
@@ -215,39 +215,29 @@ func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
 			tmo = time.Millisecond
 		}
 		g.retireMs = max(1, int((tmo+time.Millisecond/2)/time.Millisecond))
-		g.batchMax = 0
 	case V2:
 		mtu := 1500
 		if ifi != nil && ifi.MTU > 0 {
 			mtu = ifi.MTU
 		}
-		if c.FrameSize == 0 {
+		frameSize := c.FrameSize
+		if frameSize == 0 {
 			// Header area (80 bytes for V2), Ethernet header, payload:
 			// rounded up to a power of two, at least 2048.
-			g.frameSize = 2048
-			for g.frameSize < tpacketAlign(v2HdrLen+16)+14+mtu {
-				g.frameSize *= 2
+			frameSize = 2048
+			for frameSize < tpacketAlign(v2HdrLen+16)+14+mtu {
+				frameSize *= 2
 			}
-		} else {
-			g.frameSize = c.FrameSize
 		}
-		if g.frameSize%tpacketAlignment != 0 || g.frameSize < tpacketAlign(v2HdrLen+16)+14 {
-			return g, fmt.Errorf("RXConfig.FrameSize %d is not a multiple of 16 of at least %d", g.frameSize, tpacketAlign(v2HdrLen+16)+14)
+		if frameSize%tpacketAlignment != 0 || frameSize < tpacketAlign(v2HdrLen+16)+14 {
+			return g, fmt.Errorf("RXConfig.FrameSize %d is not a multiple of 16 of at least %d", frameSize, tpacketAlign(v2HdrLen+16)+14)
 		}
-		// Blocks of at least 64 KiB keep the tail of each block that no
-		// frame fits in small.
-		g.blockSize = (g.frameSize + page - 1) / page * page
-		if g.blockSize < 64<<10 {
-			g.blockSize = 64 << 10
-		}
-		g.perBlock = g.blockSize / g.frameSize
 		want := orDefault(c.FrameCount, 4096)
 		if want <= 0 {
 			return g, fmt.Errorf("RXConfig.FrameCount %d is not positive", want)
 		}
-		g.blockNr = (want + g.perBlock - 1) / g.perBlock
-		g.frameNr = g.blockNr * g.perBlock
-		g.slots = g.frameNr
+		g.layout = frameLayout(frameSize, want)
+		g.slots = g.layout.frameNr
 		g.batchMax = orDefault(c.BatchSize, 64)
 		if g.batchMax <= 0 {
 			return g, fmt.Errorf("RXConfig.BatchSize %d is not positive", g.batchMax)
@@ -261,7 +251,6 @@ func rxGeometry(c *RXConfig, ifi *net.Interface) (rxGeom, error) {
 	if c.BusyPoll < 0 {
 		return g, fmt.Errorf("RXConfig.BusyPoll %d is negative", c.BusyPoll)
 	}
-	g.mapSize = g.blockSize * g.blockNr
 	return g, nil
 }
 

@@ -23,21 +23,23 @@ func (r *RX) open(ifi *net.Interface, c *RXConfig, g *rxGeom) error {
 	if err != nil {
 		return err
 	}
-	r.conn, r.rc, r.addr = ps.conn, ps.rc, ps.addr
 	if testHookListened != nil {
 		testHookListened()
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			ps.close()
-			if r.mem != nil {
-				unix.Munmap(r.mem)
-			}
-		}
-	}()
+	if err := r.setup(ps, c, g); err != nil {
+		ps.abandon()
+		return err
+	}
+	r.conn, r.rc, r.addr, r.mem = ps.conn, ps.rc, ps.addr, ps.mem
+	return nil
+}
 
-	if err := r.setupRing(ps, g); err != nil {
+func (r *RX) setup(ps *packetSocket, c *RXConfig, g *rxGeom) error {
+	version := unix.TPACKET_V2
+	if g.v3 {
+		version = unix.TPACKET_V3
+	}
+	if err := ps.mapRing(version, unix.PACKET_RX_RING, &g.layout, g.retireMs); err != nil {
 		return err
 	}
 	if c.LockFilter {
@@ -58,53 +60,16 @@ func (r *RX) open(ifi *net.Interface, c *RXConfig, g *rxGeom) error {
 		return err
 	}
 	if c.Fanout != nil {
-		if r.fanoutID, err = ps.joinFanout(c.Fanout); err != nil {
+		id, err := ps.joinFanout(c.Fanout)
+		if err != nil {
 			return err
 		}
-		r.fanoutJoined = true
+		r.fanoutID, r.fanoutJoined = id, true
 	}
 	if c.Promiscuous {
-		if err := ps.promiscuous(); err != nil {
-			return err
-		}
+		return ps.promiscuous()
 	}
-	ok = true
 	return nil
-}
-
-// setupRing selects the TPACKET version, requests the ring and maps it.
-func (r *RX) setupRing(ps *packetSocket, g *rxGeom) error {
-	ver := unix.TPACKET_V2
-	if g.v3 {
-		ver = unix.TPACKET_V3
-	}
-	if err := ps.setInt("PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, ver); err != nil {
-		return err
-	}
-	err := ps.control(func(fd int) error {
-		if g.v3 {
-			req := unix.TpacketReq3{
-				Block_size:     uint32(g.blockSize),
-				Block_nr:       uint32(g.blockNr),
-				Frame_size:     uint32(g.frameSize),
-				Frame_nr:       uint32(g.frameNr),
-				Retire_blk_tov: uint32(g.retireMs),
-			}
-			return os.NewSyscallError("setsockopt PACKET_RX_RING", unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req))
-		}
-		req := unix.TpacketReq{
-			Block_size: uint32(g.blockSize),
-			Block_nr:   uint32(g.blockNr),
-			Frame_size: uint32(g.frameSize),
-			Frame_nr:   uint32(g.frameNr),
-		}
-		return os.NewSyscallError("setsockopt PACKET_RX_RING", unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req))
-	})
-	if err != nil {
-		return err
-	}
-	r.mem, err = ps.mmap(g.mapSize)
-	return err
 }
 
 // setFilter attaches filter with package packet, or detaches the filter

@@ -62,11 +62,7 @@ func TestRXKernelUDP(t *testing.T) {
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
 
 		// A listener on B keeps its kernel from answering with ICMP.
-		ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
+		listenUDP(t, b)
 		c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
 		if err != nil {
 			t.Fatal(err)
@@ -139,28 +135,26 @@ func TestChecksumComplete(t *testing.T) {
 
 func TestRXRawFrames(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		for _, method := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
-			t.Run(method.String(), func(t *testing.T) {
-				l := lab.New(t, nil)
-				a, b := l.A(), l.B()
-				rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
-				tx := hostTX(t, a, &ring.TXConfig{Method: method})
-				const n = 1000
-				frames := make([][]byte, n)
-				for i := range frames {
-					frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
-				}
-				sendPaced(t, tx, frames, rx)
-				got := collect(t, rx, n, 50*time.Millisecond, nil)
-				checkSeqs(t, got, n)
-				if got[0].meta.Status.ChecksumPartial() {
-					t.Errorf("raw frame with a full checksum reported CSUMNOTREADY")
-				}
-				if st := tx.Stats(); st.Committed != n || st.Sent != n || st.WrongFormat != 0 {
-					t.Errorf("TX stats %+v, want %d committed and sent", st, n)
-				}
-			})
-		}
+		methods(t, func(t *testing.T, method ring.TXMethod) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
+			tx := hostTX(t, a, &ring.TXConfig{Method: method})
+			const n = 1000
+			frames := make([][]byte, n)
+			for i := range frames {
+				frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
+			}
+			sendPaced(t, tx, frames, rx)
+			got := collect(t, rx, n, 50*time.Millisecond, nil)
+			checkSeqs(t, got, n)
+			if got[0].meta.Status.ChecksumPartial() {
+				t.Errorf("raw frame with a full checksum reported CSUMNOTREADY")
+			}
+			if st := tx.Stats(); st.Committed != n || st.Sent != n || st.WrongFormat != 0 {
+				t.Errorf("TX stats %+v, want %d committed and sent", st, n)
+			}
+		})
 	})
 }
 
@@ -514,11 +508,7 @@ func TestFanoutLB(t *testing.T) {
 	}
 	// A listener keeps B from answering with ICMP: its outgoing frames
 	// would take turns in the round robin too.
-	ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	listenUDP(t, b)
 	tx := hostTX(t, a, nil)
 	const n = 100
 	for i := range n {

@@ -23,6 +23,7 @@ type packetSocket struct {
 	rc   syscall.RawConn
 	addr *Addr
 	op   string // "listen" or "dial", for errors
+	mem  []byte // the ring's mapping, once mapRing made it
 }
 
 // listenPacket opens a SOCK_RAW AF_PACKET socket on ifi with
@@ -65,7 +66,13 @@ func (ps *packetSocket) wrapOp(op string, err error) error {
 	return opError(op, ps.addr, err)
 }
 
-func (ps *packetSocket) close() { ps.conn.Close() }
+// abandon closes a socket whose setup failed, and unmaps its ring.
+func (ps *packetSocket) abandon() {
+	ps.conn.Close()
+	if ps.mem != nil {
+		unix.Munmap(ps.mem)
+	}
+}
 
 // control runs f with the raw descriptor, for the calls package packet has
 // no wrapper for (socket options, mmap, bind).
@@ -83,15 +90,31 @@ func (ps *packetSocket) setInt(name string, level, opt, v int) error {
 	})
 }
 
-// mmap maps size bytes of the socket's rings.
-func (ps *packetSocket) mmap(size int) ([]byte, error) {
-	var mem []byte
-	err := ps.control(func(fd int) error {
-		var err error
-		mem, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+// mapRing selects the TPACKET version, requests a ring (opt is
+// PACKET_RX_RING or PACKET_TX_RING) laid out as l and maps it into
+// ps.mem. The request is a struct tpacket_req3 whatever the version: for
+// V2 the kernel reads only its first four fields, which are struct
+// tpacket_req.
+func (ps *packetSocket) mapRing(version, opt int, l *ringLayout, retireMs int) error {
+	if err := ps.setInt("PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, version); err != nil {
+		return err
+	}
+	req := unix.TpacketReq3{
+		Block_size:     uint32(l.blockSize),
+		Block_nr:       uint32(l.blockNr),
+		Frame_size:     uint32(l.frameSize),
+		Frame_nr:       uint32(l.frameNr),
+		Retire_blk_tov: uint32(retireMs),
+	}
+	name := map[int]string{unix.PACKET_RX_RING: "PACKET_RX_RING", unix.PACKET_TX_RING: "PACKET_TX_RING"}[opt]
+	return ps.control(func(fd int) error {
+		if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, opt, &req); err != nil {
+			return os.NewSyscallError("setsockopt "+name, err)
+		}
+		mem, err := unix.Mmap(fd, 0, l.size(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		ps.mem = mem
 		return os.NewSyscallError("mmap", err)
 	})
-	return mem, err
 }
 
 // bind binds the socket, again, to its interface and an EtherType (host

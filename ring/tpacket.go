@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/binary"
+	"os"
 	"sync/atomic"
 	"unsafe"
 )
@@ -36,6 +37,37 @@ const (
 const tpacketAlignment = 16
 
 func tpacketAlign(n int) int { return (n + tpacketAlignment - 1) &^ (tpacketAlignment - 1) }
+
+// ringLayout is how a ring's memory is cut up, as PACKET_RX_RING and
+// PACKET_TX_RING take it (struct tpacket_req): blockNr blocks of blockSize
+// bytes, each holding perBlock frames of frameSize bytes. Frames never
+// straddle blocks; the tail of a block that no frame fits in stays unused.
+type ringLayout struct {
+	blockSize, blockNr int
+	frameSize, frameNr int
+	perBlock           int
+}
+
+// frameLayout lays out at least frames slots of frameSize bytes, for a V2
+// receive ring or a transmit ring. Blocks of at least 64 KiB keep the
+// unused tail of each block small.
+func frameLayout(frameSize, frames int) ringLayout {
+	page := os.Getpagesize()
+	l := ringLayout{frameSize: frameSize}
+	l.blockSize = max((frameSize+page-1)/page*page, 64<<10)
+	l.perBlock = l.blockSize / frameSize
+	l.blockNr = (frames + l.perBlock - 1) / l.perBlock
+	l.frameNr = l.blockNr * l.perBlock
+	return l
+}
+
+// frameOffset returns where frame slot i starts.
+func (l *ringLayout) frameOffset(i int) int {
+	return i/l.perBlock*l.blockSize + i%l.perBlock*l.frameSize
+}
+
+// size is the length of the mapping.
+func (l *ringLayout) size() int { return l.blockSize * l.blockNr }
 
 // struct tpacket2_hdr, 32 bytes, followed at TPACKET_ALIGN(32) = 32 by the
 // struct sockaddr_ll of the frame.

@@ -25,12 +25,9 @@ import (
 // a refused send (see dropUnsent).
 type ringTX struct {
 	*txSocket
-	mem []byte
-
-	frameSize int
-	blockSize int
-	perBlock  int
-	nslots    uint64
+	mem    []byte
+	layout ringLayout
+	nslots uint64
 
 	head   uint64
 	tail   uint64
@@ -54,51 +51,20 @@ func newRingTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ringTX{txSocket: s, frameSize: frameSize}
-	page := os.Getpagesize()
-	t.blockSize = max((frameSize+page-1)/page*page, 64<<10)
-	t.perBlock = t.blockSize / frameSize
-	blocks := (n + t.perBlock - 1) / t.perBlock
-	t.nslots = uint64(blocks * t.perBlock)
+	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n)}
+	t.nslots = uint64(t.layout.frameNr)
 	t.maxLen = frameSize - txDataOffset
-
-	ok := false
-	defer func() {
-		if !ok {
-			s.close()
-			if t.mem != nil {
-				unix.Munmap(t.mem)
-			}
-		}
-	}()
-	if err := s.setInt("PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+	if err := s.mapRing(unix.TPACKET_V2, unix.PACKET_TX_RING, &t.layout, 0); err != nil {
+		s.abandon()
 		return nil, err
 	}
-	err = s.control(func(fd int) error {
-		req := unix.TpacketReq{
-			Block_size: uint32(t.blockSize),
-			Block_nr:   uint32(blocks),
-			Frame_size: uint32(t.frameSize),
-			Frame_nr:   uint32(t.nslots),
-		}
-		return os.NewSyscallError("setsockopt PACKET_TX_RING", unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req))
-	})
-	if err != nil {
-		return nil, err
-	}
-	if t.mem, err = s.mmap(t.blockSize * blocks); err != nil {
-		return nil, err
-	}
+	t.mem = s.mem
 	t.kick = t.sendKick
 	t.slotFreed = func(uintptr) bool { t.reclaim(); return !t.full() }
-	ok = true
 	return t, nil
 }
 
-func (t *ringTX) slotOffset(pos uint64) int {
-	i := int(pos % t.nslots)
-	return i/t.perBlock*t.blockSize + i%t.perBlock*t.frameSize
-}
+func (t *ringTX) slotOffset(pos uint64) int { return t.layout.frameOffset(int(pos % t.nslots)) }
 
 func (t *ringTX) status(pos uint64) uint32 { return loadStatus(t.mem, t.slotOffset(pos)+v2Status) }
 

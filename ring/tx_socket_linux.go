@@ -48,7 +48,7 @@ func dialTX(ifi *net.Interface, c *TXConfig, ring bool, defaultCount, maxCount i
 	}
 	if c.QdiscBypass {
 		if err := ps.setInt("PACKET_QDISC_BYPASS", unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-			ps.close()
+			ps.abandon()
 			return nil, 0, 0, err
 		}
 	}
