@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pktengine/pktengine/queue"
@@ -46,4 +47,40 @@ func ExampleMPSC() {
 	// Output:
 	// accepted 3 5 dropped 2
 	// [10 11 12 20 21 22 23 24]
+}
+
+// A consumer sleeps on a Doorbell while its queue is empty; the producer
+// rings after publishing.
+func ExampleDoorbell() {
+	q, err := queue.NewSPSC[string](16)
+	if err != nil {
+		panic(err)
+	}
+	bell := queue.NewDoorbell()
+	go func() {
+		for _, s := range []string{"one", "two", "three"} {
+			for !q.Enqueue(s) {
+			}
+			bell.Ring()
+		}
+	}()
+	ctx := context.Background()
+	buf := make([]string, 4)
+	for got := 0; got < 3; {
+		n := q.DequeueBatch(buf)
+		if n == 0 {
+			if err := bell.Wait(ctx, func() bool { return q.Len() == 0 }); err != nil {
+				panic(err)
+			}
+			continue
+		}
+		for _, s := range buf[:n] {
+			fmt.Println(s)
+		}
+		got += n
+	}
+	// Output:
+	// one
+	// two
+	// three
 }
