@@ -3,7 +3,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -35,7 +34,13 @@ func (b *tpacketBackend) openWorker(int) (rxRing, txRing, error) {
 	if err != nil {
 		return nil, nil, errors.Join(err, tx.close())
 	}
-	return &tpacketRX{rx: rx, slots: tpacketBatches(&c)}, tx, nil
+	if f := b.rx.Fanout; f != nil && f.UniqueID {
+		if id, ok := rx.FanoutGroup(); ok {
+			b.rx.Fanout = &ring.Fanout{Type: f.Type, GroupID: id}
+		}
+	}
+	// At most one batch per ring slot is ever outstanding.
+	return &tpacketRX{rx: rx, slots: rx.Geometry().Slots}, tx, nil
 }
 
 func (b *tpacketBackend) openShared() (txRing, error) {
@@ -45,15 +50,6 @@ func (b *tpacketBackend) openShared() (txRing, error) {
 		return nil, err
 	}
 	return &tpacketTX{t: t, ctx: b.ctx}, nil
-}
-
-// tpacketBatches is the most batches a ring of c can hand out at once:
-// one per V2 slot or V3 block. TODO(merge): ask the ring.
-func tpacketBatches(c *ring.RXConfig) int {
-	if c.Version == ring.V2 {
-		return cmp.Or(c.FrameCount, 4096)
-	}
-	return cmp.Or(c.BlockCount, 32)
 }
 
 // tpacketRX is a ring.RX as an rxRing.
@@ -121,5 +117,5 @@ func (t *tpacketTX) close() error       { return t.t.Close() }
 
 func (t *tpacketTX) stats() txStats {
 	s := t.t.Stats()
-	return txStats{rejected: s.WrongFormat}
+	return txStats{rejected: s.WrongFormat, dropped: s.Dropped}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pktengine/pktengine/queue"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -231,7 +232,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.QueueDepth == 0 {
 		d.QueueDepth = DefaultQueueDepth
 	}
-	if d.QueueDepth < 0 || d.QueueDepth > ring.MaxQueueCapacity {
+	if d.QueueDepth < 0 || d.QueueDepth > queue.MaxCapacity {
 		return d, fmt.Errorf("engine: Config.QueueDepth %d out of range", d.QueueDepth)
 	}
 	if d.ICMPRate == 0 {

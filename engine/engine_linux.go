@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	xbpf "golang.org/x/net/bpf"
@@ -54,10 +53,6 @@ func kernelAddrs(ifi *net.Interface) (onIface, all []netip.Prefix, err error) {
 	return onIface, all, nil
 }
 
-// fanoutGroup makes fanout group IDs unique within the process; the pid
-// in the upper bits keeps two engines in one namespace apart.
-var fanoutGroup atomic.Uint32
-
 func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	c := &e.cfg
 	ns, err := currentNetns()
@@ -97,8 +92,9 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 		},
 	}
 	if c.Workers > 1 {
-		id := uint16(os.Getpid())<<4 ^ uint16(fanoutGroup.Add(1))
-		b.rx.Fanout = &ring.Fanout{Type: ring.FanoutHash, GroupID: id}
+		// The kernel picks the group's ID when the first ring joins;
+		// the others join that group (openWorker).
+		b.rx.Fanout = &ring.Fanout{Type: ring.FanoutHash, UniqueID: true}
 	}
 	return e.openWorkers(b)
 }

@@ -128,14 +128,14 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		b.Fatal(err)
 	}
 
-	var tx *ring.TX
+	var tx ring.Transmitter
 	var rx *ring.RX
 	if err := peer.Do(func() error {
 		ifi, err := peer.Interface()
 		if err != nil {
 			return err
 		}
-		if tx, err = ring.NewTX(ifi, &ring.TXConfig{QdiscBypass: true}); err != nil {
+		if tx, err = ring.NewTransmitter(ifi, &ring.TXConfig{QdiscBypass: true}); err != nil {
 			return err
 		}
 		// V2 for the round trips: a V3 block would hold each lone

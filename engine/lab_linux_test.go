@@ -352,7 +352,7 @@ func TestLabNoAllocs(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		tx, err = ring.NewTX(ifi, nil)
+		tx, err = ring.NewTransmitter(ifi, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -387,7 +387,11 @@ func TestLabNoAllocs(t *testing.T) {
 	sent := uint64(0)
 	send := func(k int) {
 		for i := range k {
-			if err := ring.Send(context.Background(), tx, req); err != nil {
+			buf, err := tx.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(copy(buf, req)); err != nil {
 				t.Fatal(err)
 			}
 			if i%256 == 255 || i == k-1 {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
-	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/queue"
 )
 
 // ErrInline is returned by Recv on a port whose datagrams go to an inline
@@ -49,10 +49,11 @@ type Port struct {
 	bufs    chan []byte  // free buffers for copied datagrams
 	nbufs   atomic.Int64 // buffers allocated so far, at most cap(bufs)
 	bufSize int
-	notify  chan struct{} // a datagram arrived while waiting was set
-	waiting atomic.Bool   // Recv is (about to be) asleep
-	recvSem chan struct{} // one Recv at a time: the queue has one consumer
-	done    chan struct{} // closed by Close
+	bell    *queue.Doorbell // workers ring it after enqueueing, Close after closing
+	idle    func() bool     // p.nothingToRecv, bound once so Recv does not allocate
+	closed  atomic.Bool     // set by Close before it rings bell
+	recvSem chan struct{}   // one Recv at a time: the queue has one consumer
+	done    chan struct{}   // closed by Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,7 +91,7 @@ func (ps *portStats) publish() {
 	ps.dirty = false
 }
 
-// datagramQueue is ring.SPSC with one worker, ring.MPSC with several.
+// datagramQueue is queue.SPSC with one worker, queue.MPSC with several.
 type datagramQueue interface {
 	Enqueue(Datagram) bool
 	DequeueBatch([]Datagram) int
@@ -148,39 +149,19 @@ func (p *Port) Recv(ctx context.Context, ds []Datagram) (int, error) {
 		if n := p.q.DequeueBatch(ds); n > 0 {
 			return n, nil
 		}
-		// Announce the wait, then look again: a worker that enqueued
-		// before seeing the flag is caught by the second look, one
-		// that enqueued after it sends a wake-up.
-		p.waiting.Store(true)
-		if n := p.q.DequeueBatch(ds); n > 0 {
-			p.waiting.Store(false)
-			return n, nil
-		}
-		select {
-		case <-p.notify:
-		case <-p.done:
-			p.waiting.Store(false)
-			return 0, p.opError("read", net.ErrClosed)
-		case <-ctx.Done():
-			p.waiting.Store(false)
-			return 0, ctx.Err()
+		if err := p.bell.Wait(ctx, p.idle); err != nil {
+			return 0, err
 		}
 	}
 }
+
+// nothingToRecv tells the doorbell whether Recv may sleep: the queue is
+// empty and the port open. Close sets closed before it rings, so a Recv
+// that arms the bell after that ring sees closed here and does not sleep.
+func (p *Port) nothingToRecv() bool { return p.q.Len() == 0 && !p.closed.Load() }
 
 // Release gives the datagrams' memory back to the receive ring.
 func (p *Port) Release(ds []Datagram) { releaseAll(ds) }
-
-// wake is called by a worker after it enqueued: if the receiver sleeps,
-// wake it. While the receiver is busy this is one load.
-func (p *Port) wake() {
-	if p.waiting.Load() && p.waiting.CompareAndSwap(true, false) {
-		select {
-		case p.notify <- struct{}{}:
-		default:
-		}
-	}
-}
 
 // Close unbinds the port. Datagrams still queued are released; a
 // waiting Recv returns net.ErrClosed. Once Close returns, no worker
@@ -458,7 +439,7 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 		port:         port,
 		handler:      h,
 		service:      svc,
-		notify:       make(chan struct{}, 1),
+		bell:         queue.NewDoorbell(),
 		recvSem:      make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		stats:        make([]portStats, max(1, len(e.workers))),
@@ -471,6 +452,7 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 			return nil, bindErr(err)
 		}
 		p.q = q
+		p.idle = p.nothingToRecv
 		if !e.cfg.ZeroCopy {
 			p.bufs = make(chan []byte, q.Cap())
 			p.bufSize = max(e.mtu, frame.EthernetMTU)
@@ -484,9 +466,9 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 
 func newDatagramQueue(depth int, multi bool) (datagramQueue, error) {
 	if multi {
-		return ring.NewMPSC[Datagram](depth)
+		return queue.NewMPSC[Datagram](depth)
 	}
-	return ring.NewSPSC[Datagram](depth)
+	return queue.NewSPSC[Datagram](depth)
 }
 
 // reserve keeps the kernel quiet about port on the shared addresses that
@@ -542,7 +524,9 @@ func (e *Engine) unbind(p *Port) error {
 	}
 	e.bindMu.Unlock()
 
+	p.closed.Store(true)
 	close(p.done)
+	p.bell.Ring()
 	e.quiesce()
 	if p.q != nil {
 		// Take the consumer's seat for good: a Recv still running

@@ -269,6 +269,33 @@ func TestRecvWaits(t *testing.T) {
 	}
 }
 
+// TestRecvWakesOnClose: a Recv asleep on an empty queue returns
+// net.ErrClosed when the port closes, with nothing queued to wake it.
+func TestRecvWakesOnClose(t *testing.T) {
+	r := newRig(t, nil)
+	p, _ := r.e.Bind(ap(owned4, 5000))
+	// The context only unblocks everything should the test fail: Close
+	// waits for a running Recv to leave.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Recv(ctx, make([]Datagram, 1))
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let it sleep; if it has not yet, it sees the port closed
+	go p.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Recv on a port closed under it: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		cancel()
+		t.Fatalf("Close did not wake Recv (after cancelling: %v)", <-errc)
+	}
+}
+
 // TestPortConcurrency runs a worker feeding a port while a consumer
 // receives and another goroutine binds and closes ports, under the race
 // detector.

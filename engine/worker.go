@@ -319,7 +319,7 @@ func (w *worker) deliver(pt *Port, br *batchRef) bool {
 	}
 	ps.pending.in++
 	w.count[cUDPIn]++
-	pt.wake()
+	pt.bell.Ring()
 	return true
 }
 

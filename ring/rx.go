@@ -1,242 +1,429 @@
 package ring
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"golang.org/x/net/bpf"
+	"github.com/mdlayher/packet"
+	xbpf "golang.org/x/net/bpf"
 )
 
-// Version selects the layout of a receive ring.
-type Version int
+// RX is a receive ring: an AF_PACKET socket whose frames the kernel writes
+// into memory shared with user space.
+//
+// One goroutine at a time may call Read or ReadInto. Batches may be
+// released from any goroutine, and Close may be called from any goroutine
+// at any time: it wakes a waiting reader, and the mapping is unmapped only
+// once every batch handed out has been released, so a consumer still
+// reading a frame never touches unmapped memory.
+type RX struct {
+	conn *packet.Conn
+	rc   syscall.RawConn
+	addr *Addr
+	mem  []byte
+	geom Geometry
 
-const (
-	// V3 is TPACKET_V3: the ring is a few large blocks, each filled with
-	// variable-size frames and handed to user space whole, when it is full
-	// or when the retire timer fires. One wakeup and one hand-back per
-	// block make it the cheapest per frame; a quiet link sees up to
-	// RetireTimeout of latency.
-	V3 Version = 3
+	// fanoutID is the PACKET_FANOUT group the socket joined, if it did.
+	fanoutID     uint16
+	fanoutJoined bool
 
-	// V2 is TPACKET_V2: the ring is fixed-size frame slots, each handed to
-	// user space as soon as it is written. Lowest latency, more wakeups.
-	V2 Version = 2
-)
+	v3         bool
+	nslots     uint64 // blocks (V3) or frames (V2)
+	layout     ringLayout
+	batchMax   int
+	busyPoll   int
+	readyCheck func(uintptr) bool // r.pollReady, bound once so parking doesn't allocate
 
-func (v Version) String() string {
-	switch v {
-	case V2:
-		return "TPACKET_V2"
-	case V3:
-		return "TPACKET_V3"
+	// head is the ring position the reader looks at next. Only the reader
+	// touches it.
+	head uint64
+
+	// tail is the oldest position not yet handed back to the kernel;
+	// positions in [tail, head) belong to user space. tailPub mirrors it
+	// for the reader's lock-free "is the ring all outstanding" check.
+	mu       sync.Mutex
+	tail     uint64
+	released []bool // by position % nslots: batch released, slot not yet handed back
+	refs     int    // 1 for the open RX, +1 per outstanding batch and active reader
+	tailPub  atomic.Uint64
+
+	closed     atomic.Bool
+	closedCh   chan struct{}
+	releasedCh chan struct{} // signalled when a Release frees ring space
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	// Read's batch and position in it, guarded by readMu so Close can
+	// release it once Read has returned.
+	readMu    sync.Mutex
+	readBatch Batch
+	readNext  int
+}
+
+// NewRX opens a receive ring on ifi. A nil cfg means the defaults of
+// RXConfig. The filter and the ring are in place before the socket is
+// bound to cfg.Protocol, so no frame reaches it unfiltered or before the
+// ring exists (see "Opening the socket" in the package documentation).
+//
+// To open a ring in another network namespace, call NewRX on a thread in
+// that namespace (lab.Host.Do); the socket stays there.
+func NewRX(ifi *net.Interface, cfg *RXConfig) (*RX, error) {
+	var c RXConfig
+	if cfg != nil {
+		c = *cfg
 	}
-	return fmt.Sprintf("Version(%d)", int(v))
-}
-
-// EtherType values for RXConfig.Protocol.
-const (
-	ProtocolAll  = 0x0003 // ETH_P_ALL: every frame
-	ProtocolIPv4 = 0x0800
-	ProtocolIPv6 = 0x86dd
-	ProtocolARP  = 0x0806
-)
-
-// RXConfig configures a receive ring. A nil *RXConfig and zero fields mean
-// the defaults given with each field.
-type RXConfig struct {
-	// Version selects TPACKET_V3 (the default) or TPACKET_V2. See
-	// docs/bench/ring.md for the figures behind the default.
-	Version Version
-
-	// Protocol is the EtherType to receive, in host order. Zero means
-	// ProtocolAll. With ProtocolAll the socket also sees frames the host
-	// sends, unless IgnoreOutgoing is set.
-	Protocol uint16
-
-	// BlockSize and BlockCount shape a V3 ring: BlockCount blocks of
-	// BlockSize bytes, a multiple of the page size. Defaults: 256 KiB and
-	// 32 blocks (8 MiB). A block is the unit of hand-over, so it bounds how
-	// much the kernel can fill while user space still holds older blocks.
-	BlockSize  int
-	BlockCount int
-
-	// RetireTimeout is how long the kernel waits before handing over a V3
-	// block that is not full: the latency of a frame on a quiet link (it
-	// measures as the full timeout, not half of it: the timer restarts
-	// when a block opens). Zero means 1 ms, the least the kernel takes;
-	// the value is rounded to whole milliseconds. Under load blocks fill
-	// before the timer fires, so a longer timeout only saves wakeups when
-	// traffic is light.
-	RetireTimeout time.Duration
-
-	// FrameSize and FrameCount shape a V2 ring: FrameCount slots of
-	// FrameSize bytes, a multiple of 16. A slot holds the 80-byte header
-	// area plus the frame; longer frames are truncated (Meta.Length tells
-	// the original length). Defaults: the smallest power of two that fits
-	// the interface's MTU (2048 for 1500), and 4096 slots.
-	FrameSize  int
-	FrameCount int
-
-	// BatchSize caps the frames of one V2 batch. Zero means 64. (A V3
-	// batch is always one block.)
-	BatchSize int
-
-	// Filter is a classic BPF program attached before the socket is bound,
-	// so no frame that it rejects ever enters the ring. Its return value
-	// is the snap length, as usual.
-	Filter []bpf.RawInstruction
-
-	// LockFilter sets SO_LOCK_FILTER after attaching Filter, so that the
-	// filter can no longer be replaced or removed.
-	LockFilter bool
-
-	// IgnoreOutgoing sets PACKET_IGNORE_OUTGOING: frames this host sends
-	// are not delivered to the socket.
-	IgnoreOutgoing bool
-
-	// Fanout, if not nil, joins the socket to a PACKET_FANOUT group after
-	// binding. Open one RX per worker with the same Fanout.
-	Fanout *Fanout
-
-	// Promiscuous adds a PACKET_MR_PROMISC membership, which the kernel
-	// drops when the socket closes.
-	Promiscuous bool
-
-	// BusyPoll is how many times a reader re-checks an empty ring before
-	// parking in the runtime poller. Zero parks at once. Spinning trades a
-	// core for the wakeup latency.
-	BusyPoll int
-}
-
-// FanoutType is the PACKET_FANOUT mode: how the kernel spreads frames over
-// the sockets of a group.
-type FanoutType uint16
-
-const (
-	FanoutHash     FanoutType = 0 // PACKET_FANOUT_HASH: by flow hash, a flow stays on one socket
-	FanoutLB       FanoutType = 1 // PACKET_FANOUT_LB: round robin
-	FanoutCPU      FanoutType = 2 // PACKET_FANOUT_CPU: by the receiving CPU
-	FanoutRollover FanoutType = 3 // PACKET_FANOUT_ROLLOVER: fill one socket, then the next
-	FanoutRandom   FanoutType = 4 // PACKET_FANOUT_RND
-	FanoutQM       FanoutType = 5 // PACKET_FANOUT_QM: by the device's recorded RX queue
-)
-
-// Fanout describes a PACKET_FANOUT group membership.
-type Fanout struct {
-	Type FanoutType
-
-	// GroupID names the group; sockets with the same ID, protocol and
-	// interface share frames. IDs are per network namespace.
-	GroupID uint16
-
-	// Rollover (PACKET_FANOUT_FLAG_ROLLOVER) sends a frame to another
-	// socket of the group when the chosen one's ring is full.
-	Rollover bool
-
-	// Defrag (PACKET_FANOUT_FLAG_DEFRAG) reassembles IP fragments before
-	// fanout, so a fragmented datagram lands on one socket.
-	Defrag bool
-}
-
-// PacketType is sll_pkttype: how the frame relates to this host.
-type PacketType uint8
-
-const (
-	PacketHost      PacketType = 0 // PACKET_HOST: addressed to this host
-	PacketBroadcast PacketType = 1 // PACKET_BROADCAST
-	PacketMulticast PacketType = 2 // PACKET_MULTICAST
-	PacketOtherHost PacketType = 3 // PACKET_OTHERHOST: for another host (promiscuous)
-	PacketOutgoing  PacketType = 4 // PACKET_OUTGOING: sent by this host
-)
-
-func (t PacketType) String() string {
-	switch t {
-	case PacketHost:
-		return "host"
-	case PacketBroadcast:
-		return "broadcast"
-	case PacketMulticast:
-		return "multicast"
-	case PacketOtherHost:
-		return "otherhost"
-	case PacketOutgoing:
-		return "outgoing"
+	g, err := rxGeometry(&c, ifi)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "packet", Addr: addrOf(ifi), Err: err}
 	}
-	return fmt.Sprintf("PacketType(%d)", uint8(t))
+	r := &RX{
+		geom:       g.public(),
+		v3:         g.v3,
+		nslots:     uint64(g.slots),
+		layout:     g.layout,
+		batchMax:   g.batchMax,
+		busyPoll:   c.BusyPoll,
+		released:   make([]bool, g.slots),
+		refs:       1,
+		closedCh:   make(chan struct{}),
+		releasedCh: make(chan struct{}, 1),
+	}
+	r.readyCheck = r.pollReady
+	if err := r.open(ifi, &c, &g); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-// Status is a frame's tp_status word as the kernel wrote it.
-type Status uint32
+// Geometry returns the ring's shape.
+func (r *RX) Geometry() Geometry { return r.geom }
 
-// ChecksumPartial reports TP_STATUS_CSUMNOTREADY: the transport checksum
-// holds only the pseudo-header sum, because the sender (a local socket on a
-// veth, say) left its completion to an offload that never ran. Such a
-// checksum must not be verified, and must be completed before the frame is
-// forwarded.
-func (s Status) ChecksumPartial() bool { return s&statusCsumNotReady != 0 }
+// FanoutGroup returns the ID of the PACKET_FANOUT group the socket joined,
+// the one the kernel chose for a Fanout with UniqueID, and ok false when
+// RXConfig.Fanout was nil.
+func (r *RX) FanoutGroup() (id uint16, ok bool) { return r.fanoutID, r.fanoutJoined }
 
-// ChecksumValid reports TP_STATUS_CSUM_VALID: the device verified the
-// transport checksum.
-func (s Status) ChecksumValid() bool { return s&statusCsumValid != 0 }
-
-// Losing reports TP_STATUS_LOSING: the socket dropped frames since its
-// statistics were last read. (TPACKET_V3 flags the block; RX copies the
-// flag to each of the block's frames.)
-func (s Status) Losing() bool { return s&statusLosing != 0 }
-
-// Truncated reports TP_STATUS_COPY: the frame was longer than the slot.
-func (s Status) Truncated() bool { return s&statusCopy != 0 }
-
-// VLANValid reports TP_STATUS_VLAN_VALID: the kernel stripped an 802.1Q or
-// 802.1ad tag into the metadata.
-func (s Status) VLANValid() bool { return s&statusVLANValid != 0 }
-
-// Meta is the metadata the kernel stores beside a received frame.
-type Meta struct {
-	// Timestamp is the receive time in nanoseconds since the Unix epoch.
-	Timestamp int64
-
-	// Length is the frame's length on the wire (tp_len); the data may be
-	// shorter when the slot or the filter's snap length cut it.
-	Length int
-
-	// Ifindex is the interface the frame was received on, Protocol its
-	// EtherType (after a stripped VLAN tag) and Type how it relates to
-	// this host, all from the frame's sockaddr_ll.
-	Ifindex  int
-	Protocol uint16
-	Type     PacketType
-
-	// VLANTCI and VLANTPID hold a VLAN tag that the kernel removed from the
-	// frame, valid when Status.VLANValid(); see VLAN.
-	VLANTCI  uint16
-	VLANTPID uint16
-
-	// RXHash is the flow hash (TPACKET_V3 only).
-	RXHash uint32
-
-	// Status is the raw tp_status word.
-	Status Status
+// Version returns the ring's TPACKET version.
+func (r *RX) Version() Version {
+	if r.v3 {
+		return V3
+	}
+	return V2
 }
 
-// Time returns Timestamp as a time.Time.
-func (m *Meta) Time() time.Time { return time.Unix(0, m.Timestamp) }
+// Addr returns the interface the ring is bound to.
+func (r *RX) Addr() net.Addr { return r.addr }
 
-// VLAN returns the tag the kernel stripped from the frame: TCI (priority,
-// DEI and VLAN ID) and TPID (0x8100 or 0x88a8). ok is false for an untagged
-// frame.
-func (m *Meta) VLAN() (tci, tpid uint16, ok bool) {
-	if !m.Status.VLANValid() {
-		return 0, 0, false
+// slotOffset returns where the slot of ring position pos starts.
+func (r *RX) slotOffset(pos uint64) int {
+	i := int(pos % r.nslots)
+	if r.v3 {
+		return i * r.layout.blockSize
 	}
-	tpid = 0x8100
-	if m.Status&statusVLANTPIDValid != 0 && m.VLANTPID != 0 {
-		tpid = m.VLANTPID
+	return r.layout.frameOffset(i)
+}
+
+// statusOffset is where the status word of a slot lives.
+func (r *RX) statusOffset(pos uint64) int {
+	if r.v3 {
+		return r.slotOffset(pos) + blockStatus
 	}
-	return m.VLANTCI, tpid, true
+	return r.slotOffset(pos) + v2Status
+}
+
+// full reports whether every slot is held by user space, in which case the
+// slot at head is an old one, not a new one.
+func (r *RX) full() bool { return r.head-r.tailPub.Load() >= r.nslots }
+
+// ready reports whether the slot at head holds new frames.
+func (r *RX) ready() bool {
+	return !r.full() && loadStatus(r.mem, r.statusOffset(r.head))&statusUser != 0
+}
+
+func (r *RX) pollReady(uintptr) bool { return r.closed.Load() || r.ready() }
+
+// ReadInto waits for frames and fills b with them: one V3 block or up to
+// BatchSize V2 frames. If b still holds frames from an earlier call, they
+// are released first, so a loop that reuses one Batch needs no Release.
+//
+// With a background context and frames ready, ReadInto does not allocate.
+// It returns ErrClosed once the RX is closed, and the context's error
+// (wrapped) when ctx ends first.
+func (r *RX) ReadInto(ctx context.Context, b *Batch) error {
+	b.Release()
+	if !r.acquire() {
+		return ErrClosed
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			r.unref()
+		}
+	}()
+	for {
+		if r.closed.Load() {
+			return ErrClosed
+		}
+		if r.full() {
+			// Every slot is out with consumers: wait for a Release.
+			select {
+			case <-r.releasedCh:
+				continue
+			case <-r.closedCh:
+				return ErrClosed
+			case <-ctx.Done():
+				return os.NewSyscallError("read", ctx.Err())
+			}
+		}
+		if r.fill(b) {
+			// The reader's reference now belongs to the batch.
+			handedOver = true
+			return nil
+		}
+		if r.ready() {
+			continue // an empty V3 block went straight back; look again
+		}
+		for i := 0; i < r.busyPoll && !r.ready() && !r.closed.Load(); i++ {
+		}
+		if r.ready() {
+			continue
+		}
+		if err := r.park(ctx); err != nil {
+			if r.closed.Load() {
+				return ErrClosed
+			}
+			return err
+		}
+	}
+}
+
+// park waits in the runtime poller until the socket is readable, which the
+// kernel signals when it hands over a V2 frame or retires a V3 block.
+func (r *RX) park(ctx context.Context) error {
+	if ctx.Done() == nil {
+		return r.rc.Read(r.readyCheck)
+	}
+	if err := ctx.Err(); err != nil {
+		return os.NewSyscallError("read", err)
+	}
+	// When ctx ends, a read deadline in the past evicts the reader from
+	// the poller; the deadline is disarmed once that has run.
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		r.conn.SetReadDeadline(time.Unix(1, 0))
+		close(woken)
+	})
+	err := r.rc.Read(r.readyCheck)
+	if !stop() {
+		<-woken
+		r.conn.SetReadDeadline(time.Time{})
+		if err != nil {
+			return os.NewSyscallError("read", ctx.Err())
+		}
+	}
+	return err
+}
+
+// fill takes the slots at head into b, if the kernel has handed any over.
+func (r *RX) fill(b *Batch) bool {
+	b.offs = b.offs[:0]
+	if r.v3 {
+		off := r.slotOffset(r.head)
+		st := loadStatus(r.mem, off+blockStatus)
+		if st&statusUser == 0 {
+			return false
+		}
+		num := int(native.Uint32(r.mem[off+blockNumPkts:]))
+		p := off + int(native.Uint32(r.mem[off+blockFirstPkt:]))
+		end := off + r.layout.blockSize
+		for k := 0; k < num && p+v3HdrLen <= end; k++ {
+			b.offs = append(b.offs, uint32(p))
+			next := int(native.Uint32(r.mem[p+v3Next:]))
+			if next == 0 {
+				break
+			}
+			p += next
+		}
+		pos := r.head
+		r.head++
+		if len(b.offs) == 0 {
+			// The kernel retires empty blocks only in corner cases;
+			// give it straight back and report nothing.
+			r.ref()
+			r.release(pos, 1)
+			return false
+		}
+		b.rx, b.mem, b.v3, b.first, b.slots = r, r.mem, true, pos, 1
+		b.losing = Status(st & statusLosing)
+		return true
+	}
+	tail := r.tailPub.Load()
+	for len(b.offs) < r.batchMax && r.head+uint64(len(b.offs))-tail < r.nslots {
+		off := r.slotOffset(r.head + uint64(len(b.offs)))
+		if loadStatus(r.mem, off+v2Status)&statusUser == 0 {
+			break
+		}
+		b.offs = append(b.offs, uint32(off))
+	}
+	if len(b.offs) == 0 {
+		return false
+	}
+	b.rx, b.mem, b.v3, b.first, b.slots, b.losing = r, r.mem, false, r.head, len(b.offs), 0
+	r.head += uint64(len(b.offs))
+	return true
+}
+
+// acquire takes a reference for an active reader, unless the RX is closed.
+func (r *RX) acquire() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return false
+	}
+	r.refs++
+	return true
+}
+
+func (r *RX) ref() {
+	r.mu.Lock()
+	r.refs++
+	r.mu.Unlock()
+}
+
+// unref drops a reference; the last one unmaps the ring.
+func (r *RX) unref() {
+	r.mu.Lock()
+	r.unrefLocked()
+	r.mu.Unlock()
+}
+
+func (r *RX) unrefLocked() error {
+	r.refs--
+	if r.refs == 0 && r.mem != nil {
+		mem := r.mem
+		r.mem = nil
+		return unmap(mem)
+	}
+	return nil
+}
+
+// release marks the n slots from position first as released, hands the
+// longest released run at the tail back to the kernel, and drops the
+// batch's reference.
+func (r *RX) release(first uint64, n int) {
+	r.mu.Lock()
+	for p := first; p < first+uint64(n); p++ {
+		r.released[p%r.nslots] = true
+	}
+	advanced := false
+	for r.released[r.tail%r.nslots] {
+		r.released[r.tail%r.nslots] = false
+		storeStatus(r.mem, r.statusOffset(r.tail), statusKernel)
+		r.tail++
+		advanced = true
+	}
+	if advanced {
+		r.tailPub.Store(r.tail)
+	}
+	r.unrefLocked()
+	r.mu.Unlock()
+	if advanced {
+		select {
+		case r.releasedCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Read copies the next frame into p and returns its length (at most
+// len(p); Meta.Length tells the length on the wire) and metadata. It is the
+// simple path; ReadInto avoids the copy. Do not mix the two on one RX.
+func (r *RX) Read(ctx context.Context, p []byte) (int, Meta, error) {
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	for r.readNext >= r.readBatch.Len() {
+		if err := r.ReadInto(ctx, &r.readBatch); err != nil {
+			return 0, Meta{}, err
+		}
+		r.readNext = 0
+	}
+	data, m := r.readBatch.Frame(r.readNext)
+	r.readNext++
+	n := copy(p, data)
+	if r.readNext == r.readBatch.Len() {
+		r.readBatch.Release()
+	}
+	return n, m, nil
+}
+
+// SetFilter replaces the socket's classic BPF filter; frames already in the
+// ring stay. A nil or empty filter removes it. It fails with EPERM when the
+// filter was locked (RXConfig.LockFilter).
+func (r *RX) SetFilter(filter []xbpf.RawInstruction) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if err := r.setFilter(filter); err != nil {
+		return opError("setfilter", r.addr, err)
+	}
+	return nil
+}
+
+// SyscallConn gives access to the socket, for options this package does
+// not wrap. Do not read from it or change the ring with it.
+func (r *RX) SyscallConn() (syscall.RawConn, error) { return r.conn.SyscallConn() }
+
+// Stats reads PACKET_STATISTICS, adds it to the totals since the socket
+// was opened, and returns the totals.
+func (r *RX) Stats() (Stats, error) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	if r.closed.Load() {
+		return r.stats, ErrClosed
+	}
+	s, err := r.conn.Stats()
+	if err != nil {
+		return r.stats, opError("stats", r.addr, err)
+	}
+	r.stats.Packets += uint64(s.Packets)
+	r.stats.Drops += uint64(s.Drops)
+	r.stats.FreezeQueue += uint64(s.FreezeQueueCount)
+	return r.stats, nil
+}
+
+// Close closes the socket and wakes a waiting reader, which returns
+// ErrClosed. The ring stays mapped until every outstanding batch has been
+// released; the last Release unmaps it. Close is safe to call from any
+// goroutine and more than once.
+func (r *RX) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.closedCh)
+	// Closing the descriptor evicts a parked reader from the poller and
+	// waits until it has left. The mapping keeps the socket's memory alive.
+	err := unwrapOp(r.conn.Close())
+
+	// Read's own batch: with the reader gone, it can be released here.
+	r.readMu.Lock()
+	r.readBatch.Release()
+	r.readMu.Unlock()
+
+	r.mu.Lock()
+	err = errors.Join(err, r.unrefLocked())
+	r.mu.Unlock()
+	if err != nil {
+		return opError("close", r.addr, err)
+	}
+	return nil
 }
 
 // Batch is a run of received frames that user space owns until Release:
@@ -315,19 +502,3 @@ type Stats struct {
 	// held by user space and stopped ("froze") until it was released.
 	FreezeQueue uint64
 }
-
-// Addr is the link-layer address of a ring's socket: an interface.
-type Addr struct {
-	Index int
-	Name  string
-}
-
-func (a *Addr) Network() string { return "packet" }
-func (a *Addr) String() string  { return fmt.Sprintf("%s(%d)", a.Name, a.Index) }
-
-// ErrClosed is returned by operations on a closed RX or TX. It is
-// net.ErrClosed, so errors.Is(err, net.ErrClosed) works too.
-var ErrClosed = net.ErrClosed
-
-// ErrUnsupported is returned on platforms without AF_PACKET rings.
-var ErrUnsupported = errors.New("ring: AF_PACKET rings are only available on Linux")

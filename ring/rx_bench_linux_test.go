@@ -34,6 +34,20 @@ func benchFrame(a, b *lab.Host) []byte {
 	return f
 }
 
+// benchLab makes a lab for a benchmark and returns its hosts and a
+// benchFrame from A to B.
+func benchLab(b *testing.B) (a, bh *lab.Host, frame []byte) {
+	l := lab.New(b, nil)
+	a, bh = l.A(), l.B()
+	return a, bh, benchFrame(a, bh)
+}
+
+// rxCase is a named receive ring configuration.
+type rxCase struct {
+	name string
+	cfg  ring.RXConfig
+}
+
 // threadCPU returns the user and system time of the calling thread, which
 // the caller keeps locked to its goroutine.
 func threadCPU(b *testing.B) time.Duration {
@@ -82,13 +96,8 @@ func blast(b *testing.B, h *lab.Host, frame []byte, stop <-chan struct{}) (done 
 // rate at which the reader keeps up with that, and drops show when it does
 // not.
 func BenchmarkRX(b *testing.B) {
-	l := lab.New(b, nil)
-	a, bh := l.A(), l.B()
-	frame := benchFrame(a, bh)
-	for _, c := range []struct {
-		name string
-		cfg  ring.RXConfig
-	}{
+	a, bh, frame := benchLab(b)
+	for _, c := range []rxCase{
 		{"V2", ring.RXConfig{Version: ring.V2}},
 		{"V2-busypoll", ring.RXConfig{Version: ring.V2, BusyPoll: 1 << 16}},
 		{"V3", ring.RXConfig{Version: ring.V3}},
@@ -144,13 +153,8 @@ func BenchmarkRX(b *testing.B) {
 // frame with the time and sends it, B's reader notes when the frame
 // reaches user space; the next frame goes after that. One op is one frame.
 func BenchmarkLatency(b *testing.B) {
-	l := lab.New(b, nil)
-	a, bh := l.A(), l.B()
-	frame := benchFrame(a, bh)
-	for _, c := range []struct {
-		name string
-		cfg  ring.RXConfig
-	}{
+	a, bh, frame := benchLab(b)
+	for _, c := range []rxCase{
 		{"V2", ring.RXConfig{Version: ring.V2}},
 		{"V2-busypoll", ring.RXConfig{Version: ring.V2, BusyPoll: 1 << 20}},
 		{"V3-1ms", ring.RXConfig{Version: ring.V3, RetireTimeout: time.Millisecond}},

@@ -144,22 +144,8 @@ func TestCloseWhileHeld(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		closed := make(chan error, 1)
 		go func() { closed <- rx.Close() }()
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close blocked while batches were held")
-		}
-		select {
-		case err := <-readerDone:
-			if !errors.Is(err, ring.ErrClosed) {
-				t.Errorf("waiting reader got %v, want ErrClosed", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close did not wake the waiting reader")
-		}
+		within(t, closed, nil, "Close while batches are held")
+		within(t, readerDone, ring.ErrClosed, "a reader waiting when Close came")
 		// The consumers still read their frames after Close.
 		time.Sleep(20 * time.Millisecond)
 		close(stop)
@@ -193,14 +179,7 @@ func TestContextCancel(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Read returned %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("cancel did not wake the reader")
-	}
+	within(t, done, context.Canceled, "Read parked when its context was cancelled")
 }
 
 func TestReadCopies(t *testing.T) {

@@ -62,11 +62,7 @@ func TestRXKernelUDP(t *testing.T) {
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
 
 		// A listener on B keeps its kernel from answering with ICMP.
-		ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
+		listenUDP(t, b)
 		c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
 		if err != nil {
 			t.Fatal(err)
@@ -139,28 +135,26 @@ func TestChecksumComplete(t *testing.T) {
 
 func TestRXRawFrames(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		for _, method := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
-			t.Run(method.String(), func(t *testing.T) {
-				l := lab.New(t, nil)
-				a, b := l.A(), l.B()
-				rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
-				tx := hostTX(t, a, &ring.TXConfig{Method: method})
-				const n = 1000
-				frames := make([][]byte, n)
-				for i := range frames {
-					frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
-				}
-				sendPaced(t, tx, frames, rx)
-				got := collect(t, rx, n, 50*time.Millisecond, nil)
-				checkSeqs(t, got, n)
-				if got[0].meta.Status.ChecksumPartial() {
-					t.Errorf("raw frame with a full checksum reported CSUMNOTREADY")
-				}
-				if st := tx.Stats(); st.Committed != n || st.Sent != n || st.WrongFormat != 0 {
-					t.Errorf("TX stats %+v, want %d committed and sent", st, n)
-				}
-			})
-		}
+		methods(t, func(t *testing.T, method ring.TXMethod) {
+			l := lab.New(t, nil)
+			a, b := l.A(), l.B()
+			rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
+			tx := hostTX(t, a, &ring.TXConfig{Method: method})
+			const n = 1000
+			frames := make([][]byte, n)
+			for i := range frames {
+				frames[i] = udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build()
+			}
+			sendPaced(t, tx, frames, rx)
+			got := collect(t, rx, n, 50*time.Millisecond, nil)
+			checkSeqs(t, got, n)
+			if got[0].meta.Status.ChecksumPartial() {
+				t.Errorf("raw frame with a full checksum reported CSUMNOTREADY")
+			}
+			if st := tx.Stats(); st.Committed != n || st.Sent != n || st.WrongFormat != 0 {
+				t.Errorf("TX stats %+v, want %d committed and sent", st, n)
+			}
+		})
 	})
 }
 
@@ -394,7 +388,7 @@ func TestFilterBeforeBind(t *testing.T) {
 			default:
 			}
 			for range 32 {
-				if err := ring.Send(context.Background(), tx, noise); err != nil {
+				if err := send(tx, noise); err != nil {
 					t.Error(err)
 					return
 				}
@@ -514,11 +508,7 @@ func TestFanoutLB(t *testing.T) {
 	}
 	// A listener keeps B from answering with ICMP: its outgoing frames
 	// would take turns in the round robin too.
-	ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	listenUDP(t, b)
 	tx := hostTX(t, a, nil)
 	const n = 100
 	for i := range n {
@@ -530,4 +520,119 @@ func TestFanoutLB(t *testing.T) {
 			t.Errorf("worker %d got %d frames, want %d", i, len(got), n/2)
 		}
 	}
+}
+
+// TestGeometry checks that a ring reports the shape the kernel was asked
+// for, defaults included.
+func TestGeometry(t *testing.T) {
+	l := lab.New(t, nil)
+	b := l.B()
+	for _, c := range []struct {
+		cfg  ring.RXConfig
+		want ring.Geometry
+	}{
+		{ring.RXConfig{}, ring.Geometry{Version: ring.V3, Slots: 32, SlotSize: 256 << 10}},
+		{ring.RXConfig{BlockSize: 64 << 10, BlockCount: 3}, ring.Geometry{Version: ring.V3, Slots: 3, SlotSize: 64 << 10}},
+		{ring.RXConfig{Version: ring.V2}, ring.Geometry{Version: ring.V2, Slots: 4096, SlotSize: 2048, BatchFrames: 64}},
+		// 32 frames of 2048 bytes fill the smallest block, 64 KiB.
+		{ring.RXConfig{Version: ring.V2, FrameCount: 1, BatchSize: 8}, ring.Geometry{Version: ring.V2, Slots: 32, SlotSize: 2048, BatchFrames: 8}},
+	} {
+		if got := hostRX(t, b, &c.cfg).Geometry(); got != c.want {
+			t.Errorf("%+v: Geometry() = %+v, want %+v", c.cfg, got, c.want)
+		}
+	}
+}
+
+// TestFanoutUniqueID opens two groups whose IDs the kernel picks, beside
+// one whose ID was chosen by hand. The IDs differ, so the groups stay
+// apart: each sees every frame once, shared among its own members.
+func TestFanoutUniqueID(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	open := func(f ring.Fanout) *ring.RX {
+		return hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort), Fanout: &f})
+	}
+	chosen := open(ring.Fanout{Type: ring.FanoutHash, GroupID: 0})
+	groups := [][]*ring.RX{{chosen}}
+	ids := map[uint16]int{0: 0}
+	for g := 1; g <= 2; g++ {
+		first := open(ring.Fanout{Type: ring.FanoutHash, UniqueID: true})
+		id, ok := first.FanoutGroup()
+		if !ok {
+			t.Fatal("FanoutGroup reports no group")
+		}
+		if prev, dup := ids[id]; dup {
+			t.Fatalf("group %d got ID %d, already group %d's", g, id, prev)
+		}
+		ids[id] = g
+		second := open(ring.Fanout{Type: ring.FanoutHash, GroupID: id})
+		if got, _ := second.FanoutGroup(); got != id {
+			t.Errorf("second member of group %d reports group %d", id, got)
+		}
+		groups = append(groups, []*ring.RX{first, second})
+	}
+	t.Logf("group IDs %v", ids)
+
+	tx := hostTX(t, a, nil)
+	const n = 64
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, udpFrameAB(a, b, uint16(50000+i), testPort, seqPayload(i)).build())
+	}
+	var all []*ring.RX
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	sendPaced(t, tx, frames, all...)
+	for i, g := range groups {
+		var got []received
+		for _, rx := range g {
+			got = append(got, collect(t, rx, 0, 50*time.Millisecond, nil)...)
+		}
+		t.Run(fmt.Sprint("group", i), func(t *testing.T) { checkSeqs(t, got, n) })
+	}
+}
+
+// TestNothingBeforeRing sends frames that pass the filter while NewRX is
+// between packet.Listen and the ring's setup, and waits until they have
+// reached B (a ring opened earlier counts them). The new ring must neither
+// hold them nor count them: a socket that had received them before
+// PACKET_RX_RING would count them in PACKET_STATISTICS and then throw
+// them away with its receive queue. Frames sent once NewRX has returned
+// all arrive, and nothing else is counted.
+func TestNothingBeforeRing(t *testing.T) {
+	versions(t, func(t *testing.T, v ring.Version) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		cfg := &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond}
+		witness := hostRX(t, b, cfg)
+		tx := hostTX(t, a, nil)
+		const early, late = 20, 30
+		restore := ring.SetTestHookListened(func() {
+			for i := range early {
+				if err := send(tx, udpFrameAB(a, b, 40000, testPort, seqPayload(1000+i)).build()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := tx.Flush(); err != nil {
+				t.Error(err)
+			}
+			settle(t, early, witness)
+		})
+		rx := hostRX(t, b, cfg)
+		restore()
+		if st, err := witness.Stats(); err != nil || st.Packets != early {
+			t.Fatalf("the early frames did not all reach B while the ring was being opened: %+v, %v", st, err)
+		}
+		var frames [][]byte
+		for i := range late {
+			frames = append(frames, udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build())
+		}
+		sendPaced(t, tx, frames, rx)
+		checkSeqs(t, collect(t, rx, late, 50*time.Millisecond, nil), late)
+		if st, err := rx.Stats(); err != nil || st.Packets != late || st.Drops != 0 {
+			t.Errorf("stats %+v, %v: want the %d late frames, no drops", st, err, late)
+		}
+	})
 }

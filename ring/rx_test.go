@@ -72,6 +72,7 @@ func TestConfigErrors(t *testing.T) {
 		{Version: ring.V2, BatchSize: -1},
 		{BusyPoll: -1},
 		{RetireTimeout: -time.Second},
+		{Fanout: &ring.Fanout{UniqueID: true, GroupID: 7}},
 	} {
 		if _, err := ring.NewRX(none, &c); err == nil || !strings.Contains(err.Error(), "RXConfig") {
 			t.Errorf("NewRX(%+v): %v, want a configuration error", c, err)

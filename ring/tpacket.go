@@ -1,6 +1,11 @@
 package ring
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"os"
+	"sync/atomic"
+	"unsafe"
+)
 
 // Layouts of the structures the kernel writes into a packet ring, from
 // linux/if_packet.h. They are ABI and identical on every Linux
@@ -32,6 +37,37 @@ const (
 const tpacketAlignment = 16
 
 func tpacketAlign(n int) int { return (n + tpacketAlignment - 1) &^ (tpacketAlignment - 1) }
+
+// ringLayout is how a ring's memory is cut up, as PACKET_RX_RING and
+// PACKET_TX_RING take it (struct tpacket_req): blockNr blocks of blockSize
+// bytes, each holding perBlock frames of frameSize bytes. Frames never
+// straddle blocks; the tail of a block that no frame fits in stays unused.
+type ringLayout struct {
+	blockSize, blockNr int
+	frameSize, frameNr int
+	perBlock           int
+}
+
+// frameLayout lays out at least frames slots of frameSize bytes, for a V2
+// receive ring or a transmit ring. Blocks of at least 64 KiB keep the
+// unused tail of each block small.
+func frameLayout(frameSize, frames int) ringLayout {
+	page := os.Getpagesize()
+	l := ringLayout{frameSize: frameSize}
+	l.blockSize = max((frameSize+page-1)/page*page, 64<<10)
+	l.perBlock = l.blockSize / frameSize
+	l.blockNr = (frames + l.perBlock - 1) / l.perBlock
+	l.frameNr = l.blockNr * l.perBlock
+	return l
+}
+
+// frameOffset returns where frame slot i starts.
+func (l *ringLayout) frameOffset(i int) int {
+	return i/l.perBlock*l.blockSize + i%l.perBlock*l.frameSize
+}
+
+// size is the length of the mapping.
+func (l *ringLayout) size() int { return l.blockSize * l.blockNr }
 
 // struct tpacket2_hdr, 32 bytes, followed at TPACKET_ALIGN(32) = 32 by the
 // struct sockaddr_ll of the frame.
@@ -153,4 +189,45 @@ func v3Data(mem []byte, off int) []byte {
 	mac := off + int(native.Uint16(mem[off+v3Mac:]))
 	end := mac + int(native.Uint32(mem[off+v3Snaplen:]))
 	return mem[mac:end:end]
+}
+
+// The ownership protocol with the kernel.
+//
+// Every slot of a ring (a V2 frame, a V3 block, a TX frame) starts with a
+// 32-bit status word that says who owns the slot. Only the owner touches
+// the rest of the slot, and ownership moves only by a store to the status
+// word, so each side publishes its writes with that store and observes the
+// other side's with a load of it:
+//
+//	RX (V2 frame status, V3 block_status)
+//
+//	  kernel owns            kernel writes frame,      user reads frame(s),
+//	  TP_STATUS_KERNEL ----> smp_wmb(), status = ----> atomic store of
+//	        ^                TP_STATUS_USER|flags      TP_STATUS_KERNEL
+//	        |                                                 |
+//	        +-------------------------------------------------+
+//
+//	TX (frame status)
+//
+//	  TP_STATUS_AVAILABLE --> user writes frame, atomic store of
+//	        ^                 TP_STATUS_SEND_REQUEST, send() kicks
+//	        |                          |
+//	        |                 kernel: SENDING (skb queued to the device)
+//	        |                          |
+//	        +---- skb freed ----------+---> WRONG_FORMAT (rejected; the
+//	                                         kernel's head stays here)
+//
+// The Go atomics are sequentially consistent, which is at least the
+// acquire/release pairing the kernel's smp_wmb()/smp_rmb() expect. This
+// file and mmap below are the only places that turn ring offsets into
+// pointers.
+
+// loadStatus atomically loads the status word at off.
+func loadStatus(mem []byte, off int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[off])))
+}
+
+// storeStatus atomically stores the status word at off.
+func storeStatus(mem []byte, off int, v uint32) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[off])), v)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -92,49 +94,67 @@ func udpDstPortFilter(t testing.TB, port uint16) []bpf.RawInstruction {
 	return prog
 }
 
-// hostRX opens a receive ring on the lab interface of h.
-func hostRX(t testing.TB, h *lab.Host, cfg *ring.RXConfig) *ring.RX {
+// inHost opens something on the lab interface of h, in h's namespace, and
+// closes it when the test ends.
+func inHost[T io.Closer](t testing.TB, h *lab.Host, open func(*net.Interface) (T, error)) T {
 	t.Helper()
-	var rx *ring.RX
+	var v T
 	err := h.Do(func() error {
 		ifi, err := net.InterfaceByName(h.Iface)
 		if err != nil {
 			return err
 		}
-		rx, err = ring.NewRX(ifi, cfg)
+		v, err = open(ifi)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rx.Close() })
-	return rx
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+// hostRX opens a receive ring on the lab interface of h.
+func hostRX(t testing.TB, h *lab.Host, cfg *ring.RXConfig) *ring.RX {
+	t.Helper()
+	return inHost(t, h, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, cfg) })
 }
 
 // hostTX opens a Transmitter on the lab interface of h.
 func hostTX(t testing.TB, h *lab.Host, cfg *ring.TXConfig) ring.Transmitter {
 	t.Helper()
-	var tx ring.Transmitter
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, cfg)
-		return err
-	})
+	return inHost(t, h, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, cfg) })
+}
+
+// listenUDP opens a kernel UDP socket on h's IPv4 address and testPort:
+// it counts what arrives and keeps h's kernel from answering with ICMP.
+func listenUDP(t testing.TB, h *lab.Host) *net.UDPConn {
+	t.Helper()
+	ln, err := h.ListenUDP("udp4", &net.UDPAddr{IP: h.IPv4.Addr().AsSlice(), Port: testPort})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tx.Close() })
-	return tx
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// send copies frame into the next buffer of tx and commits it.
+func send(tx ring.Transmitter, frame []byte) error {
+	buf, err := tx.Next(context.Background())
+	if err != nil {
+		return err
+	}
+	if len(frame) > len(buf) {
+		return fmt.Errorf("%w: %d bytes, at most %d", ring.ErrFrameSize, len(frame), len(buf))
+	}
+	return tx.Commit(copy(buf, frame))
 }
 
 // sendFrames sends every frame through tx and flushes.
 func sendFrames(t testing.TB, tx ring.Transmitter, frames ...[]byte) {
 	t.Helper()
 	for _, f := range frames {
-		if err := ring.Send(context.Background(), tx, f); err != nil {
+		if err := send(tx, f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,6 +204,27 @@ func collect(t testing.TB, rx *ring.RX, want int, quiet time.Duration, keep func
 	}
 }
 
+// methods runs f for each Transmitter.
+func methods(t *testing.T, f func(t *testing.T, m ring.TXMethod)) {
+	for _, m := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
+		t.Run(m.String(), func(t *testing.T) { f(t, m) })
+	}
+}
+
+// within waits up to 5 seconds for what done delivers, failing with
+// "<what> <error>" if it is not an error matching want (nil: no error).
+func within(t *testing.T, done <-chan error, want error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", what, err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: nothing after 5s", what)
+	}
+}
+
 // versions runs f for each TPACKET version.
 func versions(t *testing.T, f func(t *testing.T, v ring.Version)) {
 	for _, v := range []ring.Version{ring.V2, ring.V3} {
@@ -217,34 +258,29 @@ func waitStats(t testing.TB, rx *ring.RX, cond func(ring.Stats) bool) ring.Stats
 // per-CPU backlog (netdev_max_backlog), losing frames before any ring.
 func settle(t testing.TB, n uint64, rxs ...*ring.RX) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var sum uint64
-		for _, rx := range rxs {
-			st, err := rx.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum += st.Packets
-		}
-		if sum >= n || time.Now().After(deadline) {
-			return
-		}
+	for deadline := time.Now().Add(10 * time.Second); packets(t, rxs...) < n && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
 
-// sendPaced sends frames in flushes of 32, settling the rings after each.
-func sendPaced(t testing.TB, tx ring.Transmitter, frames [][]byte, rxs ...*ring.RX) {
+// packets returns the frames the rings have seen (PACKET_STATISTICS).
+func packets(t testing.TB, rxs ...*ring.RX) uint64 {
 	t.Helper()
-	var base uint64
+	var sum uint64
 	for _, rx := range rxs {
 		st, err := rx.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
-		base += st.Packets
+		sum += st.Packets
 	}
+	return sum
+}
+
+// sendPaced sends frames in flushes of 32, settling the rings after each.
+func sendPaced(t testing.TB, tx ring.Transmitter, frames [][]byte, rxs ...*ring.RX) {
+	t.Helper()
+	base := packets(t, rxs...)
 	for i := 0; i < len(frames); i += 32 {
 		sendFrames(t, tx, frames[i:min(i+32, len(frames))]...)
 		settle(t, base+uint64(min(i+32, len(frames))), rxs...)

@@ -8,9 +8,9 @@ import (
 )
 
 // Transmitter queues whole Ethernet frames for an interface and hands them
-// to the kernel in batches. Two implementations exist: TX, a PACKET_TX_RING
-// shared with the kernel, and MmsgTX, one sendmmsg(2) per batch from
-// private buffers. NewTransmitter picks one by TXConfig.Method.
+// to the kernel in batches. NewTransmitter opens one of two
+// implementations, by TXConfig.Method: a PACKET_TX_RING shared with the
+// kernel, or one sendmmsg(2) per batch from private buffers.
 //
 // The frame is built in place: Next returns a buffer, the caller writes the
 // frame into it (starting at the destination MAC) and Commits its length.
@@ -20,16 +20,32 @@ type Transmitter interface {
 	// Next returns the buffer for the next frame. Its length is the most
 	// a frame can be. The buffer is valid until Commit or Flush. When no
 	// buffer is free, Next flushes and waits for the kernel to finish
-	// with one, or for ctx.
+	// with one, or for ctx. Frames that flush drops are counted as
+	// Flush says; Next fails only when it has no buffer to offer.
 	Next(ctx context.Context) ([]byte, error)
 
 	// Commit queues the first n bytes of the buffer Next returned.
 	Commit(n int) error
 
-	// Flush hands every committed frame to the kernel. Frames the kernel
-	// rejects as malformed (shorter than an Ethernet header, longer than
-	// the MTU) are dropped and counted in TXStats.WrongFormat; Flush goes
-	// on with the rest.
+	// Flush hands every committed frame to the kernel, and leaves none
+	// behind: when Flush returns, each frame committed since the last
+	// Flush has been accepted by the kernel (it leaves and is counted in
+	// TXStats.Sent once the device is done with it) or counted once as
+	// dropped:
+	//
+	//   - a frame the kernel rejects as malformed (shorter than an
+	//     Ethernet header, longer than the MTU) is dropped, counted in
+	//     TXStats.WrongFormat, and Flush goes on with the rest;
+	//   - when the kernel refuses the send itself (ENOBUFS from a full
+	//     device queue or a qdisc drop, ENETDOWN from a link that is
+	//     down, ...), the refused frame and every committed frame after
+	//     it are discarded, counted in TXStats.Dropped, and Flush returns
+	//     the error: a *net.OpError wrapping the *os.SyscallError.
+	//
+	// A full socket send buffer is not a refusal: Flush waits for room.
+	// Retrying refused frames would spin on a link that is down, so
+	// they are treated as a kernel UDP socket treats ENOBUFS: the
+	// datagram is lost and counted (as SndbufErrors).
 	Flush() error
 
 	// Stats returns the counters since the Transmitter was opened.
@@ -74,8 +90,7 @@ func (m TXMethod) String() string {
 // TXConfig configures a Transmitter. A nil *TXConfig and zero fields mean
 // the defaults given with each field.
 type TXConfig struct {
-	// Method selects the implementation for NewTransmitter. NewTX and
-	// NewMmsgTX ignore it.
+	// Method selects the implementation.
 	Method TXMethod
 
 	// FrameSize is the size of one buffer or ring slot. A ring slot keeps
@@ -107,6 +122,11 @@ type TXStats struct {
 	// (TP_STATUS_WRONG_FORMAT on a ring, EINVAL or EMSGSIZE for sendmmsg).
 	WrongFormat uint64
 
+	// Dropped counts frames discarded because the kernel refused to send
+	// them (see Transmitter.Flush). Once Flush has returned and the
+	// device has finished, Committed = Sent + WrongFormat + Dropped.
+	Dropped uint64
+
 	// Kicks counts send(2) or sendmmsg(2) calls; Waits counts the times
 	// Next found every buffer busy and had to wait.
 	Kicks uint64
@@ -120,40 +140,17 @@ var (
 	errBadTXSlots = errors.New("TXConfig.FrameCount out of range")
 )
 
-// Send copies frame into the next buffer of t and commits it.
-func Send(ctx context.Context, t Transmitter, frame []byte) error {
-	buf, err := t.Next(ctx)
-	if err != nil {
-		return err
-	}
-	if len(frame) > len(buf) {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrFrameSize, len(frame), len(buf))
-	}
-	return t.Commit(copy(buf, frame))
-}
-
 // NewTransmitter opens the Transmitter that cfg.Method names.
 func NewTransmitter(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	m := TXDefault
 	if cfg != nil {
 		m = cfg.Method
 	}
-	// Each constructor's result is checked before it becomes a
-	// Transmitter: a nil *TX or *MmsgTX in a non-nil interface would make
-	// the caller's cleanup call Close on nil.
 	switch m {
 	case TXDefault, TXRing:
-		t, err := NewTX(ifi, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return t, nil
+		return newRingTX(ifi, cfg)
 	case TXSendmmsg:
-		t, err := NewMmsgTX(ifi, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return t, nil
+		return newMmsgTX(ifi, cfg)
 	}
 	return nil, fmt.Errorf("ring: unknown TXMethod %d", int(m))
 }

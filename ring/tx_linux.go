@@ -5,147 +5,77 @@ package ring
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"syscall"
 	"time"
 
-	"github.com/mdlayher/socket"
 	"golang.org/x/sys/unix"
 )
 
-// TX is a PACKET_TX_RING transmitter (TPACKET_V2 slots). It implements
-// Transmitter.
+// ringTX is the PACKET_TX_RING Transmitter (TPACKET_V2 slots).
 //
 // Slots move through the ring in order. Positions in [tail, head) are
 // committed: SEND_REQUEST until a Flush kicks the kernel, then SENDING, and
 // AVAILABLE again once the device is done with the frame; tail follows the
-// completions. A frame the kernel rejects is marked WRONG_FORMAT and the
-// kernel stops there, so Flush closes the gap (see dropWrongFormat).
-type TX struct {
-	conn *socket.Conn
-	rc   syscall.RawConn
-	addr *Addr
-	mem  []byte
+// completions. The kernel keeps its own head, the next slot it looks at,
+// and only moves it past a slot it has taken; this ring keeps head equal
+// to it whenever Flush returns, so that the next frame committed lands
+// where the kernel looks next. Two things stop the kernel at a slot: a
+// malformed frame, which it marks WRONG_FORMAT (see dropWrongFormat), and
+// a refused send (see dropUnsent).
+type ringTX struct {
+	*txSocket
+	mem    []byte
+	layout ringLayout
+	nslots uint64
 
-	frameSize int
-	blockSize int
-	perBlock  int
-	nslots    uint64
-	maxLen    int
+	head   uint64
+	tail   uint64
+	kicked uint64 // positions below kicked have been offered to the kernel
 
-	head     uint64
-	tail     uint64
-	kicked   uint64 // positions below kicked have been offered to the kernel
-	reserved bool   // Next handed out the slot at head
-
-	kick    func(uintptr) bool // bound once: Flush does not allocate
-	kickErr error
-
-	stats  TXStats
-	closed bool
+	kick      func(uintptr) bool // bound once: Flush does not allocate
+	kickErr   unix.Errno
+	slotFreed func(uintptr) bool // bound once, for waitSlot
 }
 
 // txDataOffset is where frame data starts in a V2 TX slot:
 // TPACKET2_HDRLEN - sizeof(struct sockaddr_ll).
 const txDataOffset = v2HdrLen - sllSize
 
-// NewTX opens a PACKET_TX_RING on ifi. The socket is bound with protocol 0,
-// so it receives nothing.
-func NewTX(ifi *net.Interface, cfg *TXConfig) (*TX, error) {
+func newRingTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	var c TXConfig
 	if cfg != nil {
 		c = *cfg
 	}
-	page := os.Getpagesize()
-	t := &TX{}
-	mtu := 1500
-	if ifi != nil && ifi.MTU > 0 {
-		mtu = ifi.MTU
-	}
-	t.frameSize = orDefault(c.FrameSize, txFrameSize(mtu))
-	n := orDefault(c.FrameCount, 1024)
-	if t.frameSize%tpacketAlignment != 0 || t.frameSize < txDataOffset+14 {
-		return nil, &net.OpError{Op: "dial", Net: "packet", Addr: addrOf(ifi),
-			Err: fmt.Errorf("TXConfig.FrameSize %d is not a multiple of 16 of at least %d", t.frameSize, txDataOffset+14)}
-	}
-	if n <= 0 {
-		return nil, &net.OpError{Op: "dial", Net: "packet", Addr: addrOf(ifi), Err: fmt.Errorf("%w: %d", errBadTXSlots, n)}
-	}
-	t.blockSize = (t.frameSize + page - 1) / page * page
-	if t.blockSize < 64<<10 {
-		t.blockSize = 64 << 10
-	}
-	t.perBlock = t.blockSize / t.frameSize
-	blocks := (n + t.perBlock - 1) / t.perBlock
-	t.nslots = uint64(blocks * t.perBlock)
-	t.maxLen = t.frameSize - txDataOffset
-
-	ps, err := openPacket("dial", ifi)
+	s, frameSize, n, err := dialTX(ifi, &c, true, 1024, 1<<30)
 	if err != nil {
 		return nil, err
 	}
-	t.conn, t.addr = ps.conn, ps.addr
-	ok := false
-	defer func() {
-		if !ok {
-			ps.close()
-			if t.mem != nil {
-				unix.Munmap(t.mem)
-			}
-		}
-	}()
-	if err := ps.setInt("PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n)}
+	t.nslots = uint64(t.layout.frameNr)
+	t.maxLen = frameSize - txDataOffset
+	if err := s.mapRing(unix.TPACKET_V2, unix.PACKET_TX_RING, &t.layout, 0); err != nil {
+		s.abandon()
 		return nil, err
 	}
-	if c.QdiscBypass {
-		if err := ps.setInt("PACKET_QDISC_BYPASS", unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-			return nil, err
-		}
-	}
-	err = ps.control(func(fd int) error {
-		req := unix.TpacketReq{
-			Block_size: uint32(t.blockSize),
-			Block_nr:   uint32(blocks),
-			Frame_size: uint32(t.frameSize),
-			Frame_nr:   uint32(t.nslots),
-		}
-		return os.NewSyscallError("setsockopt PACKET_TX_RING", unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req))
-	})
-	if err != nil {
-		return nil, err
-	}
-	if t.mem, err = ps.mmap(t.blockSize * blocks); err != nil {
-		return nil, err
-	}
-	if err := ps.bind(0); err != nil {
-		return nil, err
-	}
-	if t.rc, err = t.conn.SyscallConn(); err != nil {
-		return nil, ps.wrap(err)
-	}
+	t.mem = s.mem
 	t.kick = t.sendKick
-	ok = true
+	t.slotFreed = func(uintptr) bool { t.reclaim(); return !t.full() }
 	return t, nil
 }
 
-func (t *TX) slotOffset(pos uint64) int {
-	i := int(pos % t.nslots)
-	return i/t.perBlock*t.blockSize + i%t.perBlock*t.frameSize
-}
+func (t *ringTX) slotOffset(pos uint64) int { return t.layout.frameOffset(int(pos % t.nslots)) }
 
-// MaxFrameLen returns the longest frame a slot holds.
-func (t *TX) MaxFrameLen() int { return t.maxLen }
+func (t *ringTX) status(pos uint64) uint32 { return loadStatus(t.mem, t.slotOffset(pos)+v2Status) }
 
-// Addr returns the interface the ring sends on.
-func (t *TX) Addr() net.Addr { return t.addr }
+func (t *ringTX) setStatus(pos uint64, st uint32) { storeStatus(t.mem, t.slotOffset(pos)+v2Status, st) }
+
+func (t *ringTX) full() bool { return t.head-t.tail >= t.nslots }
 
 // reclaim moves tail past the slots the kernel has finished with.
-func (t *TX) reclaim() {
+func (t *ringTX) reclaim() {
 	for t.tail < t.kicked {
-		st := loadStatus(t.mem, t.slotOffset(t.tail)) & (statusSendRequest | statusSending | statusWrongFormat)
-		if st != statusAvailable {
+		if t.status(t.tail)&(statusSendRequest|statusSending|statusWrongFormat) != statusAvailable {
 			return
 		}
 		t.tail++
@@ -154,14 +84,14 @@ func (t *TX) reclaim() {
 }
 
 // Next implements Transmitter.
-func (t *TX) Next(ctx context.Context) ([]byte, error) {
+func (t *ringTX) Next(ctx context.Context) ([]byte, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
-	if t.head-t.tail >= t.nslots {
+	if t.full() {
 		t.reclaim()
 	}
-	if t.head-t.tail >= t.nslots {
+	if t.full() {
 		if err := t.waitSlot(ctx); err != nil {
 			return nil, err
 		}
@@ -171,68 +101,54 @@ func (t *TX) Next(ctx context.Context) ([]byte, error) {
 	return t.mem[off : off+t.maxLen : off+t.maxLen], nil
 }
 
-// waitSlot flushes and waits until the slot at head is free again.
-func (t *TX) waitSlot(ctx context.Context) error {
+// waitSlot flushes and waits until the slot at head is free again. A
+// flush that drops frames frees their slots; its error is then only
+// counted (TXStats.Dropped), not returned, since Next has a buffer.
+func (t *ringTX) waitSlot(ctx context.Context) error {
 	t.stats.Waits++
-	if err := t.Flush(); err != nil {
+	if err := t.Flush(); err != nil && t.full() {
 		return err
 	}
+	defer t.conn.SetWriteDeadline(time.Time{})
 	for {
 		t.reclaim()
-		if t.head-t.tail < t.nslots {
+		if !t.full() {
 			return nil
 		}
-		// The kernel signals writability when it frees a slot; a short
-		// deadline guards against a wakeup that never comes.
-		wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
-		err := t.conn.WriteFunc(wctx, "wait", func(int) error {
-			t.reclaim()
-			if t.head-t.tail < t.nslots {
-				return nil
-			}
-			return unix.EAGAIN
-		})
-		cancel()
-		if ctx.Err() != nil {
-			return os.NewSyscallError("wait", ctx.Err())
+		if err := ctx.Err(); err != nil {
+			return os.NewSyscallError("wait", err)
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return t.wrap("wait", err)
+		// The kernel signals writability when it frees a slot; a short
+		// deadline guards against a wakeup that never comes, and bounds
+		// how late the end of ctx is noticed.
+		t.conn.SetWriteDeadline(time.Now().Add(time.Millisecond))
+		if err := t.rc.Write(t.slotFreed); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return t.wrapOp("wait", err)
 		}
 	}
 }
 
 // Commit implements Transmitter.
-func (t *TX) Commit(n int) error {
-	if !t.reserved {
-		return ErrNoBuffer
+func (t *ringTX) Commit(n int) error {
+	if err := t.commit(n); err != nil {
+		return err
 	}
-	if n < 14 || n > t.maxLen {
-		return fmt.Errorf("%w: %d bytes, want 14 to %d", ErrFrameSize, n, t.maxLen)
-	}
-	off := t.slotOffset(t.head)
-	native.PutUint32(t.mem[off+v2Len:], uint32(n))
-	storeStatus(t.mem, off+v2Status, statusSendRequest)
+	native.PutUint32(t.mem[t.slotOffset(t.head)+v2Len:], uint32(n))
+	t.setStatus(t.head, statusSendRequest)
 	t.head++
-	t.reserved = false
-	t.stats.Committed++
 	return nil
 }
 
 // sendKick is the raw-conn callback for Flush: one non-blocking send(2)
 // that makes the kernel walk the ring from its head, sending every
 // SEND_REQUEST slot.
-func (t *TX) sendKick(fd uintptr) bool {
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
-	t.kickErr = nil
-	if e != 0 {
-		t.kickErr = e
-	}
-	return e != unix.EAGAIN && e != unix.EINTR
+func (t *ringTX) sendKick(fd uintptr) bool {
+	_, _, t.kickErr = unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	return t.kickErr != unix.EAGAIN && t.kickErr != unix.EINTR
 }
 
 // Flush implements Transmitter.
-func (t *TX) Flush() error {
+func (t *ringTX) Flush() error {
 	if t.closed {
 		return ErrClosed
 	}
@@ -240,36 +156,54 @@ func (t *TX) Flush() error {
 	for t.kicked < t.head {
 		t.stats.Kicks++
 		t.kicked = t.head
-		if err := t.rc.Write(t.kick); err != nil {
-			return t.wrap("sendto", err)
-		}
-		err := t.kickErr
-		if err == nil {
+		err := t.rc.Write(t.kick)
+		if err == nil && t.kickErr == 0 {
 			// The kernel stops early when the socket's send buffer
 			// fills; the rest stay SEND_REQUEST for the next round.
-			if loadStatus(t.mem, t.slotOffset(t.head-1))&statusSendRequest != 0 {
+			if t.status(t.head-1)&statusSendRequest != 0 {
 				t.kicked = t.firstRequest()
 			}
 			continue
 		}
-		if t.dropWrongFormat() {
-			continue
+		if err == nil {
+			if t.dropWrongFormat() {
+				continue
+			}
+			err = os.NewSyscallError("sendto", t.kickErr)
 		}
-		return t.wrap("sendto", os.NewSyscallError("sendto", err))
+		t.dropUnsent()
+		return t.wrapOp("sendto", err)
 	}
 	t.reclaim()
 	return nil
 }
 
 // firstRequest returns the oldest committed position still waiting for a
-// kick.
-func (t *TX) firstRequest() uint64 {
+// kick: the kernel's head.
+func (t *ringTX) firstRequest() uint64 {
 	for p := t.tail; p < t.head; p++ {
-		if loadStatus(t.mem, t.slotOffset(p))&statusSendRequest != 0 {
+		if t.status(p)&statusSendRequest != 0 {
 			return p
 		}
 	}
 	return t.head
+}
+
+// dropUnsent discards the committed frames the kernel did not take after
+// it refused a send. The kernel leaves the refused frame SEND_REQUEST at
+// its head, and every later one behind it; left alone they would go out
+// late, with the next Flush, or never, if nothing is committed again. The
+// slots become AVAILABLE, the frames are counted in Dropped, and head
+// moves back to the kernel's head, where the next frame then goes. (The
+// kernel touches SEND_REQUEST slots only inside send(2), which only this
+// goroutine calls.)
+func (t *ringTX) dropUnsent() {
+	p := t.firstRequest()
+	for q := p; q < t.head; q++ {
+		t.setStatus(q, statusAvailable)
+	}
+	t.stats.Dropped += t.head - p
+	t.head, t.kicked = p, p
 }
 
 // dropWrongFormat removes the frame the kernel rejected. The kernel marks
@@ -277,16 +211,15 @@ func (t *TX) firstRequest() uint64 {
 // frame would wait forever. The later committed frames move down one slot
 // (the kernel touches SEND_REQUEST slots only inside send(2), which only
 // this goroutine calls) and the last slot becomes free.
-func (t *TX) dropWrongFormat() bool {
-	bad := uint64(0)
-	found := false
+func (t *ringTX) dropWrongFormat() bool {
+	bad := t.head
 	for p := t.tail; p < t.head; p++ {
-		if loadStatus(t.mem, t.slotOffset(p))&statusWrongFormat != 0 {
-			bad, found = p, true
+		if t.status(p)&statusWrongFormat != 0 {
+			bad = p
 			break
 		}
 	}
-	if !found {
+	if bad == t.head {
 		return false
 	}
 	t.stats.WrongFormat++
@@ -295,16 +228,16 @@ func (t *TX) dropWrongFormat() bool {
 		n := native.Uint32(t.mem[src+v2Len:])
 		copy(t.mem[dst+txDataOffset:dst+txDataOffset+int(n)], t.mem[src+txDataOffset:])
 		native.PutUint32(t.mem[dst+v2Len:], n)
-		storeStatus(t.mem, dst+v2Status, statusSendRequest)
+		t.setStatus(p, statusSendRequest)
 	}
 	t.head--
-	storeStatus(t.mem, t.slotOffset(t.head)+v2Status, statusAvailable)
+	t.setStatus(t.head, statusAvailable)
 	t.kicked = bad
 	return true
 }
 
 // Stats implements Transmitter.
-func (t *TX) Stats() TXStats {
+func (t *ringTX) Stats() TXStats {
 	if !t.closed {
 		t.reclaim()
 	}
@@ -313,20 +246,12 @@ func (t *TX) Stats() TXStats {
 
 // Close implements Transmitter: it flushes, closes the socket and unmaps
 // the ring. Frames already handed to the device keep their pages.
-func (t *TX) Close() error {
+func (t *ringTX) Close() error {
 	if t.closed {
 		return nil
 	}
 	ferr := t.Flush()
-	t.closed = true
-	err := errors.Join(ferr, t.conn.Close(), os.NewSyscallError("munmap", unix.Munmap(t.mem)))
+	err := t.closeWith(ferr, os.NewSyscallError("munmap", unix.Munmap(t.mem)))
 	t.mem = nil
-	if err != nil {
-		return t.wrap("close", err)
-	}
-	return nil
-}
-
-func (t *TX) wrap(op string, err error) error {
-	return &net.OpError{Op: op, Net: "packet", Addr: t.addr, Err: err}
+	return err
 }

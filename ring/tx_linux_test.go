@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/ring"
+	"golang.org/x/sys/unix"
 )
 
 // kernelCount receives datagrams on a kernel UDP socket until n arrived
@@ -60,11 +62,7 @@ func TestTransmit(t *testing.T) {
 		t.Run(fmt.Sprintf("%v/bypass=%v/frames=%d", cfg.Method, cfg.QdiscBypass, cfg.FrameCount), func(t *testing.T) {
 			l := lab.New(t, nil)
 			a, b := l.A(), l.B()
-			ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenUDP(t, b)
 			tx := hostTX(t, a, &cfg)
 			const n = 500
 			// Count while sending, and send no more than 50 ahead of the
@@ -106,7 +104,7 @@ func TestTransmit(t *testing.T) {
 				}
 			}
 			st := tx.Stats()
-			if st.Committed != n || st.Sent != n || st.WrongFormat != 0 || st.Kicks < n/50 {
+			if st.Committed != n || st.Sent != n || st.WrongFormat != 0 || st.Dropped != 0 || st.Kicks < n/50 {
 				t.Errorf("stats %+v", st)
 			}
 		})
@@ -116,44 +114,38 @@ func TestTransmit(t *testing.T) {
 // TestTransmitWrongFormat commits frames the kernel must reject among
 // good ones: the bad ones are dropped and counted, the good ones arrive.
 func TestTransmitWrongFormat(t *testing.T) {
-	for _, m := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
-		t.Run(m.String(), func(t *testing.T) {
-			l := lab.New(t, nil)
-			a, b := l.A(), l.B()
-			ln, err := b.ListenUDP("udp4", &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			tx := hostTX(t, a, &ring.TXConfig{Method: m})
-			good := func(i int) []byte { return udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build() }
-			// Longer than MTU 1500 + 14 but within the 2048-byte slot.
-			tooLong := udpFrameAB(a, b, 40000, testPort, make([]byte, 1600)).build()
-			sendFrames(t, tx, good(0), tooLong, good(1), good(2), tooLong, tooLong, good(3))
-			sendFrames(t, tx, tooLong)
-			sendFrames(t, tx, good(4))
-			if got := kernelCount(t, ln, 5, 50*time.Millisecond, nil); got != 5 {
-				t.Errorf("B received %d datagrams, want the 5 good ones", got)
-			}
-			st := tx.Stats()
-			if st.WrongFormat != 4 || st.Sent != 5 || st.Committed != 9 {
-				t.Errorf("stats %+v, want 4 wrong format, 5 sent of 9", st)
-			}
+	methods(t, func(t *testing.T, m ring.TXMethod) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		ln := listenUDP(t, b)
+		tx := hostTX(t, a, &ring.TXConfig{Method: m})
+		good := func(i int) []byte { return udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build() }
+		// Longer than MTU 1500 + 14 but within the 2048-byte slot.
+		tooLong := udpFrameAB(a, b, 40000, testPort, make([]byte, 1600)).build()
+		sendFrames(t, tx, good(0), tooLong, good(1), good(2), tooLong, tooLong, good(3))
+		sendFrames(t, tx, tooLong)
+		sendFrames(t, tx, good(4))
+		if got := kernelCount(t, ln, 5, 50*time.Millisecond, nil); got != 5 {
+			t.Errorf("B received %d datagrams, want the 5 good ones", got)
+		}
+		st := tx.Stats()
+		if st.WrongFormat != 4 || st.Sent != 5 || st.Committed != 9 {
+			t.Errorf("stats %+v, want 4 wrong format, 5 sent of 9", st)
+		}
 
-			// The ring did not stall: a long run still goes through.
-			for i := range 3000 {
-				if err := ring.Send(context.Background(), tx, good(10+i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tx.Flush(); err != nil {
+		// The ring did not stall: a long run still goes through.
+		for i := range 3000 {
+			if err := send(tx, good(10+i)); err != nil {
 				t.Fatal(err)
 			}
-			if st := tx.Stats(); st.Sent != 3005 {
-				t.Errorf("after the bad frames: stats %+v, want 3005 sent", st)
-			}
-		})
-	}
+		}
+		if err := tx.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if st := tx.Stats(); st.Sent != 3005 {
+			t.Errorf("after the bad frames: stats %+v, want 3005 sent", st)
+		}
+	})
 }
 
 func TestCommitErrors(t *testing.T) {
@@ -182,4 +174,87 @@ func TestCommitErrors(t *testing.T) {
 			t.Errorf("%v: Next after Close: %v", m, err)
 		}
 	}
+}
+
+// setLink sets h's lab interface up or down; up, it waits until the kernel
+// has seen the link come up and given it a queueing discipline again.
+func setLink(t *testing.T, h *lab.Host, up bool) {
+	t.Helper()
+	state := map[bool]string{true: "up", false: "down"}[up]
+	if out, err := h.Command(context.Background(), "ip", "link", "set", "dev", h.Iface, state).CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s: %v: %s", state, err, out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); up; time.Sleep(5 * time.Millisecond) {
+		out, err := h.Command(context.Background(), "ip", "-o", "link", "show", "dev", h.Iface).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show: %v: %s", err, out)
+		}
+		if s := string(out); strings.Contains(s, "state UP") && !strings.Contains(s, "qdisc noop") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come up: %s", h.Iface, out)
+		}
+	}
+}
+
+// TestTransmitRefused has the kernel refuse every send (ENETDOWN: A's
+// link is down) while more frames are committed than the Transmitter has
+// buffers. Next must go on (the refused frames free their buffers), every
+// frame must be counted once as dropped, and none may be left behind to
+// leave later: once the link is up again, the next frame goes out alone.
+func TestTransmitRefused(t *testing.T) {
+	methods(t, func(t *testing.T, m ring.TXMethod) {
+		l := lab.New(t, nil)
+		a, b := l.A(), l.B()
+		ln := listenUDP(t, b)
+		tx := hostTX(t, a, &ring.TXConfig{Method: m, FrameCount: 32})
+		frame := func(i int) []byte { return udpFrameAB(a, b, 40000, testPort, seqPayload(i)).build() }
+
+		setLink(t, a, false)
+		const n = 100
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			buf, err := tx.Next(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("Next for frame %d with the link down: %v; stats %+v", i, err, tx.Stats())
+			}
+			if err := tx.Commit(copy(buf, frame(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Flush(); !errors.Is(err, unix.ENETDOWN) {
+			t.Errorf("Flush with the link down: %v, want ENETDOWN", err)
+		}
+		if st := tx.Stats(); st.Committed != n || st.Dropped != n || st.Sent != 0 || st.WrongFormat != 0 {
+			t.Errorf("stats with the link down %+v, want %d committed and dropped", st, n)
+		}
+		if err := tx.Flush(); err != nil {
+			t.Errorf("Flush with nothing committed: %v", err)
+		}
+
+		setLink(t, a, true)
+		sendFrames(t, tx, frame(n))
+		buf := make([]byte, 2048)
+		var got []int
+		for {
+			ln.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			k, err := ln.Read(buf)
+			if isTimeout(err) && len(got) > 0 {
+				break
+			}
+			if err != nil {
+				t.Fatalf("after %v: %v", got, err)
+			}
+			s, _ := payloadSeq(buf[:k])
+			got = append(got, s)
+		}
+		if len(got) != 1 || got[0] != n {
+			t.Errorf("B received frames %v after the link came back, want only %d", got, n)
+		}
+		if st := tx.Stats(); st.Committed != n+1 || st.Dropped != n || st.Sent != 1 {
+			t.Errorf("stats %+v, want %d committed, %d dropped, 1 sent", st, n+1, n)
+		}
+	})
 }

@@ -2,37 +2,12 @@
 
 package ring
 
-import (
-	"context"
-	"net"
-)
+import "net"
 
-// TX is a PACKET_TX_RING transmitter. On this platform every constructor
-// fails with ErrUnsupported.
-type TX struct{}
+func newRingTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
+	return nil, &net.OpError{Op: "dial", Net: "packet", Addr: addrOf(ifi), Err: ErrUnsupported}
+}
 
-// NewTX returns ErrUnsupported on this platform.
-func NewTX(ifi *net.Interface, cfg *TXConfig) (*TX, error) { return nil, ErrUnsupported }
-
-func (t *TX) MaxFrameLen() int                         { return 0 }
-func (t *TX) Addr() net.Addr                           { return nil }
-func (t *TX) Next(ctx context.Context) ([]byte, error) { return nil, ErrUnsupported }
-func (t *TX) Commit(n int) error                       { return ErrUnsupported }
-func (t *TX) Flush() error                             { return ErrUnsupported }
-func (t *TX) Stats() TXStats                           { return TXStats{} }
-func (t *TX) Close() error                             { return nil }
-
-// MmsgTX is a sendmmsg transmitter. On this platform every constructor
-// fails with ErrUnsupported.
-type MmsgTX struct{}
-
-// NewMmsgTX returns ErrUnsupported on this platform.
-func NewMmsgTX(ifi *net.Interface, cfg *TXConfig) (*MmsgTX, error) { return nil, ErrUnsupported }
-
-func (t *MmsgTX) MaxFrameLen() int                         { return 0 }
-func (t *MmsgTX) Addr() net.Addr                           { return nil }
-func (t *MmsgTX) Next(ctx context.Context) ([]byte, error) { return nil, ErrUnsupported }
-func (t *MmsgTX) Commit(n int) error                       { return ErrUnsupported }
-func (t *MmsgTX) Flush() error                             { return ErrUnsupported }
-func (t *MmsgTX) Stats() TXStats                           { return TXStats{} }
-func (t *MmsgTX) Close() error                             { return nil }
+func newMmsgTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
+	return nil, &net.OpError{Op: "dial", Net: "packet", Addr: addrOf(ifi), Err: ErrUnsupported}
+}

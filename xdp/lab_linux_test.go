@@ -647,7 +647,11 @@ func TestLabVLANTagged(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := ring.Send(ctx, tx, f[:n]); err != nil {
+	buf, err := tx.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(copy(buf, f[:n])); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Flush(); err != nil {

@@ -1,4 +1,4 @@
-package ring
+package queue
 
 import (
 	"fmt"
@@ -56,19 +56,19 @@ func TestQueueSize(t *testing.T) {
 		{-1, 0}, {0, 0},
 		{1, 1}, {2, 2}, {3, 4}, {4, 4}, {5, 8},
 		{1000, 1024}, {1024, 1024}, {1025, 2048},
-		{MaxQueueCapacity/2 + 1, MaxQueueCapacity},
-		{MaxQueueCapacity, MaxQueueCapacity},
-		{MaxQueueCapacity + 1, 0},
+		{MaxCapacity/2 + 1, MaxCapacity},
+		{MaxCapacity, MaxCapacity},
+		{MaxCapacity + 1, 0},
 	} {
-		got, err := queueSize(tt.in)
+		got, err := roundCapacity(tt.in)
 		if tt.want == 0 {
 			if err == nil {
-				t.Errorf("queueSize(%d) = %d, want an error", tt.in, got)
+				t.Errorf("roundCapacity(%d) = %d, want an error", tt.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("queueSize(%d) = %d, %v; want %d", tt.in, got, err, tt.want)
+			t.Errorf("roundCapacity(%d) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
 	for _, k := range queueKinds {
@@ -578,7 +578,7 @@ func queueStressSize() int {
 	switch {
 	case testing.Short():
 		return 5_000
-	case queueRaceEnabled:
+	case raceEnabled:
 		return 200_000
 	default:
 		return 1_000_000

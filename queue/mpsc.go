@@ -1,4 +1,4 @@
-package ring
+package queue
 
 import "sync/atomic"
 
@@ -67,26 +67,26 @@ import "sync/atomic"
 // as the scheduler keeps that producer off a CPU: usually nothing, a time
 // slice on an oversubscribed machine. Len counts such claimed positions.
 type MPSC[T any] struct {
-	_ queuePad
+	_ pad
 
 	// Read-only after NewMPSC.
 	slots     []mpscSlot[T]
 	mask      uint64
-	zeroSlots bool // T holds pointers: clear slots on dequeue (see queueHoldsPointers)
+	zeroSlots bool // T holds pointers: clear slots on dequeue (see holdsPointers)
 
-	_ queuePad
+	_ pad
 
 	// Producers' line.
 	tail      atomic.Uint64 // next position to claim; advanced by CAS
 	headCache atomic.Uint64 // a recent head, never ahead of it; refreshed when it says full
 
-	_ queuePad
+	_ pad
 
 	// Consumer's line.
 	head   atomic.Uint64 // next position to read; stored only by the consumer
 	runEnd uint64        // consumer only: positions [head, runEnd) are published
 
-	_ queuePad
+	_ pad
 }
 
 type mpscSlot[T any] struct {
@@ -97,17 +97,17 @@ type mpscSlot[T any] struct {
 
 // NewMPSC returns an empty queue that holds at least capacity values. The
 // capacity is rounded up to a power of two; Cap reports the result. It is
-// an error if capacity is below 1 or above MaxQueueCapacity. All memory is
+// an error if capacity is below 1 or above MaxCapacity. All memory is
 // allocated here, none afterwards.
 func NewMPSC[T any](capacity int) (*MPSC[T], error) {
-	n, err := queueSize(capacity)
+	n, err := roundCapacity(capacity)
 	if err != nil {
 		return nil, err
 	}
 	return &MPSC[T]{
 		slots:     make([]mpscSlot[T], n),
 		mask:      n - 1,
-		zeroSlots: queueHoldsPointers[T](),
+		zeroSlots: holdsPointers[T](),
 	}, nil
 }
 

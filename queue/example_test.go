@@ -1,16 +1,17 @@
-package ring_test
+package queue_test
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/queue"
 )
 
 // A port's queue behaves like a UDP socket buffer: when it is full, the
 // datagram is dropped and counted, and nothing waits.
 func ExampleSPSC() {
 	type datagram struct{ off, len uint32 }
-	q, err := ring.NewSPSC[datagram](3) // rounded up to 4
+	q, err := queue.NewSPSC[datagram](3) // rounded up to 4
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +33,7 @@ func ExampleSPSC() {
 // Several fanout workers feed one port; each hands over what it has for the
 // port in one call.
 func ExampleMPSC() {
-	q, err := ring.NewMPSC[int](8)
+	q, err := queue.NewMPSC[int](8)
 	if err != nil {
 		panic(err)
 	}
@@ -46,4 +47,40 @@ func ExampleMPSC() {
 	// Output:
 	// accepted 3 5 dropped 2
 	// [10 11 12 20 21 22 23 24]
+}
+
+// A consumer sleeps on a Doorbell while its queue is empty; the producer
+// rings after publishing.
+func ExampleDoorbell() {
+	q, err := queue.NewSPSC[string](16)
+	if err != nil {
+		panic(err)
+	}
+	bell := queue.NewDoorbell()
+	go func() {
+		for _, s := range []string{"one", "two", "three"} {
+			for !q.Enqueue(s) {
+			}
+			bell.Ring()
+		}
+	}()
+	ctx := context.Background()
+	buf := make([]string, 4)
+	for got := 0; got < 3; {
+		n := q.DequeueBatch(buf)
+		if n == 0 {
+			if err := bell.Wait(ctx, func() bool { return q.Len() == 0 }); err != nil {
+				panic(err)
+			}
+			continue
+		}
+		for _, s := range buf[:n] {
+			fmt.Println(s)
+		}
+		got += n
+	}
+	// Output:
+	// one
+	// two
+	// three
 }

@@ -1,4 +1,4 @@
-package ring
+package queue
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 // producers wake it. A consumer that polls instead needs none of this; a
 // consumer that would otherwise spin on an idle port uses Wait:
 //
-//	bell := ring.NewDoorbell()
+//	bell := queue.NewDoorbell()
 //
 //	// producer, after each successful Enqueue or EnqueueBatch:
 //	bell.Ring()
@@ -38,10 +38,10 @@ import (
 // stale wakeup from a race the consumer won anyway), so callers loop, as
 // above. One Doorbell serves one consumer.
 type Doorbell struct {
-	_     queuePad
+	_     pad
 	armed atomic.Bool
 	wake  chan struct{} // capacity 1: a pending wakeup is never lost, never queued twice
-	_     queuePad
+	_     pad
 }
 
 // NewDoorbell returns a Doorbell with nobody waiting.

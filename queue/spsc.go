@@ -1,4 +1,4 @@
-package ring
+package queue
 
 import "sync/atomic"
 
@@ -42,41 +42,41 @@ import "sync/atomic"
 // consumer touch only their own cache lines and the slots, and the line
 // holding the other's index stops bouncing between cores.
 type SPSC[T any] struct {
-	_ queuePad
+	_ pad
 
 	// Read-only after NewSPSC.
 	buf       []T
 	mask      uint64
-	zeroSlots bool // T holds pointers: clear slots on dequeue (see queueHoldsPointers)
+	zeroSlots bool // T holds pointers: clear slots on dequeue (see holdsPointers)
 
-	_ queuePad
+	_ pad
 
 	// Producer's line.
 	tail      atomic.Uint64 // next position to write; stored only by the producer
 	headCache uint64        // producer's last view of head: never ahead of it, so never unsafe
 
-	_ queuePad
+	_ pad
 
 	// Consumer's line.
 	head      atomic.Uint64 // next position to read; stored only by the consumer
 	tailCache uint64        // consumer's last view of tail: never ahead of it
 
-	_ queuePad
+	_ pad
 }
 
 // NewSPSC returns an empty queue that holds at least capacity values. The
 // capacity is rounded up to a power of two; Cap reports the result. It is
-// an error if capacity is below 1 or above MaxQueueCapacity. All memory is
+// an error if capacity is below 1 or above MaxCapacity. All memory is
 // allocated here, none afterwards.
 func NewSPSC[T any](capacity int) (*SPSC[T], error) {
-	n, err := queueSize(capacity)
+	n, err := roundCapacity(capacity)
 	if err != nil {
 		return nil, err
 	}
 	return &SPSC[T]{
 		buf:       make([]T, n),
 		mask:      n - 1,
-		zeroSlots: queueHoldsPointers[T](),
+		zeroSlots: holdsPointers[T](),
 	}, nil
 }
 

@@ -1,0 +1,79 @@
+//go:build linux
+
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// txSocket is what both Transmitters share: the socket, the buffer Next
+// lent out, the counters. The socket is bound with protocol 0, so it
+// receives nothing.
+type txSocket struct {
+	*packetSocket
+	maxLen   int  // the longest frame a buffer holds
+	reserved bool // Next lent out a buffer that is not committed yet
+	stats    TXStats
+	closed   bool
+}
+
+// dialTX validates what both Transmitters take from cfg and opens their
+// socket. slotSize is the size of a ring slot or (less the slot header
+// that the buffer does not need) of a sendmmsg buffer; ring slots must be
+// aligned.
+func dialTX(ifi *net.Interface, c *TXConfig, ring bool, defaultCount, maxCount int) (s *txSocket, slotSize, count int, err error) {
+	mtu := 1500
+	if ifi != nil && ifi.MTU > 0 {
+		mtu = ifi.MTU
+	}
+	slotSize = orDefault(c.FrameSize, txFrameSize(mtu))
+	count = orDefault(c.FrameCount, defaultCount)
+	if ring && (slotSize%tpacketAlignment != 0 || slotSize < txDataOffset+14) {
+		err = fmt.Errorf("TXConfig.FrameSize %d is not a multiple of 16 of at least %d", slotSize, txDataOffset+14)
+	} else if slotSize < txDataOffset+14 {
+		err = fmt.Errorf("TXConfig.FrameSize %d is less than %d", slotSize, txDataOffset+14)
+	} else if count <= 0 || count > maxCount {
+		err = fmt.Errorf("%w: %d, want 1 to %d", errBadTXSlots, count, maxCount)
+	}
+	if err != nil {
+		return nil, 0, 0, &net.OpError{Op: "dial", Net: "packet", Addr: addrOf(ifi), Err: err}
+	}
+	ps, err := listenPacket("dial", ifi, nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if c.QdiscBypass {
+		if err := ps.setInt("PACKET_QDISC_BYPASS", unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			ps.abandon()
+			return nil, 0, 0, err
+		}
+	}
+	return &txSocket{packetSocket: ps}, slotSize, count, nil
+}
+
+// commit checks a Commit of n bytes.
+func (s *txSocket) commit(n int) error {
+	if !s.reserved {
+		return ErrNoBuffer
+	}
+	if n < 14 || n > s.maxLen {
+		return fmt.Errorf("%w: %d bytes, want 14 to %d", ErrFrameSize, n, s.maxLen)
+	}
+	s.reserved = false
+	s.stats.Committed++
+	return nil
+}
+
+// closeWith marks the Transmitter closed and closes the socket, joining
+// the errors of the final flush and of unmapping, if any.
+func (s *txSocket) closeWith(errs ...error) error {
+	s.closed = true
+	if err := errors.Join(append(errs, unwrapOp(s.conn.Close()))...); err != nil {
+		return s.wrapOp("close", err)
+	}
+	return nil
+}
