@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/pktengine/pktengine/frame"
@@ -229,5 +230,33 @@ func BenchmarkEchoBatch(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/frame")
 			}
 		})
+	}
+}
+
+// TestTransmitRefusedCountedPerFrame: when the kernel refuses a batch's
+// answers (ENOBUFS, a link going down), each frame is counted once in
+// TXDropped, not one error per batch, and the next batch goes out.
+func TestTransmitRefusedCountedPerFrame(t *testing.T) {
+	r := newRig(t, nil)
+	if _, err := r.e.HandleService(ap(netip.Addr{}, 7), Echo); err != nil {
+		t.Fatal(err)
+	}
+	b := new(fakeBatch)
+	for i := range 5 {
+		b.add(udpFrame(t, ap(peer4, uint16(40000+i)), ap(owned4, 7), []byte("TEST")), ring.Meta{})
+	}
+	r.tx.refuse = syscall.ENOBUFS
+	r.batch(b)
+	c := r.e.Counters()
+	if c.TXDropped != 5 || c.TXErrors != 0 || c.TXFrames != 5 {
+		t.Fatalf("refused batch: TXDropped %d, TXErrors %d, TXFrames %d; want 5, 0, 5", c.TXDropped, c.TXErrors, c.TXFrames)
+	}
+	r.tx.refuse = nil
+	r.batch(b)
+	if got := len(r.tx.take()); got != 5 {
+		t.Fatalf("the next batch sent %d answers, want 5", got)
+	}
+	if c := r.e.Counters(); c.TXDropped != 5 || c.TXFrames != 10 {
+		t.Errorf("after recovery: TXDropped %d, TXFrames %d; want 5, 10", c.TXDropped, c.TXFrames)
 	}
 }

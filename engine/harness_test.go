@@ -48,6 +48,7 @@ type fakeTX struct {
 	discard bool
 	txs     ring.TXStats
 	dropped uint64
+	refuse  error // flush fails with it, dropping what it holds
 	flushes int
 	closed  bool
 }
@@ -92,7 +93,14 @@ func (t *fakeTX) commit(n int) error {
 func (t *fakeTX) flush() error {
 	t.held = false
 	t.flushes++
-	t.txs.Sent = t.txs.Committed
+	if t.refuse != nil {
+		// As a ring does when the kernel refuses the send: every
+		// frame not yet sent is dropped and counted.
+		t.dropped += t.txs.Committed - t.txs.Sent - t.dropped
+		t.frames = nil
+		return t.refuse
+	}
+	t.txs.Sent = t.txs.Committed - t.dropped
 	return nil
 }
 
