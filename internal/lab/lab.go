@@ -22,9 +22,11 @@
 // solicitations and duplicate address detection are off. Create returns
 // once every link is operational, so the first frame sent is not lost.
 //
-// Tests use New, which skips when the process lacks the privileges (and
-// fails instead when CI=true) and removes the lab in t.Cleanup. Programs use
-// Create and Close.
+// Programs (pktengine demo, the benchmark harness) use Create and Close, and
+// CheckPrivileges to say why they cannot. Tests use the test-only package
+// internal/labtest, which builds a lab with these and removes it when the
+// test ends; lab itself does not import testing, so that the pktengine
+// binary does not link it.
 package lab
 
 import (
@@ -32,8 +34,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"testing"
+	"time"
 )
 
 // ErrVLANUnsupported is returned (wrapped) by Create when Config.VLANs asks
@@ -130,40 +131,60 @@ func (l *Lab) B() *Host { return l.Hosts[1] }
 // namespaces, "pkte-<pid>-<random>".
 func (l *Lab) Prefix() string { return l.prefix }
 
-// New creates a lab for a test and registers its removal with tb.Cleanup.
-// It skips the test (fails it when CI=true) if the process lacks the
-// privileges, see SkipUnlessPrivileged, and fails it if the lab cannot be
-// built.
-func New(tb testing.TB, cfg *Config) *Lab {
-	tb.Helper()
-	SkipUnlessPrivileged(tb)
-	l, err := Create(cfg)
-	if err != nil {
-		tb.Fatalf("lab: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			tb.Errorf("lab: %v", err)
+// OnInterface calls open inside h's namespace with h's lab interface and
+// returns what open opened: the one way to open a ring, an engine or a
+// generator on a lab interface. Sockets must be made inside the namespace
+// to belong to it, and they stay there after OnInterface returns.
+func OnInterface[T any](h *Host, open func(ifi *net.Interface) (T, error)) (T, error) {
+	var v T
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.Iface)
+		if err != nil {
+			return fmt.Errorf("netns %s: %w", h.Name, err)
 		}
+		v, err = open(ifi)
+		return err
 	})
-	return l
+	return v, err
 }
 
-// SkipUnlessPrivileged skips the test with a message naming what is missing
-// unless the process can build a lab: CAP_NET_ADMIN, CAP_NET_RAW and
-// CAP_SYS_ADMIN, a working ip(8), and the ability to create a network
-// namespace. When the environment has CI=true it fails the test instead,
-// so that CI never passes by skipping the privileged tests.
-func SkipUnlessPrivileged(tb testing.TB) {
-	tb.Helper()
-	err := CheckPrivileges()
-	if err == nil {
-		return
+// UDPNetwork is "udp4" for an IPv4 address and "udp6" for any other, the
+// network argument of net.ListenUDP and net.DialUDP for addr.
+func UDPNetwork(addr netip.Addr) string {
+	if addr.Is4() {
+		return "udp4"
 	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("lab: privileged test cannot run: %v (CI=true: failing instead of skipping)", err)
+	return "udp6"
+}
+
+// RoundTrip sends payload from a new kernel UDP socket in h, connected to
+// dst, and returns the first datagram that comes back within timeout. A
+// port nobody serves shows up as an error wrapping ECONNREFUSED: the
+// kernel reports the peer's ICMP port unreachable on a connected socket.
+func (h *Host) RoundTrip(dst netip.AddrPort, payload []byte, timeout time.Duration) ([]byte, error) {
+	c, err := h.DialUDP(UDPNetwork(dst.Addr()), nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		return nil, err
 	}
-	tb.Skipf("lab: skipping privileged test: %v (run as root, or with CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN)", err)
+	defer c.Close()
+	return Exchange(c, payload, timeout)
+}
+
+// Exchange writes payload on the connected UDP socket c and returns the
+// first datagram c reads within timeout. It sets c's deadline.
+func Exchange(c *net.UDPConn, payload []byte, timeout time.Duration) ([]byte, error) {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(payload); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n:n], nil
 }
 
 // mac returns the MAC of host i: 02:00:00:00:<hi>:<lo> with i+1 in the
