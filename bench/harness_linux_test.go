@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // logWriter sends the harness's progress lines to the test log.
@@ -28,7 +28,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 // allocation figures tell the kernel's per-datagram address from the
 // engine's nothing, and the lab is gone afterwards.
 func TestLabRun(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

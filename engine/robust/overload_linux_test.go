@@ -17,6 +17,7 @@ import (
 
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/loadgen"
 )
 
@@ -70,7 +71,7 @@ func TestOverload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the overload run takes a while")
 	}
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	e := openEngine(t, a, &engine.Config{QueueDepth: 256})
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {

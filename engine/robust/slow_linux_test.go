@@ -4,13 +4,12 @@ package robust_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/engine"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // slowConsumer drains p one datagram at a time, sleeping delay after
@@ -51,7 +50,7 @@ func slowConsumer(ctx context.Context, p *engine.Port, delay time.Duration) <-ch
 // client timed out). The engine now copies queued datagrams into their
 // port's buffers unless Config.ZeroCopy asks otherwise.
 func TestSlowConsumerIsolation(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	e := openEngine(t, a, nil)
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, clientPort), engine.Echo); err != nil {
@@ -66,11 +65,7 @@ func TestSlowConsumerIsolation(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	client := startEchoClient(t, b, netip.AddrPortFrom(a.IPv4.Addr(), clientPort))
-	conn, err := b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.IPv4.Addr(), slowPort)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := labtest.DialUDP(t, b, netip.AddrPortFrom(a.IPv4.Addr(), slowPort))
 	before := settledWithClient(t, e, client)
 	pi0 := portInfo(t, e, slowPort)
 	const n = 10000

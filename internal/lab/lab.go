@@ -167,24 +167,25 @@ func (h *Host) RoundTrip(dst netip.AddrPort, payload []byte, timeout time.Durati
 		return nil, err
 	}
 	defer c.Close()
-	return Exchange(c, payload, timeout)
-}
-
-// Exchange writes payload on the connected UDP socket c and returns the
-// first datagram c reads within timeout. It sets c's deadline.
-func Exchange(c *net.UDPConn, payload []byte, timeout time.Duration) ([]byte, error) {
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
-	}
-	if _, err := c.Write(payload); err != nil {
-		return nil, err
-	}
 	buf := make([]byte, 65536)
-	n, err := c.Read(buf)
+	n, err := Exchange(c, payload, buf, timeout)
 	if err != nil {
 		return nil, err
 	}
 	return buf[:n:n], nil
+}
+
+// Exchange writes payload on the connected UDP socket c and reads the
+// first datagram that comes back within timeout into buf, returning its
+// length (a longer datagram is cut to len(buf)). It sets c's deadline.
+func Exchange(c *net.UDPConn, payload, buf []byte, timeout time.Duration) (int, error) {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write(payload); err != nil {
+		return 0, err
+	}
+	return c.Read(buf)
 }
 
 // mac returns the MAC of host i: 02:00:00:00:<hi>:<lo> with i+1 in the
