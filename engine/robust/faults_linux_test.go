@@ -66,6 +66,15 @@ func echoWithin(h *lab.Host, dst netip.AddrPort, msg string, limit time.Duration
 	}
 }
 
+// echoBefore fails the test unless the echo service at dst answers h
+// within a second: the engine serves before the test breaks something.
+func echoBefore(t *testing.T, h *lab.Host, dst netip.AddrPort) {
+	t.Helper()
+	if _, err := echoWithin(h, dst, "before", time.Second); err != nil {
+		t.Fatalf("echo before: %v", err)
+	}
+}
+
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -99,17 +108,10 @@ func closeWithin(t *testing.T, e *engine.Engine, limit time.Duration) error {
 func TestInterfaceDownUp(t *testing.T) {
 	for _, v := range []ring.Version{ring.V2, ring.V3} {
 		t.Run(v.String(), func(t *testing.T) {
-			l := labtest.New(t, nil)
-			a, b := l.A(), l.B()
 			var logs syncBuffer
-			e := openEngine(t, a, &engine.Config{RXVersion: v, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-				t.Fatal(err)
-			}
+			a, b, e := echoLab(t, &engine.Config{RXVersion: v, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, echoPort)
 			dst := netip.AddrPortFrom(a.IPv4.Addr(), echoPort)
-			if _, err := echoWithin(b, dst, "before", time.Second); err != nil {
-				t.Fatalf("echo before: %v", err)
-			}
+			echoBefore(t, b, dst)
 			const rounds = 3
 			for round := range rounds {
 				setLink(t, a, "down")
@@ -193,15 +195,8 @@ func waitStopped(t *testing.T, e *engine.Engine, iface string, want error, limit
 // with an error wrapping ENETDOWN; Close is still needed and quick, and
 // the final counters add up.
 func TestLinkFail(t *testing.T) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, &engine.Config{OnLinkDown: engine.LinkFail})
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-		t.Fatalf("echo before: %v", err)
-	}
+	a, b, e := echoLab(t, &engine.Config{OnLinkDown: engine.LinkFail}, echoPort)
+	echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
 	setLink(t, a, "down")
 	start := time.Now()
 	waitStopped(t, e, a.Iface, syscall.ENETDOWN, 5*time.Second)
@@ -243,19 +238,9 @@ func TestLinkFail(t *testing.T) {
 func TestInterfaceDeleted(t *testing.T) {
 	for _, policy := range []engine.LinkPolicy{engine.LinkResume, engine.LinkFail} {
 		t.Run(policy.String(), func(t *testing.T) {
-			l := labtest.New(t, nil)
-			a, b := l.A(), l.B()
-			e := openEngine(t, a, &engine.Config{OnLinkDown: policy})
-			if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-				t.Fatal(err)
-			}
-			p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-				t.Fatalf("echo before: %v", err)
-			}
+			a, b, e := echoLab(t, &engine.Config{OnLinkDown: policy}, echoPort)
+			p := bind(t, e, 5000)
+			echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
 			labtest.Run(t, a, "ip", "link", "del", a.Iface)
 			start := time.Now()
 			waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
@@ -278,19 +263,9 @@ func TestInterfaceDeleted(t *testing.T) {
 // returns net.ErrClosed, and what the application tries meanwhile fails
 // with an error that says the device is gone.
 func TestPeerNamespaceDeleted(t *testing.T) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, nil)
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-		t.Fatalf("echo before: %v", err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
+	p := bind(t, e, 5000)
+	echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
 	recvErr := make(chan error, 1)
 	go func() {
 		ds := make([]engine.Datagram, 4)
@@ -313,7 +288,7 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 	// The engine notices by itself: the veth went with the namespace.
 	waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
 
-	err = p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?"))
+	err := p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?"))
 	if !errors.Is(err, syscall.ENXIO) && !errors.Is(err, syscall.ENODEV) && !errors.Is(err, syscall.ENETDOWN) {
 		t.Errorf("Send on a vanished interface: %v, want ENXIO, ENODEV or ENETDOWN", err)
 	}
@@ -340,12 +315,7 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 // engine's sockets hold it, so the engine keeps answering the peer, and
 // closes cleanly afterwards.
 func TestOwnNamespaceNameDeleted(t *testing.T) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, nil)
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
 	dst := netip.AddrPortFrom(a.IPv4.Addr(), echoPort)
 	run(t, "ip", "netns", "del", a.Name)
 	if _, err := echoWithin(b, dst, "after", 2*time.Second); err != nil {
@@ -382,21 +352,10 @@ func TestCloseUnderLoad(t *testing.T) {
 }
 
 func closeUnderLoad(t *testing.T, zeroCopy bool) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, &engine.Config{Workers: 2, ZeroCopy: zeroCopy})
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, &engine.Config{Workers: 2, ZeroCopy: zeroCopy}, echoPort)
+	p := bind(t, e, slowPort)
 
-	holder, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort+1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := bind(t, e, slowPort+1)
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -516,12 +475,7 @@ func runGenErr(h *lab.Host, cfg *loadgen.Config, load loadgen.Load) (*loadgen.Su
 // Status must work then, list the ports the engine had with their final
 // counters, and include the rings' last statistics.
 func TestStatusAfterClose(t *testing.T) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, nil)
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
 	const queuedPort, echoes, queued = 5000, 20, 5
 	if _, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, queuedPort)); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,30 @@ func checkCounters(e *engine.Engine) error {
 	return c.Check()
 }
 
+// echoLab builds a two-host lab and opens an engine on A (see openEngine)
+// that serves echo on port: the setting of most robustness tests, with B
+// as the peer.
+func echoLab(t *testing.T, cfg *engine.Config, port uint16) (a, b *lab.Host, e *engine.Engine) {
+	t.Helper()
+	l := labtest.New(t, nil)
+	a, b = l.A(), l.B()
+	e = openEngine(t, a, cfg)
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, port), engine.Echo); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, e
+}
+
+// bind binds a queued port of e on every address.
+func bind(t *testing.T, e *engine.Engine, port uint16) *engine.Port {
+	t.Helper()
+	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // tryOpen opens an engine on h's lab interface for a test that expects
 // Open to fail, or that closes the engine itself and checks what Close
 // returns.
