@@ -34,7 +34,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
+	"slices"
+	"sync"
 )
 
 // ErrVLANUnsupported is returned (wrapped) by Create when Config.VLANs asks
@@ -108,7 +109,7 @@ type VLANIface struct {
 	IPv6     netip.Prefix
 }
 
-// Lab is a set of namespaces built by Create or New.
+// Lab is a set of namespaces built by Create.
 type Lab struct {
 	// Hosts are the lab's namespaces; Hosts[0] is A, Hosts[1] is B.
 	Hosts []*Host
@@ -131,61 +132,49 @@ func (l *Lab) B() *Host { return l.Hosts[1] }
 // namespaces, "pkte-<pid>-<random>".
 func (l *Lab) Prefix() string { return l.prefix }
 
-// OnInterface calls open inside h's namespace with h's lab interface and
-// returns what open opened: the one way to open a ring, an engine or a
-// generator on a lab interface. Sockets must be made inside the namespace
-// to belong to it, and they stay there after OnInterface returns.
-func OnInterface[T any](h *Host, open func(ifi *net.Interface) (T, error)) (T, error) {
-	var v T
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return fmt.Errorf("netns %s: %w", h.Name, err)
-		}
-		v, err = open(ifi)
-		return err
-	})
-	return v, err
-}
-
-// UDPNetwork is "udp4" for an IPv4 address and "udp6" for any other, the
-// network argument of net.ListenUDP and net.DialUDP for addr.
-func UDPNetwork(addr netip.Addr) string {
-	if addr.Is4() {
-		return "udp4"
-	}
-	return "udp6"
-}
-
-// RoundTrip sends payload from a new kernel UDP socket in h, connected to
-// dst, and returns the first datagram that comes back within timeout. A
-// port nobody serves shows up as an error wrapping ECONNREFUSED: the
-// kernel reports the peer's ICMP port unreachable on a connected socket.
-func (h *Host) RoundTrip(dst netip.AddrPort, payload []byte, timeout time.Duration) ([]byte, error) {
-	c, err := h.DialUDP(UDPNetwork(dst.Addr()), nil, net.UDPAddrFromAddrPort(dst))
+// Create builds a lab. On any failure, and on a panic, it removes whatever
+// it had built before returning. The caller must Close the lab.
+func Create(cfg *Config) (*Lab, error) {
+	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	buf := make([]byte, 65536)
-	n, err := Exchange(c, payload, buf, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:n:n], nil
+	return create(&c)
 }
 
-// Exchange writes payload on the connected UDP socket c and reads the
-// first datagram that comes back within timeout into buf, returning its
-// length (a longer datagram is cut to len(buf)). It sets c's deadline.
-func Exchange(c *net.UDPConn, payload, buf []byte, timeout time.Duration) (int, error) {
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return 0, err
+// RemoveStale deletes the namespaces of labs whose process is gone: a test
+// binary killed before its cleanup ran leaves its namespaces behind, and
+// their names carry its pid. Create calls it; it returns what it removed.
+func RemoveStale() ([]string, error) { return removeStale() }
+
+// Close deletes the lab's namespaces, and with them every interface the lab
+// made. Sockets opened inside a namespace keep it alive until they are
+// closed, but the name and the links between hosts go away at once. Close
+// is idempotent.
+func (l *Lab) Close() error {
+	if l == nil || l.closed {
+		return nil
 	}
-	if _, err := c.Write(payload); err != nil {
-		return 0, err
+	l.closed = true
+	var errs []error
+	// Delete in reverse creation order: hosts last, so a bridge's ports
+	// go before the hosts' ends.
+	for _, ns := range slices.Backward(l.namespaces) {
+		errs = append(errs, deleteNetns(ns))
 	}
-	return c.Read(buf)
+	return errors.Join(errs...)
+}
+
+var (
+	privOnce sync.Once
+	privErr  error
+)
+
+// CheckPrivileges reports why the process cannot build a lab, or nil if it
+// can. The result is computed once.
+func CheckPrivileges() error {
+	privOnce.Do(func() { privErr = checkPrivileges() })
+	return privErr
 }
 
 // mac returns the MAC of host i: 02:00:00:00:<hi>:<lo> with i+1 in the
