@@ -5,7 +5,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -99,10 +98,7 @@ func TestLabRun(t *testing.T) {
 	if err := rep.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "engine-v2") {
 		t.Errorf("svg: %v", err)
 	}
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
-			t.Errorf("namespace %s left behind", e.Name())
-		}
+	if left := labtest.Namespaces(t); len(left) != 0 {
+		t.Errorf("namespaces left behind: %v", left)
 	}
 }

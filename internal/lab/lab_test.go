@@ -53,22 +53,6 @@ func rootLinks(t *testing.T) []string {
 	return out
 }
 
-// labNamespaces lists the named namespaces of this process's labs.
-func labNamespaces(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/run/netns")
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
 // deliver sends a datagram from one host to a kernel UDP socket on the
 // other and checks that it arrives from the expected source.
 func deliver(t *testing.T, from, to *lab.Host, src, dst netip.Addr, payload []byte) {
@@ -114,7 +98,7 @@ func TestTwoHosts(t *testing.T) {
 	if a.Name == b.Name || !strings.HasPrefix(a.Name, l.Prefix()) {
 		t.Fatalf("namespace names %q and %q, prefix %q", a.Name, b.Name, l.Prefix())
 	}
-	if got := labNamespaces(t); len(got) != 2 {
+	if got := labtest.Namespaces(t); len(got) != 2 {
 		t.Errorf("namespaces %v, want 2", got)
 	}
 	want := map[*lab.Host][3]string{
@@ -155,7 +139,7 @@ func TestTwoHosts(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if got := labNamespaces(t); len(got) != 0 {
+	if got := labtest.Namespaces(t); len(got) != 0 {
 		t.Errorf("namespaces left after Close: %v", got)
 	}
 	if after := rootLinks(t); !slices.Equal(before, after) {
@@ -209,7 +193,7 @@ func TestVLANs(t *testing.T) {
 
 func TestThreeHostsBridged(t *testing.T) {
 	l := labtest.New(t, &lab.Config{Hosts: 3})
-	if got := labNamespaces(t); len(got) < 4 {
+	if got := labtest.Namespaces(t); len(got) < 4 {
 		t.Errorf("namespaces %v, want three hosts and a switch", got)
 	}
 	c := l.Hosts[2]
@@ -222,13 +206,13 @@ func TestThreeHostsBridged(t *testing.T) {
 
 func TestCreateFailureCleansUp(t *testing.T) {
 	labtest.NeedPrivileges(t)
-	before := labNamespaces(t)
+	before := labtest.Namespaces(t)
 	l, err := lab.Create(&lab.Config{Offloads: map[string]bool{"no-such-feature": false}})
 	if err == nil {
 		l.Close()
 		t.Fatal("Create with a bogus offload succeeded")
 	}
-	if after := labNamespaces(t); !slices.Equal(before, after) {
+	if after := labtest.Namespaces(t); !slices.Equal(before, after) {
 		t.Errorf("namespaces before %v, after a failed Create %v", before, after)
 	}
 }

@@ -1,8 +1,9 @@
 // Package labtest is how pktengine's privileged tests use a namespace lab
 // (internal/lab): one way to build a lab, to open a ring, an engine or a
-// generator on a lab interface, to open a kernel UDP socket in a host and
-// to do a UDP round trip, and one way to skip a test that lacks a
-// privilege or a program.
+// generator on a lab interface, to open a kernel UDP socket in a host, to
+// do a UDP round trip and to run a program in a host, and one way to skip
+// a test that lacks a privilege or a program. To run a function in a
+// host's namespace, tests call lab.Host.Do.
 //
 // A test that cannot run here skips with a message that says why, except
 // under CI=true, where it fails instead: CI must never pass by skipping.
@@ -17,11 +18,13 @@ package labtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,14 +90,22 @@ func New(tb testing.TB, cfg *lab.Config) *lab.Lab {
 	return l
 }
 
-// Do runs fn inside h's namespace (see lab.Host.Do) and fails the test if
-// it returns an error. fn runs on another goroutine: it must not call
-// t.Fatal; it returns its error instead.
-func Do(tb testing.TB, h *lab.Host, fn func() error) {
+// Namespaces lists the named namespaces of this process's labs, sorted,
+// hidden ones included: a test that has closed its labs expects none.
+func Namespaces(tb testing.TB) []string {
 	tb.Helper()
-	if err := h.Do(fn); err != nil {
-		tb.Fatalf("in %s: %v", h.Name, err)
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		tb.Fatal(err)
 	}
+	var names []string
+	prefix := fmt.Sprintf("pkte-%d-", os.Getpid())
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // Open opens something on h's lab interface: open runs inside h's
