@@ -5,14 +5,13 @@ package bench
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // logWriter sends the harness's progress lines to the test log.
@@ -28,7 +27,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 // allocation figures tell the kernel's per-datagram address from the
 // engine's nothing, and the lab is gone afterwards.
 func TestLabRun(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -99,10 +98,7 @@ func TestLabRun(t *testing.T) {
 	if err := rep.WriteSVG(&svg); err != nil || !strings.Contains(svg.String(), "engine-v2") {
 		t.Errorf("svg: %v", err)
 	}
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
-			t.Errorf("namespace %s left behind", e.Name())
-		}
+	if left := labtest.Namespaces(t); len(left) != 0 {
+		t.Errorf("namespaces left behind: %v", left)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	xbpf "golang.org/x/net/bpf"
 
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 )
 
@@ -98,7 +99,7 @@ func (m vm) run(t testing.TB, pkt []byte, md meta) bool {
 // every corpus frame and requires the same verdict. It also checks the -d
 // printer byte for byte on tcpdump's own programs.
 func TestDifferentialTcpdump(t *testing.T) {
-	needTcpdump(t)
+	labtest.NeedTool(t, "tcpdump")
 	frames := corpus(t)
 	if len(frames) < 2000 {
 		t.Fatalf("corpus has %d frames, want at least 2000", len(frames))
@@ -183,7 +184,7 @@ func stripOuterTag(b []byte) ([]byte, meta) {
 // with "vlan ... and"; on untagged frames both reject. The 0x9100 tag,
 // which Linux leaves in the frame, is excluded.
 func TestDifferentialAncillaryVLAN(t *testing.T) {
-	needTcpdump(t)
+	labtest.NeedTool(t, "tcpdump")
 	frames := corpus(t)
 	exprs := []string{
 		"vlan", "vlan 10", "vlan 20", "vlan and udp port 7", "vlan 10 and ip", "vlan and vlan 20 and ip",
@@ -222,7 +223,7 @@ func TestDifferentialAncillaryVLAN(t *testing.T) {
 // TestLengthTable prints our program length beside tcpdump's for the
 // corpus expressions: go test ./bpf -run TestLengthTable -v -lengths
 func TestLengthTable(t *testing.T) {
-	needTcpdump(t)
+	labtest.NeedTool(t, "tcpdump")
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "| expression | pktengine | tcpdump | same code |\n|---|---:|---:|:-:|\n")
 	longer, same, total := 0, 0, 0

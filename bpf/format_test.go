@@ -8,13 +8,15 @@ import (
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
+
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // TestFormatMatchesTcpdump prints tcpdump's own programs with our -d, -dd
 // and -ddd printers and compares byte for byte (the differential test does
 // -d for every corpus expression).
 func TestFormatMatchesTcpdump(t *testing.T) {
-	needTcpdump(t)
+	labtest.NeedTool(t, "tcpdump")
 	for _, expr := range []string{"udp port 7", "inbound and vlan 10", "less 100", "ether multicast", "net 10.0.0.0/8 and tcp portrange 1-1000"} {
 		prog, err := tcpdumpProgram(t, expr)
 		if err != nil {

@@ -16,11 +16,12 @@ import (
 	"github.com/pktengine/pktengine/bpf"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
 
-// labFrames writes frames from host a to host b's MAC through a raw packet
+// labSender writes frames from host a to host b's MAC through a raw packet
 // socket, so the test controls tags, addresses and ports exactly.
 type labSender struct {
 	c   *packet.Conn
@@ -29,20 +30,8 @@ type labSender struct {
 
 func newLabSender(t *testing.T, a, b *lab.Host) *labSender {
 	t.Helper()
-	var c *packet.Conn
-	err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		// Protocol 0: a send-only socket that never receives.
-		c, err = packet.Listen(ifi, packet.Raw, 0, nil)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	// Protocol 0: a send-only socket that never receives.
+	c := labtest.Open(t, a, func(ifi *net.Interface) (*packet.Conn, error) { return packet.Listen(ifi, packet.Raw, 0, nil) })
 	return &labSender{c: c, dst: b.MAC}
 }
 
@@ -93,7 +82,7 @@ func drain(t *testing.T, rx *ring.RX) (frames [][]byte, metas []ring.Meta) {
 // default VLAN mode is ancillary: the kernel strips the tag before the
 // filter runs, so in-packet tag tests never match a received frame.
 func TestLabFilter(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	dstHost := b.IPv4.Addr()
 	mustRaw := func(expr string, o *bpf.Options) []xbpf.RawInstruction {
@@ -120,18 +109,9 @@ func TestLabFilter(t *testing.T) {
 			want: 40 + 20 + 20 + 30 + 20},
 	}
 	for _, s := range subs {
-		err := b.Do(func() error {
-			ifi, err := net.InterfaceByName(b.Iface)
-			if err != nil {
-				return err
-			}
-			s.rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, Filter: s.filter})
-			return err
+		s.rx = labtest.Open(t, b, func(ifi *net.Interface) (*ring.RX, error) {
+			return ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, Filter: s.filter})
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.rx.Close()
 	}
 
 	snd := newLabSender(t, a, b)
@@ -204,22 +184,12 @@ func udpDst(f []byte) (uint16, bool) {
 // the attached program decides what is read, DropAll lets nothing
 // through, and a locked filter cannot be replaced.
 func TestLabAttachLock(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	var c *packet.Conn
-	err := b.Do(func() error {
-		ifi, err := net.InterfaceByName(b.Iface)
-		if err != nil {
-			return err
-		}
-		// packet.Config.Filter attaches before bind, as ring.NewRX does.
-		c, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: bpf.DropAll()})
-		return err
+	// packet.Config.Filter attaches before bind, as ring.NewRX does.
+	c := labtest.Open(t, b, func(ifi *net.Interface) (*packet.Conn, error) {
+		return packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: bpf.DropAll()})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

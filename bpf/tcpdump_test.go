@@ -10,28 +10,15 @@ import (
 
 	xbpf "golang.org/x/net/bpf"
 
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 )
-
-// needTcpdump returns tcpdump's path, skipping the test without it (and
-// failing instead under CI=true, where .ci/run installs it).
-func needTcpdump(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("tcpdump")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("tcpdump is required under CI=true: %v", err)
-		}
-		t.Skipf("tcpdump not installed (apt-get install tcpdump): %v", err)
-	}
-	return path
-}
 
 // tcpdumpRun runs tcpdump with a dead Ethernet handle ("-y EN10MB" and no
 // interface), as a printer of compiled filters: no privileges, no capture.
 func tcpdumpRun(t testing.TB, flag, expr string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(needTcpdump(t), flag, "-y", "EN10MB", expr)
+	cmd := exec.Command(labtest.NeedTool(t, "tcpdump"), flag, "-y", "EN10MB", expr)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // fanoutHelperEnv makes the test binary act as one engine process of
@@ -35,7 +35,7 @@ func TestFanoutGroupsApart(t *testing.T) {
 		fanoutHelper(t, iface)
 		return
 	}
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatalf("unshare (util-linux) is needed: %v", err)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -63,7 +63,7 @@ func cpuTime() time.Duration {
 }
 
 func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int, zeroCopy bool) {
-	l := lab.New(b, nil)
+	l := labtest.New(b, nil)
 	a, peer := l.A(), l.B()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -71,37 +71,12 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 	if kernel {
 		// The kernel resolves the reply's destination; B does not
 		// answer ARP for an address it lacks, so tell A statically.
-		out, err := a.Command(ctx, "ip", "neigh", "replace", "198.18.0.200", "lladdr", peer.MAC.String(), "dev", a.Iface).CombinedOutput()
-		if err != nil {
-			b.Fatalf("ip neigh: %v: %s", err, out)
-		}
-		conn, err := a.ListenUDP("udp4", &net.UDPAddr{IP: a.IPv4.Addr().AsSlice(), Port: 7})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := conn.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				conn.WriteToUDPAddrPort(buf[:n], from)
-			}
-		}()
-	} else if err := a.Do(func() error {
-		ifi, err := a.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = Open(ifi, &Config{RXVersion: v, ZeroCopy: zeroCopy})
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if e != nil {
-		defer e.Close()
+		labtest.Run(b, a, "ip", "neigh", "replace", "198.18.0.200", "lladdr", peer.MAC.String(), "dev", a.Iface)
+		labtest.EchoUDP(b, a, netip.AddrPortFrom(a.IPv4.Addr(), 7))
+	} else {
+		e = labtest.Open(b, a, func(ifi *net.Interface) (*Engine, error) {
+			return Open(ifi, &Config{RXVersion: v, ZeroCopy: zeroCopy})
+		})
 	}
 	if kernel {
 		// nothing to bind
@@ -128,28 +103,18 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		b.Fatal(err)
 	}
 
-	var tx ring.Transmitter
-	var rx *ring.RX
-	if err := peer.Do(func() error {
-		ifi, err := peer.Interface()
-		if err != nil {
-			return err
-		}
-		if tx, err = ring.NewTransmitter(ifi, &ring.TXConfig{QdiscBypass: true}); err != nil {
-			return err
-		}
-		// V2 for the round trips: a V3 block would hold each lone
-		// reply for its whole retire timeout.
-		rv := ring.V3
-		if window == 1 {
-			rv = ring.V2
-		}
-		rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: rv, IgnoreOutgoing: true, RetireTimeout: time.Millisecond})
-		return err
-	}); err != nil {
-		b.Fatal(err)
+	tx := labtest.Open(b, peer, func(ifi *net.Interface) (ring.Transmitter, error) {
+		return ring.NewTransmitter(ifi, &ring.TXConfig{QdiscBypass: true})
+	})
+	// V2 for the round trips: a V3 block would hold each lone reply for
+	// its whole retire timeout.
+	rv := ring.V3
+	if window == 1 {
+		rv = ring.V2
 	}
-	defer tx.Close()
+	rx := labtest.Open(b, peer, func(ifi *net.Interface) (*ring.RX, error) {
+		return ring.NewRX(ifi, &ring.RXConfig{Version: rv, IgnoreOutgoing: true, RetireTimeout: time.Millisecond})
+	})
 	src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.200"), 40000)
 	req := udpFrame(b, src, netip.AddrPortFrom(a.IPv4.Addr(), 7), make([]byte, 18), func(s *frame.UDPSpec) {
 		s.SrcMAC, s.DstMAC = frame.MAC(peer.MAC), frame.MAC(a.MAC)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -23,31 +24,17 @@ import (
 // to it from host B with clients no test wrote: the kernel's UDP sockets
 // through Go's net package.
 
-// openLab opens an engine on A's lab interface.
-func openLab(t *testing.T, h *lab.Host, cfg *Config) *Engine {
+// openEngine opens an engine on h's lab interface. When the test ends it
+// is closed and the outcome invariant checked on its final counters.
+func openEngine(t *testing.T, h *lab.Host, cfg *Config) *Engine {
 	t.Helper()
-	var e *Engine
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = Open(ifi, cfg)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := e.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		c := e.Counters()
-		if err := c.Check(); err != nil {
-			t.Error(err)
-		}
-	})
-	return e
+	return labtest.OpenChecked(t, h, func(ifi *net.Interface) (*Engine, error) { return Open(ifi, cfg) }, checkCounters)
+}
+
+// checkCounters checks the outcome invariant on e's counters.
+func checkCounters(e *Engine) error {
+	c := e.Counters()
+	return c.Check()
 }
 
 // capture records the frames arriving at h from mac, with a ring of its
@@ -59,18 +46,9 @@ type capture struct {
 
 func startCapture(t *testing.T, h *lab.Host, from net.HardwareAddr, outgoing bool) *capture {
 	t.Helper()
-	var rx *ring.RX
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: !outgoing})
-		return err
+	rx := labtest.Open(t, h, func(ifi *net.Interface) (*ring.RX, error) {
+		return ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: !outgoing})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &capture{}
 	done := make(chan struct{})
 	go func() {
@@ -104,28 +82,17 @@ func (c *capture) take() [][]byte {
 }
 
 // roundTrip sends msg from a kernel socket in h to dst and returns what
-// comes back, or the read error.
+// comes back, or the read error. Nothing else may follow: one request, one
+// answer.
 func roundTrip(t *testing.T, h *lab.Host, dst netip.AddrPort, msg string) (string, error) {
 	t.Helper()
-	network := "udp4"
-	if dst.Addr().Is6() {
-		network = "udp6"
-	}
-	conn, err := h.DialUDP(network, nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := labtest.DialUDP(t, h, dst)
 	defer conn.Close()
-	if _, err := conn.Write([]byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	buf := make([]byte, 2048)
-	n, err := conn.Read(buf)
+	n, err := lab.Exchange(conn, []byte(msg), buf, labtest.Timeout)
 	if err != nil {
 		return "", err
 	}
-	// Nothing else may follow: one request, one answer.
 	conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if m, err := conn.Read(buf[n:]); err == nil {
 		t.Errorf("a second answer from %v: %q", dst, buf[n:n+m])
@@ -165,11 +132,11 @@ func checkSent(t *testing.T, frames [][]byte) (udp, icmp int) {
 // the peer finds them by ARP and NDP, gets its echo, and gets connection
 // refused for a closed port from the engine's own ICMP.
 func TestLabOwned(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	own4 := netip.MustParseAddr("198.18.0.100")
 	own6 := netip.MustParseAddr("fd00::100")
-	e := openLab(t, a, &Config{Addrs: []netip.Prefix{netip.PrefixFrom(own4, 32), netip.PrefixFrom(own6, 64)}})
+	e := openEngine(t, a, &Config{Addrs: []netip.Prefix{netip.PrefixFrom(own4, 32), netip.PrefixFrom(own6, 64)}})
 	for _, ai := range e.Addrs() {
 		if !ai.Owned {
 			t.Fatalf("%v not owned", ai.Prefix)
@@ -211,11 +178,11 @@ func TestLabOwned(t *testing.T) {
 // engine answers its port and the kernel stays silent about it, while
 // for an unbound port the kernel (alone) answers with ICMP.
 func TestLabShared(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	// Through the qdisc, so that A's own packet taps see the engine's
 	// frames beside the kernel's (a bypassing frame skips them).
-	e := openLab(t, a, &Config{KeepQdisc: true})
+	e := openEngine(t, a, &Config{KeepQdisc: true})
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
 		t.Fatal(err)
 	}
@@ -245,18 +212,11 @@ func TestLabShared(t *testing.T) {
 
 	// A kernel program cannot take the engine's port, and the engine
 	// cannot take a kernel program's.
-	err := a.Do(func() error {
-		_, err := net.ListenUDP("udp4", &net.UDPAddr{IP: a.IPv4.Addr().AsSlice(), Port: 7})
-		return err
-	})
+	_, err := a.ListenUDP("udp4", &net.UDPAddr{IP: a.IPv4.Addr().AsSlice(), Port: 7})
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("kernel bind of the engine's port: %v, want EADDRINUSE", err)
 	}
-	k, err := a.ListenUDP("udp6", &net.UDPAddr{IP: a.IPv6.Addr().AsSlice(), Port: 4000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	labtest.ListenUDP(t, a, netip.AddrPortFrom(a.IPv6.Addr(), 4000))
 	if _, err := e.Bind(netip.AddrPortFrom(a.IPv6.Addr(), 4000)); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("engine bind of a kernel program's port: %v, want EADDRINUSE", err)
 	}
@@ -269,9 +229,9 @@ func TestLabShared(t *testing.T) {
 // TestLabPortAPI: Recv and Reply, and Send to a peer the engine has to
 // resolve itself.
 func TestLabPortAPI(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	e := openLab(t, a, &Config{Workers: 2})
+	e := openEngine(t, a, &Config{Workers: 2})
 	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
 	if err != nil {
 		t.Fatal(err)
@@ -301,14 +261,7 @@ func TestLabPortAPI(t *testing.T) {
 	}
 
 	for _, peer := range []netip.Addr{b.IPv4.Addr(), b.IPv6.Addr()} {
-		network := "udp4"
-		if peer.Is6() {
-			network = "udp6"
-		}
-		k, err := b.ListenUDP(network, &net.UDPAddr{IP: peer.AsSlice(), Port: 6000})
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := labtest.ListenUDP(t, b, netip.AddrPortFrom(peer, 6000))
 		q, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 0))
 		if err != nil {
 			t.Fatal(err)
@@ -340,24 +293,13 @@ func TestLabPortAPI(t *testing.T) {
 // and checks with runtime.MemStats that the engine allocates nothing per
 // datagram.
 func TestLabNoAllocs(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	e := openLab(t, a, &Config{RXVersion: ring.V2})
+	e := openEngine(t, a, &Config{RXVersion: ring.V2})
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
 		t.Fatal(err)
 	}
-	var tx ring.Transmitter
-	if err := b.Do(func() error {
-		ifi, err := b.Interface()
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := labtest.Open(t, b, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 	req := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(a.IPv4.Addr(), 7), []byte("TEST"),
 		func(s *frame.UDPSpec) {
 			s.SrcMAC = frame.MAC(b.MAC)

@@ -6,80 +6,35 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
-
-// echo runs a kernel UDP echo server on h until the test ends and returns
-// a counter of the datagrams it answered.
-func echo(t *testing.T, h *lab.Host, addr netip.AddrPort) *atomic.Uint64 {
-	t.Helper()
-	network := "udp4"
-	if addr.Addr().Is6() {
-		network = "udp6"
-	}
-	c, err := h.ListenUDP(network, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if _, err := c.WriteToUDPAddrPort(buf[:k], from); err == nil {
-				n.Add(1)
-			}
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	return &n
-}
 
 // neighbour makes host h send frames for addr to mac: the generator's
 // source addresses are not configured anywhere, so that the generator's
 // kernel drops the replies early (see docs/bench/gen.md).
 func neighbour(t *testing.T, h *lab.Host, addr netip.Addr, mac net.HardwareAddr) {
 	t.Helper()
-	out, err := h.Command(context.Background(), "ip", "neigh", "replace", addr.String(), "lladdr", mac.String(), "dev", h.Iface, "nud", "permanent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip neigh: %v: %s", err, out)
-	}
+	labtest.Run(t, h, "ip", "neigh", "replace", addr.String(), "lladdr", mac.String(), "dev", h.Iface, "nud", "permanent")
 }
 
+// newGenerator opens a generator on h's lab interface, closed when the
+// test ends.
 func newGenerator(t testing.TB, h *lab.Host, cfg *loadgen.Config) *loadgen.Generator {
 	t.Helper()
-	var g *loadgen.Generator
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		g, err = loadgen.New(ifi, cfg)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	return g
+	return labtest.Open(t, h, func(ifi *net.Interface) (*loadgen.Generator, error) { return loadgen.New(ifi, cfg) })
 }
 
 // TestLabEcho: generator on A, kernel echo on B, both address families,
 // two workers; every frame is accounted for, latencies are plausible, and
 // a second run on the same generator keeps its counts apart.
 func TestLabEcho(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	for _, v6 := range []bool{false, true} {
 		src, dst := netip.MustParseAddr("198.18.0.101"), netip.AddrPortFrom(b.IPv4.Addr(), 7)
@@ -87,7 +42,7 @@ func TestLabEcho(t *testing.T) {
 			src, dst = netip.MustParseAddr("fd00::101"), netip.AddrPortFrom(b.IPv6.Addr(), 7)
 		}
 		neighbour(t, b, src, a.MAC)
-		served := echo(t, b, dst)
+		served := labtest.EchoUDP(t, b, dst)
 		g := newGenerator(t, a, &loadgen.Config{
 			Spec:    loadgen.Spec{Src: netip.AddrPortFrom(src, 0), Dst: dst, Flows: 16, Size: 128},
 			Workers: 2,
@@ -134,10 +89,10 @@ func TestLabEcho(t *testing.T) {
 // TestLabDuration runs by time with progress reports, V2 receive ring,
 // sendmmsg transmitter and the interface's own source address.
 func TestLabDuration(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	dst := netip.AddrPortFrom(b.IPv4.Addr(), 7)
-	echo(t, b, dst)
+	labtest.EchoUDP(t, b, dst)
 	g := newGenerator(t, a, &loadgen.Config{
 		Spec:     loadgen.Spec{Dst: dst},
 		Interval: 100 * time.Millisecond,
@@ -180,7 +135,7 @@ func TestLabDuration(t *testing.T) {
 // BenchmarkLabSend measures the generator unpaced into a veth, one worker,
 // 64-byte frames, to a MAC nobody has so the peer drops them on arrival.
 func BenchmarkLabSend(b *testing.B) {
-	l := lab.New(b, nil)
+	l := labtest.New(b, nil)
 	a := l.A()
 	g := newGenerator(b, a, &loadgen.Config{
 		Spec:     loadgen.Spec{Dst: netip.AddrPortFrom(l.B().IPv4.Addr(), 9), DstMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}},
@@ -202,10 +157,10 @@ func BenchmarkLabSend(b *testing.B) {
 // frames in that time, so without per-frame stamps the median would be
 // about 25 ms).
 func TestLabReceiveTimestamps(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	dst := netip.AddrPortFrom(b.IPv4.Addr(), 7)
-	echo(t, b, dst)
+	labtest.EchoUDP(t, b, dst)
 	g := newGenerator(t, a, &loadgen.Config{Spec: loadgen.Spec{Dst: dst}, RX: &ring.RXConfig{Version: ring.V3, RetireTimeout: 50 * time.Millisecond}})
 	s, err := g.Run(context.Background(), loadgen.Load{Rate: 2000, Duration: 300 * time.Millisecond}, nil)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pktengine/pktengine/engine"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // The engine is a Source.
@@ -284,13 +284,7 @@ func TestExpositionParses(t *testing.T) {
 // TestPromtool has Prometheus's own checker parse and lint a scrape.
 // promtool comes with Debian's prometheus package.
 func TestPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not installed (CI must install Debian's prometheus package)")
-		}
-		t.Skip("promtool is not installed (Debian: apt-get install prometheus)")
-	}
+	promtool := labtest.NeedTool(t, "promtool")
 	body := scrape(t, trafficSnapshot())
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +38,7 @@ func benchFrame(a, b *lab.Host) []byte {
 // benchLab makes a lab for a benchmark and returns its hosts and a
 // benchFrame from A to B.
 func benchLab(b *testing.B) (a, bh *lab.Host, frame []byte) {
-	l := lab.New(b, nil)
+	l := labtest.New(b, nil)
 	a, bh = l.A(), l.B()
 	return a, bh, benchFrame(a, bh)
 }
@@ -211,7 +212,7 @@ func BenchmarkLatency(b *testing.B) {
 // flushing every 64, with each Transmitter, for minimum-size (64-byte)
 // and full-MTU (1514-byte) frames.
 func BenchmarkTransmit(b *testing.B) {
-	l := lab.New(b, nil)
+	l := labtest.New(b, nil)
 	a, bh := l.A(), l.B()
 	for _, size := range []int{benchFrameLen, 1514} {
 		frame := udpFrameAB(a, bh, 40000, testPort, make([]byte, size-14-20-8)).build()

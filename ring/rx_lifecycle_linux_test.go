@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -17,7 +17,7 @@ import (
 // (the kernel's next slot is still ours), not written over a frame a
 // consumer may still be reading.
 func TestReleaseOutOfOrder(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	// 2048-byte frames in 64 KiB blocks: 32 slots, the smallest V2 ring.
 	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, FrameCount: 1, BatchSize: 1, Filter: udpDstPortFilter(t, testPort)})
@@ -81,7 +81,7 @@ func TestReleaseOutOfOrder(t *testing.T) {
 // more. Run under -race; unmapping too early would crash the test.
 func TestCloseWhileHeld(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, BatchSize: 4, RetireTimeout: time.Millisecond, Filter: udpDstPortFilter(t, testPort)})
 		tx := hostTX(t, a, nil)
@@ -169,7 +169,7 @@ func TestCloseWhileHeld(t *testing.T) {
 
 // TestContextCancel wakes a parked reader through its context.
 func TestContextCancel(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	rx := hostRX(t, l.B(), &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -184,7 +184,7 @@ func TestContextCancel(t *testing.T) {
 
 func TestReadCopies(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, RetireTimeout: time.Millisecond, Filter: udpDstPortFilter(t, testPort)})
 		tx := hostTX(t, a, nil)
@@ -223,7 +223,7 @@ func TestReadCopies(t *testing.T) {
 // background context, one Batch reused.
 func TestReadIntoAllocs(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, BatchSize: 1, RetireTimeout: time.Millisecond, BlockSize: 4096, BlockCount: 256, Filter: udpDstPortFilter(t, testPort)})
 		tx := hostTX(t, a, nil)

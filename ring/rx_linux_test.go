@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,7 @@ func checkSeqs(t *testing.T, frames []received, n int) {
 
 func TestRXKernelUDP(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
 
@@ -113,7 +114,7 @@ func TestRXKernelUDP(t *testing.T) {
 // checksum offload off, the kernel completes the checksum and the flag is
 // gone.
 func TestChecksumComplete(t *testing.T) {
-	l := lab.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
+	l := labtest.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
 	a, b := l.A(), l.B()
 	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
 	c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
@@ -136,7 +137,7 @@ func TestChecksumComplete(t *testing.T) {
 func TestRXRawFrames(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
 		methods(t, func(t *testing.T, method ring.TXMethod) {
-			l := lab.New(t, nil)
+			l := labtest.New(t, nil)
 			a, b := l.A(), l.B()
 			rx := hostRX(t, b, &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond})
 			tx := hostTX(t, a, &ring.TXConfig{Method: method})
@@ -160,7 +161,7 @@ func TestRXRawFrames(t *testing.T) {
 
 func TestVLANStripped(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		// No filter: the tag is gone from the data the filter sees too,
 		// but keep the test independent of that.
@@ -201,7 +202,7 @@ func TestVLANStripped(t *testing.T) {
 }
 
 func TestVLANSubinterface(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	l, err := lab.Create(&lab.Config{VLANs: []lab.VLAN{{ID: 100}}})
 	if errors.Is(err, lab.ErrVLANUnsupported) {
 		t.Skip("kernel without 802.1Q subinterfaces; TestVLANStripped covers tag stripping with raw frames")
@@ -233,7 +234,7 @@ func TestVLANSubinterface(t *testing.T) {
 func TestIgnoreOutgoing(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
 		t.Run(fmt.Sprint("ignore=", ignore), func(t *testing.T) {
-			l := lab.New(t, nil)
+			l := labtest.New(t, nil)
 			a, b := l.A(), l.B()
 			rx := hostRX(t, a, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: ignore, Filter: udpDstPortFilter(t, testPort)})
 			txA := hostTX(t, a, nil)
@@ -268,7 +269,7 @@ func TestIgnoreOutgoing(t *testing.T) {
 }
 
 func TestFanoutHash(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	const workers = 4
 	rxs := make([]*ring.RX, workers)
@@ -321,7 +322,7 @@ func TestFanoutHash(t *testing.T) {
 
 func TestStatsDrops(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		cfg := &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), FrameCount: 32, BlockSize: 4096, BlockCount: 2, RetireTimeout: time.Millisecond}
 		rx := hostRX(t, b, cfg)
@@ -372,7 +373,7 @@ func TestStatsDrops(t *testing.T) {
 }
 
 func TestFilterBeforeBind(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	tx := hostTX(t, a, nil)
 	noise := udpFrameAB(a, b, 40000, testPort+1, seqPayload(0)).build()
@@ -431,7 +432,7 @@ func TestFilterBeforeBind(t *testing.T) {
 }
 
 func TestPromiscuous(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	b := l.B()
 	promiscuity := func() string {
 		out, err := b.Command(context.Background(), "ip", "-d", "link", "show", b.Iface).CombinedOutput()
@@ -458,7 +459,7 @@ func TestPromiscuous(t *testing.T) {
 }
 
 func TestSetFilterAndLock(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	tx := hostTX(t, a, nil)
 	toPort := func(port uint16, i int) []byte { return udpFrameAB(a, b, 40000, port, seqPayload(i)).build() }
@@ -496,7 +497,7 @@ func TestSetFilterAndLock(t *testing.T) {
 }
 
 func TestFanoutLB(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	var rxs [2]*ring.RX
 	for i := range rxs {
@@ -525,7 +526,7 @@ func TestFanoutLB(t *testing.T) {
 // TestGeometry checks that a ring reports the shape the kernel was asked
 // for, defaults included.
 func TestGeometry(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	b := l.B()
 	for _, c := range []struct {
 		cfg  ring.RXConfig
@@ -547,7 +548,7 @@ func TestGeometry(t *testing.T) {
 // one whose ID was chosen by hand. The IDs differ, so the groups stay
 // apart: each sees every frame once, shared among its own members.
 func TestFanoutUniqueID(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	open := func(f ring.Fanout) *ring.RX {
 		return hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort), Fanout: &f})
@@ -602,7 +603,7 @@ func TestFanoutUniqueID(t *testing.T) {
 // all arrive, and nothing else is counted.
 func TestNothingBeforeRing(t *testing.T) {
 	versions(t, func(t *testing.T, v ring.Version) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		cfg := &ring.RXConfig{Version: v, Filter: udpDstPortFilter(t, testPort), RetireTimeout: time.Millisecond}
 		witness := hostRX(t, b, cfg)

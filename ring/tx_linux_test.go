@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 	"golang.org/x/sys/unix"
 )
@@ -60,7 +61,7 @@ func TestTransmit(t *testing.T) {
 		{Method: ring.TXSendmmsg, QdiscBypass: true, FrameCount: 7},
 	} {
 		t.Run(fmt.Sprintf("%v/bypass=%v/frames=%d", cfg.Method, cfg.QdiscBypass, cfg.FrameCount), func(t *testing.T) {
-			l := lab.New(t, nil)
+			l := labtest.New(t, nil)
 			a, b := l.A(), l.B()
 			ln := listenUDP(t, b)
 			tx := hostTX(t, a, &cfg)
@@ -115,7 +116,7 @@ func TestTransmit(t *testing.T) {
 // good ones: the bad ones are dropped and counted, the good ones arrive.
 func TestTransmitWrongFormat(t *testing.T) {
 	methods(t, func(t *testing.T, m ring.TXMethod) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		ln := listenUDP(t, b)
 		tx := hostTX(t, a, &ring.TXConfig{Method: m})
@@ -149,7 +150,7 @@ func TestTransmitWrongFormat(t *testing.T) {
 }
 
 func TestCommitErrors(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	for _, m := range []ring.TXMethod{ring.TXRing, ring.TXSendmmsg} {
 		tx := hostTX(t, l.A(), &ring.TXConfig{Method: m})
 		if err := tx.Commit(60); !errors.Is(err, ring.ErrNoBuffer) {
@@ -205,7 +206,7 @@ func setLink(t *testing.T, h *lab.Host, up bool) {
 // leave later: once the link is up again, the next frame goes out alone.
 func TestTransmitRefused(t *testing.T) {
 	methods(t, func(t *testing.T, m ring.TXMethod) {
-		l := lab.New(t, nil)
+		l := labtest.New(t, nil)
 		a, b := l.A(), l.B()
 		ln := listenUDP(t, b)
 		tx := hostTX(t, a, &ring.TXConfig{Method: m, FrameCount: 32})

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // attachIn attaches a program to host h's lab interface and, on success,
@@ -83,7 +84,7 @@ func detachAll(t testing.TB, h *lab.Host) {
 // (attached without a link, its owner gone) and checks that Attach
 // replaces it and that Close then leaves nothing.
 func TestLabStaleProgramReplaced(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	detachAll(t, a)
 	dead := exec.Command("true")
@@ -130,7 +131,7 @@ func TestLabStaleProgramReplaced(t *testing.T) {
 // TestLabLiveOwnerRefused checks that a program whose process runs is
 // never replaced: here the owner is this process.
 func TestLabLiveOwnerRefused(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	detachAll(t, a)
 	if _, err := attachIn(t, a, nil); err != nil {
@@ -146,10 +147,10 @@ func TestLabLiveOwnerRefused(t *testing.T) {
 // TestLabForeignProgram checks that another program's XDP program is
 // refused, named, and replaced only with ReplaceForeign.
 func TestLabForeignProgram(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	detachAll(t, a)
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	foreign, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "foreign", Type: ebpf.XDP, License: "MIT",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(ActionPass)), asm.Return()},
@@ -188,7 +189,7 @@ func TestLabForeignProgram(t *testing.T) {
 // TestLabMTUTooLarge checks the error for an MTU that single-buffer XDP
 // cannot take.
 func TestLabMTUTooLarge(t *testing.T) {
-	l := lab.New(t, &lab.Config{MTU: 9000})
+	l := labtest.New(t, &lab.Config{MTU: 9000})
 	a := l.A()
 	detachAll(t, a)
 	_, err := attachIn(t, a, nil)
@@ -217,7 +218,7 @@ func TestLabMTUTooLarge(t *testing.T) {
 // TestLabNoDriverSupport attaches in native mode to the loopback
 // interface, whose driver has no XDP.
 func TestLabNoDriverSupport(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	var err error
 	a.Do(func() error {
@@ -242,7 +243,7 @@ func TestLabNoDriverSupport(t *testing.T) {
 // TestNoCapability loads the program on a thread without CAP_BPF,
 // CAP_SYS_ADMIN and CAP_NET_ADMIN.
 func TestNoCapability(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	errc := make(chan error, 1)
 	go func() {
 		// The thread dies with the goroutine, its capabilities with it.
@@ -278,7 +279,7 @@ func TestNoCapability(t *testing.T) {
 // and checks that the kernel removed its program: a bpf_link dies with its
 // last descriptor.
 func TestLabCrashLeavesNothing(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
 	detachAll(t, a)
 	exe, err := os.Executable()

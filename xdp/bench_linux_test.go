@@ -19,6 +19,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -125,7 +126,7 @@ func BenchmarkLabEcho(b *testing.B) {
 		b.Run(fmt.Sprintf("xdp-batch%d", batch), func(b *testing.B) { benchXDPEcho(b, batch) })
 	}
 	b.Run("tpacket", func(b *testing.B) {
-		l := lab.New(b, nil)
+		l := labtest.New(b, nil)
 		a := l.A()
 		detachAll(b, a)
 		// A program with no addresses passes everything; it is there
@@ -285,7 +286,7 @@ func BenchmarkLabLiveSender(b *testing.B) {
 		{"stack", func(a *lab.Host) frame.MAC { return frame.MAC(a.MAC) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			l := lab.New(b, nil)
+			l := labtest.New(b, nil)
 			a, bh := l.A(), l.B()
 			detachAll(b, a)
 			if _, err := attachIn(b, a, nil); err != nil {

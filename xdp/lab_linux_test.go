@@ -18,6 +18,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -52,7 +53,7 @@ func newXDPLabProgram(t testing.TB, labCfg *lab.Config, pcfg *ProgramConfig, cfg
 	if pcfg != nil {
 		pc = *pcfg
 	}
-	x := &xdpLab{l: lab.New(t, labCfg)}
+	x := &xdpLab{l: labtest.New(t, labCfg)}
 	x.a, x.b = x.l.A(), x.l.B()
 	err := x.a.Do(func() error {
 		var err error
@@ -523,7 +524,7 @@ func TestLabZeroAllocs(t *testing.T) {
 // has its source port rewritten (checksum updated) before Commit. A kernel
 // socket in B counts what arrives.
 func TestLabTXOnlySender(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, bh := l.A(), l.B()
 	conn, err := bh.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bh.IPv4.Addr(), 9000)))
 	if err != nil {
@@ -605,7 +606,7 @@ func TestLabTXOnlySender(t *testing.T) {
 // (veth hands XDP the frame as sent) when the program steers tagged
 // frames, and the kernel otherwise.
 func TestLabVLANTagged(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, bh := l.A(), l.B()
 	detachAll(t, a)
 	var sock *Socket
@@ -675,7 +676,7 @@ func TestLabVLANTagged(t *testing.T) {
 // receive queue, as the engine will, and checks that flows spread over
 // both queues and every datagram is answered.
 func TestLabTwoQueues(t *testing.T) {
-	l := lab.New(t, fullChecksums)
+	l := labtest.New(t, fullChecksums)
 	a, bh := l.A(), l.B()
 	for _, h := range []*lab.Host{a, bh} {
 		if out, err := h.Command(context.Background(), "ethtool", "-L", h.Iface, "rx", "2", "tx", "2").CombinedOutput(); err != nil {

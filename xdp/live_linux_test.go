@@ -14,6 +14,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // liveTemplate is a UDP frame from host a to port 9000 of host b.
@@ -96,7 +97,7 @@ func TestLabLiveSender(t *testing.T) {
 }
 
 func testLiveSender(t *testing.T, v6 bool) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	detachAll(t, b)
 	if _, err := attachIn(t, b, nil); err != nil {

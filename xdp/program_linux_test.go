@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pktengine/pktengine/frame"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 var (
@@ -96,7 +96,7 @@ func icmp6(typ uint8, target netip.Addr) []byte {
 
 func newTestProgram(t *testing.T, cfg *ProgramConfig) *Program {
 	t.Helper()
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	p, err := NewProgram(cfg)
 	if err != nil {
 		t.Fatalf("NewProgram: %+v", err)

@@ -14,6 +14,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // echoRequest is the seed capture's echo request: 10.10.12.166:32787 →
@@ -145,7 +147,7 @@ func TestPcapFileAllocs(t *testing.T) {
 // TestPcapFileTshark has tshark, an independent reader, decode the file
 // and verify the seed frame's checksums and timestamp.
 func TestPcapFileTshark(t *testing.T) {
-	tshark := lookTool(t, "tshark")
+	tshark := labtest.NeedTool(t, "tshark")
 	path := filepath.Join(t.TempDir(), "echo.pcap")
 	p, err := createPcap(path)
 	if err != nil {

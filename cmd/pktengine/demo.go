@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -88,17 +87,23 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	fmt.Fprintln(stdout, "\nclient: a kernel UDP socket (Go's net package) in the client namespace")
 	for _, step := range []struct {
-		what, to, send string
-		expect         string // "echo", "any" or "refused"
+		what   string
+		to     netip.AddrPort
+		send   string
+		expect string // "echo", "any" or "refused"
 	}{
-		{"echo over IPv4", "198.18.0.10:7", "TEST", "echo"},
-		{"echo over IPv6", "[fd00::10]:7", "TEST", "echo"},
-		{"daytime", "198.18.0.10:13", "", "any"},
-		{"qotd", "[fd00::10]:17", "", "any"},
-		{"a closed port", "198.18.0.10:4000", "hello?", "refused"},
-		{"a closed port over IPv6", "[fd00::10]:4000", "hello?", "refused"},
+		{"echo over IPv4", netip.AddrPortFrom(demoAddr4.Addr(), 7), "TEST", "echo"},
+		{"echo over IPv6", netip.AddrPortFrom(demoAddr6.Addr(), 7), "TEST", "echo"},
+		{"daytime", netip.AddrPortFrom(demoAddr4.Addr(), 13), "", "any"},
+		{"qotd", netip.AddrPortFrom(demoAddr6.Addr(), 17), "", "any"},
+		{"a closed port", netip.AddrPortFrom(demoAddr4.Addr(), 4000), "hello?", "refused"},
+		{"a closed port over IPv6", netip.AddrPortFrom(demoAddr6.Addr(), 4000), "hello?", "refused"},
 	} {
-		got, err := exchange(client, step.to, step.send)
+		// A closed port shows up as ECONNREFUSED, which the kernel
+		// reports on the round trip's connected socket once the ICMP
+		// error arrives.
+		answer, err := client.RoundTrip(step.to, []byte(step.send), 3*time.Second)
+		got := string(answer)
 		switch {
 		case step.expect == "refused" && errors.Is(err, syscall.ECONNREFUSED):
 			fmt.Fprintf(stdout, "  %-26s %-18s -> connection refused (ICMP port unreachable from the engine)\n", step.what, step.to)
@@ -158,31 +163,6 @@ func waitStatSocket(ctx context.Context, sock string, exited <-chan error) error
 			return fmt.Errorf("engine not ready after 10s: %w", err)
 		}
 	}
-}
-
-// exchange sends one datagram from a connected kernel UDP socket in h and
-// reads the answer. A closed port shows up as ECONNREFUSED, which the kernel
-// reports on a connected socket once the ICMP error arrives.
-func exchange(h *lab.Host, to, payload string) (string, error) {
-	raddr, err := net.ResolveUDPAddr("udp", to)
-	if err != nil {
-		return "", err
-	}
-	c, err := h.DialUDP("udp", nil, raddr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.Write([]byte(payload)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 2048)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 func trim(s string, n int) string {

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // TestFilterMatchesTcpdumpFormat runs `pktengine filter` and tcpdump on the
@@ -41,7 +43,7 @@ func TestFilterOutputFormats(t *testing.T) {
 // expression whose program both compile the same way: tcpdump is an
 // independent oracle for the printer (and, in bpf/, for the verdicts).
 func TestFilterAgreesWithTcpdump(t *testing.T) {
-	tcpdump := lookTool(t, "tcpdump")
+	tcpdump := labtest.NeedTool(t, "tcpdump")
 	const expr = "ip proto 17"
 	want, err := exec.Command(tcpdump, "-y", "EN10MB", "-ddd", expr).Output()
 	if err != nil {

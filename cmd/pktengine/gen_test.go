@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/loadgen"
 )
 
@@ -16,7 +16,7 @@ import (
 // in B, both as the user would start them, and checks the JSON summary:
 // every frame sent was answered, in order, with latency figures.
 func TestGenAgainstServe(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	s := startServe(t, l.B(), "--echo", "7")
 	self, err := os.Executable()
 	if err != nil {

@@ -4,33 +4,17 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // beMain makes the test binary act as the pktengine command when a test
 // starts it as a child (demo and serve tests run the engine in another
 // network namespace through `ip netns exec`, which needs a program).
 const beMain = "PKTENGINE_TEST_BE_MAIN"
-
-// lookTool finds a program the test compares with or reads through,
-// skipping the test without it (failing under CI=true, where the setup
-// installs it).
-func lookTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (CI must install it)", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return path
-}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(beMain) == "1" {
@@ -46,7 +30,7 @@ func TestMain(m *testing.M) {
 // lab, engine child, kernel UDP client over IPv4 and IPv6, ICMP port
 // unreachable, stat, SIGTERM.
 func TestDemo(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	t.Setenv(beMain, "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/loadgen"
 )
 
@@ -21,10 +22,10 @@ import (
 // handled plus the ring's drops (frames still in the ring at shutdown are
 // counted by the kernel but were never handled).
 func TestServeSIGTERMUnderLoad(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	s := startServe(t, b, "--echo", "7")
-	if got, err := exchange(a, net.JoinHostPort(b.IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {
+	if got, err := labtest.RoundTrip(t, a, netip.AddrPortFrom(b.IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
 
@@ -33,14 +34,11 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	genDone := make(chan error, 1)
 	var sum *loadgen.Summary
 	go func() {
-		genDone <- a.Do(func() error {
-			ifi, err := a.Interface()
-			if err != nil {
-				return err
-			}
+		var err error
+		sum, err = lab.OnInterface(a, func(ifi *net.Interface) (*loadgen.Summary, error) {
 			// From an address A does not have, so that A's kernel
 			// drops the answers quietly.
-			sum, err = loadgen.Run(ctx, ifi, &loadgen.Config{
+			return loadgen.Run(ctx, ifi, &loadgen.Config{
 				Spec: loadgen.Spec{
 					Src:      netip.AddrPortFrom(netip.MustParseAddr("198.18.0.51"), loadgen.DefaultSrcPort),
 					Dst:      netip.AddrPortFrom(b.IPv4.Addr(), 7),
@@ -49,8 +47,8 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 				SendOnly: true,
 				Load:     loadgen.Load{Duration: 30 * time.Second},
 			}, nil)
-			return err
 		})
+		genDone <- err
 	}()
 	time.Sleep(time.Second) // well into the load
 

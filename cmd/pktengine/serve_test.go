@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // server is a `pktengine serve` child running in a lab's host B.
@@ -88,11 +90,11 @@ func (s *server) stop(t *testing.T) error {
 }
 
 func TestServeEchoAndFinalCounters(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	pcapFile := filepath.Join(t.TempDir(), "rx.pcap")
 	s := startServe(t, l.B(), "--echo", "7", "--pcap", pcapFile)
 	for i := 0; i < 3; i++ {
-		got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST")
+		got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST")
 		if err != nil || got != "TEST" {
 			t.Fatalf("echo: %q, %v", got, err)
 		}
@@ -109,7 +111,7 @@ func TestServeEchoAndFinalCounters(t *testing.T) {
 	}
 
 	// The capture holds the three requests, readable by tshark.
-	got, err := exec.Command(lookTool(t, "tshark"), "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
+	got, err := exec.Command(labtest.NeedTool(t, "tshark"), "-r", pcapFile, "-Y", "udp.dstport == 7", "-T", "fields", "-e", "udp.payload").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
@@ -121,9 +123,9 @@ func TestServeEchoAndFinalCounters(t *testing.T) {
 // TestServeStatJSONAndMetrics reads a running engine through both of its
 // windows: the stat socket (stat, stat --json) and the metrics endpoint.
 func TestServeStatJSONAndMetrics(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	s := startServe(t, l.B(), "--addr", "198.18.0.20/24", "--echo", "echo", "--chargen", "19", "--metrics", "127.0.0.1:9477")
-	if got, err := exchange(l.A(), "198.18.0.20:7", "TEST"); err != nil || got != "TEST" {
+	if got, err := labtest.RoundTrip(t, l.A(), netip.MustParseAddrPort("198.18.0.20:7"), "TEST"); err != nil || got != "TEST" {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
 
@@ -207,7 +209,7 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 // TestServeDropsPrivileges: with --user the engine keeps serving after it
 // has switched to an unprivileged user.
 func TestServeDropsPrivileges(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	u, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
@@ -238,7 +240,7 @@ func TestServeDropsPrivileges(t *testing.T) {
 		t.Fatalf("engine keeps supplementary groups %q, want only %s", f, u.Gid)
 	}
 	for i := 0; i < 3; i++ {
-		if got, err := exchange(l.A(), net.JoinHostPort(l.B().IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {
+		if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
 			t.Fatalf("echo after dropping privileges: %q, %v", got, err)
 		}
 	}
@@ -273,7 +275,7 @@ func TestServeUsage(t *testing.T) {
 }
 
 func TestServeErrors(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -302,10 +304,7 @@ func TestServeErrors(t *testing.T) {
 				// Enter B's namespace as root, then become nobody with
 				// no capabilities left (setpriv, util-linux) and run
 				// the engine from a copy nobody may execute.
-				setpriv, err := exec.LookPath("setpriv")
-				if err != nil {
-					t.Skip("setpriv (util-linux) is not installed")
-				}
+				setpriv := labtest.NeedTool(t, "setpriv")
 				cmd = l.B().Command(context.Background(), setpriv, append([]string{
 					"--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups", "--inh-caps=-all",
 					copyExecutable(t, self)}, args...)...)
@@ -371,14 +370,12 @@ func TestServeExitsWhenTheLinkGoes(t *testing.T) {
 		{"deleted", "resume", []string{"ip", "link", "del", "veth0"}, "no such device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := lab.New(t, nil)
+			l := labtest.New(t, nil)
 			s := startServe(t, l.B(), "--echo", "7", "--on-link-down", tc.policy)
-			if got, err := exchange(l.A(), "198.18.0.2:7", "TEST"); err != nil || got != "TEST" {
+			if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
 				t.Fatalf("echo: %q, %v", got, err)
 			}
-			if out, err := l.B().Command(context.Background(), tc.action[0], tc.action[1:]...).CombinedOutput(); err != nil {
-				t.Fatalf("%v: %v\n%s", tc.action, err, out)
-			}
+			labtest.Run(t, l.B(), tc.action[0], tc.action[1:]...)
 			var err error
 			select {
 			case err = <-s.exited:

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -44,21 +45,8 @@ func (s *syncBuffer) String() string {
 // echoOnce sends msg from h to dst with a kernel socket and returns the
 // answer, or the error after timeout.
 func echoOnce(h *lab.Host, dst netip.AddrPort, msg string, timeout time.Duration) (string, error) {
-	c, err := h.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 2048)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
+	got, err := h.RoundTrip(dst, []byte(msg), timeout)
+	return string(got), err
 }
 
 // echoWithin retries echoOnce until it gets msg back or limit passes.
@@ -75,6 +63,15 @@ func echoWithin(h *lab.Host, dst netip.AddrPort, msg string, limit time.Duration
 		if time.Since(start) > limit {
 			return time.Since(start), err
 		}
+	}
+}
+
+// echoBefore fails the test unless the echo service at dst answers h
+// within a second: the engine serves before the test breaks something.
+func echoBefore(t *testing.T, h *lab.Host, dst netip.AddrPort) {
+	t.Helper()
+	if _, err := echoWithin(h, dst, "before", time.Second); err != nil {
+		t.Fatalf("echo before: %v", err)
 	}
 }
 
@@ -111,17 +108,10 @@ func closeWithin(t *testing.T, e *engine.Engine, limit time.Duration) error {
 func TestInterfaceDownUp(t *testing.T) {
 	for _, v := range []ring.Version{ring.V2, ring.V3} {
 		t.Run(v.String(), func(t *testing.T) {
-			l := lab.New(t, nil)
-			a, b := l.A(), l.B()
 			var logs syncBuffer
-			e := openEngine(t, a, &engine.Config{RXVersion: v, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-				t.Fatal(err)
-			}
+			a, b, e := echoLab(t, &engine.Config{RXVersion: v, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, echoPort)
 			dst := netip.AddrPortFrom(a.IPv4.Addr(), echoPort)
-			if _, err := echoWithin(b, dst, "before", time.Second); err != nil {
-				t.Fatalf("echo before: %v", err)
-			}
+			echoBefore(t, b, dst)
 			const rounds = 3
 			for round := range rounds {
 				setLink(t, a, "down")
@@ -163,10 +153,7 @@ func TestInterfaceDownUp(t *testing.T) {
 // setLink runs `ip link set IFACE up|down` in h.
 func setLink(t *testing.T, h *lab.Host, state string) {
 	t.Helper()
-	out, err := h.Command(context.Background(), "ip", "link", "set", h.Iface, state).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip link set %s: %v %s", state, err, out)
-	}
+	labtest.Run(t, h, "ip", "link", "set", h.Iface, state)
 }
 
 // waitLink waits until the engine reports the link state up and the
@@ -208,18 +195,8 @@ func waitStopped(t *testing.T, e *engine.Engine, iface string, want error, limit
 // with an error wrapping ENETDOWN; Close is still needed and quick, and
 // the final counters add up.
 func TestLinkFail(t *testing.T) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e, err := tryOpen(a, &engine.Config{OnLinkDown: engine.LinkFail})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-		t.Fatalf("echo before: %v", err)
-	}
+	a, b, e := echoLab(t, &engine.Config{OnLinkDown: engine.LinkFail}, echoPort)
+	echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
 	setLink(t, a, "down")
 	start := time.Now()
 	waitStopped(t, e, a.Iface, syscall.ENETDOWN, 5*time.Second)
@@ -261,26 +238,10 @@ func TestLinkFail(t *testing.T) {
 func TestInterfaceDeleted(t *testing.T) {
 	for _, policy := range []engine.LinkPolicy{engine.LinkResume, engine.LinkFail} {
 		t.Run(policy.String(), func(t *testing.T) {
-			l := lab.New(t, nil)
-			a, b := l.A(), l.B()
-			e, err := tryOpen(a, &engine.Config{OnLinkDown: policy})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-				t.Fatal(err)
-			}
-			p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-				t.Fatalf("echo before: %v", err)
-			}
-			out, err := a.Command(context.Background(), "ip", "link", "del", a.Iface).CombinedOutput()
-			if err != nil {
-				t.Fatalf("ip link del: %v %s", err, out)
-			}
+			a, b, e := echoLab(t, &engine.Config{OnLinkDown: policy}, echoPort)
+			p := bind(t, e, 5000)
+			echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
+			labtest.Run(t, a, "ip", "link", "del", a.Iface)
 			start := time.Now()
 			waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
 			t.Logf("stopped %v after `ip link del` returned", time.Since(start).Round(10*time.Microsecond))
@@ -290,10 +251,7 @@ func TestInterfaceDeleted(t *testing.T) {
 			if err := closeWithin(t, e, 5*time.Second); err != nil {
 				t.Errorf("Close after the interface was removed: %v", err)
 			}
-			c := e.Counters()
-			if err := c.Check(); err != nil {
-				t.Error(err)
-			}
+			// openEngine's cleanup checks the final counters.
 		})
 	}
 }
@@ -305,22 +263,9 @@ func TestInterfaceDeleted(t *testing.T) {
 // returns net.ErrClosed, and what the application tries meanwhile fails
 // with an error that says the device is gone.
 func TestPeerNamespaceDeleted(t *testing.T) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e, err := tryOpen(a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := echoWithin(b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort), "before", time.Second); err != nil {
-		t.Fatalf("echo before: %v", err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
+	p := bind(t, e, 5000)
+	echoBefore(t, b, netip.AddrPortFrom(a.IPv4.Addr(), echoPort))
 	recvErr := make(chan error, 1)
 	go func() {
 		ds := make([]engine.Datagram, 4)
@@ -343,7 +288,7 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 	// The engine notices by itself: the veth went with the namespace.
 	waitStopped(t, e, a.Iface, syscall.ENODEV, 5*time.Second)
 
-	err = p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?"))
+	err := p.Send(netip.AddrPortFrom(b.IPv4.Addr(), 9), []byte("anyone?"))
 	if !errors.Is(err, syscall.ENXIO) && !errors.Is(err, syscall.ENODEV) && !errors.Is(err, syscall.ENETDOWN) {
 		t.Errorf("Send on a vanished interface: %v, want ENXIO, ENODEV or ENETDOWN", err)
 	}
@@ -362,10 +307,7 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Recv still waiting 5 s after Close")
 	}
-	c := e.Counters()
-	if err := c.Check(); err != nil {
-		t.Error(err)
-	}
+	// openEngine's cleanup checks the final counters.
 }
 
 // TestOwnNamespaceNameDeleted deletes the name of the engine's own
@@ -373,15 +315,7 @@ func TestPeerNamespaceDeleted(t *testing.T) {
 // engine's sockets hold it, so the engine keeps answering the peer, and
 // closes cleanly afterwards.
 func TestOwnNamespaceNameDeleted(t *testing.T) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e, err := tryOpen(a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
 	dst := netip.AddrPortFrom(a.IPv4.Addr(), echoPort)
 	run(t, "ip", "netns", "del", a.Name)
 	if _, err := echoWithin(b, dst, "after", 2*time.Second); err != nil {
@@ -396,10 +330,7 @@ func TestOwnNamespaceNameDeleted(t *testing.T) {
 	if err := closeWithin(t, e, 5*time.Second); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	c := e.Counters()
-	if err := c.Check(); err != nil {
-		t.Error(err)
-	}
+	// openEngine's cleanup checks the final counters.
 }
 
 // TestCloseUnderLoad closes the engine from one goroutine while the
@@ -421,24 +352,10 @@ func TestCloseUnderLoad(t *testing.T) {
 }
 
 func closeUnderLoad(t *testing.T, zeroCopy bool) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e, err := tryOpen(a, &engine.Config{Workers: 2, ZeroCopy: zeroCopy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, &engine.Config{Workers: 2, ZeroCopy: zeroCopy}, echoPort)
+	p := bind(t, e, slowPort)
 
-	holder, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort+1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := bind(t, e, slowPort+1)
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -542,25 +459,15 @@ func closeUnderLoad(t *testing.T, zeroCopy bool) {
 	if _, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5001)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Bind after Close: %v, want net.ErrClosed", err)
 	}
-	c := e.Counters()
-	if err := c.Check(); err != nil {
-		t.Error(err)
-	}
+	// openEngine's cleanup checks the final counters.
 }
 
 // runGenErr is runGen for goroutines that must not call t.Fatal.
 func runGenErr(h *lab.Host, cfg *loadgen.Config, load loadgen.Load) (*loadgen.Summary, error) {
-	var s *loadgen.Summary
 	cfg.Load = load
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		s, err = loadgen.Run(context.Background(), ifi, cfg, nil)
-		return err
+	return lab.OnInterface(h, func(ifi *net.Interface) (*loadgen.Summary, error) {
+		return loadgen.Run(context.Background(), ifi, cfg, nil)
 	})
-	return s, err
 }
 
 // TestStatusAfterClose: `pktengine serve` prints its final status after
@@ -568,15 +475,7 @@ func runGenErr(h *lab.Host, cfg *loadgen.Config, load loadgen.Load) (*loadgen.Su
 // Status must work then, list the ports the engine had with their final
 // counters, and include the rings' last statistics.
 func TestStatusAfterClose(t *testing.T) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e, err := tryOpen(a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, nil, echoPort)
 	const queuedPort, echoes, queued = 5000, 20, 5
 	if _, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, queuedPort)); err != nil {
 		t.Fatal(err)
@@ -587,11 +486,7 @@ func TestStatusAfterClose(t *testing.T) {
 			t.Fatalf("echo %d: %q, %v", i, got, err)
 		}
 	}
-	c, err := b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.IPv4.Addr(), queuedPort)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := labtest.DialUDP(t, b, netip.AddrPortFrom(a.IPv4.Addr(), queuedPort))
 	for range queued {
 		if _, err := c.Write([]byte("queued")); err != nil {
 			t.Fatal(err)

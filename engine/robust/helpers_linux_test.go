@@ -23,40 +23,52 @@ import (
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
-// openEngine opens an engine on h's lab interface. The cleanup closes it
-// and checks the outcome invariant on the final counters.
+// openEngine opens an engine on h's lab interface. When the test ends it
+// is closed and the outcome invariant checked on its final counters.
 func openEngine(t *testing.T, h *lab.Host, cfg *engine.Config) *engine.Engine {
 	t.Helper()
-	e, err := tryOpen(h, cfg)
-	if err != nil {
-		t.Fatalf("engine.Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := e.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		c := e.Counters()
-		if err := c.Check(); err != nil {
-			t.Error(err)
-		}
-	})
-	return e
+	return labtest.OpenChecked(t, h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, cfg) }, checkCounters)
 }
 
+// checkCounters checks the outcome invariant on e's counters.
+func checkCounters(e *engine.Engine) error {
+	c := e.Counters()
+	return c.Check()
+}
+
+// echoLab builds a two-host lab and opens an engine on A (see openEngine)
+// that serves echo on port: the setting of most robustness tests, with B
+// as the peer.
+func echoLab(t *testing.T, cfg *engine.Config, port uint16) (a, b *lab.Host, e *engine.Engine) {
+	t.Helper()
+	l := labtest.New(t, nil)
+	a, b = l.A(), l.B()
+	e = openEngine(t, a, cfg)
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, port), engine.Echo); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, e
+}
+
+// bind binds a queued port of e on every address.
+func bind(t *testing.T, e *engine.Engine, port uint16) *engine.Port {
+	t.Helper()
+	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryOpen opens an engine on h's lab interface for a test that expects
+// Open to fail, or that closes the engine itself and checks what Close
+// returns.
 func tryOpen(h *lab.Host, cfg *engine.Config) (*engine.Engine, error) {
-	var e *engine.Engine
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = engine.Open(ifi, cfg)
-		return err
-	})
-	return e, err
+	return lab.OnInterface(h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, cfg) })
 }
 
 // rawSocket is an AF_PACKET SOCK_RAW socket that sends frames exactly as
@@ -268,14 +280,7 @@ type echoClient struct {
 // cleanup if any request went unanswered or came back wrong.
 func startEchoClient(t *testing.T, h *lab.Host, dst netip.AddrPort) *echoClient {
 	t.Helper()
-	network := "udp4"
-	if dst.Addr().Is6() {
-		network = "udp6"
-	}
-	conn, err := h.DialUDP(network, nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := labtest.DialUDP(t, h, dst)
 	c := &echoClient{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
 	const payloadLen = 16
 	c.frameLen = frame.EthernetHeaderLen + frame.IPv4MinHeaderLen + frame.UDPHeaderLen + payloadLen
@@ -314,11 +319,7 @@ func startEchoClient(t *testing.T, h *lab.Host, dst netip.AddrPort) *echoClient 
 }
 
 func (c *echoClient) exchange(msg string, buf []byte) error {
-	c.conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.conn.Write([]byte(msg)); err != nil {
-		return err
-	}
-	n, err := c.conn.Read(buf)
+	n, err := lab.Exchange(c.conn, []byte(msg), buf, labtest.Timeout)
 	if err != nil {
 		return err
 	}
@@ -358,17 +359,9 @@ type arrivals struct {
 
 func countArrivals(t *testing.T, h *lab.Host, from net.HardwareAddr, skipPort uint16) *arrivals {
 	t.Helper()
-	var rx *ring.RX
-	if err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: true, FrameSize: 16384, FrameCount: 256})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	rx := labtest.Open(t, h, func(ifi *net.Interface) (*ring.RX, error) {
+		return ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: true, FrameSize: 16384, FrameCount: 256})
+	})
 	a := &arrivals{}
 	done := make(chan struct{})
 	go func() {

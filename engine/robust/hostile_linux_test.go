@@ -15,6 +15,7 @@ import (
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 )
 
@@ -70,7 +71,7 @@ const (
 // client must never miss an answer; and at the end the frames the rings
 // took in equal the sum of the outcomes.
 func TestHostileFrames(t *testing.T) {
-	l := lab.New(t, &lab.Config{MTU: 9000})
+	l := labtest.New(t, &lab.Config{MTU: 9000})
 	a, b := l.A(), l.B()
 	e := openEngine(t, a, &engine.Config{
 		Addrs: []netip.Prefix{a.IPv4, a.IPv6, netip.PrefixFrom(owned4, 24)},
@@ -232,14 +233,7 @@ func listenReplies(t *testing.T, b *lab.Host) *replyListener {
 	r := &replyListener{}
 	r.cond = sync.NewCond(&r.mu)
 	for _, a := range []netip.Addr{b.IPv4.Addr(), b.IPv6.Addr()} {
-		network := "udp4"
-		if a.Is6() {
-			network = "udp6"
-		}
-		c, err := b.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, replyPort)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := labtest.ListenUDP(t, b, netip.AddrPortFrom(a, replyPort))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

@@ -70,29 +70,10 @@ func TestOverload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the overload run takes a while")
 	}
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, &engine.Config{QueueDepth: 256})
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, echoPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	slow, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, &engine.Config{QueueDepth: 256}, echoPort)
+	slow := bind(t, e, slowPort)
 	ctx, cancel := context.WithCancel(context.Background())
-	consumerDone := make(chan struct{})
-	go func() {
-		defer close(consumerDone)
-		ds := make([]engine.Datagram, 4)
-		defer slow.Release(ds)
-		for {
-			if _, err := slow.Recv(ctx, ds); err != nil {
-				return
-			}
-			time.Sleep(4 * time.Millisecond)
-		}
-	}()
+	consumerDone := slowConsumer(ctx, slow, 4, 4*time.Millisecond)
 	defer func() { cancel(); <-consumerDone }()
 
 	// The generator sends from an address B does not have, so that B's

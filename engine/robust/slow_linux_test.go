@@ -4,22 +4,22 @@ package robust_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/engine"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
-// slowConsumer drains p one datagram at a time, sleeping delay after
-// each, until ctx ends; it releases what it holds when it stops.
-func slowConsumer(ctx context.Context, p *engine.Port, delay time.Duration) <-chan struct{} {
+// slowConsumer drains p at most batch datagrams at a time, sleeping delay
+// after each batch, until ctx ends; it releases what it holds when it
+// stops.
+func slowConsumer(ctx context.Context, p *engine.Port, batch int, delay time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ds := make([]engine.Datagram, 1)
+		ds := make([]engine.Datagram, batch)
 		defer p.Release(ds)
 		for {
 			if _, err := p.Recv(ctx, ds); err != nil {
@@ -51,26 +51,14 @@ func slowConsumer(ctx context.Context, p *engine.Port, delay time.Duration) <-ch
 // client timed out). The engine now copies queued datagrams into their
 // port's buffers unless Config.ZeroCopy asks otherwise.
 func TestSlowConsumerIsolation(t *testing.T) {
-	l := lab.New(t, nil)
-	a, b := l.A(), l.B()
-	e := openEngine(t, a, nil)
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, clientPort), engine.Echo); err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, slowPort))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, e := echoLab(t, nil, clientPort)
+	p := bind(t, e, slowPort)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := slowConsumer(ctx, p, 10*time.Millisecond)
+	done := slowConsumer(ctx, p, 1, 10*time.Millisecond)
 	defer func() { cancel(); <-done }()
 
 	client := startEchoClient(t, b, netip.AddrPortFrom(a.IPv4.Addr(), clientPort))
-	conn, err := b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.IPv4.Addr(), slowPort)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := labtest.DialUDP(t, b, netip.AddrPortFrom(a.IPv4.Addr(), slowPort))
 	before := settledWithClient(t, e, client)
 	pi0 := portInfo(t, e, slowPort)
 	const n = 10000

@@ -22,9 +22,11 @@
 // solicitations and duplicate address detection are off. Create returns
 // once every link is operational, so the first frame sent is not lost.
 //
-// Tests use New, which skips when the process lacks the privileges (and
-// fails instead when CI=true) and removes the lab in t.Cleanup. Programs use
-// Create and Close.
+// Programs (pktengine demo, the benchmark harness) use Create and Close, and
+// CheckPrivileges to say why they cannot. Tests use the test-only package
+// internal/labtest, which builds a lab with these and removes it when the
+// test ends; lab itself does not import testing, so that the pktengine
+// binary does not link it.
 package lab
 
 import (
@@ -32,8 +34,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"testing"
+	"slices"
+	"sync"
 )
 
 // ErrVLANUnsupported is returned (wrapped) by Create when Config.VLANs asks
@@ -107,7 +109,7 @@ type VLANIface struct {
 	IPv6     netip.Prefix
 }
 
-// Lab is a set of namespaces built by Create or New.
+// Lab is a set of namespaces built by Create.
 type Lab struct {
 	// Hosts are the lab's namespaces; Hosts[0] is A, Hosts[1] is B.
 	Hosts []*Host
@@ -130,40 +132,49 @@ func (l *Lab) B() *Host { return l.Hosts[1] }
 // namespaces, "pkte-<pid>-<random>".
 func (l *Lab) Prefix() string { return l.prefix }
 
-// New creates a lab for a test and registers its removal with tb.Cleanup.
-// It skips the test (fails it when CI=true) if the process lacks the
-// privileges, see SkipUnlessPrivileged, and fails it if the lab cannot be
-// built.
-func New(tb testing.TB, cfg *Config) *Lab {
-	tb.Helper()
-	SkipUnlessPrivileged(tb)
-	l, err := Create(cfg)
+// Create builds a lab. On any failure, and on a panic, it removes whatever
+// it had built before returning. The caller must Close the lab.
+func Create(cfg *Config) (*Lab, error) {
+	c, err := cfg.withDefaults()
 	if err != nil {
-		tb.Fatalf("lab: %v", err)
+		return nil, err
 	}
-	tb.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			tb.Errorf("lab: %v", err)
-		}
-	})
-	return l
+	return create(&c)
 }
 
-// SkipUnlessPrivileged skips the test with a message naming what is missing
-// unless the process can build a lab: CAP_NET_ADMIN, CAP_NET_RAW and
-// CAP_SYS_ADMIN, a working ip(8), and the ability to create a network
-// namespace. When the environment has CI=true it fails the test instead,
-// so that CI never passes by skipping the privileged tests.
-func SkipUnlessPrivileged(tb testing.TB) {
-	tb.Helper()
-	err := CheckPrivileges()
-	if err == nil {
-		return
+// RemoveStale deletes the namespaces of labs whose process is gone: a test
+// binary killed before its cleanup ran leaves its namespaces behind, and
+// their names carry its pid. Create calls it; it returns what it removed.
+func RemoveStale() ([]string, error) { return removeStale() }
+
+// Close deletes the lab's namespaces, and with them every interface the lab
+// made. Sockets opened inside a namespace keep it alive until they are
+// closed, but the name and the links between hosts go away at once. Close
+// is idempotent.
+func (l *Lab) Close() error {
+	if l == nil || l.closed {
+		return nil
 	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("lab: privileged test cannot run: %v (CI=true: failing instead of skipping)", err)
+	l.closed = true
+	var errs []error
+	// Delete in reverse creation order: hosts last, so a bridge's ports
+	// go before the hosts' ends.
+	for _, ns := range slices.Backward(l.namespaces) {
+		errs = append(errs, deleteNetns(ns))
 	}
-	tb.Skipf("lab: skipping privileged test: %v (run as root, or with CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN)", err)
+	return errors.Join(errs...)
+}
+
+var (
+	privOnce sync.Once
+	privErr  error
+)
+
+// CheckPrivileges reports why the process cannot build a lab, or nil if it
+// can. The result is computed once.
+func CheckPrivileges() error {
+	privOnce.Do(func() { privErr = checkPrivileges() })
+	return privErr
 }
 
 // mac returns the MAC of host i: 02:00:00:00:<hi>:<lo> with i+1 in the

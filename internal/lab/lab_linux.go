@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,18 +24,13 @@ import (
 // netnsDir is where ip-netns(8) keeps the bind mounts that name namespaces.
 const netnsDir = "/run/netns"
 
-// Create builds a lab. On any failure, and on a panic, it removes whatever
-// it had built before returning. The caller must Close the lab.
-func Create(cfg *Config) (_ *Lab, err error) {
-	c, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
+// create builds a lab as Create describes, from a checked Config.
+func create(c *Config) (_ *Lab, err error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("ip(8) from iproute2 is needed to build a lab: %w", err)
 	}
 
-	RemoveStale()
+	removeStale()
 	l := &Lab{prefix: fmt.Sprintf("pkte-%d-%06x", os.Getpid(), rand.Uint32()&0xffffff)}
 	// The deferred Close also runs when a panic unwinds through Create,
 	// so a half-built lab never outlives it.
@@ -71,11 +65,11 @@ func Create(cfg *Config) (_ *Lab, err error) {
 		}
 	}
 
-	if err := l.wire(&c); err != nil {
+	if err := l.wire(c); err != nil {
 		return nil, err
 	}
 	for _, h := range l.Hosts {
-		if err := configureHost(l, h, &c); err != nil {
+		if err := configureHost(l, h, c); err != nil {
 			return nil, err
 		}
 	}
@@ -88,10 +82,7 @@ func Create(cfg *Config) (_ *Lab, err error) {
 	return l, nil
 }
 
-// RemoveStale deletes the namespaces of labs whose process is gone: a test
-// binary killed before its cleanup ran leaves its namespaces behind, and
-// their names carry its pid. Create calls it; it returns what it removed.
-func RemoveStale() ([]string, error) {
+func removeStale() ([]string, error) {
 	ents, err := os.ReadDir(netnsDir)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -114,11 +105,8 @@ func RemoveStale() ([]string, error) {
 		if err := unix.Kill(pid, 0); err == nil || errors.Is(err, unix.EPERM) {
 			continue // alive
 		}
-		if err := runIP("", "netns del "+e.Name()); err != nil {
-			// Another process may have swept it first.
-			if _, serr := os.Stat(filepath.Join(netnsDir, e.Name())); serr == nil {
-				errs = append(errs, err)
-			}
+		if err := deleteNetns(e.Name()); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		removed = append(removed, e.Name())
@@ -324,42 +312,15 @@ func runIP(netns, commands string) error {
 	return nil
 }
 
-// Close deletes the lab's namespaces, and with them every interface the lab
-// made. Sockets opened inside a namespace keep it alive until they are
-// closed, but the name and the links between hosts go away at once. Close
-// is idempotent.
-func (l *Lab) Close() error {
-	if l == nil || l.closed {
-		return nil
-	}
-	l.closed = true
-	var errs []error
-	// Delete in reverse creation order: hosts last, so a bridge's ports
-	// go before the hosts' ends.
-	for _, ns := range slices.Backward(l.namespaces) {
-		if err := runIP("", "netns del "+ns); err != nil {
-			// Already gone is fine, anything else is reported.
-			if _, serr := os.Stat(filepath.Join(netnsDir, ns)); serr == nil {
-				errs = append(errs, err)
-			}
+// deleteNetns deletes a named namespace. One that is already gone (another
+// process may have swept it first) is no error.
+func deleteNetns(name string) error {
+	if err := runIP("", "netns del "+name); err != nil {
+		if _, serr := os.Stat(filepath.Join(netnsDir, name)); serr == nil {
+			return err
 		}
 	}
-	return errors.Join(errs...)
-}
-
-// Do runs fn on an OS thread that has been switched into the host's
-// network namespace, and switches it back afterwards. Sockets fn opens
-// stay in the namespace after Do returns. Goroutines fn starts do not
-// inherit the namespace; name resolution may run on one, so give fn
-// literal addresses. fn runs on another goroutine, so it must not call
-// t.FailNow and friends; a panic in fn is re-raised in the caller after
-// the thread is restored.
-//
-// If the thread cannot be switched back, it is left locked so the Go
-// runtime terminates it instead of running other goroutines in the wrong
-// namespace.
-func (h *Host) Do(fn func() error) error {
-	return doInNetns(h.Name, fn)
+	return nil
 }
 
 func doInNetns(name string, fn func() error) error {
@@ -412,99 +373,6 @@ func doInNetns(name string, fn func() error) error {
 		panic(r.value)
 	}
 	return r.err
-}
-
-// Sysctl sets a per-namespace kernel parameter inside the host, for
-// example Sysctl("net.core.rmem_max", "8388608") or, for the lab
-// interface, Sysctl("net.ipv4.conf.veth0.rp_filter", "0"). It returns the
-// previous value.
-func (h *Host) Sysctl(name, value string) (string, error) {
-	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
-	var old string
-	err := h.Do(func() error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		old = strings.TrimSpace(string(b))
-		return os.WriteFile(path, []byte(value), 0)
-	})
-	if err != nil {
-		return "", fmt.Errorf("netns %s: sysctl %s: %w", h.Name, name, err)
-	}
-	return old, nil
-}
-
-// Interface returns the lab interface as seen inside the host's namespace.
-func (h *Host) Interface() (*net.Interface, error) {
-	return h.InterfaceByName(h.Iface)
-}
-
-// InterfaceByName looks an interface up inside the host's namespace, for
-// example one of h.VLANs.
-func (h *Host) InterfaceByName(name string) (*net.Interface, error) {
-	var ifi *net.Interface
-	err := h.Do(func() error {
-		var err error
-		ifi, err = net.InterfaceByName(name)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", h.Name, err)
-	}
-	return ifi, nil
-}
-
-// Command returns a command that runs name inside the host's namespace
-// through `ip netns exec`.
-func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
-}
-
-// ListenUDP is net.ListenUDP inside the host's namespace.
-func (h *Host) ListenUDP(network string, laddr *net.UDPAddr) (*net.UDPConn, error) {
-	var c *net.UDPConn
-	err := h.Do(func() error {
-		var err error
-		c, err = net.ListenUDP(network, laddr)
-		return err
-	})
-	return c, err
-}
-
-// ListenPacket is net.ListenPacket inside the host's namespace. The address
-// must be literal: name resolution may run on another thread.
-func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
-	var c net.PacketConn
-	err := h.Do(func() error {
-		var err error
-		c, err = net.ListenPacket(network, address)
-		return err
-	})
-	return c, err
-}
-
-// DialUDP is net.DialUDP inside the host's namespace.
-func (h *Host) DialUDP(network string, laddr, raddr *net.UDPAddr) (*net.UDPConn, error) {
-	var c *net.UDPConn
-	err := h.Do(func() error {
-		var err error
-		c, err = net.DialUDP(network, laddr, raddr)
-		return err
-	})
-	return c, err
-}
-
-var (
-	privOnce sync.Once
-	privErr  error
-)
-
-// CheckPrivileges reports why the process cannot build a lab, or nil if it
-// can. The result is computed once.
-func CheckPrivileges() error {
-	privOnce.Do(func() { privErr = checkPrivileges() })
-	return privErr
 }
 
 func checkPrivileges() error {

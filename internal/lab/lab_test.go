@@ -12,10 +12,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -51,30 +53,11 @@ func rootLinks(t *testing.T) []string {
 	return out
 }
 
-// labNamespaces lists the named namespaces of this process's labs.
-func labNamespaces(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/run/netns")
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), fmt.Sprintf("pkte-%d-", os.Getpid())) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-// exchange sends a datagram from one host to a kernel UDP socket on the
+// deliver sends a datagram from one host to a kernel UDP socket on the
 // other and checks that it arrives from the expected source.
-func exchange(t *testing.T, from, to *lab.Host, src, dst netip.Addr, payload []byte) {
+func deliver(t *testing.T, from, to *lab.Host, src, dst netip.Addr, payload []byte) {
 	t.Helper()
-	network := "udp4"
-	if dst.Is6() {
-		network = "udp6"
-	}
+	network := lab.UDPNetwork(dst)
 	rc, err := to.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 0)))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +86,7 @@ func exchange(t *testing.T, from, to *lab.Host, src, dst netip.Addr, payload []b
 }
 
 func TestTwoHosts(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
+	labtest.NeedPrivileges(t)
 	before := rootLinks(t)
 
 	l, err := lab.Create(nil)
@@ -115,7 +98,7 @@ func TestTwoHosts(t *testing.T) {
 	if a.Name == b.Name || !strings.HasPrefix(a.Name, l.Prefix()) {
 		t.Fatalf("namespace names %q and %q, prefix %q", a.Name, b.Name, l.Prefix())
 	}
-	if got := labNamespaces(t); len(got) != 2 {
+	if got := labtest.Namespaces(t); len(got) != 2 {
 		t.Errorf("namespaces %v, want 2", got)
 	}
 	want := map[*lab.Host][3]string{
@@ -136,9 +119,9 @@ func TestTwoHosts(t *testing.T) {
 	}
 
 	payload := []byte("lab datagram")
-	exchange(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), payload)
-	exchange(t, b, a, b.IPv4.Addr(), a.IPv4.Addr(), payload)
-	exchange(t, a, b, a.IPv6.Addr(), b.IPv6.Addr(), payload)
+	deliver(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), payload)
+	deliver(t, b, a, b.IPv4.Addr(), a.IPv4.Addr(), payload)
+	deliver(t, a, b, a.IPv6.Addr(), b.IPv6.Addr(), payload)
 
 	// Command runs inside the namespace: the only non-loopback link there
 	// is the lab's.
@@ -156,7 +139,7 @@ func TestTwoHosts(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if got := labNamespaces(t); len(got) != 0 {
+	if got := labtest.Namespaces(t); len(got) != 0 {
 		t.Errorf("namespaces left after Close: %v", got)
 	}
 	if after := rootLinks(t); !slices.Equal(before, after) {
@@ -165,7 +148,7 @@ func TestTwoHosts(t *testing.T) {
 }
 
 func TestMTU(t *testing.T) {
-	l := lab.New(t, &lab.Config{MTU: 9000})
+	l := labtest.New(t, &lab.Config{MTU: 9000})
 	a, b := l.A(), l.B()
 	for _, h := range l.Hosts {
 		ifi, err := h.Interface()
@@ -177,22 +160,14 @@ func TestMTU(t *testing.T) {
 		}
 	}
 	// An 8000-byte datagram crosses in one frame only with a jumbo MTU.
-	exchange(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), make([]byte, 8000))
+	deliver(t, a, b, a.IPv4.Addr(), b.IPv4.Addr(), make([]byte, 8000))
 }
 
 func TestVLANs(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
-	l, err := lab.Create(&lab.Config{
+	l := labtest.New(t, &lab.Config{
 		MTU:   9000,
 		VLANs: []lab.VLAN{{ID: 100}, {ID: 200, Protocol: 0x88a8}},
 	})
-	if errors.Is(err, lab.ErrVLANUnsupported) {
-		t.Skip(lab.ErrVLANUnsupported)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	a, b := l.A(), l.B()
 	if len(a.VLANs) != 2 || a.VLANs[0].Iface != "veth0.100" || a.VLANs[1].Iface != "veth0.s200" {
 		t.Fatalf("VLANs %+v", a.VLANs)
@@ -211,39 +186,39 @@ func TestVLANs(t *testing.T) {
 		if vi.Index != a.VLANs[k].Index {
 			t.Errorf("%s index %d, recorded %d", vi.Name, vi.Index, a.VLANs[k].Index)
 		}
-		exchange(t, a, b, a.VLANs[k].IPv4.Addr(), b.VLANs[k].IPv4.Addr(), []byte("tagged"))
-		exchange(t, b, a, b.VLANs[k].IPv6.Addr(), a.VLANs[k].IPv6.Addr(), []byte("tagged6"))
+		deliver(t, a, b, a.VLANs[k].IPv4.Addr(), b.VLANs[k].IPv4.Addr(), []byte("tagged"))
+		deliver(t, b, a, b.VLANs[k].IPv6.Addr(), a.VLANs[k].IPv6.Addr(), []byte("tagged6"))
 	}
 }
 
 func TestThreeHostsBridged(t *testing.T) {
-	l := lab.New(t, &lab.Config{Hosts: 3})
-	if got := labNamespaces(t); len(got) < 4 {
+	l := labtest.New(t, &lab.Config{Hosts: 3})
+	if got := labtest.Namespaces(t); len(got) < 4 {
 		t.Errorf("namespaces %v, want three hosts and a switch", got)
 	}
 	c := l.Hosts[2]
 	if c.IPv4.String() != "198.18.0.3/24" || c.MAC.String() != "02:00:00:00:00:03" {
 		t.Errorf("third host %s %s", c.IPv4, c.MAC)
 	}
-	exchange(t, l.A(), c, l.A().IPv4.Addr(), c.IPv4.Addr(), []byte("a to c"))
-	exchange(t, c, l.B(), c.IPv6.Addr(), l.B().IPv6.Addr(), []byte("c to b"))
+	deliver(t, l.A(), c, l.A().IPv4.Addr(), c.IPv4.Addr(), []byte("a to c"))
+	deliver(t, c, l.B(), c.IPv6.Addr(), l.B().IPv6.Addr(), []byte("c to b"))
 }
 
 func TestCreateFailureCleansUp(t *testing.T) {
-	lab.SkipUnlessPrivileged(t)
-	before := labNamespaces(t)
+	labtest.NeedPrivileges(t)
+	before := labtest.Namespaces(t)
 	l, err := lab.Create(&lab.Config{Offloads: map[string]bool{"no-such-feature": false}})
 	if err == nil {
 		l.Close()
 		t.Fatal("Create with a bogus offload succeeded")
 	}
-	if after := labNamespaces(t); !slices.Equal(before, after) {
+	if after := labtest.Namespaces(t); !slices.Equal(before, after) {
 		t.Errorf("namespaces before %v, after a failed Create %v", before, after)
 	}
 }
 
 func TestOffloads(t *testing.T) {
-	l := lab.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
+	l := labtest.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
 	out, err := l.A().Command(context.Background(), "ethtool", "-k", l.A().Iface).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -264,7 +239,7 @@ func netnsInode(t *testing.T) string {
 }
 
 func TestDo(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	root := netnsInode(t)
@@ -317,7 +292,7 @@ func TestDo(t *testing.T) {
 }
 
 func TestSysctl(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	name := "net.ipv4.conf." + a.Iface + ".rp_filter"
 	old, err := a.Sysctl(name, "2")
@@ -341,7 +316,7 @@ func TestSysctl(t *testing.T) {
 }
 
 func TestRemoveStale(t *testing.T) {
-	l := lab.New(t, nil) // a live lab must survive
+	l := labtest.New(t, nil) // a live lab must survive
 	// A pid above the kernel's pid_max is never alive.
 	stale := fmt.Sprintf("pkte-%d-000000-a", 1<<30)
 	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
@@ -362,5 +337,57 @@ func TestRemoveStale(t *testing.T) {
 	}
 	if _, err := os.Stat("/run/netns/" + l.A().Name); err != nil {
 		t.Errorf("live lab namespace: %v", err)
+	}
+}
+
+func TestOnInterface(t *testing.T) {
+	l := labtest.New(t, nil)
+	a := l.A()
+	var inside string
+	ifi, err := lab.OnInterface(a, func(ifi *net.Interface) (*net.Interface, error) {
+		s, err := os.Readlink("/proc/thread-self/ns/net")
+		inside = s
+		return ifi, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ifi.Name != a.Iface || ifi.Index != a.Index {
+		t.Errorf("open got %s (index %d), want %s (index %d)", ifi.Name, ifi.Index, a.Iface, a.Index)
+	}
+	root, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside == root {
+		t.Errorf("open ran in the root namespace %s", root)
+	}
+	wantErr := errors.New("from open")
+	if _, err := lab.OnInterface(a, func(*net.Interface) (int, error) { return 0, wantErr }); err != wantErr {
+		t.Errorf("OnInterface returned %v, want open's error", err)
+	}
+}
+
+// TestRoundTrip: an answer comes back, a closed port is ECONNREFUSED, and
+// silence is a timeout after the deadline, over both address families.
+func TestRoundTrip(t *testing.T) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	for _, dst := range []netip.Addr{b.IPv4.Addr(), b.IPv6.Addr()} {
+		echo := netip.AddrPortFrom(dst, 7)
+		labtest.EchoUDP(t, b, echo)
+		got, err := a.RoundTrip(echo, []byte("ping"), 3*time.Second)
+		if err != nil || string(got) != "ping" {
+			t.Errorf("round trip to %v: %q, %v", echo, got, err)
+		}
+		if _, err := a.RoundTrip(netip.AddrPortFrom(dst, 9), []byte("anyone?"), 3*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("round trip to a closed port on %v: %v, want ECONNREFUSED", dst, err)
+		}
+		silent := labtest.ListenUDP(t, b, netip.AddrPortFrom(dst, 0))
+		start := time.Now()
+		_, err = a.RoundTrip(netip.AddrPortFrom(dst, silent.LocalAddr().(*net.UDPAddr).AddrPort().Port()), []byte("hello?"), 100*time.Millisecond)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) < 100*time.Millisecond {
+			t.Errorf("round trip to a silent socket on %v: %v after %v, want a timeout after 100ms", dst, err, time.Since(start))
+		}
 	}
 }
