@@ -3,7 +3,6 @@ package zone
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -114,160 +113,51 @@ func (z *Zone) unusedType() uint16 {
 // prepare resolves and packs the answer to the question (n, qtype).
 func (z *Zone) prepare(n *node, qtype uint16) (*prepared, error) {
 	r := z.resolve(n, qtype)
-	m := &dns.Msg{Compress: true}
-	m.Question = []dns.Question{{Name: n.name, Qtype: qtype, Qclass: dns.ClassINET}}
-	head := dnsHeaderLen + len(n.wire) + 4
+	b := make([]byte, dnsHeaderLen, 65535)
+	b = append(b, n.wire...)
+	b = binary.BigEndian.AppendUint16(b, qtype)
+	b = binary.BigEndian.AppendUint16(b, dns.ClassINET)
+	head := len(b)
+	pk := newPacker(b, countLabels([]byte(n.wire)))
 
 	p := &prepared{rcode: uint8(r.rcode), cuts: make([]cut, 0, len(r.parts)+1)}
+	written := make([]hints, len(r.parts))
 	var c cut
-	var wire []byte
-	for i := 0; ; i++ {
-		var err error
-		if wire, err = m.Pack(); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", n.name, dns.Type(qtype), err)
-		}
-		if len(wire) > 65535 {
-			return nil, fmt.Errorf("%s %s: answer of %d octets does not fit a DNS message", n.name, dns.Type(qtype), len(wire))
-		}
-		c.end = uint16(len(wire) - head)
-		c.truncates = i < len(r.parts) && r.parts[i].sec == answerSection
+	for i, pt := range r.parts {
+		c.end = uint16(len(pk.b) - head)
+		c.truncates = pt.sec == answerSection
 		p.cuts = append(p.cuts, c)
-		if i == len(r.parts) {
-			break
+		if len(pk.b)+size(pt.set.owner, pt.set.wire) > cap(pk.b) {
+			return nil, fmt.Errorf("%s %s: the answer does not fit a DNS message", n.name, dns.Type(qtype))
 		}
-		pt := r.parts[i]
+		hint := 0
+		if pt.sec == additionalSection && pt.pos < maxHints {
+			hint = written[pt.from].rdata[pt.pos]
+		}
+		written[i] = pk.putRRset(pt.set.owner, pt.set.typ, pt.set.wire, hint)
 		switch pt.sec {
 		case answerSection:
-			m.Answer = append(m.Answer, pt.set.rrs...)
 			c.an += uint16(len(pt.set.rrs))
 		case authoritySection:
-			m.Ns = append(m.Ns, pt.set.rrs...)
 			c.ns += uint16(len(pt.set.rrs))
 		case additionalSection:
-			m.Extra = append(m.Extra, pt.set.rrs...)
 			c.ar += uint16(len(pt.set.rrs))
 		}
 	}
-	p.body = wire[head:]
-	// Every shorter packing must be a prefix of the whole: Respond relies
-	// on it to cut answers. Check it once, here.
-	for i := range p.cuts {
-		m.Answer, m.Ns, m.Extra = nil, nil, nil
-		for _, pt := range r.parts[:i] {
-			switch pt.sec {
-			case answerSection:
-				m.Answer = append(m.Answer, pt.set.rrs...)
-			case authoritySection:
-				m.Ns = append(m.Ns, pt.set.rrs...)
-			case additionalSection:
-				m.Extra = append(m.Extra, pt.set.rrs...)
-			}
-		}
-		short, err := m.Pack()
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.Equal(short[head:], p.body[:p.cuts[i].end]) {
-			return nil, fmt.Errorf("%s %s: packing is not prefix-stable", n.name, dns.Type(qtype))
-		}
-	}
+	c.end = uint16(len(pk.b) - head)
+	c.truncates = false
+	p.cuts = append(p.cuts, c)
+	p.body = bytes.Clone(pk.b[head:])
 
 	switch {
 	case r.rcode == dns.RcodeNameError:
 		p.kind = NXDomain
-	case p.cuts[len(p.cuts)-1].an == 0:
+	case c.an == 0:
 		p.kind = NoData
 	default:
 		p.kind = Answer
 	}
 	return p, nil
-}
-
-// nxTemplate writes the authority section of an NXDOMAIN answer for a name
-// that is not in the zone, and so has no prepared answer: the SOA with the
-// negative TTL, its names compressed against the query's question as Knot
-// DNS compresses them (the longest suffix shared with the question, which
-// always includes the apex, becomes a pointer into it).
-type nxTemplate struct {
-	mname, rname []byte // lowercase wire format
-	fixed        [20]byte
-	ttl          uint32
-	size         int // the SOA RR's length with no compression, an upper bound
-}
-
-func newNXTemplate(apex []byte, soa *dns.SOA) (nxTemplate, error) {
-	var t nxTemplate
-	var err error
-	if t.mname, err = wireName(soa.Ns); err != nil {
-		return t, err
-	}
-	if t.rname, err = wireName(soa.Mbox); err != nil {
-		return t, err
-	}
-	binary.BigEndian.PutUint32(t.fixed[0:], soa.Serial)
-	binary.BigEndian.PutUint32(t.fixed[4:], soa.Refresh)
-	binary.BigEndian.PutUint32(t.fixed[8:], soa.Retry)
-	binary.BigEndian.PutUint32(t.fixed[12:], soa.Expire)
-	binary.BigEndian.PutUint32(t.fixed[16:], soa.Minttl)
-	t.ttl = soa.Hdr.Ttl
-	t.size = len(apex) + 10 + len(t.mname) + len(t.rname) + 20
-	if t.size > 65535-dnsHeaderLen-259 {
-		return t, errors.New("SOA too large")
-	}
-	return t, nil
-}
-
-// put writes the SOA at b[0:] for a question whose lowercase name qname
-// starts at offset qoff of the message and has the apex at its end, and
-// returns its length, or 0 if it does not fit.
-func (t *nxTemplate) put(b []byte, qname []byte, qoff int, apexLen int) int {
-	if len(b) < t.size {
-		return 0
-	}
-	binary.BigEndian.PutUint16(b, 0xC000|uint16(qoff+len(qname)-apexLen))
-	binary.BigEndian.PutUint16(b[2:], dns.TypeSOA)
-	binary.BigEndian.PutUint16(b[4:], dns.ClassINET)
-	binary.BigEndian.PutUint32(b[6:], t.ttl)
-	n := 12
-	n += putCompressed(b[n:], t.mname, qname, qoff)
-	n += putCompressed(b[n:], t.rname, qname, qoff)
-	n += copy(b[n:], t.fixed[:])
-	binary.BigEndian.PutUint16(b[10:], uint16(n-12))
-	return n
-}
-
-// putCompressed writes the wire-format name at b[0:], its longest suffix
-// that is also a suffix of qname (compared by whole labels; both are
-// lowercase) replaced by a pointer into the question at qoff, and returns
-// the length written. b must hold len(name) octets.
-func putCompressed(b, name, qname []byte, qoff int) int {
-	// Line the two names up by label count from the end.
-	nl, ql := countLabels(name), countLabels(qname)
-	ni, qi := 0, 0
-	for ; nl > ql; nl-- {
-		ni += 1 + int(name[ni])
-	}
-	for ; ql > nl; ql-- {
-		qi += 1 + int(qname[qi])
-	}
-	// Find the first label from which both run equal to the root.
-	match, matchQ := -1, -1
-	for name[ni] != 0 {
-		nEnd, qEnd := ni+1+int(name[ni]), qi+1+int(qname[qi])
-		switch {
-		case !bytes.Equal(name[ni:nEnd], qname[qi:qEnd]):
-			match = -1
-		case match < 0:
-			match, matchQ = ni, qi
-		}
-		ni, qi = nEnd, qEnd
-	}
-	if match < 0 {
-		return copy(b, name)
-	}
-	n := copy(b, name[:match])
-	binary.BigEndian.PutUint16(b[n:], 0xC000|uint16(qoff+matchQ))
-	return n + 2
 }
 
 func countLabels(name []byte) int {

@@ -50,7 +50,8 @@ const (
 	// message: a truncated or overlong RR, a compression pointer that does
 	// not point backwards (the rule that makes loops impossible), an OPT
 	// record outside the additional section, twice, or with truncated
-	// options, a TSIG record not last, or octets after the last RR. Such
+	// options, a TSIG record not last or not laid out as RFC 8945 §4.2
+	// says, or octets after the last RR. Such
 	// a query is answered FORMERR with its question (RFC 1035 §4.1.1).
 	Malformed
 )
@@ -73,10 +74,12 @@ type Query struct {
 	DO      bool
 	UDPSize uint16
 
-	// TSIG is set when the query carries a TSIG record (RFC 8945).
+	// TSIG is set when the query carries a well-formed TSIG record
+	// (RFC 8945). dnsd has no keys: such a query is answered NOTAUTH.
 	TSIG bool
 
 	nameLen int
+	labels  int
 	name    [maxNameLen]byte // the question's name, as received
 	lower   [maxNameLen]byte // the same, lowercase
 }
@@ -152,7 +155,7 @@ func ParseQuery(msg []byte, q *Query) Verdict {
 				q.DO = ttl[2]&0x80 != 0
 			case dns.TypeTSIG:
 				// RFC 8945 §5.1: the last record of the additional section.
-				if section(sec) != additionalSection || i != count-1 {
+				if section(sec) != additionalSection || i != count-1 || !validTSIG(msg[:off], off-rdlen) {
 					return bad
 				}
 				q.TSIG = true
@@ -187,6 +190,7 @@ func (q *Query) readQName(b []byte) (int, bool) {
 		if l == 0 {
 			break
 		}
+		q.labels++
 	}
 	q.nameLen = n
 	copy(q.lower[:n], q.name[:n])
@@ -263,6 +267,22 @@ func validOptions(b []byte) bool {
 	return true
 }
 
+// validTSIG reports whether the TSIG RDATA that starts at msg[off:] and
+// ends with msg has the layout of RFC 8945 §4.2: an algorithm name, Time
+// Signed (48 bits), Fudge, MAC Size, the MAC, Original ID, Error, Other
+// Len and Other Data. Knot DNS answers a malformed one FORMERR.
+func validTSIG(msg []byte, off int) bool {
+	off, ok := skipName(msg, off)
+	if !ok || off+10 > len(msg) {
+		return false
+	}
+	off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+	if off+6 > len(msg) {
+		return false
+	}
+	return off+6+int(binary.BigEndian.Uint16(msg[off+4:])) == len(msg)
+}
+
 // QueryFromMsg fills q from a query that github.com/miekg/dns unpacked,
 // for servers built on its dns.Server. The message must have been unpacked
 // from a query that ParseQuery finds Valid: what the wire format had beyond
@@ -283,7 +303,7 @@ func QueryFromMsg(m *dns.Msg, q *Query) error {
 		if err != nil {
 			return err
 		}
-		q.nameLen = n
+		q.nameLen, q.labels = n, countLabels(q.name[:n])
 		copy(q.lower[:n], q.name[:n])
 		lowerASCII(q.lower[:n])
 		q.Type, q.Class, q.QDCount = qq.Qtype, qq.Qclass, 1

@@ -11,10 +11,12 @@ const (
 	additionalSection
 )
 
-// part is one RRset placed in a section of an answer.
+// part is one RRset placed in a section of an answer. An additional
+// RRset records which RR drew it in: the pos-th RR of part from.
 type part struct {
-	sec section
-	set *rrset
+	sec       section
+	set       *rrset
+	from, pos int
 }
 
 // result is the resolution of one question: the RCODE and the RRsets of
@@ -24,7 +26,7 @@ type result struct {
 	parts []part
 }
 
-func (r *result) add(sec section, s *rrset) { r.parts = append(r.parts, part{sec, s}) }
+func (r *result) add(sec section, s *rrset) { r.parts = append(r.parts, part{sec: sec, set: s}) }
 
 func (r *result) has(s *rrset) bool {
 	for _, p := range r.parts {
@@ -98,7 +100,7 @@ func (z *Zone) resolve(n *node, qtype uint16) result {
 	}
 
 	// Additional records, for the answer and authority RRsets only.
-	for _, p := range r.parts[:len(r.parts):len(r.parts)] {
+	for from, p := range r.parts[:len(r.parts):len(r.parts)] {
 		if !needsAdditional(p.set.typ) {
 			continue
 		}
@@ -106,14 +108,14 @@ func (z *Zone) resolve(n *node, qtype uint16) result {
 		if p.set.typ == dns.TypeSVCB || p.set.typ == dns.TypeHTTPS {
 			types = append(types, p.set.typ)
 		}
-		for _, t := range p.set.targets {
+		for pos, t := range p.set.targets {
 			host := z.nodes[t]
 			if host == nil {
 				continue
 			}
 			for _, typ := range types {
 				if s := host.set(typ); s != nil && !r.has(s) {
-					r.add(additionalSection, s)
+					r.parts = append(r.parts, part{sec: additionalSection, set: s, from: from, pos: pos})
 				}
 			}
 		}

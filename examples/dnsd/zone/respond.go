@@ -155,18 +155,19 @@ func (z *Zone) put(q *Query, b []byte, p *prepared) (int, Outcome) {
 }
 
 // nxDomain writes the NXDOMAIN answer for a name of the zone that has no
-// node: the SOA of the zone in the authority section.
+// node, and so no prepared answer: the SOA of the zone in the authority
+// section, packed for this question as the prepared answers are.
 func (z *Zone) nxDomain(q *Query, b []byte) int {
 	optLen := 0
 	if q.EDNS {
 		optLen = optRRLen
 	}
 	n := dnsHeaderLen + putQuestion(b[dnsHeaderLen:], q)
-	soa := z.nxSOA.put(b[n:len(b)-optLen], q.lower[:q.nameLen], dnsHeaderLen, len(z.apex))
-	n += soa
 	var ns, ar uint16
-	if soa > 0 {
-		ns = 1
+	if n+size(z.apex, z.negSOA.wire)+optLen <= len(b) {
+		pk := newPacker(b[:n], q.labels)
+		pk.putRRset(z.apex, dns.TypeSOA, z.negSOA.wire, 0)
+		n, ns = len(pk.b), 1
 	}
 	if q.EDNS {
 		n += z.putOPT(b[n:], q, 0, false)

@@ -60,7 +60,6 @@ type Zone struct {
 	nodes  map[string]*node
 	soa    *rrset // the apex SOA, as the answer to an SOA query
 	negSOA *rrset // the same with the negative TTL, for the authority section
-	nxSOA  nxTemplate
 	maxUDP int
 	types  []uint16 // every type the zone holds, ascending
 
@@ -89,9 +88,11 @@ type typedAnswer struct {
 // name canonical, one TTL, RDATA in canonical order (RFC 4034 §6.3), no
 // duplicates.
 type rrset struct {
-	typ uint16
-	ttl uint32
-	rrs []dns.RR
+	typ   uint16
+	ttl   uint32
+	owner []byte // lowercase wire format
+	rrs   []dns.RR
+	wire  []wireRR // the same, ready for packer
 	// targets are, for the types that draw additional records (NS, MX,
 	// SRV, SVCB, HTTPS), the wire-format names of their targets, one per
 	// RR; for CNAME the target.
@@ -220,7 +221,7 @@ func build(rrs []dns.RR, maxUDP int) (*Zone, error) {
 		}
 		s := byType[h.Rrtype]
 		if s == nil {
-			s = &rrset{typ: h.Rrtype}
+			s = &rrset{typ: h.Rrtype, owner: wire}
 			byType[h.Rrtype] = s
 		}
 		// One TTL per RRset: the last one read wins, as in Knot DNS
@@ -274,9 +275,8 @@ func build(rrs []dns.RR, maxUDP int) (*Zone, error) {
 	soa := z.soa.rrs[0].(*dns.SOA)
 	neg := dns.Copy(soa).(*dns.SOA)
 	neg.Hdr.Ttl = min(z.soa.ttl, soa.Minttl) // RFC 2308 §3
-	z.negSOA = &rrset{typ: dns.TypeSOA, ttl: neg.Hdr.Ttl, rrs: []dns.RR{neg}}
-	var err error
-	if z.nxSOA, err = newNXTemplate(z.apex, neg); err != nil {
+	z.negSOA = &rrset{typ: dns.TypeSOA, ttl: neg.Hdr.Ttl, owner: z.apex, rrs: []dns.RR{neg}}
+	if err := z.negSOA.finish(); err != nil {
 		return nil, err
 	}
 	return z, nil
@@ -300,9 +300,14 @@ func (s *rrset) finish() error {
 	}
 	slices.SortStableFunc(ks, func(a, b keyed) int { return bytes.Compare(a.rdata, b.rdata) })
 	ks = slices.CompactFunc(ks, func(a, b keyed) bool { return bytes.Equal(a.rdata, b.rdata) })
-	s.rrs = s.rrs[:0]
+	s.rrs, s.wire = s.rrs[:0], nil
 	for _, k := range ks {
 		s.rrs = append(s.rrs, k.rr)
+		blocks, err := splitRdata(s.typ, k.rdata)
+		if err != nil {
+			return fmt.Errorf("%v: %w", k.rr, err)
+		}
+		s.wire = append(s.wire, wireRR{ttl: s.ttl, blocks: blocks})
 		if t, ok := target(k.rr); ok {
 			// Targets are looked up as written: Knot DNS does not
 			// lowercase SVCB and HTTPS targets, and misses their
@@ -331,19 +336,13 @@ func target(rr dns.RR) (string, bool) {
 	case *dns.SRV:
 		return rr.Target, true
 	case *dns.SVCB:
-		return svcbTarget(rr.Hdr.Name, rr.Target), true
+		return rr.Target, true
 	case *dns.HTTPS:
-		return svcbTarget(rr.Hdr.Name, rr.Target), true
+		// A target of "." (the owner, in ServiceMode: RFC 9460 §2.5.2)
+		// draws nothing, as in Knot DNS.
+		return rr.Target, true
 	}
 	return "", false
-}
-
-// svcbTarget: in ServiceMode a target of "." means the owner (RFC 9460 §2.5.2).
-func svcbTarget(owner, target string) string {
-	if target == "." {
-		return owner
-	}
-	return target
 }
 
 // needsAdditional reports whether answers of type t carry the addresses of
@@ -475,4 +474,55 @@ func rdataWire(rr dns.RR) ([]byte, error) {
 		return nil, errors.New("short RR")
 	}
 	return buf[start:end], nil
+}
+
+// Names returns the zone's names in lowercase presentation format, empty
+// non-terminals included, in canonical order (RFC 4034 §6.1).
+func (z *Zone) Names() []string {
+	names := make([]string, 0, len(z.nodes))
+	for _, n := range z.nodes {
+		names = append(names, n.name)
+	}
+	slices.SortFunc(names, func(a, b string) int { return compareCanonical(a, b) })
+	return names
+}
+
+// Types returns the types of the RRsets at name, ascending; none for an
+// empty non-terminal or a name not in the zone.
+func (z *Zone) Types(name string) []uint16 {
+	wire, _, err := canonicalName(name)
+	if err != nil {
+		return nil
+	}
+	n := z.nodes[string(wire)]
+	if n == nil {
+		return nil
+	}
+	types := make([]uint16, len(n.sets))
+	for i, s := range n.sets {
+		types[i] = s.typ
+	}
+	return types
+}
+
+// compareCanonical orders names as RFC 4034 §6.1 does: by their labels
+// from the root, each compared as lowercase octets.
+func compareCanonical(a, b string) int {
+	wa, _, _ := canonicalName(a)
+	wb, _, _ := canonicalName(b)
+	la, lb := labelsOf(wa), labelsOf(wb)
+	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := bytes.Compare(la[i], lb[j]); c != 0 {
+			return c
+		}
+	}
+	return len(la) - len(lb)
+}
+
+func labelsOf(wire []byte) [][]byte {
+	var ls [][]byte
+	for i := 0; wire[i] != 0; i += 1 + int(wire[i]) {
+		ls = append(ls, wire[i+1:i+1+int(wire[i])])
+	}
+	return ls
 }
