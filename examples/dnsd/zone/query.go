@@ -288,12 +288,18 @@ func validTSIG(msg []byte, off int) bool {
 // from a query that ParseQuery finds Valid: what the wire format had beyond
 // that is not checked again.
 func QueryFromMsg(m *dns.Msg, q *Query) error {
-	*q = Query{ID: m.Id, Flags: uint16(m.Opcode&0xF) << 11}
-	if m.Response {
-		q.Flags |= flagQR
-	}
-	if m.RecursionDesired {
-		q.Flags |= flagRD
+	*q = Query{ID: m.Id, Flags: uint16(m.Opcode&0xF)<<11 | uint16(m.Rcode&0xF)}
+	for _, f := range []struct {
+		set  bool
+		mask uint16
+	}{
+		{m.Response, flagQR}, {m.Authoritative, flagAA}, {m.Truncated, flagTC},
+		{m.RecursionDesired, flagRD}, {m.RecursionAvailable, 1 << 7}, {m.Zero, 1 << 6},
+		{m.AuthenticatedData, 1 << 5}, {m.CheckingDisabled, 1 << 4},
+	} {
+		if f.set {
+			q.Flags |= f.mask
+		}
 	}
 	switch len(m.Question) {
 	case 0:
