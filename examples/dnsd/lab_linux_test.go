@@ -21,12 +21,6 @@ import (
 
 var updateGolden = flag.Bool("update-golden", false, "record Knot DNS's answers in testdata/knot-answers.txt")
 
-const (
-	testZone   = "testdata/example.com.zone"
-	testOrigin = "example.com."
-	goldenFile = "testdata/knot-answers.txt"
-)
-
 // The lab of the Knot comparison: host A runs Knot DNS on its own
 // addresses, dnsd on a kernel socket on a second pair of addresses the
 // kernel has, and dnsd inline on a third pair that the engine owns; host
