@@ -2,6 +2,7 @@
 // on a kernel socket, answered the way Knot DNS answers it.
 //
 //	dnsd --iface IF --addr ADDR --zone FILE [--origin NAME] --mode kernel|conn|inline [--port 53]
+//	dnsd --zone FILE --print-queries
 //
 // It loads an RFC 1035 master file and prepares the answer to every
 // question the zone can be asked, in wire format (package zone). Then it
@@ -13,6 +14,9 @@
 //     it needs the engine's PacketConn, which is being written);
 //   - inline: an engine handler that parses each query in place and writes
 //     the prepared answer straight into the TX ring, with no allocation.
+//
+// --print-queries prints the zone's questions (each name, each type) as a
+// dnsperf data file instead.
 //
 // All three give the same answers: the handler of dns.Server and the
 // inline handler both answer through zone.Answer. SIGINT or SIGTERM stops
@@ -45,13 +49,13 @@ var errConnNotYet = errors.New("--mode conn is not available yet: it runs dns.Se
 type options struct {
 	iface, addr, zoneFile, origin, mode string
 	port, maxUDP, workers               int
-	verbose                             bool
+	verbose, printQueries               bool
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "dnsd:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -60,7 +64,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("dnsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -73,11 +77,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&o.maxUDP, "max-udp", zone.DefaultMaxUDPSize, "largest UDP response to EDNS clients, and the size advertised")
 	fs.IntVar(&o.workers, "workers", 1, "engine workers (inline and conn modes)")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's events")
+	fs.BoolVar(&o.printQueries, "print-queries", false, "print a dnsperf data file of the zone's questions and exit")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if o.printQueries {
+		if o.zoneFile == "" {
+			return fmt.Errorf("%w: --zone is required", errUsage)
+		}
+		z, err := zone.LoadFile(o.zoneFile, o.origin, nil)
+		if err != nil {
+			return err
+		}
+		return zone.WriteDnsperf(stdout, z.Templates(nil))
 	}
 	addr, err := netip.ParseAddr(o.addr)
 	if err != nil {

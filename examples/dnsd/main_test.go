@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,10 +45,21 @@ func TestUsage(t *testing.T) {
 		{[]string{"--addr", "198.18.0.1", "--zone", "testdata/missing.zone", "--mode", "kernel"}, os.ErrNotExist, "missing.zone"},
 	} {
 		var out bytes.Buffer
-		err := run(context.Background(), c.args, &out)
+		err := run(context.Background(), c.args, &out, &out)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error()+out.String(), c.text) {
 			t.Errorf("run(%q) = %v, want %v mentioning %q", c.args, err, c.want, c.text)
 		}
+	}
+}
+
+func TestPrintQueries(t *testing.T) {
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"--zone", testZone, "--print-queries"}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 50 || lines[0] != "example.com. A" || !slices.Contains(lines, "_sip._udp.example.com. SRV") {
+		t.Errorf("%d lines: %q...", len(lines), lines[:min(5, len(lines))])
 	}
 }
 

@@ -171,3 +171,32 @@ func TestLoadRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestTemplates(t *testing.T) {
+	z := loadTestZone(t)
+	ts := z.Templates(&zone.TemplateConfig{EDNSSize: 1232, NXDomain: 3})
+	kinds := map[zone.Kind]int{}
+	buf := make([]byte, 65535)
+	for _, tm := range ts {
+		kinds[tm.Kind]++
+		if tm.Query[0] != 0 || tm.Query[1] != 0 {
+			t.Errorf("%s %d: ID not zero", tm.Name, tm.Type)
+		}
+		var m dns.Msg
+		if err := m.Unpack(tm.Query); err != nil || len(m.Question) != 1 || m.IsEdns0() == nil || !m.RecursionDesired {
+			t.Fatalf("%s %d: query %v (%v)", tm.Name, tm.Type, &m, err)
+		}
+		if n, o := z.Respond(tm.Query, buf); n != tm.Size || o.Kind != tm.Kind {
+			t.Errorf("%s %d: template says %d octets %v, Respond %d %v", tm.Name, tm.Type, tm.Size, tm.Kind, n, o.Kind)
+		}
+	}
+	// Every RRset of the zone, the empty non-terminals and the three
+	// nonexistent names; CNAME names are answered through their chains.
+	if kinds[zone.NXDomain] < 3 || kinds[zone.NoData] == 0 || kinds[zone.Answer] < 40 || kinds[zone.Refused]+kinds[zone.FormErr]+kinds[zone.Dropped] != 0 {
+		t.Errorf("kinds of the templates' answers: %v", kinds)
+	}
+	var out strings.Builder
+	if err := zone.WriteDnsperf(&out, ts[:2]); err != nil || out.String() != "example.com. A\nexample.com. NS\n" {
+		t.Errorf("WriteDnsperf: %q, %v", out.String(), err)
+	}
+}
