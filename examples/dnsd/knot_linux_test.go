@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
 	"github.com/pktengine/pktengine/internal/lab"
@@ -27,9 +30,10 @@ import (
 // with its own configuration, run directory and storage in a temporary
 // directory: never the system's service.
 type knotd struct {
-	cmd  *exec.Cmd
-	log  syncBuffer
-	done chan error
+	cmd    *exec.Cmd
+	log    syncBuffer
+	exited chan struct{} // closed when knotd has exited, with err set
+	err    error
 }
 
 // syncBuffer collects a child's output for failure messages.
@@ -65,18 +69,34 @@ func needCommand(t *testing.T, name string) string {
 	return ""
 }
 
-// knotConfig is a knot.conf serving one zone on the given addresses: one
-// UDP worker, the CHAOS identity, version and NSID off (dnsd has none of
-// them), the zone file read whole and never written back.
-func knotConfig(dir, origin, zoneFile string, listen []netip.AddrPort) string {
+// knotOptions says where Knot DNS listens: kernel UDP (and TCP) sockets on
+// addresses, and XDP on an interface.
+type knotOptions struct {
+	listen   []netip.AddrPort
+	xdpIface string // "" for none
+	xdpPort  uint16
+}
+
+// knotConfig is a knot.conf serving one zone: one UDP worker, the CHAOS
+// identity, version and NSID off (dnsd has none of them), the zone file
+// read whole and never written back. With XDP, Knot attaches its XDP
+// program to the interface in native mode (veth has it) and answers
+// UDP to the port from AF_XDP sockets, one worker per RX queue.
+func knotConfig(dir, origin, zoneFile string, o knotOptions) string {
 	var ls []string
-	for _, ap := range listen {
+	for _, ap := range o.listen {
 		ls = append(ls, fmt.Sprintf("%s@%d", ap.Addr(), ap.Port()))
+	}
+	listen, xdp := "", ""
+	if len(ls) > 0 {
+		listen = fmt.Sprintf("    listen: [ %s ]\n", strings.Join(ls, ", "))
+	}
+	if o.xdpIface != "" {
+		xdp = fmt.Sprintf("xdp:\n    listen: [ %s@%d ]\n", o.xdpIface, o.xdpPort)
 	}
 	return fmt.Sprintf(`server:
     rundir: "%[1]s/run"
-    listen: [ %[2]s ]
-    udp-workers: 1
+%[2]s    udp-workers: 1
     tcp-workers: 1
     background-workers: 1
     identity: ""
@@ -94,12 +114,12 @@ zone:
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
-`, dir, strings.Join(ls, ", "), origin, zoneFile)
+%[5]s`, dir, listen, origin, zoneFile, xdp)
 }
 
-// startKnot starts knotd in h, serving zoneFile for origin on listen, and
-// returns once it answers the zone's SOA query on the first address.
-func startKnot(t *testing.T, h *lab.Host, origin, zoneFile string, listen []netip.AddrPort) *knotd {
+// startKnot starts knotd in h, serving zoneFile for origin as o says, and
+// returns once it answers the zone's SOA query at ask from host from.
+func startKnot(t *testing.T, h, from *lab.Host, origin, zoneFile string, o knotOptions, ask netip.AddrPort) *knotd {
 	t.Helper()
 	needCommand(t, "knotd")
 	dir := t.TempDir()
@@ -117,10 +137,10 @@ func startKnot(t *testing.T, h *lab.Host, origin, zoneFile string, listen []neti
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConfig(dir, origin, zf, listen)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(knotConfig(dir, origin, zf, o)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &knotd{done: make(chan error, 1)}
+	k := &knotd{exited: make(chan struct{})}
 	// ip netns exec runs knotd in h's namespace (and in a mount namespace
 	// of its own); knotd stays in the foreground, its log on stderr.
 	k.cmd = h.Command(context.Background(), "knotd", "-c", conf)
@@ -128,14 +148,17 @@ func startKnot(t *testing.T, h *lab.Host, origin, zoneFile string, listen []neti
 	if err := k.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { k.done <- k.cmd.Wait() }()
+	go func() {
+		k.err = k.cmd.Wait()
+		close(k.exited)
+	}()
 	t.Cleanup(func() {
 		k.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-k.done:
+		case <-k.exited:
 		case <-time.After(10 * time.Second):
 			k.cmd.Process.Kill()
-			<-k.done
+			<-k.exited
 		}
 		if t.Failed() {
 			t.Logf("knotd's log:\n%s", k.log.String())
@@ -145,11 +168,11 @@ func startKnot(t *testing.T, h *lab.Host, origin, zoneFile string, listen []neti
 	soa := dnstest.Query(0xFFFF, origin, dns.TypeSOA, false, 0)
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		select {
-		case err := <-k.done:
-			t.Fatalf("knotd exited: %v\n%s", err, k.log.String())
+		case <-k.exited:
+			t.Fatalf("knotd exited: %v\n%s", k.err, k.log.String())
 		default:
 		}
-		if resp, err := askOnce(h, listen[0], soa, 200*time.Millisecond); err == nil && len(resp) > 3 && resp[3]&0xF == 0 && resp[2]&0x04 != 0 {
+		if resp, err := askOnce(from, ask, soa, 200*time.Millisecond); err == nil && len(resp) > 3 && resp[3]&0xF == 0 && resp[2]&0x04 != 0 {
 			return k
 		}
 		if time.Since(start) > 20*time.Second {
@@ -249,4 +272,96 @@ func (a *asker) ask(q []byte) ([]byte, error) {
 		}
 	}
 	return resp, nil
+}
+
+// pinThreads pins every thread of process pid to cpu and returns how many
+// it pinned. Knot DNS sets its workers' CPU affinity itself (its XDP
+// worker lands on CPU 0, beside a load generator), so a fair comparison
+// re-pins every thread in /proc/PID/task after it started.
+func pinThreads(pid, cpu int) (int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return 0, fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return len(tasks), nil
+}
+
+// threadCPUs returns the CPUs each thread of pid may run on.
+func threadCPUs(pid int) (map[int][]int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	cpus := make(map[int][]int)
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			return nil, err
+		}
+		for c := range runtime.NumCPU() {
+			if set.IsSet(c) {
+				cpus[tid] = append(cpus[tid], c)
+			}
+		}
+	}
+	return cpus, nil
+}
+
+// TestKnotXDP runs Knot DNS in XDP mode in the lab, as the DNS benchmark
+// will (README.md, "Knot DNS in XDP mode"): with no UDP socket, only its
+// XDP program and AF_XDP socket on A's interface, it answers B; and every
+// one of its threads can be pinned to one CPU.
+func TestKnotXDP(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	ask := netip.AddrPortFrom(a.IPv4.Addr(), 53)
+	k := startKnot(t, a, b, testOrigin, testZone, knotOptions{xdpIface: a.Iface, xdpPort: 53}, ask)
+
+	cpu := runtime.NumCPU() - 1
+	n, err := pinThreads(k.cmd.Process.Pid, cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		name string
+		t    uint16
+		an   int
+	}{{"WwW.Example.COM.", dns.TypeA, 2}, {"many.example.com.", dns.TypeA, 0}, {"_sip._udp.example.com.", dns.TypeSRV, 1}} {
+		resp, err := askOnce(b, ask, dnstest.Query(0x5353, q.name, q.t, false, 0), 3*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", q.name, err)
+		}
+		var m dns.Msg
+		if err := m.Unpack(resp); err != nil || len(m.Answer) != q.an || m.Question[0].Name != q.name {
+			t.Errorf("%s: %v (%v)", q.name, &m, err)
+		}
+	}
+	cpus, err := threadCPUs(k.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid, cs := range cpus {
+		if len(cs) != 1 || cs[0] != cpu {
+			t.Errorf("thread %d of knotd may run on CPUs %v after pinning to %d", tid, cs, cpu)
+		}
+	}
+	if !strings.Contains(k.log.String(), "XDP") {
+		t.Errorf("knotd's log does not mention XDP:\n%s", k.log.String())
+	}
+	t.Logf("%d threads of knotd pinned to CPU %d; log:\n%s", n, cpu, k.log.String())
 }

@@ -54,7 +54,7 @@ func startLab(t *testing.T) *dnsLab {
 		t.Fatal(err)
 	}
 	d := &dnsLab{lab: l, zone: z}
-	startKnot(t, a, testOrigin, testZone, []netip.AddrPort{netip.AddrPortFrom(knotV4, 53), netip.AddrPortFrom(knotV6, 53)})
+	startKnot(t, a, a, testOrigin, testZone, knotOptions{listen: []netip.AddrPort{netip.AddrPortFrom(knotV4, 53), netip.AddrPortFrom(knotV6, 53)}}, netip.AddrPortFrom(knotV4, 53))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
