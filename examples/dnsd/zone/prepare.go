@@ -113,7 +113,10 @@ func (z *Zone) unusedType() uint16 {
 // prepare resolves and packs the answer to the question (n, qtype).
 func (z *Zone) prepare(n *node, qtype uint16) (*prepared, error) {
 	r := z.resolve(n, qtype)
-	b := make([]byte, dnsHeaderLen, 65535)
+	if z.scratch == nil {
+		z.scratch = make([]byte, 65535)
+	}
+	b := append(z.scratch[:0:65535], make([]byte, dnsHeaderLen)...)
 	b = append(b, n.wire...)
 	b = binary.BigEndian.AppendUint16(b, qtype)
 	b = binary.BigEndian.AppendUint16(b, dns.ClassINET)
@@ -137,11 +140,11 @@ func (z *Zone) prepare(n *node, qtype uint16) (*prepared, error) {
 		written[i] = pk.putRRset(pt.set.owner, pt.set.typ, pt.set.wire, hint)
 		switch pt.sec {
 		case answerSection:
-			c.an += uint16(len(pt.set.rrs))
+			c.an += uint16(len(pt.set.wire))
 		case authoritySection:
-			c.ns += uint16(len(pt.set.rrs))
+			c.ns += uint16(len(pt.set.wire))
 		case additionalSection:
-			c.ar += uint16(len(pt.set.rrs))
+			c.ar += uint16(len(pt.set.wire))
 		}
 	}
 	c.end = uint16(len(pk.b) - head)

@@ -47,22 +47,23 @@ func (z *Zone) Templates(cfg *TemplateConfig) []Template {
 		c = *cfg
 	}
 	var ts []Template
+	resp := make([]byte, 65535)
 	for _, name := range z.Names() {
 		types := z.Types(name)
 		if len(types) == 0 {
 			types = []uint16{dns.TypeA}
 		}
 		for _, t := range types {
-			ts = append(ts, z.template(name, t, &c))
+			ts = append(ts, z.template(name, t, &c, resp))
 		}
 	}
 	for i := range c.NXDomain {
-		ts = append(ts, z.template(fmt.Sprintf("nx%d.%s", i, z.origin), dns.TypeA, &c))
+		ts = append(ts, z.template(fmt.Sprintf("nx%d.%s", i, z.origin), dns.TypeA, &c, resp))
 	}
 	return ts
 }
 
-func (z *Zone) template(name string, t uint16, c *TemplateConfig) Template {
+func (z *Zone) template(name string, t uint16, c *TemplateConfig, resp []byte) Template {
 	flags := uint16(flagRD)
 	if c.NoRD {
 		flags = 0
@@ -82,7 +83,6 @@ func (z *Zone) template(name string, t uint16, c *TemplateConfig) Template {
 		}
 		q = append(q, 0, 0, 41, byte(c.EDNSSize>>8), byte(c.EDNSSize), 0, 0, do, 0, 0, 0)
 	}
-	resp := make([]byte, 65535)
 	n, o := z.Respond(q, resp)
 	return Template{Name: name, Type: t, Kind: o.Kind, Truncated: o.Truncated, Size: n, Query: q}
 }

@@ -63,7 +63,8 @@ type Zone struct {
 	maxUDP int
 	types  []uint16 // every type the zone holds, ascending
 
-	prepared int // answers prepared, for String
+	prepared int    // answers prepared, for String
+	scratch  []byte // where answers are packed while loading
 }
 
 // node is one name of the zone: its RRsets by ascending type (the order
@@ -91,7 +92,7 @@ type rrset struct {
 	typ   uint16
 	ttl   uint32
 	owner []byte // lowercase wire format
-	rrs   []dns.RR
+	rrs   []dns.RR // while loading
 	wire  []wireRR // the same, ready for packer
 	// targets are, for the types that draw additional records (NS, MX,
 	// SRV, SVCB, HTTPS), the wire-format names of their targets, one per
@@ -146,6 +147,13 @@ func load(zp *dns.ZoneParser, cfg *Config) (*Zone, error) {
 	}
 	if err := z.prepareAll(); err != nil {
 		return nil, fmt.Errorf("zone %s: %w", z.origin, err)
+	}
+	// Only the wire format is needed from now on.
+	z.scratch = nil
+	for _, n := range z.nodes {
+		for _, s := range n.sets {
+			s.rrs = nil
+		}
 	}
 	return z, nil
 }
@@ -479,11 +487,15 @@ func rdataWire(rr dns.RR) ([]byte, error) {
 // Names returns the zone's names in lowercase presentation format, empty
 // non-terminals included, in canonical order (RFC 4034 §6.1).
 func (z *Zone) Names() []string {
-	names := make([]string, 0, len(z.nodes))
+	nodes := make([]*node, 0, len(z.nodes))
 	for _, n := range z.nodes {
-		names = append(names, n.name)
+		nodes = append(nodes, n)
 	}
-	slices.SortFunc(names, func(a, b string) int { return compareCanonical(a, b) })
+	slices.SortFunc(nodes, func(a, b *node) int { return compareCanonical([]byte(a.wire), []byte(b.wire)) })
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.name
+	}
 	return names
 }
 
@@ -505,12 +517,10 @@ func (z *Zone) Types(name string) []uint16 {
 	return types
 }
 
-// compareCanonical orders names as RFC 4034 §6.1 does: by their labels
-// from the root, each compared as lowercase octets.
-func compareCanonical(a, b string) int {
-	wa, _, _ := canonicalName(a)
-	wb, _, _ := canonicalName(b)
-	la, lb := labelsOf(wa), labelsOf(wb)
+// compareCanonical orders lowercase wire-format names as RFC 4034 §6.1
+// does: by their labels from the root, each compared as octets.
+func compareCanonical(a, b []byte) int {
+	la, lb := labelsOf(a), labelsOf(b)
 	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
 		if c := bytes.Compare(la[i], lb[j]); c != 0 {
 			return c
