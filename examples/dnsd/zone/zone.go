@@ -91,7 +91,7 @@ type typedAnswer struct {
 type rrset struct {
 	typ   uint16
 	ttl   uint32
-	owner []byte // lowercase wire format
+	owner []byte   // lowercase wire format
 	rrs   []dns.RR // while loading
 	wire  []wireRR // the same, ready for packer
 	// targets are, for the types that draw additional records (NS, MX,
