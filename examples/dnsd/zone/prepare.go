@@ -12,13 +12,12 @@ import (
 // prepared is the answer to one question, in wire format.
 //
 // body holds every section after the question, packed behind the question
-// written in lowercase: its names are compressed, with pointers into the
-// question wherever they share a suffix with it. A query for the same name
-// in any letter case has a question of the same length, so the body is
-// valid behind the query's own question bytes, and every name that points
-// into the question comes out in the query's case, as Knot DNS's answers
-// do (it compresses against the lowercased question and then restores the
-// question's case).
+// written in lowercase, with names compressed as Knot DNS compresses them
+// (wire.go), some of them into the question. Names compare
+// case-insensitively there, so the packing is the same for a query in any
+// letter case, and its question has the same length: the body is valid
+// behind the query's own question bytes, and every name that points into
+// the question comes out in the query's case, as in Knot's answers.
 //
 // cuts[i] describes the body holding only the first i RRsets; the last is
 // the whole body. Compression points only backwards, so each is a prefix

@@ -44,10 +44,10 @@ type Outcome struct {
 const MinResponseBuffer = 512
 
 const (
-	optRRLen    = 11 // an OPT RR with no options
-	edeLen      = 6  // an Extended DNS Error option with no text (RFC 8914)
-	ednsOptEDE  = 15
-	edeNotAuthz = 20 // "Not Authoritative"
+	optRRLen            = 11 // an OPT RR with no options
+	edeLen              = 6  // an Extended DNS Error option with no text (RFC 8914)
+	ednsOptEDE          = 15
+	edeNotAuthoritative = 20 // "Not Authoritative"
 )
 
 // Respond answers the DNS query msg: it writes the response into resp and
@@ -234,6 +234,6 @@ func (z *Zone) putOPT(b []byte, q *Query, rcodeHi uint8, ede bool) int {
 	binary.BigEndian.PutUint16(b[9:], edeLen)
 	binary.BigEndian.PutUint16(b[11:], ednsOptEDE)
 	binary.BigEndian.PutUint16(b[13:], 2)
-	binary.BigEndian.PutUint16(b[15:], edeNotAuthz)
+	binary.BigEndian.PutUint16(b[15:], edeNotAuthoritative)
 	return optRRLen + edeLen
 }
