@@ -22,7 +22,7 @@ import (
 // hundred queries (the exec of dnsperf itself accounts for a few hundred
 // allocations). The rate is logged, not asserted: the machine is shared.
 func TestInlineUnderLoad(t *testing.T) {
-	needCommand(t, "dnsperf")
+	dnsperf := needCommand(t, "dnsperf")
 	l := lab.New(t, nil)
 	a, b := l.A(), l.B()
 	z, err := zone.LoadFile(testZone, "", nil)
@@ -59,7 +59,7 @@ func TestInlineUnderLoad(t *testing.T) {
 	f.Close()
 
 	const passes = 200
-	cmd := b.Command(t.Context(), "dnsperf", "-s", inlineV4.String(), "-d", data, "-n", strconv.Itoa(passes), "-Q", "30000", "-t", "5")
+	cmd := b.Command(t.Context(), dnsperf, "-s", inlineV4.String(), "-d", data, "-n", strconv.Itoa(passes), "-Q", "30000", "-t", "5")
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
