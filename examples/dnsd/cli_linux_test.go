@@ -14,14 +14,14 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // TestCommand runs dnsd as a program (this test binary, see TestMain) in a
-// lab namespace, in kernel and inline mode: it serves until SIGTERM, then
-// exits 0 and logs what it answered.
+// lab namespace, in each mode: it serves until SIGTERM, then exits 0 and
+// logs what it answered.
 func TestCommand(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	self, err := os.Executable()
 	if err != nil {
@@ -37,6 +37,7 @@ func TestCommand(t *testing.T) {
 	}{
 		{"kernel", a.IPv4.Addr()},
 		{"inline", netip.MustParseAddr("198.18.0.12")},
+		{"conn", netip.MustParseAddr("198.18.0.13")},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			var out syncBuffer

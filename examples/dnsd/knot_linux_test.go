@@ -24,6 +24,7 @@ import (
 
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // knotd is a Knot DNS server started by a test inside a lab namespace,
@@ -52,27 +53,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// needCommand skips the test if a program is missing, or fails it when
-// CI=true: CI installs them (knot, knot-dnsutils).
-func needCommand(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	// Daemons live in sbin, which a CI job's PATH may leave out.
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); exec.Command(p, "--version").Run() == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true: failing instead of skipping): %v", name, err)
-	}
-	t.Skipf("%s is not installed (Debian: apt-get install knot knot-dnsutils): %v", name, err)
-	return ""
 }
 
 // knotOptions says where Knot DNS listens: kernel UDP (and TCP) sockets on
@@ -127,7 +107,7 @@ zone:
 // returns once it answers the zone's SOA query at ask from host from.
 func startKnot(t *testing.T, h, from *lab.Host, origin, zoneFile string, o knotOptions, ask netip.AddrPort) *knotd {
 	t.Helper()
-	knotdPath := needCommand(t, "knotd")
+	knotdPath := labtest.NeedTool(t, "knotd")
 	dir := t.TempDir()
 	for _, d := range []string{"run", "db"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
@@ -333,7 +313,7 @@ func threadCPUs(pid int) (map[int][]int, error) {
 // XDP program and AF_XDP socket on A's interface, it answers B; and every
 // one of its threads can be pinned to one CPU.
 func TestKnotXDP(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	ask := netip.AddrPortFrom(a.IPv4.Addr(), 53)
 	k := startKnot(t, a, b, testOrigin, testZone, knotOptions{xdpIface: a.Iface, xdpPort: 53}, ask)

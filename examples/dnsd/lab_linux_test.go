@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,32 +18,35 @@ import (
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 var updateGolden = flag.Bool("update-golden", false, "record Knot DNS's answers in testdata/knot-answers.txt")
 
 // The lab of the Knot comparison: host A runs Knot DNS on its own
 // addresses, dnsd on a kernel socket on a second pair of addresses the
-// kernel has, and dnsd inline on a third pair that the engine owns; host
-// B asks all three the same questions from kernel sockets.
+// kernel has, and dnsd inline and dnsd on the engine's Conn on a third and
+// a fourth pair that the engine owns; host B asks all four the same
+// questions from kernel sockets.
 var (
 	knotV4, knotV6     = netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd00::1")
 	kernelV4, kernelV6 = netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("fd00::11")
 	inlineV4, inlineV6 = netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("fd00::12")
+	connV4, connV6     = netip.MustParseAddr("198.18.0.13"), netip.MustParseAddr("fd00::13")
 )
 
 type dnsLab struct {
-	lab            *lab.Lab
-	zone           *zone.Zone
-	kernel, inline stats
+	lab                  *lab.Lab
+	zone                 *zone.Zone
+	kernel, inline, conn stats
 }
 
 // startLab builds the lab and starts the three servers.
 func startLab(t *testing.T) *dnsLab {
 	t.Helper()
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a := l.A()
-	needCommand(t, "knotd")
+	labtest.NeedTool(t, "knotd")
 	cmd := exec.Command("ip", "-n", a.Name, "-batch", "-")
 	cmd.Stdin = strings.NewReader(fmt.Sprintf("addr add %s/24 dev %s\naddr add %s/64 dev %s nodad\n", kernelV4, a.Iface, kernelV6, a.Iface))
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -64,34 +68,21 @@ func startLab(t *testing.T) *dnsLab {
 			t.Fatal(err)
 		}
 		served := make(chan error, 1)
-		go func() { served <- serveKernel(ctx, pc, z, &d.kernel) }()
+		go func() { served <- serveDNSServer(ctx, pc, z, &d.kernel) }()
 		t.Cleanup(func() {
 			cancel()
 			if err := <-served; err != nil {
-				t.Errorf("serveKernel: %v", err)
+				t.Errorf("serveDNSServer: %v", err)
 			}
 			pc.Close()
 		})
 	}
 
-	var e *engine.Engine
-	err = a.Do(func() error {
-		ifi, err := a.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{
+	e := labtest.Open(t, a, func(ifi *net.Interface) (*engine.Engine, error) {
+		return engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{
 			netip.PrefixFrom(inlineV4, 32), netip.PrefixFrom(inlineV6, 128),
+			netip.PrefixFrom(connV4, 32), netip.PrefixFrom(connV6, 128),
 		}})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Close(); err != nil {
-			t.Errorf("engine Close: %v", err)
-		}
 	})
 	h := newInlineHandler(z, e.Interface().MTU, &d.inline)
 	for _, addr := range []netip.Addr{inlineV4, inlineV6} {
@@ -99,10 +90,20 @@ func startLab(t *testing.T) *dnsLab {
 			t.Fatal(err)
 		}
 	}
+	for _, addr := range []netip.Addr{connV4, connV6} {
+		served := make(chan error, 1)
+		go func() { served <- serveConn(ctx, e, netip.AddrPortFrom(addr, 53), z, &d.conn) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serveConn: %v", err)
+			}
+		})
+	}
 	return d
 }
 
-// TestKnotOracle asks Knot DNS and dnsd (kernel and inline modes) every
+// TestKnotOracle asks Knot DNS and dnsd (kernel, inline and conn modes) every
 // query of dnstest.Cases, over IPv4, and a sample over IPv6, and requires
 // the same answers, but for the deliberate differences of
 // dnstest.Deliberate, where dnsd must answer as that says.
@@ -115,18 +116,19 @@ func TestKnotOracle(t *testing.T) {
 		a    *asker
 	}
 	for _, family := range []struct {
-		name                 string
-		knot, kernel, inline netip.Addr
-		sample               int
+		name                       string
+		knot, kernel, inline, conn netip.Addr
+		sample                     int
 	}{
-		{"IPv4", knotV4, kernelV4, inlineV4, 1},
-		{"IPv6", knotV6, kernelV6, inlineV6, 7},
+		{"IPv4", knotV4, kernelV4, inlineV4, connV4, 1},
+		{"IPv6", knotV6, kernelV6, inlineV6, connV6, 7},
 	} {
 		t.Run(family.name, func(t *testing.T) {
 			knot := newAsker(t, b, netip.AddrPortFrom(family.knot, 53), testOrigin)
 			servers := []server{
 				{"kernel", newAsker(t, b, netip.AddrPortFrom(family.kernel, 53), testOrigin)},
 				{"inline", newAsker(t, b, netip.AddrPortFrom(family.inline, 53), testOrigin)},
+				{"conn", newAsker(t, b, netip.AddrPortFrom(family.conn, 53), testOrigin)},
 			}
 			var golden []dnstest.Golden
 			compared := 0
@@ -170,4 +172,5 @@ func TestKnotOracle(t *testing.T) {
 	}
 	t.Logf("kernel mode: %v", d.kernel.attrs())
 	t.Logf("inline mode: %v", d.inline.attrs())
+	t.Logf("conn mode: %v", d.conn.attrs())
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
-	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 )
 
 // TestInlineUnderLoad: dnsperf in the peer namespace sends the zone's
@@ -22,26 +23,16 @@ import (
 // hundred queries (the exec of dnsperf itself accounts for a few hundred
 // allocations). The rate is logged, not asserted: the machine is shared.
 func TestInlineUnderLoad(t *testing.T) {
-	dnsperf := needCommand(t, "dnsperf")
-	l := lab.New(t, nil)
+	dnsperf := labtest.NeedTool(t, "dnsperf")
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	z, err := zone.LoadFile(testZone, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e *engine.Engine
-	err = a.Do(func() error {
-		ifi, err := a.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{netip.PrefixFrom(inlineV4, 32)}})
-		return err
+	e := labtest.Open(t, a, func(ifi *net.Interface) (*engine.Engine, error) {
+		return engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{netip.PrefixFrom(inlineV4, 32)}})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
 	var st stats
 	h := newInlineHandler(z, e.Interface().MTU, &st)
 	if _, err := e.Handle(netip.AddrPortFrom(inlineV4, 53), h); err != nil {

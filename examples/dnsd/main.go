@@ -10,8 +10,8 @@
 //
 //   - kernel: github.com/miekg/dns's dns.Server on a kernel UDP socket,
 //     the way a Go DNS server usually runs;
-//   - conn: the same dns.Server on pktengine's net.PacketConn (not yet:
-//     it needs the engine's PacketConn, which is being written);
+//   - conn: the same dns.Server on the engine's net.PacketConn
+//     (engine.Conn), unchanged;
 //   - inline: an engine handler that parses each query in place and writes
 //     the prepared answer straight into the TX ring, with no allocation.
 //
@@ -42,9 +42,6 @@ import (
 
 // errUsage marks errors in the command line: exit status 2.
 var errUsage = errors.New("usage")
-
-// errConnNotYet: --mode conn needs the engine's net.PacketConn.
-var errConnNotYet = errors.New("--mode conn is not available yet: it runs dns.Server on the engine's net.PacketConn, which pktengine does not have yet")
 
 type options struct {
 	iface, addr, zoneFile, origin, mode string
@@ -107,12 +104,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ap := netip.AddrPortFrom(addr, uint16(o.port))
 	switch o.mode {
 	case "kernel":
-	case "inline":
+	case "inline", "conn":
 		if o.iface == "" {
-			return fmt.Errorf("%w: --mode inline needs --iface", errUsage)
+			return fmt.Errorf("%w: --mode %s needs --iface", errUsage, o.mode)
 		}
-	case "conn":
-		return errConnNotYet
 	default:
 		return fmt.Errorf("%w: --mode %q: want kernel, conn or inline", errUsage, o.mode)
 	}
@@ -130,9 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		log.Info("serving", "zone", z, "mode", o.mode, "addr", ap)
-		err = serveKernel(ctx, pc, z, &st)
+		err = serveDNSServer(ctx, pc, z, &st)
 		log.Info("stopped", st.attrs()...)
-		return err
+		return errors.Join(err, pc.Close())
 	default:
 		var elog *slog.Logger
 		if o.verbose {
@@ -143,7 +138,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		log.Info("serving", "zone", z, "mode", o.mode, "addr", ap, "iface", o.iface)
-		err = serveInline(ctx, e, ap, z, &st)
+		if o.mode == "inline" {
+			err = serveInline(ctx, e, ap, z, &st)
+		} else {
+			err = serveConn(ctx, e, ap, z, &st)
+		}
 		log.Info("stopped", st.attrs()...)
 		return errors.Join(err, e.Close())
 	}

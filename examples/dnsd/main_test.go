@@ -41,7 +41,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--addr", "198.18.0.1", "--zone", testZone, "--mode", "fast"}, errUsage, "--mode"},
 		{[]string{"--addr", "198.18.0.1", "--zone", testZone, "--mode", "inline"}, errUsage, "--iface"},
 		{[]string{"--addr", "198.18.0.1", "--zone", testZone, "extra"}, errUsage, "unexpected"},
-		{[]string{"--addr", "198.18.0.1", "--zone", testZone, "--mode", "conn"}, errConnNotYet, "not available yet"},
+		{[]string{"--addr", "198.18.0.1", "--zone", testZone, "--mode", "conn"}, errUsage, "--iface"},
 		{[]string{"--addr", "198.18.0.1", "--zone", "testdata/missing.zone", "--mode", "kernel"}, os.ErrNotExist, "missing.zone"},
 	} {
 		var out bytes.Buffer

@@ -12,10 +12,10 @@ import (
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
 )
 
-// serveKernel serves z with github.com/miekg/dns's dns.Server on pc until
-// ctx ends. The same function serves the engine's net.PacketConn in conn
-// mode: dns.Server is used as it comes, with two of its own hooks.
-func serveKernel(ctx context.Context, pc net.PacketConn, z *zone.Zone, st *stats) error {
+// serveDNSServer serves z with github.com/miekg/dns's dns.Server on pc
+// until ctx ends: a kernel UDP socket in kernel mode, the engine's Conn in
+// conn mode. dns.Server is used as it comes, with two of its own hooks.
+func serveDNSServer(ctx context.Context, pc net.PacketConn, z *zone.Zone, st *stats) error {
 	started := make(chan struct{})
 	srv := &dns.Server{
 		PacketConn: pc,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,26 @@ func serveInline(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zo
 		return e.Err()
 	}
 	return p.Close()
+}
+
+// serveConn serves z with dns.Server on the engine's net.PacketConn at ap
+// until ctx ends or the engine stops by itself.
+func serveConn(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone.Zone, st *stats) error {
+	c, err := e.ListenUDP(ap)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-e.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = serveDNSServer(ctx, c, z, st)
+	return errors.Join(err, e.Err(), c.Close())
 }
 
 // inlineHandler answers each query on the engine's receive goroutine,
