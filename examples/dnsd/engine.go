@@ -60,7 +60,7 @@ func serveConn(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone
 		}
 	}()
 	err = serveDNSServer(ctx, c, z, st)
-	return errors.Join(err, e.Err(), c.Close())
+	return errors.Join(err, e.Err(), closeConn(c))
 }
 
 // inlineHandler answers each query on the engine's receive goroutine,

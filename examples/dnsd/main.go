@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("serving", "zone", z, "mode", o.mode, "addr", ap)
 		err = serveDNSServer(ctx, pc, z, &st)
 		log.Info("stopped", st.attrs()...)
-		return errors.Join(err, pc.Close())
+		return errors.Join(err, closeConn(pc))
 	default:
 		var elog *slog.Logger
 		if o.verbose {

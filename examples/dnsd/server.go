@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -43,6 +44,15 @@ func serveDNSServer(ctx context.Context, pc net.PacketConn, z *zone.Zone, st *st
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(srv.ShutdownContext(sctx), <-served)
+}
+
+// closeConn closes a conn that dns.Server may have closed already (it does
+// when it stops).
+func closeConn(c io.Closer) error {
+	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // handler answers the queries dns.Server unpacked, through the same
