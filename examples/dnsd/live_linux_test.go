@@ -65,7 +65,8 @@ func TestInlineUnderLoad(t *testing.T) {
 		t.Errorf("dnsperf sent %d queries (want %d), %d completed\n%s", sent, want, completed, out)
 	}
 	mallocs := after.Mallocs - before.Mallocs
-	if mallocs*100 > uint64(sent) {
+	// Under the race detector sync.Pool drops buffers: not counted there.
+	if !raceEnabled && mallocs*100 > uint64(sent) {
 		t.Errorf("%d allocations for %d queries", mallocs, sent)
 	}
 	qps := regexp.MustCompile(`Queries per second:\s+([0-9.]+)`).FindSubmatch(out)
