@@ -19,9 +19,12 @@ trafgen   netsniff-ng  the generator comparison of pktengine bench (make demo, m
 capsh     libcap2-bin  tests that drop CAP_NET_RAW
 setpriv   util-linux   tests that run serve as an unprivileged user
 promtool  prometheus   tests that check the metrics exposition
+knotd     knot         examples/dnsd: Knot DNS, the oracle its answers are compared with, and its XDP mode
+kdig      knot-dnsutils the DNS benchmark: kxdpgun, the XDP query generator of Knot DNS
+dnsperf   dnsperf      examples/dnsd: load from the peer namespace; the DNS benchmark
 '
 
-# ip, ethtool and capsh live in /usr/sbin, which a user's PATH may lack.
+# ip, ethtool, capsh and knotd live in /usr/sbin, which a user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
 
 missing=()
@@ -58,6 +61,12 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
 	systemctl disable --now prometheus.service >/dev/null 2>&1 &&
 		echo "deps: stopped and disabled the Prometheus server the prometheus package started (only promtool is needed)"
+fi
+# Likewise the knot package's knot.service: the tests start knotd
+# themselves, in a lab namespace, with a configuration of their own.
+if [[ " ${missing[*]} " == *" knot "* ]] && [ -d /run/systemd/system ]; then
+	systemctl disable --now knot.service >/dev/null 2>&1 &&
+		echo "deps: stopped and disabled the Knot DNS service the knot package started (the tests run their own knotd)"
 fi
 
 status=0

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/pktengine/pktengine/engine"
+	"github.com/pktengine/pktengine/examples/dnsd/zone"
+)
+
+// openEngine opens an engine on the interface for one address: owned by
+// the engine if the kernel does not have it, shared if it does.
+func openEngine(iface string, addr netip.Addr, workers int, log *slog.Logger) (*engine.Engine, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("--iface %q: %w", iface, err)
+	}
+	return engine.Open(ifi, &engine.Config{
+		Addrs:   []netip.Prefix{netip.PrefixFrom(addr, addr.BitLen())},
+		Workers: workers,
+		Logger:  log,
+	})
+}
+
+// serveInline serves z on the engine at ap until ctx ends or the engine
+// stops by itself.
+func serveInline(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone.Zone, st *stats) error {
+	h := newInlineHandler(z, e.Interface().MTU, st)
+	p, err := e.Handle(ap, h)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-e.Done():
+		return e.Err()
+	}
+	return p.Close()
+}
+
+// serveConn serves z with dns.Server on the engine's net.PacketConn at ap
+// until ctx ends or the engine stops by itself.
+func serveConn(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone.Zone, st *stats) error {
+	c, err := e.ListenUDP(ap)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-e.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = serveDNSServer(ctx, c, z, st)
+	return errors.Join(err, e.Err(), closeConn(c))
+}
+
+// inlineHandler answers each query on the engine's receive goroutine,
+// while the frame is still in the ring: it parses the query in place,
+// writes the prepared answer into a pooled buffer and sends it with
+// Responder.Reply. Nothing is allocated per query.
+type inlineHandler struct {
+	zone  *zone.Zone
+	bufs  sync.Pool // *[]byte of size octets
+	size  int
+	stats *stats
+}
+
+// newInlineHandler makes a handler whose answers fit in one frame of the
+// link's MTU: the engine does not fragment, so a larger answer is cut
+// (TC set) to what fits, whatever the client offers.
+func newInlineHandler(z *zone.Zone, mtu int, st *stats) *inlineHandler {
+	const ipv6UDPHeaders = 40 + 8 // the larger of IPv4's and IPv6's
+	size := max(min(z.MaxUDPSize(), mtu-ipv6UDPHeaders), zone.MinResponseBuffer)
+	h := &inlineHandler{zone: z, size: size, stats: st}
+	h.bufs.New = func() any {
+		b := make([]byte, size)
+		return &b
+	}
+	return h
+}
+
+func (h *inlineHandler) ServeUDP(r *engine.Responder, d *engine.Datagram) {
+	if d.Src.Port() == 0 {
+		h.stats.count(zone.Outcome{Kind: zone.Dropped}) // no answer can reach port 0
+		return
+	}
+	bp := h.bufs.Get().(*[]byte)
+	if resp := h.answer(d.Payload, *bp); len(resp) > 0 {
+		if err := r.Reply(resp); err != nil {
+			h.stats.sendErrors.Add(1)
+		}
+	}
+	h.bufs.Put(bp)
+}
+
+// answer writes the response to query into buf and counts it: everything
+// ServeUDP does but sending.
+func (h *inlineHandler) answer(query, buf []byte) []byte {
+	n, o := h.zone.Respond(query, buf)
+	h.stats.count(o)
+	return buf[:n]
+}
