@@ -172,7 +172,7 @@ func TestDuplicate(t *testing.T) {
 		x := newTester(t, nil)
 		x.want(frag(0, 8, true), Held)
 		x.want(frag(16, 8, true), Held)
-		x.want(frag(8, 8, true), Held)   // fills the gap: a run of its own
+		x.want(frag(8, 8, true), Held)     // fills the gap: a run of its own
 		x.want(frag(0, 16, true), Overlap) // spans two runs
 	})
 }
