@@ -16,7 +16,7 @@ import (
 type flooder struct {
 	rng     *rand.Rand
 	buf     []byte
-	sources int  // distinct sources (IPv6: /64s); 0 for a fresh random one each time
+	sources int // distinct sources (IPv6: /64s); 0 for a fresh random one each time
 	v6      bool
 	maxLen  int
 }
