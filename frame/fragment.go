@@ -102,20 +102,21 @@ func (f *UDPFragmenter) Reset(s *UDPSpec, mtu int, id uint32) error {
 			}
 		}
 	}
-	f.s, f.family, f.l2, f.l3, f.l4, f.id, f.n = s, family, l2, l3, l4, id, 1
 	if family == 4 && mtu < IPv4MinMTU || family == 6 && mtu < IPv6MinMTU {
 		return ErrMTU
 	}
+	n, per := 1, 0
 	if l3+l4 > mtu {
 		if family == 4 && s.DontFragment {
 			return ErrDontFragment
 		}
 		if family == 6 {
-			f.l3 += IPv6FragmentHeaderLen
+			l3 += IPv6FragmentHeaderLen
 		}
-		f.per = (mtu - f.l3) &^ (fragmentUnit - 1)
-		f.n = (l4 + f.per - 1) / f.per
+		per = (mtu - l3) &^ (fragmentUnit - 1)
+		n = (l4 + per - 1) / per
 	}
+	f.s, f.family, f.l2, f.l3, f.l4, f.id, f.n, f.per = s, family, l2, l3, l4, id, n, per
 
 	u := UDP(f.udp[:])
 	u.SetSourcePort(s.Src.Port())
