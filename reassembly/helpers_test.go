@@ -37,6 +37,7 @@ type rawFrag struct {
 	opts     []byte                // IPv4 options (multiple of 4)
 	ext      []frame.IPv6ExtHeader // IPv6 headers before the Fragment header
 	vlan     uint16                // a VLAN tag if not 0
+	macs     *[2]frame.MAC         // source and destination MAC; nil for macA, macB
 }
 
 func (f rawFrag) build() []byte {
@@ -49,8 +50,13 @@ func (f rawFrag) build() []byte {
 		l2 += frame.VLANTagLen
 	}
 	b := make([]byte, 0, 128+len(f.data))
-	b = append(b, macB[:]...)
-	b = append(b, macA[:]...)
+	if f.macs != nil {
+		b = append(b, f.macs[1][:]...)
+		b = append(b, f.macs[0][:]...)
+	} else {
+		b = append(b, macB[:]...)
+		b = append(b, macA[:]...)
+	}
 	if f.vlan != 0 {
 		b = binary.BigEndian.AppendUint16(b, proto.EtherTypeVLAN)
 		b = binary.BigEndian.AppendUint16(b, f.vlan)
