@@ -578,8 +578,6 @@ func FuzzMulticastQuery(f *testing.F) {
 	})
 }
 
-
-
 // sameQuery compares the fields of two queries, sources apart.
 func sameQuery(a, b MulticastQuery) bool {
 	return a.Version == b.Version && a.Group == b.Group && a.MaxResponse == b.MaxResponse &&
