@@ -302,5 +302,3 @@ func containsAll(have, want []string) bool {
 	}
 	return true
 }
-
-
