@@ -282,3 +282,27 @@ func TestConfig(t *testing.T) {
 		t.Errorf("default source share: %d pages, %d queues", r.srcPages, r.srcQueues)
 	}
 }
+
+// TestPadded: Ethernet padding after a short fragment is not data.
+func TestPadded(t *testing.T) {
+	x := newTester(t, nil)
+	d := payload(16, 8)
+	for _, v6 := range []bool{false, true} {
+		src, dst := a4, b4
+		if v6 {
+			src, dst = a6, b6
+		}
+		f1 := rawFrag{src: src, dst: dst, id: 1, more: true, data: d[:8]}.build()
+		f2 := rawFrag{src: src, dst: dst, id: 1, off: 8, data: d[8:]}.build()
+		x.want(append(f1, make([]byte, 40)...), Held)
+		res := x.want(append(f2, 0xee, 0xee, 0xee, 0xee), Reassembled)
+		hl := 20
+		if v6 {
+			hl = 40
+		}
+		if got := res.Datagram.Frame()[14+hl:]; !bytes.Equal(got, d) {
+			t.Fatalf("v6 %v: data %x, want %x", v6, got, d)
+		}
+		x.r.Release(res.Datagram)
+	}
+}
