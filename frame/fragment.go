@@ -250,3 +250,153 @@ func nopUncopiedOptions(opts []byte) {
 		opts = opts[n:]
 	}
 }
+
+// FrameFragmenter writes an IP datagram that is already a complete frame
+// (link header, IPv4 or IPv6 header, payload: a reassembly.Datagram's
+// Frame after ReplyInPlace, a large ICMP echo reply, ...) as the fragments
+// a link of a given MTU needs, one fragment per call, like UDPFragmenter
+// but copying the datagram as it is: no checksum is recomputed but the
+// IPv4 header's.
+//
+// IPv4: every fragment repeats the header with the identification given
+// to Reset (the datagram's own is left alone: a reply would otherwise
+// reuse the peer's), MF and the offset; options whose copy flag is clear
+// are NOPs after the first fragment, as Linux's ip_options_fragment does.
+// A datagram with DF set fails with ErrDontFragment.
+//
+// IPv6: the unfragmentable part (RFC 8200 section 4.5: the headers up to
+// and including the last Routing header, else the Hop-by-Hop Options
+// header, else none) is repeated, followed by a Fragment header with the
+// identification given to Reset.
+//
+// A datagram that fits the MTU is one frame, unchanged (no atomic
+// fragment). The frame must stay unchanged until the last Build. Nothing
+// allocates.
+type FrameFragmenter struct {
+	frame  []byte
+	family int
+	l3     int // start of the IP header
+	unfrag int // end of the unfragmentable part (IPv4: of the header)
+	end    int // end of the datagram
+	nhOff  int // IPv6: offset from the IP header of the Next Header to point at the Fragment header
+	next   uint8
+	hdr    int // IP header length in each fragment, Fragment header included
+	per    int
+	n      int
+	id     uint32
+}
+
+// Reset prepares f for the datagram in frame, which p describes (Decode
+// filled it; a fragment, an ARP packet or a non-IP frame cannot be
+// fragmented: ErrNotInPlace), for mtu and identification id (16 bits of it
+// for IPv4).
+func (f *FrameFragmenter) Reset(frame []byte, p *Packet, mtu int, id uint32) error {
+	*f = FrameFragmenter{}
+	if p.IsFragment() || p.IPVersion != IPv4Version && p.IPVersion != IPv6Version || int(p.End) > len(frame) {
+		return ErrNotInPlace
+	}
+	l3, end := int(p.L3Off), int(p.End)
+	if p.IPVersion == IPv4Version && mtu < IPv4MinMTU || p.IPVersion == IPv6Version && mtu < IPv6MinMTU {
+		return ErrMTU
+	}
+	g := FrameFragmenter{frame: frame, l3: l3, end: end, id: id, n: 1}
+	if end-l3 <= mtu {
+		g.family = int(p.IPVersion)
+		*f = g
+		return nil
+	}
+	if p.IPVersion == IPv4Version {
+		ip := IPv4(frame[l3:end])
+		if ip.DontFragment() {
+			return ErrDontFragment
+		}
+		g.family, g.unfrag, g.hdr = 4, l3+ip.HeaderLength(), ip.HeaderLength()
+	} else {
+		ip := IPv6(frame[l3:end])
+		// The unfragmentable part ends after the last Routing header,
+		// else after a Hop-by-Hop header. Decode has walked the chain.
+		next, off, nh := ip.NextHeader(), IPv6HeaderLen, ipv6NextHeader
+		unfrag, unfragNH := IPv6HeaderLen, ipv6NextHeader
+		for i := 0; proto.IsIPv6ExtensionHeader(next) && i < MaxIPv6ExtHeaders; i++ {
+			if next == proto.IPProtoFragment || off+2 > len(ip) {
+				return ErrNotInPlace
+			}
+			hl := (int(ip[off+1]) + 1) << 3
+			if next == proto.IPProtoAH {
+				hl = (int(ip[off+1]) + 2) << 2
+			}
+			cur := next
+			next, nh, off = ip[off], off, off+hl
+			if cur == proto.IPProtoRouting || cur == proto.IPProtoHopByHop && i == 0 {
+				unfrag, unfragNH = off, nh
+			}
+		}
+		g.family, g.unfrag, g.nhOff, g.next = 6, l3+unfrag, unfragNH, ip[unfragNH]
+		g.hdr = unfrag + IPv6FragmentHeaderLen
+	}
+	g.per = (mtu - g.hdr) &^ (fragmentUnit - 1)
+	if g.per < fragmentUnit {
+		return ErrMTU
+	}
+	g.n = (end - g.unfrag + g.per - 1) / g.per
+	*f = g
+	return nil
+}
+
+// Fragments returns how many frames the datagram takes.
+func (f *FrameFragmenter) Fragments() int { return f.n }
+
+// FrameLen returns the length of fragment i's frame, or -1.
+func (f *FrameFragmenter) FrameLen(i int) int {
+	if i < 0 || i >= f.n {
+		return -1
+	}
+	if f.per == 0 {
+		return f.end
+	}
+	lo := i * f.per
+	return f.l3 + f.hdr + min(f.per, f.end-f.unfrag-lo)
+}
+
+// Build writes fragment i into buf and returns its length.
+func (f *FrameFragmenter) Build(buf []byte, i int) (int, error) {
+	if i < 0 || i >= f.n || f.frame == nil {
+		return 0, ErrFragmentIdx
+	}
+	n := f.FrameLen(i)
+	if len(buf) < n {
+		return 0, ErrShortBuffer
+	}
+	if f.per == 0 {
+		return copy(buf, f.frame[:f.end]), nil
+	}
+	lo := i * f.per
+	data := f.frame[f.unfrag+lo : f.unfrag+lo+n-f.l3-f.hdr]
+	more := f.unfrag+lo+len(data) < f.end
+	b := buf[:n]
+	if f.family == 4 {
+		copy(b, f.frame[:f.unfrag])
+		ip := IPv4(b[f.l3:])
+		if i > 0 {
+			nopUncopiedOptions(ip[IPv4MinHeaderLen:f.hdr])
+		}
+		ip.SetTotalLength(uint16(f.hdr + len(data)))
+		ip.SetID(uint16(f.id))
+		var flags uint8
+		if more {
+			flags = IPv4FlagMoreFragments
+		}
+		ip.SetFlagsFragmentOffset(flags, uint16(lo))
+		ip.SetChecksum(0)
+		ip.SetChecksum(ip.CalculateChecksum())
+		copy(b[f.l3+f.hdr:], data)
+		return n, nil
+	}
+	copy(b, f.frame[:f.unfrag])
+	ip := IPv6(b[f.l3:])
+	ip.SetPayloadLength(uint16(f.hdr - IPv6HeaderLen + len(data)))
+	ip[f.nhOff] = proto.IPProtoFragment
+	IPv6Fragment(b[f.unfrag:]).Set(f.next, uint16(lo), more, f.id)
+	copy(b[f.l3+f.hdr:], data)
+	return n, nil
+}

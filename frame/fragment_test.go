@@ -361,3 +361,125 @@ func TestFragmentIDs(t *testing.T) {
 		t.Errorf("Next: %v allocations", n)
 	}
 }
+
+// TestFrameFragmenter fragments complete frames as they are, checks each
+// fragment by the RFCs' rules and reassembles them with gopacket.
+func TestFrameFragmenter(t *testing.T) {
+	opts := []byte{IPv4OptionRouterAlert, 4, 0, 0, IPv4OptionRecordRoute, 7, 4, 0, 0, 0, 0, IPv4OptionEOL}
+	hbh := IPv6ExtHeader{Type: proto.IPProtoHopByHop, Data: []byte{5, 2, 0, 0, 1, 0}}
+	rt := IPv6ExtHeader{Type: proto.IPProtoRouting, Data: append([]byte{4, 0, 0, 0, 0, 0}, make([]byte, 16)...)} // SRH-like, segments left 0
+	dst := IPv6ExtHeader{Type: proto.IPProtoDstOpts, Data: make([]byte, 6)}
+	for _, c := range []struct {
+		name     string
+		s        *UDPSpec
+		mtus     []int
+		unfrag   int // extension-header bytes repeated in every fragment
+		fragable int // extension-header bytes after the Fragment header
+	}{
+		{"ipv4", &UDPSpec{Src: v4A, Dst: v4B, ID: 5}, []int{1500, 576, 9000}, 0, 0},
+		{"ipv4 options", &UDPSpec{Src: v4A, Dst: v4B, Options: opts, VLANs: []VLANTag{{TCI: 9}}}, []int{1500, 68}, 0, 0},
+		{"ipv6", &UDPSpec{Src: v6A, Dst: v6B}, []int{1500, 1280}, 0, 0},
+		{"ipv6 hbh", &UDPSpec{Src: v6A, Dst: v6B, ExtHeaders: []IPv6ExtHeader{hbh}}, []int{1500}, 8, 0},
+		{"ipv6 dst opts", &UDPSpec{Src: v6A, Dst: v6B, ExtHeaders: []IPv6ExtHeader{dst}}, []int{1500}, 0, 8},
+		{"ipv6 hbh routing dst", &UDPSpec{Src: v6A, Dst: v6B, ExtHeaders: []IPv6ExtHeader{hbh, dst, rt, dst}}, []int{1280}, 8 + 8 + 24, 8},
+	} {
+		for _, n := range []int{100, 3000, MaxUDPPayloadIPv4 - len(c.s.Options) - len(c.s.ExtHeaders)*24} {
+			s := *c.s
+			s.SrcMAC, s.DstMAC = macA, macB
+			s.Payload = make([]byte, n)
+			for i := range s.Payload {
+				s.Payload[i] = byte(i*5 + n)
+			}
+			whole := mustBuild(t, &s)
+			var p Packet
+			if r := p.Decode(whole); r != ReasonOK {
+				t.Fatalf("%s: %v", c.name, r)
+			}
+			for _, mtu := range c.mtus {
+				var f FrameFragmenter
+				if err := f.Reset(whole, &p, mtu, 0xa1b2c3d4); err != nil {
+					t.Fatalf("%s %d/%d: %v", c.name, n, mtu, err)
+				}
+				frames := make([][]byte, f.Fragments())
+				for i := range frames {
+					frames[i] = make([]byte, f.FrameLen(i))
+					if m, err := f.Build(frames[i], i); err != nil || m != len(frames[i]) {
+						t.Fatalf("%s: Build %d: %d %v", c.name, i, m, err)
+					}
+				}
+				if len(frames) == 1 {
+					if !bytes.Equal(frames[0], whole) {
+						t.Fatalf("%s: the unfragmented frame changed", c.name)
+					}
+					continue
+				}
+				var data []byte
+				for i, fr := range frames {
+					var q Packet
+					q.Decode(fr)
+					if !q.IsFragment() || int(q.End-q.L3Off) > mtu || (q.Flags&FlagMoreFragments != 0) != (i < len(frames)-1) ||
+						!bytes.Equal(fr[:q.L3Off], whole[:p.L3Off]) {
+						t.Fatalf("%s %d/%d: fragment %d: %x", c.name, n, mtu, i, fr[:min(len(fr), 80)])
+					}
+					if q.IPVersion == 4 {
+						ip := q.IPv4(fr)
+						if !ip.IsChecksumValid() || ip.ID() != 0xc3d4 || int(ip.FragmentOffset()) != len(data) || len(ip.Options()) != len(c.s.Options) {
+							t.Fatalf("%s: fragment %d header %x", c.name, i, ip[:ip.HeaderLength()])
+						}
+						data = append(data, ip.Payload()...)
+						continue
+					}
+					ip := q.IPv6(fr)
+					hdr := IPv6HeaderLen + c.unfrag
+					fh := IPv6Fragment(ip[hdr:])
+					ch, _ := ip.WalkExtensionHeaders()
+					if !ch.HasFragment || ch.FragmentID != 0xa1b2c3d4 || int(fh.FragmentOffset()) != len(data) ||
+						i == 0 && ch.Protocol != proto.IPProtoUDP || i > 0 && ch.Offset != hdr+IPv6FragmentHeaderLen {
+						t.Fatalf("%s: fragment %d: %x", c.name, i, ip[:hdr+8])
+					}
+					data = append(data, ip[hdr+IPv6FragmentHeaderLen:]...)
+				}
+				// The fragmentable part is the original's, byte for byte.
+				want := whole[int(p.L4Off)-c.fragable:]
+				if q := p.L3Off; p.IPVersion == 4 {
+					want = whole[int(q)+IPv4(whole[q:]).HeaderLength():]
+				}
+				if !bytes.Equal(data, want) {
+					t.Fatalf("%s %d/%d: fragments carry %d bytes that differ from the %d of the datagram", c.name, n, mtu, len(data), len(want))
+				}
+				if c.unfrag == 0 && c.fragable == 0 {
+					if g := defragGopacket(t, frames); !bytes.Equal(g, whole[p.L4Off:p.End]) {
+						t.Fatalf("%s %d/%d: gopacket reassembles differently", c.name, n, mtu)
+					}
+				}
+			}
+		}
+	}
+	// Refusals.
+	var f FrameFragmenter
+	df := mustBuild(t, &UDPSpec{Src: v4A, Dst: v4B, DontFragment: true, Payload: make([]byte, 3000)})
+	var p Packet
+	p.Decode(df)
+	if err := f.Reset(df, &p, 1500, 1); err != ErrDontFragment {
+		t.Errorf("DF: %v", err)
+	}
+	frag := buildAll(t, &UDPSpec{Src: v6A, Dst: v6B, Payload: make([]byte, 3000)}, 1500, 1)[0]
+	p.Decode(frag)
+	if err := f.Reset(frag, &p, 1500, 1); err != ErrNotInPlace {
+		t.Errorf("a fragment: %v", err)
+	}
+	big := mustBuild(t, &UDPSpec{Src: v4A, Dst: v4B, Payload: make([]byte, MaxUDPPayloadIPv4)})
+	var bp Packet
+	bp.Decode(big)
+	buf := make([]byte, 2048)
+	if n := testing.AllocsPerRun(20, func() {
+		if err := f.Reset(big, &bp, 1500, 1); err != nil || f.Fragments() != 45 {
+			t.Fatal(err)
+		}
+		for i := range f.Fragments() {
+			f.Build(buf, i)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
