@@ -9,9 +9,9 @@
 //   - Views. Ethernet, VLAN, IPv4, IPv6, UDP, ARP, ICMPv4, ICMPv6, IGMP
 //     and MLD are byte-slice types with getters and setters over one
 //     header, in the style of gVisor's tcpip/header. They never copy and
-//     never allocate,
-//     and they trust their caller: a view must be at least as long as its
-//     fixed header (check IsValid, or get it from a decoded Packet).
+//     never allocate, and they trust their caller: a view must be at least
+//     as long as its fixed header (check IsValid, or get it from a decoded
+//     Packet).
 //
 //   - Decode. (*Packet).Decode walks a frame once, validates every length
 //     on the way and records offsets in a small caller-owned Packet. It
