@@ -27,7 +27,7 @@ check:
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet $(PKGS)
-	GOARCH=386 $(GO) vet ./proto ./frame ./bpf
+	GOARCH=386 $(GO) vet ./proto ./frame ./bpf ./reassembly
 
 unit:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)

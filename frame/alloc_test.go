@@ -24,6 +24,8 @@ func TestZeroAllocs(t *testing.T) {
 	spec := seedRequestSpec()
 	src := netip.MustParseAddrPort("198.18.7.9:5555")
 	src6 := netip.MustParseAddrPort("[fd00::7:9]:5555")
+	big := &UDPSpec{Src: v6A, Dst: v6B, Payload: make([]byte, MaxUDPPayloadIPv6)}
+	var frag UDPFragmenter
 
 	cases := []struct {
 		name string
@@ -44,6 +46,12 @@ func TestZeroAllocs(t *testing.T) {
 		{"ARPReplyInPlace", func() { p.Decode(arp); ARPReplyInPlace(arp, &p, macB) }},
 		{"AnswerNeighborSolicitation", func() { p.Decode(ns); AnswerNeighborSolicitation(out, ns, &p, macB) }},
 		{"BuildUDP", func() { BuildUDP(out, spec) }},
+		{"UDPFragmenter", func() {
+			frag.Reset(big, 1500, 1)
+			for i := range frag.Fragments() {
+				frag.Build(out, i)
+			}
+		}},
 		{"Reason.String", func() { _ = ReasonUDPBadChecksum.String() }},
 	}
 	for _, c := range cases {

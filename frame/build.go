@@ -13,7 +13,7 @@ import (
 var (
 	ErrShortBuffer     = errors.New("frame: buffer too small for the frame")
 	ErrAddressFamily   = errors.New("frame: source and destination must both be IPv4 or both IPv6")
-	ErrPayloadTooLarge = errors.New("frame: payload too large for one IP datagram")
+	ErrPayloadTooLarge = error(sizeError("frame: payload too large for one IP datagram"))
 	ErrTooManyVLANs    = errors.New("frame: more than two VLAN tags")
 	ErrIPv4Options     = errors.New("frame: IPv4 options must be a multiple of 4 bytes, at most 40")
 	ErrExtHeaders      = errors.New("frame: invalid IPv6 extension header")

@@ -87,30 +87,7 @@ func ICMPv4QuoteLen(orig []byte) int {
 // broadcast or multicast, a non-first fragment, or a source that is not a
 // single host.
 func BuildICMPv4DestUnreachable(buf []byte, s *IPSpec, code uint8, orig []byte) (int, error) {
-	if !s.Src.Is4() || !s.Dst.Is4() {
-		return 0, ErrAddressFamily
-	}
-	if len(s.VLANs) > MaxVLANTags {
-		return 0, ErrTooManyVLANs
-	}
-	q := ICMPv4QuoteLen(orig)
-	l2 := linkLen(len(s.VLANs))
-	l4 := ICMPHeaderLen + q
-	n := l2 + IPv4MinHeaderLen + l4
-	if len(buf) < n {
-		return 0, ErrShortBuffer
-	}
-	putLink(buf, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv4)
-	putIPv4(buf[l2:], s.TOS, uint16(IPv4MinHeaderLen+l4), s.ID, 0, 0, s.TTL,
-		proto.IPProtoICMP, s.Src, s.Dst, nil)
-	m := ICMPv4(buf[l2+IPv4MinHeaderLen : n])
-	m.SetType(ICMPv4DestUnreachable)
-	m.SetCode(code)
-	m.SetChecksum(0)
-	clear(m[4:8])
-	copy(m[ICMPHeaderLen:], orig[:q])
-	m.SetChecksum(m.CalculateChecksum())
-	return n, nil
+	return BuildICMPv4Error(buf, s, ICMPv4DestUnreachable, code, 0, orig)
 }
 
 // ICMPv6QuoteLen returns how much of the invoking packet orig an ICMPv6

@@ -1,15 +1,17 @@
 // Package frame reads and writes the headers of Ethernet frames in place:
 // Ethernet II with up to two 802.1Q/802.1ad VLAN tags, IPv4, IPv6 with its
 // extension headers, UDP, ARP, ICMPv4 and ICMPv6 (with the NDP messages a
-// responder needs).
+// responder needs, and the errors a UDP socket is told about), IGMP and
+// MLD.
 //
-// It has three layers:
+// It has four layers:
 //
-//   - Views. Ethernet, VLAN, IPv4, IPv6, UDP, ARP, ICMPv4 and ICMPv6 are
-//     byte-slice types with getters and setters over one header, in the
-//     style of gVisor's tcpip/header. They never copy and never allocate,
-//     and they trust their caller: a view must be at least as long as its
-//     fixed header (check IsValid, or get it from a decoded Packet).
+//   - Views. Ethernet, VLAN, IPv4, IPv6, UDP, ARP, ICMPv4, ICMPv6, IGMP
+//     and MLD are byte-slice types with getters and setters over one
+//     header, in the style of gVisor's tcpip/header. They never copy and
+//     never allocate, and they trust their caller: a view must be at least
+//     as long as its fixed header (check IsValid, or get it from a decoded
+//     Packet).
 //
 //   - Decode. (*Packet).Decode walks a frame once, validates every length
 //     on the way and records offsets in a small caller-owned Packet. It
@@ -25,7 +27,15 @@
 //     datagram into its answer by swapping addresses and ports, keeping
 //     every checksum valid with RFC 1624 incremental updates; the
 //     *Checksummed setters change one field of a template frame and its
-//     checksums together, for load generators.
+//     checksums together, for load generators. UDPFragmenter and
+//     FrameFragmenter write datagrams larger than the MTU as fragments, one
+//     ring slot at a time, with FragmentIDs for their identifications; the
+//     IGMP and MLD builders write membership reports.
+//
+//   - Control-plane parsers. ParseICMPv4Error and ParseICMPv6Error read
+//     the UDP datagram an ICMP error quotes and the errno Linux would
+//     report for it; ParseIGMPQuery and ParseMLDQuery read membership
+//     queries of every version.
 //
 // Nothing on the receive or reply path allocates; the tests hold every such
 // function to testing.AllocsPerRun == 0.

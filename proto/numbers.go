@@ -15,6 +15,7 @@ const (
 const (
 	IPProtoHopByHop uint8 = 0  // IPv6 Hop-by-Hop Options (RFC 8200)
 	IPProtoICMP     uint8 = 1  // RFC 792
+	IPProtoIGMP     uint8 = 2  // RFC 1112, RFC 2236, RFC 3376
 	IPProtoTCP      uint8 = 6  // RFC 9293
 	IPProtoUDP      uint8 = 17 // RFC 768
 	IPProtoRouting  uint8 = 43 // IPv6 Routing header

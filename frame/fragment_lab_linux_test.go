@@ -1,0 +1,171 @@
+package frame_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/ring"
+)
+
+// TestFragmentsToKernel sends UDP datagrams of 1,473 to 65,507 bytes (and
+// 65,527 over IPv6), fragmented by frame.UDPFragmenter for the lab's MTU
+// of 1500, through a TPACKET TX ring in one namespace to a kernel UDP
+// socket in the other, which must receive every datagram whole: the
+// kernel reassembles them, checks the UDP checksum over the whole
+// datagram, and counts one ReasmOKs per datagram.
+func TestFragmentsToKernel(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	var tx ring.Transmitter
+	err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		tx, err = ring.NewTransmitter(ifi, &ring.TXConfig{FrameCount: 256})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ids := frame.NewFragmentIDs()
+
+	for _, fam := range []struct {
+		name      string
+		src, dst  netip.Addr
+		sizes     []int
+		snmp, key string
+	}{
+		{"udp4", a.IPv4.Addr(), b.IPv4.Addr(), []int{1473, 1480, 1481, 2952, 2953, 8192, 16001, 32768, 65000, frame.MaxUDPPayloadIPv4}, "snmp", "Ip:ReasmOKs"},
+		{"udp6", a.IPv6.Addr(), b.IPv6.Addr(), []int{1453, 1473, 1500, 8192, 30000, frame.MaxUDPPayloadIPv4, frame.MaxUDPPayloadIPv6}, "snmp6", "Ip6ReasmOKs"},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			ln, err := b.ListenUDP(fam.name, &net.UDPAddr{IP: fam.dst.AsSlice(), Port: 7007})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			before := kernelCounter(t, b, fam.snmp, fam.key)
+			rbuf := make([]byte, 70000)
+			var f frame.UDPFragmenter
+			for k, n := range fam.sizes {
+				s := &frame.UDPSpec{
+					SrcMAC: frame.MAC(a.MAC), DstMAC: frame.MAC(b.MAC),
+					Src: netip.AddrPortFrom(fam.src, 40000), Dst: netip.AddrPortFrom(fam.dst, 7007),
+					Payload: make([]byte, n),
+				}
+				for i := range s.Payload {
+					s.Payload[i] = byte(i*13 + k)
+				}
+				id := ids.Next(fam.src, fam.dst)
+				s.ID = uint16(id)
+				if err := f.Reset(s, 1500, id); err != nil {
+					t.Fatal(err)
+				}
+				if !f.Fragmented() {
+					t.Fatalf("%d bytes not fragmented", n)
+				}
+				for i := range f.Fragments() {
+					buf, err := tx.Next(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					m, err := f.Build(buf, i)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := tx.Commit(m); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := tx.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				ln.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got, from, err := ln.ReadFromUDPAddrPort(rbuf)
+				if err != nil {
+					t.Fatalf("%d bytes in %d fragments: nothing received (%v); tx %+v", n, f.Fragments(), err, tx.Stats())
+				}
+				if got != n || !bytes.Equal(rbuf[:got], s.Payload) || from.Addr().Unmap() != fam.src || from.Port() != 40000 {
+					t.Fatalf("%d bytes sent, %d received from %v", n, got, from)
+				}
+			}
+			if d := kernelCounter(t, b, fam.snmp, fam.key) - before; d != uint64(len(fam.sizes)) {
+				t.Errorf("%s rose by %d, want %d", fam.key, d, len(fam.sizes))
+			}
+		})
+	}
+	if st := tx.Stats(); st.WrongFormat != 0 {
+		t.Errorf("tx %+v", st)
+	}
+}
+
+// kernelCounter reads one counter of a host's /proc/net/snmp ("Ip:Name"),
+// netstat ("IpExt:Name") or snmp6 ("Ip6Name").
+func kernelCounter(t testing.TB, h *lab.Host, file, name string) uint64 {
+	t.Helper()
+	var v uint64
+	err := h.Do(func() error {
+		// thread-self: /proc/net follows the process's first thread,
+		// which is in another namespace.
+		b, err := os.ReadFile("/proc/thread-self/net/" + file)
+		if err != nil {
+			return err
+		}
+		c := parseProcNet(string(b))
+		n, ok := c[name]
+		if !ok {
+			return fmt.Errorf("no %s in %s", name, file)
+		}
+		v = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// parseProcNet reads the two-line tables of /proc/net/snmp and netstat
+// ("Ip: Forwarding ...\nIp: 1 ...") as "Ip:Forwarding", and snmp6's
+// "Name value" lines as they are.
+func parseProcNet(s string) map[string]uint64 {
+	out := map[string]uint64{}
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		f := strings.Fields(line)
+		if len(f) == 2 && !strings.HasSuffix(f[0], ":") {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				out[f[0]] = v
+			}
+			continue
+		}
+		if len(f) < 2 || !strings.HasSuffix(f[0], ":") || i+1 >= len(lines) {
+			continue
+		}
+		vals := strings.Fields(lines[i+1])
+		if len(vals) != len(f) || vals[0] != f[0] {
+			continue
+		}
+		if _, err := strconv.ParseInt(vals[1], 10, 64); err != nil {
+			continue
+		}
+		for j := 1; j < len(f); j++ {
+			if v, err := strconv.ParseUint(vals[j], 10, 64); err == nil {
+				out[f[0]+f[j]] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,305 @@
+package frame_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/ring"
+)
+
+// TestMulticastAgainstKernel makes Linux the oracle for IGMP and MLD, both
+// ways. Host B's lab interface becomes the port of a bridge that snoops
+// IGMPv3/MLDv2 and acts as querier:
+//
+//   - the reports the builders write, sent from host A, must create the
+//     bridge's group database entries (the bridge checks checksums,
+//     lengths and, for MLD, the Hop-by-Hop Router Alert);
+//   - the queries the bridge sends (general, and group-specific after a
+//     leave) must parse with the version and timings it was configured
+//     with;
+//   - the reports host A's kernel sends when a socket joins a group must
+//     parse into the record the join means.
+func TestMulticastAgainstKernel(t *testing.T) {
+	l := lab.New(t, nil)
+	a, b := l.A(), l.B()
+	// The bridge: a 2.5 s query response interval (25 in tenths of a
+	// second, 2500 ms), a 1 s last-member interval, general queries every
+	// 3 s (so that one comes soon whenever the test looks).
+	// (Above 12.7 s the bridge writes the IGMPv3 Max Resp Code without
+	// the floating-point form of RFC 3376 4.1.1, which Linux's own host
+	// side, like ParseIGMPQuery, decodes: scapy checks that form.)
+	if _, err := b.Sysctl("net.ipv6.conf.default.accept_dad", "0"); err != nil {
+		t.Fatal(err)
+	}
+	// A captures everything on its interface, its own frames included.
+	var rx *ring.RX
+	var tx ring.Transmitter
+	err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		if rx, err = ring.NewRX(ifi, nil); err != nil {
+			return err
+		}
+		tx, err = ring.NewTransmitter(ifi, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	defer tx.Close()
+
+	for _, cmd := range []string{
+		"link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 " +
+			"mcast_query_response_interval 250 mcast_last_member_interval 100 mcast_query_interval 300 " +
+			"mcast_startup_query_interval 100",
+		"link set " + b.Iface + " master br0",
+		"link set br0 up",
+	} {
+		if out, err := b.Command(context.Background(), "ip", strings.Fields(cmd)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", cmd, err, out)
+		}
+	}
+
+	// The bridge's general queries, IGMPv3 and MLDv2, as it comes up.
+	q4 := waitQuery(t, rx, 4, netip.IPv4Unspecified())
+	q6 := waitQuery(t, rx, 6, netip.IPv6Unspecified())
+	for _, q := range []frame.MulticastQuery{q4, q6} {
+		wantV := 3
+		if q.Group.Is6() {
+			wantV = 2
+		}
+		if q.Version != wantV || q.MaxResponse != 2500*time.Millisecond || q.QQI != 3*time.Second || q.QRV != 2 {
+			t.Errorf("bridge's general query reads %+v", q)
+		}
+	}
+
+	// Reports from A's builders join groups on the bridge.
+	g4, g4s, g4v2 := netip.MustParseAddr("239.1.2.3"), netip.MustParseAddr("232.1.1.1"), netip.MustParseAddr("239.2.2.2")
+	g6, g6s, g6v1 := netip.MustParseAddr("ff15::1234"), netip.MustParseAddr("ff35::8000:1"), netip.MustParseAddr("ff15::5678")
+	src4, src6 := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("fd00::99")
+	ll := netip.MustParseAddr("fe80::a:1")
+	s4 := &frame.IPSpec{SrcMAC: frame.MAC(a.MAC), Src: a.IPv4.Addr()}
+	s6 := &frame.IPSpec{SrcMAC: frame.MAC(a.MAC), Src: ll}
+	send := func(fn func([]byte) (int, error)) {
+		t.Helper()
+		buf, err := tx.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := fn(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(n); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(func(buf []byte) (int, error) {
+		return frame.BuildIGMPv3Report(buf, s4, []frame.GroupRecord{
+			{Type: frame.RecordModeIsExclude, Group: g4},
+			{Type: frame.RecordAllowNewSources, Group: g4s, Sources: []netip.Addr{src4}},
+		})
+	})
+	send(func(buf []byte) (int, error) { return frame.BuildIGMPv2Report(buf, s4, g4v2) })
+	send(func(buf []byte) (int, error) {
+		return frame.BuildMLDv2Report(buf, s6, []frame.GroupRecord{
+			{Type: frame.RecordChangeToExclude, Group: g6},
+			{Type: frame.RecordModeIsInclude, Group: g6s, Sources: []netip.Addr{src6}},
+		})
+	})
+	send(func(buf []byte) (int, error) { return frame.BuildMLDv1Report(buf, s6, g6v1) })
+	want := []string{g4.String(), g4s.String() + " src " + src4.String(), g4v2.String(), g6.String(), g6s.String() + " src " + src6.String(), g6v1.String()}
+	var have []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		have = bridgeGroups(t, b, b.Iface)
+		if containsAll(have, want) {
+			break
+		}
+	}
+	if !containsAll(have, want) {
+		t.Errorf("bridge groups %q, want %q", have, want)
+	}
+
+	// A leave draws a group-specific query with the last-member interval.
+	send(func(buf []byte) (int, error) { return frame.BuildIGMPv2Leave(buf, s4, g4v2) })
+	if q := waitQuery(t, rx, 4, g4v2); q.Version != 3 || q.MaxResponse != time.Second {
+		t.Errorf("group-specific query after the leave reads %+v", q)
+	}
+	send(func(buf []byte) (int, error) { return frame.BuildMLDv1Done(buf, s6, g6v1) })
+	if q := waitQuery(t, rx, 6, g6v1); q.Version != 2 || q.MaxResponse != time.Second {
+		t.Errorf("group-specific MLD query after the done reads %+v", q)
+	}
+
+	// A's kernel reports a socket's joins: IGMPv3 and MLDv2 reports with
+	// a record that changes to exclude-nothing for the group.
+	for _, g := range []netip.Addr{netip.MustParseAddr("239.9.9.9"), netip.MustParseAddr("ff15::9999")} {
+		network := "udp4"
+		if g.Is6() {
+			network = "udp6"
+		}
+		var c *net.UDPConn
+		err := a.Do(func() error {
+			ifi, err := net.InterfaceByName(a.Iface)
+			if err != nil {
+				return err
+			}
+			c, err = net.ListenMulticastUDP(network, ifi, &net.UDPAddr{IP: g.AsSlice(), Port: 9999})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if rec, ok := waitReport(t, rx, g); !ok || rec.typ != frame.RecordChangeToExclude || rec.sources != 0 {
+			t.Errorf("%v: kernel's report reads %+v", g, rec)
+		}
+	}
+}
+
+// waitQuery reads frames from rx until a query for group of the family
+// arrives (10 s at most) and returns it parsed.
+func waitQuery(t *testing.T, rx *ring.RX, fam int, group netip.Addr) frame.MulticastQuery {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := rx.Read(ctx, buf)
+		if err != nil {
+			t.Fatalf("no IPv%d query for %v: %v", fam, group, err)
+		}
+		f := buf[:n]
+		var p frame.Packet
+		var q frame.MulticastQuery
+		switch r := p.Decode(f); {
+		case fam == 4 && r == frame.ReasonOtherIPProtocol && p.Protocol == proto.IPProtoIGMP:
+			if p.IGMP(f).Type() != frame.IGMPMembershipQuery {
+				continue
+			}
+			if !p.IGMP(f).IsChecksumValid() {
+				t.Fatal("kernel's IGMP query: checksum")
+			}
+			q, err = frame.ParseIGMPQuery(p.IGMP(f))
+		case fam == 6 && r == frame.ReasonICMPv6 && p.ICMPv6(f).Type() == frame.MLDQuery:
+			q, err = frame.ParseMLDQuery(frame.MLD(p.ICMPv6(f)))
+		default:
+			continue
+		}
+		if err != nil {
+			t.Fatalf("kernel's query %x: %v", f, err)
+		}
+		if q.Group == group {
+			return q
+		}
+	}
+}
+
+type kernelRecord struct {
+	typ     uint8
+	sources int
+}
+
+// waitReport reads frames from rx until a report with a record for group
+// arrives (5 s at most).
+func waitReport(t *testing.T, rx *ring.RX, group netip.Addr) (kernelRecord, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := rx.Read(ctx, buf)
+		if err != nil {
+			return kernelRecord{}, false
+		}
+		f := buf[:n]
+		var p frame.Packet
+		switch r := p.Decode(f); {
+		case group.Is4() && r == frame.ReasonOtherIPProtocol && p.Protocol == proto.IPProtoIGMP &&
+			p.IGMP(f).Type() == frame.IGMPv3MembershipReport:
+			m := p.IGMP(f)
+			if !m.IsChecksumValid() {
+				t.Fatal("kernel's IGMPv3 report: checksum")
+			}
+			for rest, i := m.GroupRecords(), 0; i < int(m.NumberOfGroupRecords()); i++ {
+				rec, next, ok := frame.NextIGMPv3GroupRecord(rest)
+				if !ok {
+					t.Fatalf("kernel's report %x: record %d", m, i)
+				}
+				if rec.MulticastAddress() == group {
+					return kernelRecord{rec.Type(), rec.NumberOfSources()}, true
+				}
+				rest = next
+			}
+		case group.Is6() && r == frame.ReasonICMPv6 && p.ICMPv6(f).Type() == frame.MLDv2Report:
+			m := frame.MLD(p.ICMPv6(f))
+			for rest, i := m.AddressRecords(), 0; i < int(m.NumberOfAddressRecords()); i++ {
+				rec, next, ok := frame.NextMLDv2AddressRecord(rest)
+				if !ok {
+					t.Fatalf("kernel's report %x: record %d", m, i)
+				}
+				if rec.MulticastAddress() == group {
+					return kernelRecord{rec.Type(), rec.NumberOfSources()}, true
+				}
+				rest = next
+			}
+		}
+	}
+}
+
+// bridgeGroups lists the bridge's group database entries on port as
+// "group" or "group src source".
+func bridgeGroups(t *testing.T, h *lab.Host, port string) []string {
+	t.Helper()
+	out, err := h.Command(context.Background(), "bridge", "-j", "mdb", "show", "dev", "br0").Output()
+	if err != nil {
+		t.Fatalf("bridge mdb: %v", err)
+	}
+	var mdb []struct {
+		MDB []struct {
+			Port string `json:"port"`
+			Grp  string `json:"grp"`
+			Src  string `json:"src"`
+		} `json:"mdb"`
+	}
+	if err := json.Unmarshal(out, &mdb); err != nil {
+		t.Fatalf("bridge mdb: %v\n%s", err, out)
+	}
+	var groups []string
+	for _, d := range mdb {
+		for _, e := range d.MDB {
+			if e.Port != port {
+				continue
+			}
+			g := e.Grp
+			if e.Src != "" {
+				g += " src " + e.Src
+			}
+			groups = append(groups, g)
+		}
+	}
+	return groups
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
