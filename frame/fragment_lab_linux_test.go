@@ -14,6 +14,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -24,7 +25,7 @@ import (
 // kernel reassembles them, checks the UDP checksum over the whole
 // datagram, and counts one ReasmOKs per datagram.
 func TestFragmentsToKernel(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	var tx ring.Transmitter
 	err := a.Do(func() error {

@@ -1,7 +1,6 @@
 package frame_test
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -25,7 +25,7 @@ import (
 // ParseICMPv4Error / ParseICMPv6Error; a socket without it must see the
 // errno (SO_ERROR) exactly when the parser calls the error fatal.
 func TestICMPErrnoAgainstKernel(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	var tx ring.Transmitter
 	err := b.Do(func() error {
@@ -94,14 +94,7 @@ func TestICMPErrnoAgainstKernel(t *testing.T) {
 			// To the kernel: first about the plain socket's datagram,
 			// then about the RECVERR socket's, whose arrival says the
 			// first has been handled too.
-			for _, f := range [][]byte{errorFrame(t, a, b, fam.src, 41002, fam.dst, c.typ, c.code, word, uint16(i)), msg} {
-				if err := ring.Send(context.Background(), tx, f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tx.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			labtest.Send(t, tx, errorFrame(t, a, b, fam.src, 41002, fam.dst, c.typ, c.code, word, uint16(i)), msg)
 			ee, got := readErrQueue(t, recverr, perr == nil)
 			if (perr == nil) != got {
 				t.Errorf("%s type %d code %d: parser %v, kernel queued an error: %v", fam.network, c.typ, c.code, perr, got)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -29,7 +30,7 @@ import (
 //   - the reports host A's kernel sends when a socket joins a group must
 //     parse into the record the join means.
 func TestMulticastAgainstKernel(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	// The bridge: a 2.5 s query response interval (25 in tenths of a
 	// second, 2500 ms), a 1 s last-member interval, general queries every

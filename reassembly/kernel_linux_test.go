@@ -16,6 +16,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -90,7 +91,7 @@ func kernelScenarios() []scenario {
 // TestKernelAgrees runs every scenario over both families against the
 // lab kernel.
 func TestKernelAgrees(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	// Incomplete datagrams must not time out in the kernel while the
 	// test runs: their counters would move.
@@ -216,7 +217,7 @@ func TestKernelAgrees(t *testing.T) {
 // datagram when it completes or times out; the model discards the
 // datagram at once (one ReasmFails now instead of later).
 func TestKernelDeviation(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	tx := labTX(t, a)
 	macs := &[2]frame.MAC{frame.MAC(a.MAC), frame.MAC(b.MAC)}
@@ -235,14 +236,7 @@ func TestKernelDeviation(t *testing.T) {
 		outcomes = append(outcomes, r.Add(f, &p, t0).Outcome)
 	}
 	before := kernelMIB(t, b)
-	for _, f := range frames {
-		if err := ring.Send(context.Background(), tx, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	labtest.Send(t, tx, frames...)
 	var kernel MIB
 	for deadline := time.Now().Add(5 * time.Second); kernel.ReasmReqds < 2 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
@@ -258,7 +252,7 @@ func TestKernelDeviation(t *testing.T) {
 // ReasmFails and ReasmTimeout each, and an ICMP Time Exceeded (code 1)
 // only for the one whose first fragment came, quoting it.
 func TestKernelTimeout(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	for _, s := range []string{"net.ipv4.ipfrag_time", "net.ipv6.ip6frag_time"} {
 		if _, err := b.Sysctl(s, "1"); err != nil {
@@ -292,14 +286,7 @@ func TestKernelTimeout(t *testing.T) {
 		}
 
 		before := kernelMIB(t, b)
-		for _, f := range [][]byte{first, later} {
-			if err := ring.Send(context.Background(), tx, f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tx.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		labtest.Send(t, tx, first, later)
 		// The kernel's timer fires about a second later; the ICMP error
 		// arrives then.
 		icmp.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -341,7 +328,7 @@ func TestKernelTimeout(t *testing.T) {
 // fragmented by the kernel, captured in the other namespace with a
 // packet ring and put back together by a Reassembler.
 func TestReassembleKernelFragments(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	var rx *ring.RX
 	err := a.Do(func() error {
@@ -551,7 +538,7 @@ func parseProcNet(s string) map[string]uint64 {
 // back through a TX ring; the kernel reassembles the reply and the client
 // reads every byte back.
 func TestEchoToKernel(t *testing.T) {
-	l := lab.New(t, nil)
+	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	var rx *ring.RX
 	err := b.Do(func() error {

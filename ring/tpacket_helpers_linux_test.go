@@ -13,6 +13,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
+	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/ring"
 	"golang.org/x/net/bpf"
 )
@@ -153,14 +154,7 @@ func send(tx ring.Transmitter, frame []byte) error {
 // sendFrames sends every frame through tx and flushes.
 func sendFrames(t testing.TB, tx ring.Transmitter, frames ...[]byte) {
 	t.Helper()
-	for _, f := range frames {
-		if err := send(tx, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	labtest.Send(t, tx, frames...)
 }
 
 // received is one frame copied out of a ring.

@@ -22,6 +22,7 @@ promtool  prometheus   tests that check the metrics exposition
 knotd     knot         examples/dnsd: Knot DNS, the oracle its answers are compared with, and its XDP mode
 kdig      knot-dnsutils the DNS benchmark: kxdpgun, the XDP query generator of Knot DNS
 dnsperf   dnsperf      examples/dnsd: load from the peer namespace; the DNS benchmark
+scapy     python3-scapy tests that check IGMP/MLD messages and queries against scapy
 '
 
 # ip, ethtool, capsh and knotd live in /usr/sbin, which a user's PATH may lack.

@@ -648,16 +648,7 @@ func TestLabVLANTagged(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	buf, err := tx.Next(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(copy(buf, f[:n])); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	labtest.Send(t, tx, f[:n])
 	var b Batch
 	if err := sock.ReadInto(ctx, &b); err != nil {
 		t.Fatal(err)

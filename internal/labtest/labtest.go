@@ -215,3 +215,33 @@ func Run(tb testing.TB, h *lab.Host, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// Transmitter is the part of a ring.Transmitter (or any frame sender of
+// that shape) that Send uses; labtest names it rather than importing ring,
+// whose own tests use labtest.
+type Transmitter interface {
+	Next(ctx context.Context) ([]byte, error)
+	Commit(n int) error
+	Flush() error
+}
+
+// Send copies each frame into tx, commits it and flushes them all; any
+// failure fails the test.
+func Send(tb testing.TB, tx Transmitter, frames ...[]byte) {
+	tb.Helper()
+	for _, f := range frames {
+		buf, err := tx.Next(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(f) > len(buf) {
+			tb.Fatalf("a %d-byte frame does not fit a %d-byte transmit buffer", len(f), len(buf))
+		}
+		if err := tx.Commit(copy(buf, f)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tx.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+}
