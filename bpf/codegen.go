@@ -125,13 +125,22 @@ type fact struct {
 // always safe, it only loses optimisation.
 const maxFacts = 64
 
-// decide reports whether facts settle atom a, and how.
+// decide reports whether facts settle atom a, and how. Only a test whose
+// value was computed before on every path can be decided: skipping it
+// must not skip a load (or a division) that could fail on a short frame.
 func decide(facts []fact, a atom) (res, ok bool) {
-	if a.v.mask != 0 && a.c == jeq && a.k&^a.v.mask != 0 {
-		return false, true // a masked value can never equal k
-	}
 	for i := len(facts) - 1; i >= 0; i-- {
 		f := facts[i]
+		if f.a.xv != nil || a.xv != nil {
+			// A comparison with X is only known from the same test.
+			if f.a == a {
+				return f.res, true
+			}
+			continue
+		}
+		if a.v.mask != 0 && a.c == jeq && a.k&^a.v.mask != 0 && f.a.v.unmasked() == a.v.unmasked() {
+			return false, true // the value is loaded, and masked it can never equal k
+		}
 		if f.a.v != a.v {
 			// A known unmasked load settles any masked test of it.
 			if a.v.mask != 0 && f.a.v == a.v.unmasked() && f.a.c == jeq && f.res {
@@ -493,9 +502,8 @@ type content struct {
 
 type layoutNode struct {
 	n          *node
-	ldx, ld    bool // emit ldxb / the load
-	alu        bool // emit "and #mask"
-	trampT     bool // true branch goes through a "ja" after the test
+	pre        []xbpf.Instruction // what puts the value (and X) in place
+	trampT     bool               // true branch goes through a "ja" after the test
 	trampF     bool
 	pos        int
 	size       int
@@ -524,6 +532,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		}
 	}
 	ls := make([]layoutNode, len(order))
+	var gen acode
 	for i, n := range order {
 		var ain, xin content
 		for j, p := range preds[i] {
@@ -541,24 +550,10 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		}
 		l := &ls[i]
 		l.n = n
-		want := content{true, n.v}
-		switch {
-		case ain == want:
-		case n.v.mask != 0 && ain == content{true, n.v.unmasked()}:
-			l.alu = true
-		default:
-			l.ld = true
-			l.alu = n.v.mask != 0
+		if err := gen.prologue(n.atom, ain, xin); err != nil {
+			return nil, err
 		}
-		l.xOut = xin
-		if l.ld && n.v.mode == ldInd {
-			wantX := content{true, value{mode: ldAbs, size: 1, off: n.v.xoff}}
-			if xin != wantX {
-				l.ldx = true
-			}
-			l.xOut = wantX
-		}
-		l.aOut = want
+		l.pre, l.aOut, l.xOut = gen.ins, content{true, n.v}, gen.x
 	}
 
 	// Like libpcap, share identical code: a test that loads nothing
@@ -570,6 +565,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	type tail struct {
 		c    cond
 		k    uint32
+		xv   *arith
 		t, f *node
 	}
 	kept := make(map[tail]int)
@@ -584,10 +580,10 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		alias[i] = i
 		l := &ls[i]
 		n := l.n
-		if l.ld || l.alu || l.ldx {
+		if len(l.pre) > 0 {
 			continue
 		}
-		key := tail{n.c, n.k, resolve(n.t), resolve(n.f)}
+		key := tail{n.c, n.k, n.xv, resolve(n.t), resolve(n.f)}
 		if j, ok := kept[key]; ok {
 			alias[i] = j
 		} else {
@@ -625,8 +621,8 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 				l.size = 0
 				continue
 			}
-			l.size = 1
-			for _, b := range [...]bool{l.ldx, l.ld, l.alu, l.trampT, l.trampF} {
+			l.size = 1 + len(l.pre)
+			for _, b := range [...]bool{l.trampT, l.trampF} {
 				if b {
 					l.size++
 				}
@@ -677,22 +673,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		if alias[i] != i {
 			continue
 		}
-		if l.ldx {
-			prog = append(prog, xbpf.LoadMemShift{Off: n.v.xoff})
-		}
-		if l.ld {
-			switch n.v.mode {
-			case ldAbs:
-				prog = append(prog, xbpf.LoadAbsolute{Off: n.v.off, Size: int(n.v.size)})
-			case ldInd:
-				prog = append(prog, xbpf.LoadIndirect{Off: n.v.off, Size: int(n.v.size)})
-			default:
-				prog = append(prog, xbpf.LoadExtension{Num: xbpf.ExtLen})
-			}
-		}
-		if l.alu {
-			prog = append(prog, xbpf.ALUOpConstant{Op: xbpf.ALUOpAnd, Val: n.v.mask})
-		}
+		prog = append(prog, l.pre...)
 		jpos := len(prog)
 		tt, tf := target(n.t), target(n.f)
 		next := jpos + 1
@@ -703,12 +684,20 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		if l.trampF {
 			tf = next
 		}
-		prog = append(prog, xbpf.JumpIf{
-			Cond:      jumpTest(n.c),
-			Val:       n.k,
-			SkipTrue:  uint8(tt - jpos - 1),
-			SkipFalse: uint8(tf - jpos - 1),
-		})
+		if n.xv != nil {
+			prog = append(prog, xbpf.JumpIfX{
+				Cond:      jumpTest(n.c),
+				SkipTrue:  uint8(tt - jpos - 1),
+				SkipFalse: uint8(tf - jpos - 1),
+			})
+		} else {
+			prog = append(prog, xbpf.JumpIf{
+				Cond:      jumpTest(n.c),
+				Val:       n.k,
+				SkipTrue:  uint8(tt - jpos - 1),
+				SkipFalse: uint8(tf - jpos - 1),
+			})
+		}
 		for _, tr := range [...]struct {
 			on bool
 			to *node

@@ -1,6 +1,8 @@
 package bpf
 
 import (
+	"net/netip"
+
 	"github.com/pktengine/pktengine/proto"
 )
 
@@ -9,10 +11,20 @@ import (
 const (
 	skfAdOff             = 0xfffff000 // SKF_AD_OFF, -0x1000
 	skfAdPktType         = 4          // SKF_AD_PKTTYPE: skb->pkt_type
+	skfAdIfIndex         = 8          // SKF_AD_IFINDEX: skb->dev->ifindex
 	skfAdVLANTag         = 44         // SKF_AD_VLAN_TAG: the stripped TCI
 	skfAdVLANTagPresent  = 48         // SKF_AD_VLAN_TAG_PRESENT
 	packetOutgoing       = 4          // PACKET_OUTGOING, linux/if_packet.h
 	etherTypeRARP        = 0x8035
+	etherTypeATalk       = 0x809b // AppleTalk
+	etherTypeAARP        = 0x80f3 // AppleTalk ARP
+	etherTypeIPX         = 0x8137
+	llcSAPIP             = 0x06 // 802.2 SAPs, which "ether proto" takes below 1500
+	llcSAP8021D          = 0x42 // spanning tree
+	llcSAPSNAP           = 0xaa
+	llcSAPIPX            = 0xe0
+	llcSAPNetBEUI        = 0xf0
+	llcSAPISONS          = 0xfe   // ISO network layer
 	etherTypeQinQOld     = 0x9100 // pre-802.1ad double tagging, still matched by tcpdump
 	etherMTU             = 1500   // EtherType values at or below this are 802.3 lengths
 	ipv4FragOffsetMask   = 0x1fff
@@ -54,6 +66,11 @@ type Options struct {
 	// LookupPort resolves a service name for one transport protocol
 	// ("tcp", "udp" or "sctp"). Nil uses proto.DefaultServices().
 	LookupPort func(name, transport string) (port uint16, ok bool)
+	// Netmask is the IPv4 netmask of the network the filter watches,
+	// which "ip broadcast" needs (tcpdump takes it from the capture
+	// interface). The zero Addr means unknown: "ip broadcast" is then an
+	// error, as in libpcap.
+	Netmask netip.Addr
 }
 
 func (o *Options) snapLen() uint32 {
@@ -70,12 +87,17 @@ type lowerer struct {
 	offLinkType uint32 // the EtherType field
 	offLinkPL   uint32 // the link-layer payload (network header)
 	vlanDepth   int    // "vlan" keywords seen so far
+	netmask     netip.Addr
+	nodes       map[arith]*arith // interned arithmetic (arith.go)
 }
 
 func newLowerer(o *Options) *lowerer {
 	l := &lowerer{offLinkType: 12, offLinkPL: ethernetHeaderLength}
 	if o != nil {
 		l.vlanMode = o.VLAN
+		if o.Netmask.Is4() {
+			l.netmask = o.Netmask
+		}
 	}
 	return l
 }
@@ -84,14 +106,176 @@ func abs(off uint32, size uint8) value { return value{mode: ldAbs, size: size, o
 
 func cmpEq(off uint32, size uint8, k uint32) *expr { return mkAtom(abs(off, size), jeq, k) }
 
-// linktype is "ether proto t" at the current offset.
+// linktype is "ether proto t" at the current offset, as libpcap's
+// gen_ether_linktype writes it: values up to 1500 are 802.2 SAPs, in an
+// 802.3 frame (whose type field is a length); OSI, NetBEUI and IP SAPs
+// check both DSAP and SSAP, IPX and AppleTalk have several encapsulations.
 func (l *lowerer) linktype(t uint16) *expr {
+	is8023 := func() *expr { return not(mkAtom(abs(l.offLinkType, 2), jgt, etherMTU)) }
+	switch t {
+	case llcSAPISONS, llcSAPIP, llcSAPNetBEUI:
+		return and(is8023(), cmpEq(l.offLinkPL, 2, uint32(t)<<8|uint32(t)))
+	case llcSAPIPX:
+		// Ethernet_II, then (in 802.3 frames) Ethernet_SNAP,
+		// Ethernet_802.2 and Ethernet_802.3 ("raw", 0xffff).
+		raw := or(or(l.snap(0, etherTypeIPX), cmpEq(l.offLinkPL, 1, llcSAPIPX)), cmpEq(l.offLinkPL, 2, 0xffff))
+		return or(cmpEq(l.offLinkType, 2, etherTypeIPX), and(is8023(), raw))
+	case etherTypeATalk, etherTypeAARP:
+		org := uint32(0x080007) // Apple
+		if t == etherTypeAARP {
+			org = 0
+		}
+		return or(cmpEq(l.offLinkType, 2, uint32(t)), and(is8023(), l.snap(org, t)))
+	}
 	if t <= etherMTU {
 		// An 802.3 frame: the length field is a length and the LLC DSAP
 		// carries the protocol.
-		return and(not(mkAtom(abs(l.offLinkType, 2), jgt, etherMTU)), cmpEq(l.offLinkPL, 1, uint32(t)))
+		return and(is8023(), cmpEq(l.offLinkPL, 1, uint32(t)))
 	}
 	return cmpEq(l.offLinkType, 2, uint32(t))
+}
+
+// snap is an 802.2 LLC SNAP header with the given organisation code and
+// type, compared as libpcap's gen_bcmp does (last word first).
+func (l *lowerer) snap(org uint32, t uint16) *expr {
+	hdr := [8]byte{llcSAPSNAP, llcSAPSNAP, 0x03, byte(org >> 16), byte(org >> 8), byte(org), byte(t >> 8), byte(t)}
+	return and(cmpEq(l.offLinkPL+4, 4, be32(hdr[4:])), cmpEq(l.offLinkPL, 4, be32(hdr[:4])))
+}
+
+// isoProto is an OSI network-layer protocol (NLPID) over 802.2.
+func (l *lowerer) isoProto(nlpid uint8) *expr {
+	return and(l.linktype(llcSAPISONS), cmpEq(l.offLinkPL+3, 1, uint32(nlpid)))
+}
+
+// isisPDU is IS-IS with one of the PDU types, tested in the order given.
+func (l *lowerer) isisPDU(types ...uint8) *expr {
+	var alts []*expr
+	for _, t := range types {
+		alts = append(alts, cmpEq(l.offLinkPL+7, 1, uint32(t)))
+	}
+	return and(l.isoProto(isoISIS), orAll(alts...))
+}
+
+// OSI NLPIDs.
+const (
+	isoCLNP = 0x81
+	isoESIS = 0x82
+	isoISIS = 0x83
+)
+
+// protoAbbrev is a protocol name on its own ("udp", "pim", "ipx") as
+// libpcap's gen_proto_abbrev has it.
+func (l *lowerer) protoAbbrev(pq protoQ) *expr {
+	switch pq {
+	case pIP:
+		return l.linktype(proto.EtherTypeIPv4)
+	case pIP6:
+		return l.linktype(proto.EtherTypeIPv6)
+	case pARP:
+		return l.linktype(proto.EtherTypeARP)
+	case pRARP:
+		return l.linktype(etherTypeRARP)
+	case pTCP:
+		return l.anyProto(proto.IPProtoTCP)
+	case pUDP:
+		return l.anyProto(proto.IPProtoUDP)
+	case pSCTP:
+		return l.anyProto(ipProtoSCTP)
+	case pICMP:
+		return l.ipProto(proto.IPProtoICMP)
+	case pICMP6:
+		return l.ip6Proto(proto.IPProtoICMPv6)
+	case pIGMP:
+		return l.ipProto(2)
+	case pIGRP:
+		return l.ipProto(9)
+	case pPIM:
+		return l.anyProto(103)
+	case pVRRP, pCARP:
+		return l.ipProto(112)
+	case pAH:
+		return l.anyProto(proto.IPProtoAH)
+	case pESP:
+		return l.anyProto(proto.IPProtoESP)
+	case pATALK:
+		return l.linktype(etherTypeATalk)
+	case pAARP:
+		return l.linktype(etherTypeAARP)
+	case pDECNET:
+		return l.linktype(0x6003)
+	case pLAT:
+		return l.linktype(0x6004)
+	case pSCA:
+		return l.linktype(0x6007)
+	case pMOPRC:
+		return l.linktype(0x6002)
+	case pMOPDL:
+		return l.linktype(0x6001)
+	case pISO:
+		return l.linktype(llcSAPISONS)
+	case pESIS:
+		return l.isoProto(isoESIS)
+	case pISIS:
+		return l.isoProto(isoISIS)
+	case pCLNP:
+		return l.isoProto(isoCLNP)
+	case pL1:
+		return l.isisPDU(0x1a, 0x18, 0x12, 0x0f, 0x11)
+	case pL2:
+		return l.isisPDU(0x1b, 0x19, 0x14, 0x10, 0x11)
+	case pIIH:
+		return l.isisPDU(0x11, 0x0f, 0x10)
+	case pLSP:
+		return l.isisPDU(0x12, 0x14)
+	case pSNP:
+		return l.isisPDU(0x1b, 0x1a, 0x18, 0x19)
+	case pCSNP:
+		return l.isisPDU(0x18, 0x19)
+	case pPSNP:
+		return l.isisPDU(0x1a, 0x1b)
+	case pSTP:
+		return l.linktype(llcSAP8021D)
+	case pIPX:
+		return l.linktype(llcSAPIPX)
+	case pNETBEUI:
+		return l.linktype(llcSAPNetBEUI)
+	}
+	panic("bpf: no abbreviation for " + pq.String())
+}
+
+// ipMulticast is "ip multicast": a class D destination.
+func (l *lowerer) ipMulticast() *expr {
+	return and(l.linktype(proto.EtherTypeIPv4), mkAtom(abs(l.offLinkPL+16, 1), jge, 224))
+}
+
+// ip6Multicast is "ip6 multicast": ff00::/8.
+func (l *lowerer) ip6Multicast() *expr {
+	return and(l.linktype(proto.EtherTypeIPv6), cmpEq(l.offLinkPL+24, 1, 0xff))
+}
+
+// ipBroadcast is "ip broadcast": the destination's host part is all
+// zeros or all ones under the netmask.
+func (l *lowerer) ipBroadcast() *expr {
+	m := l.netmask.As4()
+	host := ^be32(m[:])
+	dst := abs(l.offLinkPL+16, 4)
+	return and(l.linktype(proto.EtherTypeIPv4), or(mcmp32(dst, 0, host), mcmp32(dst, host, host)))
+}
+
+// protochainMaxHeaders is how many IPv6 extension headers (or IPv4 AH
+// headers) protochain walks: classic BPF cannot loop, so the walk is
+// unrolled. It is frame.MaxIPv6ExtHeaders, the engine's own limit.
+const protochainMaxHeaders = 8
+
+// protochain is "ip protochain p" or "ip6 protochain p": the value is the
+// first header of the chain that is p, or where the walk stops.
+func (l *lowerer) protochain(v6 bool, p uint8) *expr {
+	et := proto.EtherTypeIPv4
+	if v6 {
+		et = proto.EtherTypeIPv6
+	}
+	a := l.intern(arith{op: opChain, k: uint32(p), v6: v6, xoff: l.offLinkPL})
+	return and(l.linktype(et), mkAtom(value{mode: ldComp, comp: a}, jeq, uint32(p)))
 }
 
 // ipProto is "ip proto p".
