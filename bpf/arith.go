@@ -162,6 +162,19 @@ func (l *lowerer) binary(op arithOp, x, y aval) (aval, error) {
 		}
 	}
 	g := andGuard(x.guard, y.guard)
+	if l.plain {
+		// No optimiser: only folds that keep every load and every run-time
+		// division by zero.
+		switch {
+		case x.isConst() && y.isConst():
+			if k, err := foldALU(op, x.a.k, y.a.k); err == nil && ((op != opLsh && op != opRsh) || y.a.k < 32) {
+				return aval{a: l.konst(k), guard: g}, nil
+			}
+		case y.isConst() && y.a.k == 0 && (op == opAdd || op == opSub || op == opOr || op == opXor || op == opLsh || op == opRsh):
+			return aval{a: x.a, guard: g}, nil
+		}
+		return aval{a: l.intern(arith{op: op, l: x.a, r: y.a}), guard: g}, nil
+	}
 	switch {
 	case x.isConst() && y.isConst():
 		k, err := foldALU(op, x.a.k, y.a.k)

@@ -83,6 +83,17 @@ func valueUsesX(v value) bool {
 	return false
 }
 
+// constOperandOK reports whether "op #k" is an instruction Linux accepts.
+func constOperandOK(op arithOp, k uint32) bool {
+	switch op {
+	case opDiv, opMod:
+		return k != 0
+	case opLsh, opRsh:
+		return k < 32
+	}
+	return true
+}
+
 // usesX reports whether computing a writes X.
 func usesX(a *arith) bool {
 	switch a.op {
@@ -95,7 +106,7 @@ func usesX(a *arith) bool {
 	case opChain:
 		return true
 	}
-	if a.r.op == opConst {
+	if a.r.op == opConst && constOperandOK(a.op, a.r.k) {
 		return usesX(a.l)
 	}
 	return true
@@ -175,9 +186,16 @@ func (g *acode) toA(a *arith) {
 	default:
 		op := a.op.alu()
 		switch {
-		case a.r.op == opConst:
+		case a.r.op == opConst && constOperandOK(a.op, a.r.k):
 			g.toA(a.l)
 			g.emit(xbpf.ALUOpConstant{Op: op, Val: a.r.k})
+		case a.r.op == opConst:
+			// Division by a constant 0, or a shift by 32 or more, left in
+			// unoptimised code as libpcap leaves it: through X, since
+			// Linux refuses the constant forms.
+			g.toA(a.l)
+			g.emit(xbpf.LoadConstant{Dst: xbpf.RegX, Val: a.r.k}, xbpf.ALUOpX{Op: op})
+			g.x = content{}
 		case !usesX(a.l):
 			g.toA(a.r)
 			g.emit(xbpf.TAX{})

@@ -50,6 +50,7 @@ type graph struct {
 	accept, reject *node
 	cons           map[nodeKey]*node
 	made           int
+	keepAll        bool // keep tests whose branches meet (unoptimised code)
 }
 
 func newGraph() *graph {
@@ -61,7 +62,7 @@ func newGraph() *graph {
 }
 
 func (g *graph) mk(a atom, t, f *node) *node {
-	if t == f {
+	if t == f && !g.keepAll {
 		return t
 	}
 	k := nodeKey{a, t, f}
@@ -125,112 +126,18 @@ type fact struct {
 // always safe, it only loses optimisation.
 const maxFacts = 64
 
-// decide reports whether facts settle atom a, and how. Only a test whose
-// value was computed before on every path can be decided: skipping it
-// must not skip a load (or a division) that could fail on a short frame.
+// decide reports whether facts settle atom a, and how. It knows what
+// libpcap's fold_edge knows, no more: the same test gives the same result,
+// and a value known to equal one constant differs from any other. A
+// stronger optimiser would skip tests, and their loads, that tcpdump's
+// program runs, and so reject or accept short frames differently.
 func decide(facts []fact, a atom) (res, ok bool) {
 	for i := len(facts) - 1; i >= 0; i-- {
 		f := facts[i]
-		if f.a.xv != nil || a.xv != nil {
-			// A comparison with X is only known from the same test.
-			if f.a == a {
-				return f.res, true
-			}
-			continue
+		if f.a == a {
+			return f.res, true
 		}
-		if a.v.mask != 0 && a.c == jeq && a.k&^a.v.mask != 0 && f.a.v.unmasked() == a.v.unmasked() {
-			return false, true // the value is loaded, and masked it can never equal k
-		}
-		if f.a.v != a.v {
-			// A known unmasked load settles any masked test of it.
-			if a.v.mask != 0 && f.a.v == a.v.unmasked() && f.a.c == jeq && f.res {
-				return a.eval(f.a.k & a.v.mask), true
-			}
-			continue
-		}
-		if r, ok := implies(f, a); ok {
-			return r, true
-		}
-	}
-	return false, false
-}
-
-// implies decides a from one fact about the same value.
-func implies(f fact, a atom) (res, ok bool) {
-	lo, hi := uint32(0), ^uint32(0)
-	switch f.a.c {
-	case jeq:
-		if f.res {
-			return a.eval(f.a.k), true
-		}
-		if a.c == jeq && a.k == f.a.k {
-			return false, true
-		}
-		return false, false
-	case jgt:
-		if f.res {
-			if f.a.k == ^uint32(0) {
-				return false, false
-			}
-			lo = f.a.k + 1
-		} else {
-			hi = f.a.k
-		}
-	case jge:
-		if f.res {
-			lo = f.a.k
-		} else {
-			if f.a.k == 0 {
-				return false, false
-			}
-			hi = f.a.k - 1
-		}
-	case jset:
-		m := f.a.k
-		if f.res {
-			switch {
-			case a.c == jset && m&^a.k == 0:
-				return true, true
-			case a.c == jeq && a.k&m == 0:
-				return false, true
-			}
-		} else {
-			switch {
-			case a.c == jset && a.k&^m == 0:
-				return false, true
-			case a.c == jeq && a.k&m != 0:
-				return false, true
-			}
-		}
-		return false, false
-	}
-	switch a.c {
-	case jeq:
-		if a.k < lo || a.k > hi {
-			return false, true
-		}
-		if lo == hi {
-			return true, true
-		}
-	case jgt:
-		if lo > a.k {
-			return true, true
-		}
-		if hi <= a.k {
-			return false, true
-		}
-	case jge:
-		if lo >= a.k {
-			return true, true
-		}
-		if hi < a.k {
-			return false, true
-		}
-	case jset:
-		if lo == hi {
-			return a.eval(lo), true
-		}
-		if a.k != 0 && hi < a.k&-a.k {
+		if f.res && f.a.c == jeq && a.c == jeq && f.a.v == a.v && f.a.xv == nil && a.xv == nil {
 			return false, true
 		}
 	}
@@ -511,7 +418,8 @@ type layoutNode struct {
 }
 
 // emit lays the graph out as classic BPF with accept returning snap.
-func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
+// prefix, if set, is a test whose loads run first, without its jump.
+func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 	switch root.term {
 	case termAccept:
 		return []xbpf.Instruction{xbpf.RetConstant{Val: snap}}, nil
@@ -533,8 +441,16 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	}
 	ls := make([]layoutNode, len(order))
 	var gen acode
+	var pre []xbpf.Instruction
+	var entryA, entryX content
+	if prefix != nil {
+		if err := gen.prologue(*prefix, content{}, content{}); err != nil {
+			return nil, err
+		}
+		pre, entryA, entryX = gen.ins, content{true, prefix.v}, gen.x
+	}
 	for i, n := range order {
-		var ain, xin content
+		ain, xin := entryA, entryX
 		for j, p := range preds[i] {
 			a, x := ls[p].aOut, ls[p].xOut
 			if j == 0 {
@@ -613,7 +529,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		return ls[alias[idx[s]]].pos
 	}
 	for {
-		pos := 0
+		pos := len(pre)
 		for i := range ls {
 			l := &ls[i]
 			l.pos = pos
@@ -667,6 +583,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	}
 
 	prog := make([]xbpf.Instruction, 0, total)
+	prog = append(prog, pre...)
 	for i := range ls {
 		l := &ls[i]
 		n := l.n
@@ -730,9 +647,52 @@ func jumpTest(c cond) xbpf.JumpTest {
 	}
 }
 
-// generate compiles a lowered tree to an optimised program.
+// generate compiles a lowered tree to an optimised program, or to a plain
+// one when the tree has a protochain test: libpcap turns its optimiser off
+// for such an expression (its protochain loop jumps backwards, which the
+// optimiser cannot handle), and verdicts on short frames depend on which
+// loads the optimiser removes.
 func generate(e *expr, snap uint32) ([]xbpf.Instruction, error) {
+	if hasChain(e) {
+		return generatePlain(e, snap)
+	}
 	return generateWith(e, snap, true)
+}
+
+// generatePlain is libpcap's unoptimised code: every test stays, even one
+// whose branches meet (its load can still fail), and an expression that
+// matches nothing is a program that returns 0, not an error.
+func generatePlain(e *expr, snap uint32) ([]xbpf.Instruction, error) {
+	if n := countAtoms(e, 0); n > maxNodes {
+		return nil, fmt.Errorf("bpf: expression too large (%d tests; the kernel accepts at most %d instructions)", n, MaxInstructions)
+	}
+	g := newGraph()
+	g.keepAll = true
+	root := g.build(e, g.accept, g.reject)
+	if root.term == termReject {
+		return []xbpf.Instruction{xbpf.RetConstant{Val: 0}}, nil
+	}
+	return emit(root, snap, nil)
+}
+
+// hasChain reports whether e has a protochain test.
+func hasChain(e *expr) bool {
+	for e != nil {
+		switch e.op {
+		case eAtom:
+			return e.a.v.mode == ldComp && e.a.v.comp.op == opChain
+		case eAnd, eOr:
+			if hasChain(e.l) {
+				return true
+			}
+			e = e.r
+		case eNot:
+			e = e.l
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // generateWith can skip optimisation, for tests that check the optimiser
@@ -743,10 +703,19 @@ func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, erro
 	}
 	g := newGraph()
 	root := g.build(e, g.accept, g.reject)
+	var prefix *atom
 	if optimize {
+		first := root
 		root = g.optimize(root)
+		if first.term == termNone && root.term == termNone && root.atom != first.atom {
+			// libpcap's opt_root: when the first test's branches meet,
+			// the program starts at its successor, but the first test's
+			// loads stay (and can still reject a short frame). Only a
+			// program that is a single "ret" drops them.
+			prefix = &first.atom
+		}
 	}
-	return emit(root, snap)
+	return emit(root, snap, prefix)
 }
 
 func countAtoms(e *expr, n int) int {

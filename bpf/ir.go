@@ -50,21 +50,6 @@ type atom struct {
 	xv *arith
 }
 
-// eval applies the atom's comparison to a known accumulator value (not for
-// atoms that compare with X).
-func (a atom) eval(x uint32) bool {
-	switch a.c {
-	case jeq:
-		return x == a.k
-	case jgt:
-		return x > a.k
-	case jge:
-		return x >= a.k
-	default:
-		return x&a.k != 0
-	}
-}
-
 type exprOp uint8
 
 const (

@@ -89,6 +89,10 @@ type lowerer struct {
 	vlanDepth   int    // "vlan" keywords seen so far
 	netmask     netip.Addr
 	nodes       map[arith]*arith // interned arithmetic (arith.go)
+	// plain is set for an expression with protochain, which libpcap
+	// compiles without its optimiser: constants fold only where that
+	// keeps every load (arith.go, generate).
+	plain bool
 }
 
 func newLowerer(o *Options) *lowerer {

@@ -76,6 +76,11 @@ func parseLower(s string, o *Options, l *lowerer) (*expr, error) {
 	if err := p.lex(); err != nil {
 		return nil, err
 	}
+	for _, t := range p.toks {
+		if t.is("protochain") {
+			l.plain = true
+		}
+	}
 	if p.peek().kind == tkEOF {
 		// tcpdump takes an empty expression as "everything".
 		return exprTrue, nil
