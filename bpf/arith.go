@@ -295,8 +295,8 @@ func (r relOp) swapped() relOp {
 	return r
 }
 
-func (r relOp) eval(a, b uint32) bool {
-	switch r {
+func evalRel(op relOp, a, b uint32) bool {
+	switch op {
 	case relGT:
 		return a > b
 	case relGE:
@@ -322,10 +322,23 @@ func (l *lowerer) relation(op relOp, x, y aval) *expr {
 	}
 	var test *expr
 	switch {
-	case x.isConst() && y.isConst():
+	case x.isConst() && y.isConst() && x.lit && y.lit:
+		// Numbers as written: libpcap's value numbering knows them from
+		// the start, and its optimiser threads jumps through the result.
 		test = exprFalse
-		if op.eval(x.a.k, y.a.k) {
+		if evalRel(op, x.a.k, y.a.k) {
 			test = exprTrue
+		}
+	case x.isConst() && y.isConst():
+		// A computed constant: libpcap folds the arithmetic only in its
+		// last, statement-level pass, after all jumps have been threaded,
+		// so the tests before the comparison stay, with their loads.
+		// Here it is a test of a constant, which the optimiser does not
+		// look into and which resolveConsts then turns into a jump.
+		c, neg := jumpFor(op)
+		test = mkAtom(value{mode: ldConst, off: x.a.k}, c, y.a.k)
+		if neg {
+			test = not(test)
 		}
 	case x.isConst():
 		test = l.compareConst(op.swapped(), y.a, x.a.k)

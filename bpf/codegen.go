@@ -466,6 +466,11 @@ func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 		}
 		l := &ls[i]
 		l.n = n
+		if n.v.mode == ldConst {
+			// A settled test: one "ja" (resolveConsts).
+			l.aOut, l.xOut = ain, xin
+			continue
+		}
 		if err := gen.prologue(n.atom, ain, xin); err != nil {
 			return nil, err
 		}
@@ -496,7 +501,7 @@ func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 		alias[i] = i
 		l := &ls[i]
 		n := l.n
-		if len(l.pre) > 0 {
+		if len(l.pre) > 0 || n.v.mode == ldConst {
 			continue
 		}
 		key := tail{n.c, n.k, n.xv, resolve(n.t), resolve(n.f)}
@@ -560,6 +565,9 @@ func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 			if alias[i] != i {
 				continue
 			}
+			if l.n.v.mode == ldConst {
+				continue // "ja" reaches anywhere
+			}
 			jpos := l.pos + l.size - 1
 			if l.trampT {
 				jpos--
@@ -588,6 +596,10 @@ func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 		l := &ls[i]
 		n := l.n
 		if alias[i] != i {
+			continue
+		}
+		if n.v.mode == ldConst {
+			prog = append(prog, xbpf.Jump{Skip: uint32(target(n.t) - len(prog) - 1)})
 			continue
 		}
 		prog = append(prog, l.pre...)
@@ -668,11 +680,48 @@ func generatePlain(e *expr, snap uint32) ([]xbpf.Instruction, error) {
 	}
 	g := newGraph()
 	g.keepAll = true
-	root := g.build(e, g.accept, g.reject)
+	root := resolveConsts(g.build(e, g.accept, g.reject))
 	if root.term == termReject {
 		return []xbpf.Instruction{xbpf.RetConstant{Val: 0}}, nil
 	}
 	return emit(root, snap, nil)
+}
+
+// decided is where a test of a constant goes.
+func (n *node) decided() *node {
+	x := n.v.off
+	var r bool
+	switch n.c {
+	case jeq:
+		r = x == n.k
+	case jgt:
+		r = x > n.k
+	case jge:
+		r = x >= n.k
+	default:
+		r = x&n.k != 0
+	}
+	if r {
+		return n.t
+	}
+	return n.f
+}
+
+// resolveConsts settles the tests of constants once the optimiser is
+// done, as libpcap's last pass does: each becomes a jump to where its
+// result leads (the code behind the other branch is dropped), and the
+// program starts after any at its head (libpcap's opt_root).
+func resolveConsts(root *node) *node {
+	for _, n := range topo(root) {
+		if n.v.mode == ldConst {
+			d := n.decided()
+			n.t, n.f = d, d
+		}
+	}
+	for root.term == termNone && root.v.mode == ldConst {
+		root = root.t
+	}
+	return root
 }
 
 // hasChain reports whether e has a protochain test.
@@ -706,14 +755,16 @@ func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, erro
 	var prefix *atom
 	if optimize {
 		first := root
-		root = g.optimize(root)
-		if first.term == termNone && root.term == termNone && root.atom != first.atom {
+		root = resolveConsts(g.optimize(root))
+		if first.term == termNone && first.v.mode != ldConst && root.term == termNone && root.atom != first.atom {
 			// libpcap's opt_root: when the first test's branches meet,
 			// the program starts at its successor, but the first test's
 			// loads stay (and can still reject a short frame). Only a
 			// program that is a single "ret" drops them.
 			prefix = &first.atom
 		}
+	} else {
+		root = resolveConsts(root)
 	}
 	return emit(root, snap, prefix)
 }

@@ -14,6 +14,7 @@ const (
 	ldLen                  // ld #pktlen
 	ldComp                 // a computation (value.comp): arithmetic, protochain
 	ldMsh                  // ldxb 4*([off]&0xf); only ever in X
+	ldConst                // the constant off: a comparison of constants (see lowerer.relation)
 )
 
 // value is what the accumulator holds when an atom compares it: a packet
