@@ -724,6 +724,20 @@ func resolveConsts(root *node) *node {
 	return root
 }
 
+// firstAtom is the test e starts with (libpcap's root block), if any.
+func firstAtom(e *expr) *atom {
+	for {
+		switch e.op {
+		case eAtom:
+			return &e.a
+		case eAnd, eOr, eNot:
+			e = e.l
+		default:
+			return nil
+		}
+	}
+}
+
 // hasChain reports whether e has a protochain test.
 func hasChain(e *expr) bool {
 	for e != nil {
@@ -754,14 +768,13 @@ func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, erro
 	root := g.build(e, g.accept, g.reject)
 	var prefix *atom
 	if optimize {
-		first := root
 		root = resolveConsts(g.optimize(root))
-		if first.term == termNone && first.v.mode != ldConst && root.term == termNone && root.atom != first.atom {
+		if first := firstAtom(e); first != nil && first.v.mode != ldConst && root.term == termNone && root.atom != *first {
 			// libpcap's opt_root: when the first test's branches meet,
 			// the program starts at its successor, but the first test's
 			// loads stay (and can still reject a short frame). Only a
 			// program that is a single "ret" drops them.
-			prefix = &first.atom
+			prefix = first
 		}
 	} else {
 		root = resolveConsts(root)
