@@ -229,35 +229,53 @@ func comparable(expr string, b []byte) bool {
 // chainDiffers reports whether b's IPv4 or IPv6 header chain has an
 // Authentication Header, or more extension headers than protochain walks.
 func chainDiffers(b []byte) bool {
-	if len(b) < 14 {
-		return false
-	}
-	switch binary.BigEndian.Uint16(b[12:]) {
-	case proto.EtherTypeIPv4:
-		return len(b) > 23 && b[23] == proto.IPProtoAH
-	case proto.EtherTypeIPv6:
-		if len(b) < 21 {
-			return false
+	l2 := 14 // past any VLAN tags
+	for len(b) >= l2 {
+		switch binary.BigEndian.Uint16(b[l2-2:]) {
+		case proto.EtherTypeVLAN, proto.EtherTypeQinQ, etherTypeQinQOld:
+			l2 += 4
+			continue
+		case proto.EtherTypeIPv4:
+			if len(b) > l2+9 && b[l2+9] == proto.IPProtoAH {
+				return true
+			}
+		case proto.EtherTypeIPv6:
+			if chain6Differs(b, l2) {
+				return true
+			}
 		}
-		nh, off := b[20], 54
-		for i := 0; ; i++ {
-			switch nh {
-			case proto.IPProtoAH:
-				return true
-			case proto.IPProtoHopByHop, proto.IPProtoDstOpts, proto.IPProtoRouting, proto.IPProtoFragment:
-			default:
-				return false
-			}
-			if i == protochainMaxHeaders {
-				return true
-			}
-			if off+2 > len(b) {
-				return false
-			}
-			nh, off = b[off], off+(int(b[off+1])+1)*8
+		l2 += 4 // a vlan keyword may also read a tag as an EtherType
+		if l2 > 26 {
+			return false
 		}
 	}
 	return false
+}
+
+// chain6Differs reports whether the IPv6 header at l2 starts a chain with
+// an Authentication Header or more than protochainMaxHeaders extension
+// headers.
+func chain6Differs(b []byte, l2 int) bool {
+	if len(b) < l2+7 {
+		return false
+	}
+	nh, off := b[l2+6], l2+40
+	for i := 0; ; i++ {
+		switch nh {
+		case proto.IPProtoAH:
+			return true
+		case proto.IPProtoHopByHop, proto.IPProtoDstOpts, proto.IPProtoRouting, proto.IPProtoFragment:
+		default:
+			return false
+		}
+		if i == protochainMaxHeaders {
+			return true
+		}
+		if off+2 > len(b) {
+			return false
+		}
+		nh, off = b[off], off+(int(b[off+1])+1)*8
+	}
 }
 
 // TestDifferentialTcpdump compiles every expression with pktengine (VLAN

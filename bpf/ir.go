@@ -9,12 +9,12 @@ package bpf
 type loadMode uint8
 
 const (
-	ldAbs  loadMode = iota // ld[b|h] [off]; also Linux ancillary data at SKF_AD_OFF+n
-	ldInd                  // ld[b|h] [x + off], X = 4*([xoff]&0xf): IPv4 header length
-	ldLen                  // ld #pktlen
-	ldComp                 // a computation (value.comp): arithmetic, protochain
-	ldMsh                  // ldxb 4*([off]&0xf); only ever in X
-	ldConst                // the constant off: a comparison of constants (see lowerer.relation)
+	ldAbs   loadMode = iota // ld[b|h] [off]; also Linux ancillary data at SKF_AD_OFF+n
+	ldInd                   // ld[b|h] [x + off], X = 4*([xoff]&0xf): IPv4 header length
+	ldLen                   // ld #pktlen
+	ldComp                  // a computation (value.comp): arithmetic, protochain
+	ldMsh                   // ldxb 4*([off]&0xf); only ever in X
+	ldConst                 // the constant off: a comparison of constants (see lowerer.relation)
 )
 
 // value is what the accumulator holds when an atom compares it: a packet
