@@ -483,3 +483,45 @@ func isTPID(b []byte) bool {
 	tpid := binary.BigEndian.Uint16(b[12:])
 	return tpid == proto.EtherTypeVLAN || tpid == proto.EtherTypeQinQ
 }
+
+// TestDeliberateDifferences covers what docs/BPF.md lists as deliberate
+// differences from tcpdump, against an expression tcpdump compiles as we
+// compile the first: libpcap drops the protocol test of an arithmetic
+// operator's right operand ("len % ip[8]" tests no IPv4 EtherType), and
+// refuses a divisor or shift count whose code starts by loading the
+// constant 0 (or more than 31), even when that constant is an offset
+// ("x / (ip[0] + 1)").
+func TestDeliberateDifferences(t *testing.T) {
+	needTcpdump(t)
+	frames := corpus(t)
+	pairs := []struct{ ours, theirs string }{
+		{"len % ip[8] = 1", "ip and len % ip[8] = 1"},
+		{"0 + ip[3] = 54", "ip and 0 + ip[3] = 54"},
+		{"1 + udp[0] = 5", "udp[0] + 1 = 5"},
+		{"ip[0] + udp[1] = 0x4a", "udp[1] + ip[0] = 0x4a"},
+		{"len - udp[4:2] = 42", "udp[4:2] >= 0 and len - udp[4:2] = 42"},
+		{"not 2 * tcp[tcpflags] = 4", "not (tcp[tcpflags] >= 0 and 2 * tcp[tcpflags] = 4)"},
+		{"ip[1] / (ip[0] + 1) = 0", "ip[1] / (1 + ip[0]) = 0"},
+		{"ip[2:2] % (ip[0] & 0xf) = 0", "ip[2:2] % (0xf & ip[0]) = 0"},
+		{"ip[3] << (ip[32] & 7) > 100", "ip[3] << (7 & ip[32]) > 100"},
+	}
+	for _, p := range pairs {
+		if _, err := tcpdumpProgram(t, p.ours); err == nil && strings.Contains(p.ours, "/") {
+			t.Errorf("%q: tcpdump compiles it now; the difference is gone", p.ours)
+		}
+		theirs, err := tcpdumpProgram(t, p.theirs)
+		if err != nil {
+			t.Fatalf("tcpdump %q: %v", p.theirs, err)
+		}
+		ours, err := CompileRaw(p.ours, tcpdumpOptions())
+		if err != nil {
+			t.Fatalf("%q: %v", p.ours, err)
+		}
+		tv, ov := newVM(t, theirs), newVM(t, ours)
+		for _, f := range frames {
+			if got, want := ov.run(t, f.b, meta{}), tv.run(t, f.b, meta{}); got != want {
+				t.Fatalf("%q on %s: ours %v, tcpdump's %q %v", p.ours, f.name, got, p.theirs, want)
+			}
+		}
+	}
+}
