@@ -237,7 +237,7 @@ func (l *lowerer) load(layer loadLayer, guard *expr, idx aval, size uint8) aval 
 	var a arith
 	switch layer {
 	case layerLink:
-		a = arith{op: opLoad, size: size}
+		a = arith{op: opLoad, k: l.offLinkHdr, size: size}
 		return aval{a: l.indexed(a, idx), guard: idx.guard}
 	case layerNet:
 		a = arith{op: opLoad, k: l.offLinkPL, size: size}

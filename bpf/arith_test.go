@@ -95,8 +95,8 @@ func TestArithmeticVerdicts(t *testing.T) {
 		{"len = " + itoa(len(v4)), v4, true},
 		{"len - 14 = ip[2:2]", v4, true},
 		{"ip[2:2] - ((ip[0] & 0xf) << 2) - 8 = 4", v4, true}, // the UDP payload
-		{"udp[ip[0] & 0xf - 5] = 0", v4, true},                 // udp[0]: source port high byte
-		{"ip[8] - 65 > 100", v4, true},                         // 64 - 65 wraps
+		{"udp[ip[0] & 0xf - 5] = 0", v4, true},               // udp[0]: source port high byte
+		{"ip[8] - 65 > 100", v4, true},                       // 64 - 65 wraps
 		{"-ip[8] = 0xffffffc0", v4, true},
 		{"ip[8] >> ip[1] = 64", v4, true},
 		{"1 + 5 % 3 + 1 = 2", v4, true}, // tcpdump's '%' takes all to its right

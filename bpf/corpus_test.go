@@ -347,6 +347,41 @@ func addArith(r *rand.Rand, add func(string, []byte), build func(bool) (netip.Ad
 		b[off], b[off+1] = []uint8{proto.IPProtoTCP, proto.IPProtoUDP, proto.IPProtoAH}[r.IntN(3)], byte(r.IntN(3))
 		add(fmt.Sprintf("ah4#%d", i), b)
 	}
+	// MPLS label stacks and PPPoE sessions around IP.
+	encap := func(b []byte, et uint16, hdr []byte) []byte {
+		out := append(append([]byte(nil), b[:12]...), byte(et>>8), byte(et))
+		return append(append(out, hdr...), b[14:]...)
+	}
+	for i := 0; i < 90; i++ {
+		v6 := i%2 == 1
+		_, _, s := build(v6)
+		s.VLANs = nil
+		s.Payload = random(r.IntN(24))
+		n, err := frame.BuildUDP(buf, s)
+		if err != nil {
+			panic(err)
+		}
+		patch(buf[:n], []uint8{proto.IPProtoUDP, proto.IPProtoUDP, proto.IPProtoTCP, proto.IPProtoICMP}[r.IntN(4)])
+		if i%3 == 2 {
+			ppp := []uint16{0x0021, 0x0057, 0x0281, 0x0023, 0x0806}[r.IntN(5)]
+			if r.IntN(2) == 0 {
+				ppp = map[bool]uint16{false: 0x0021, true: 0x0057}[v6]
+			}
+			hdr := []byte{0x11, 0, 0, byte(r.IntN(5)), 0, byte(n - 14 + 2), byte(ppp >> 8), byte(ppp)}
+			add(fmt.Sprintf("pppoes#%d", i), encap(buf[:n], etherTypePPPoES, hdr))
+			continue
+		}
+		var labels []byte
+		depth := 1 + r.IntN(3)
+		for d := 0; d < depth; d++ {
+			label := uint32(r.IntN(5)) << 12
+			if d == depth-1 && r.IntN(8) != 0 {
+				label |= 0x100 // bottom of stack
+			}
+			labels = append(labels, byte(label>>24), byte(label>>16), byte(label>>8), 64)
+		}
+		add(fmt.Sprintf("mpls#%d", i), encap(buf[:n], etherTypeMPLS, labels))
+	}
 	// 802.2 LLC and SNAP frames and the EtherTypes of the protocol names.
 	llc := [][]byte{
 		{0xfe, 0xfe, 0x03, 0x81}, {0xfe, 0xfe, 0x03, 0x82}, {0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x11},
@@ -357,7 +392,7 @@ func addArith(r *rand.Rand, add func(string, []byte), build func(bool) (netip.Ad
 		{0xaa, 0xaa, 0x03, 0, 0, 0, 0x81, 0x37}, {0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00},
 		{0x26, 0x42, 0x03}, {0xfe, 0x42, 0x03},
 	}
-	for i := 0; i < 80; i++ {
+	for i := 0; i < 120; i++ {
 		b := random(60)
 		copy(b, corpusMACs[r.IntN(len(corpusMACs))][:])
 		tags := [][]byte{nil, nil, nil, {0x81, 0x00, 0x00, 0x0a}}[r.IntN(4)]
@@ -366,8 +401,11 @@ func addArith(r *rand.Rand, add func(string, []byte), build func(bool) (netip.Ad
 		if i%2 == 0 {
 			binary.BigEndian.PutUint16(b[l:], uint16(40+r.IntN(1400)))
 			copy(b[l+2:], llc[r.IntN(len(llc))])
+			if r.IntN(3) == 0 {
+				b[l+4] = []byte{0x00, 0x01, 0x05, 0x09, 0x0f, 0x43, 0x63, 0x6f, 0xaf, 0xe3, 0x87, 0x13}[r.IntN(12)] // control
+			}
 		} else {
-			et := []uint16{0x809b, 0x80f3, 0x8137, 0x6001, 0x6002, 0x6003, 0x6004, 0x6007, 0x9000, 0x0800}[r.IntN(10)]
+			et := []uint16{0x809b, 0x80f3, 0x8137, 0x6001, 0x6002, 0x6003, 0x6004, 0x6007, 0x9000, 0x0800, 0x8863, 0x8864, 0x8847}[r.IntN(13)]
 			binary.BigEndian.PutUint16(b[l:], et)
 		}
 		add(fmt.Sprintf("llc#%d", i), b)

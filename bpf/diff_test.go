@@ -115,6 +115,19 @@ var keywordExprs = []string{
 	"ether proto \\moprc", "ether proto \\mopdl", "ether proto 0x8137", "ether proto 0xe0", "ether proto 6",
 	"ether proto 0xfe", "ether proto 0xf0", "ether proto 0x809b", "ether proto 0x80f3", "ether proto 0x42",
 	"ip proto \\gre", "proto \\esp", "ip6 proto \\ipv6-frag", "ip proto \\pim", "proto \\ah",
+	"mpls", "mpls 3", "mpls and ip", "mpls and ip6", "mpls 2 and mpls and udp port 53", "mpls and mpls and mpls",
+	"mpls and net 10.0.0.0/8", "mpls and ip multicast", "mpls and ip[0] = 0x45", "mpls and udp[2:2] = 7",
+	"mpls and ether host 02:00:00:00:00:01", "mpls and llc", "mpls and tcp[tcpflags] & tcp-syn != 0",
+	"vlan and mpls and ip", "not mpls 1 and ip",
+	"pppoed", "pppoes", "pppoes 3", "pppoes and ip", "pppoes and ip6", "pppoes 2 and udp",
+	"pppoes and udp port 53", "pppoes and host 198.18.0.1", "pppoes and ether[0] = 0x11", "pppoes and arp",
+	"pppoes and iso", "pppoes and ipx", "pppoes and stp", "pppoes and atalk", "pppoes and mpls",
+	"pppoes and ether proto 0x800", "pppoes and ip6 multicast", "pppoes and iso proto 1", "pppoes and ip[9] = 17",
+	"llc", "llc i", "llc s", "llc u", "llc rr", "llc rnr", "llc rej", "llc ui", "llc ua", "llc disc",
+	"llc dm", "llc sabme", "llc test", "llc xid", "llc frmr", "llc and stp", "vlan and llc u",
+	"iso proto 0x81", "isis proto 0x11", "iso proto 0x83 and isis proto 0x1b",
+	"byte 12 = 8", "byte 14 < 0x46", "byte 0 > 1", "byte 23 = 17 and ip",
+	"port \\53", "host \\198.18.0.1", "src \\fd00::2", "udp port \\domain",
 }
 
 // refusedExprs are errors for both compilers.
@@ -125,6 +138,9 @@ var refusedExprs = []string{
 	"ip[1] << (16 + 16) = 0", "ip[08] = 1", "ip[4294967296] = 1", "ah[0] = 1", "esp[0] = 1", "ipx[0] = 1",
 	"ip[0]", "ip[0] = 1 = 1", "len-1 > 5", "ip6 broadcast", "arp multicast", "net 10/8", "1 + 2",
 	"1 = 2", "len", "ip[0:tcpflags] = 0", "udp[0] ! 1",
+	"mpls and arp", "mpls and vlan", "mpls 1048576", "pppoes and vlan", "pppoes and llc",
+	"pppoes and ether host 02:00:00:00:00:01", "pppoes and broadcast", "pppoes 70000", "mpls and pppoes",
+	"esis proto 1", "clnp proto 1", "host 02:00:00:00:00:01", "llc nosuch", "gateway 1.2.3.4",
 }
 
 // ancillaryExprs use Linux metadata (packet type, interface index); they
@@ -504,6 +520,9 @@ func TestDeliberateDifferences(t *testing.T) {
 		{"ip[1] / (ip[0] + 1) = 0", "ip[1] / (1 + ip[0]) = 0"},
 		{"ip[2:2] % (ip[0] & 0xf) = 0", "ip[2:2] % (0xf & ip[0]) = 0"},
 		{"ip[3] << (ip[32] & 7) > 100", "ip[3] << (7 & ip[32]) > 100"},
+		// libpcap's "byte N & M" and "byte N | M" test whatever A holds.
+		{"byte 14 & 0x40", "ether[14] & 0x40 != 0"},
+		{"byte 15 | 0", "ether[15] | 0 != 0"},
 	}
 	for _, p := range pairs {
 		if _, err := tcpdumpProgram(t, p.ours); err == nil && strings.Contains(p.ours, "/") {

@@ -179,14 +179,25 @@ func (p *parser) unary() (*expr, error) {
 		return nil, p.errTok(p.peek(), "expression nested more than %d deep", maxDepth)
 	}
 	t := p.peek()
-	switch {
-	case isNot(t):
+	if isNot(t) {
 		p.next()
 		e, err := p.unary()
 		if err != nil {
 			return nil, err
 		}
 		return not(e), nil
+	}
+	e, err := p.term()
+	if err == nil && p.l.err != nil {
+		err = p.errTok(t, "%v", p.l.err)
+	}
+	return e, err
+}
+
+// term is a parenthesised expression, a primitive or a comparison.
+func (p *parser) term() (*expr, error) {
+	t := p.peek()
+	switch {
 	case t.kind == tkLParen || t.kind == tkWord && t.word == wNum:
 		// "(" opens an expression or an arithmetic operand, and a number
 		// is a value ("port 53 or 80") or one ("80 < len"): try the
@@ -544,12 +555,12 @@ type qual struct {
 
 // unsupported keywords of pcap-filter(7), named so the error is clear.
 var unsupportedWords = map[string]bool{
-	"gateway": true, "mpls": true, "pppoed": true, "pppoes": true, "geneve": true, "vxlan": true,
-	"llc": true, "type": true, "subtype": true, "dir": true, "direction": true,
+	"gateway": true, "geneve": true, "vxlan": true,
+	"type": true, "subtype": true, "dir": true, "direction": true,
 	"on": true, "ifname": true, "rnr": true, "rulenum": true, "reason": true, "rset": true, "ruleset": true,
 	"srnr": true, "subrulenum": true, "action": true, "ra": true, "ta": true, "addr1": true, "addr2": true,
 	"addr3": true, "addr4": true, "address1": true, "address2": true, "address3": true, "address4": true,
-	"byte": true, "lane": true, "metac": true, "bcc": true, "oam": true, "oamf4": true, "oamf4ec": true,
+	"lane": true, "metac": true, "bcc": true, "oam": true, "oamf4": true, "oamf4ec": true,
 	"oamf4sc": true, "sc": true, "ilmic": true, "vpi": true, "vci": true, "connectmsg": true,
 	"metaconnect": true, "fisu": true, "lssu": true, "lsu": true, "msu": true, "hfisu": true, "hlssu": true,
 	"hmsu": true, "sio": true, "opc": true, "dpc": true, "sls": true, "hsio": true, "hopc": true,
@@ -559,7 +570,8 @@ var unsupportedWords = map[string]bool{
 func isKeyword(w string) bool {
 	switch w {
 	case "and", "or", "not", "src", "dst", "proto", "protochain", "less", "greater", "vlan",
-		"inbound", "outbound", "broadcast", "multicast", "mask", "len", "length", "ifindex":
+		"inbound", "outbound", "broadcast", "multicast", "mask", "len", "length", "ifindex",
+		"mpls", "pppoed", "pppoes", "llc", "byte":
 		return true
 	}
 	_, p := protoWords[w]
@@ -615,6 +627,58 @@ func (p *parser) primitive() (*expr, error) {
 		}
 		p.hasLast = false
 		return p.l.vlan(id), nil
+	case w == "mpls" || w == "pppoes":
+		p.next()
+		p.hasLast = false
+		max, n := int64(0xfffff), int64(-1)
+		if w == "pppoes" {
+			max = 0xffff
+		}
+		if nt := p.peek(); nt.kind == tkWord && nt.word == wNum {
+			if int64(nt.num) > max {
+				return nil, p.errTok(nt, "%s %s greater than the maximum %d", map[string]string{"mpls": "MPLS label", "pppoes": "PPPoE session"}[w], nt.text, max)
+			}
+			p.next()
+			n = int64(nt.num)
+		}
+		if w == "mpls" {
+			return p.l.mpls(n), nil
+		}
+		return p.l.pppoes(n), nil
+	case w == "pppoed":
+		p.next()
+		p.hasLast = false
+		return p.l.linktype(etherTypePPPoED), nil
+	case w == "llc":
+		p.next()
+		p.hasLast = false
+		kind := ""
+		if nt := p.peek(); nt.kind == tkWord && nt.word == wID && (!isKeyword(nt.text) || nt.text == "rnr") {
+			kind = nt.text
+			p.next()
+		}
+		e, ok := p.l.llc(kind)
+		if !ok {
+			return nil, p.errTok(p.toks[p.pos-1], "unknown LLC type name %q", kind)
+		}
+		return e, nil
+	case w == "byte":
+		p.next()
+		p.hasLast = false
+		off, err := p.number("byte", ^uint32(0))
+		if err != nil {
+			return nil, err
+		}
+		op := p.peek()
+		if op.kind != tkOp || len(op.text) != 1 || !strings.Contains("&|<>=", op.text) {
+			return nil, p.errTok(op, "expected &, |, <, > or = after \"byte %d\", found %s", off, op)
+		}
+		p.next()
+		k, err := p.number("byte "+op.text, ^uint32(0))
+		if err != nil {
+			return nil, err
+		}
+		return p.l.byteTest(off, op.text, k), nil
 	case w == "broadcast" || w == "multicast":
 		return p.cast(pDefault)
 	case w == "proto":
@@ -721,10 +785,11 @@ func (p *parser) cast(pq protoQ) (*expr, error) {
 	bcast := t.text == "broadcast"
 	switch pq {
 	case pDefault, pEther:
+		p.l.linkOnly(strconv.Quote(t.text))
 		if bcast {
-			return etherAddr(0, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), nil
+			return etherAddr(p.l.offLinkHdr, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), nil
 		}
-		return mkAtom(abs(0, 1), jset, 1), nil
+		return mkAtom(abs(p.l.offLinkHdr, 1), jset, 1), nil
 	case pIP:
 		if bcast {
 			if !p.l.netmask.IsValid() {
@@ -803,9 +868,18 @@ func (p *parser) protoNumber(pq protoQ, kw token) (*expr, error) {
 			return nil, err
 		}
 		return p.l.linktype(uint16(et)), nil
+	case pISO, pISIS:
+		v, err := p.number(kw.text, 255)
+		if err != nil {
+			return nil, err
+		}
+		if pq == pISO {
+			return p.l.isoProto(uint8(v)), nil
+		}
+		return and(p.l.isoProto(isoISIS), cmpEq(p.l.isoBase()+4, 1, v)), nil
 	case pDefault, pIP, pIP6:
 	default:
-		return nil, p.errTok(kw, "\"proto\" applies to ether, ip or ip6, not %q", pq)
+		return nil, p.errTok(kw, "\"proto\" applies to ether, ip, ip6, iso or isis, not %q", pq)
 	}
 	v, err := p.protoValue(kw, ipProtoName, 255)
 	if err != nil {
@@ -965,7 +1039,7 @@ func (p *parser) portValue(q qual, t token) (*expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.word != wNum && t.word != wID {
+	if t.word != wNum && t.word != wID && t.word != wEsc {
 		return nil, p.errTok(t, "expected a port number or name, found %s", t)
 	}
 	if q.typ == tPort {
@@ -1061,10 +1135,19 @@ func (p *parser) hostValue(q qual, t token) (*expr, error) {
 		if !ok {
 			return nil, p.errTok(t, "bogus ethernet address %s", s)
 		}
-		if q.proto != pEther && q.proto != pDefault {
-			return nil, p.errTok(t, "a MAC address needs \"ether\", not %q", q.proto)
+		if q.proto != pEther {
+			return nil, p.errTok(t, "a MAC address needs \"ether\" (ether host %s)", s)
 		}
 		return p.l.etherHost(mac, q.dir), nil
+	case wID, wEsc:
+		// A name: tcpdump resolves it, so a numeric address works.
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" && q.proto != pEther {
+			if a.Is4() {
+				b := a.As4()
+				return p.host4(q, t, be32(b[:]), ^uint32(0))
+			}
+			return p.host6(q, t, a.As16(), prefixMask128(128))
+		}
 	case wHID6:
 		if q.proto == pEther {
 			break
