@@ -351,10 +351,21 @@ func (l *lowerer) relation(op relOp, x, y aval) *expr {
 			test = not(test)
 		}
 	}
+	markUser(test)
 	if g == exprTrue {
 		return test
 	}
 	return and(g, test)
+}
+
+// markUser marks the atoms of a comparison as written by the user.
+func markUser(e *expr) {
+	switch e.op {
+	case eAtom:
+		e.a.user = true
+	case eNot:
+		markUser(e.l)
+	}
 }
 
 // jumpFor maps a comparison to a conditional jump, negated for <=, < and
@@ -377,9 +388,11 @@ func jumpFor(op relOp) (cond, bool) {
 }
 
 // compareConst compares a computed value with k. Equality tests shed
-// operations that cannot change it, as libpcap's peephole optimiser does
-// ("sub #x; jeq #y" is "jeq #x+y", "and #m; jeq #0" is "jset #m"
-// negated); every load of the value still happens.
+// what libpcap's peephole optimiser sheds ("sub #x; jeq #y" is "jeq
+// #x+y", "and #m; jeq #0" is "jset #m" negated); every load of the value
+// still happens. It sheds no more: an "add" kept keeps the value apart
+// from the field's, so that the optimiser settles no test that libpcap's
+// does not.
 func (l *lowerer) compareConst(op relOp, a *arith, k uint32) *expr {
 	c, neg := jumpFor(op)
 	var test *expr
@@ -402,21 +415,11 @@ func (l *lowerer) equalConst(a *arith, k uint32) *expr {
 			case opSub:
 				a, k = a.l, k+c
 				continue
-			case opAdd:
-				a, k = a.l, k-c
-				continue
-			case opXor:
-				a, k = a.l, k^c
-				continue
 			case opAnd:
 				if k == 0 {
 					return not(mkAtom(valueOf(a.l), jset, c))
 				}
 			}
-		}
-		if a.op == opNeg {
-			a, k = a.l, -k
-			continue
 		}
 		return mkAtom(valueOf(a), jeq, k)
 	}

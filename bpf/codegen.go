@@ -137,7 +137,8 @@ func decide(facts []fact, a atom) (res, ok bool) {
 		if f.a == a {
 			return f.res, true
 		}
-		if f.res && f.a.c == jeq && a.c == jeq && f.a.v == a.v && f.a.xv == nil && a.xv == nil {
+		if f.res && f.a.c == jeq && a.c == jeq && f.a.v == a.v && f.a.k != a.k &&
+			f.a.xv == nil && a.xv == nil && f.a.user == a.user {
 			return false, true
 		}
 	}

@@ -43,12 +43,16 @@ const (
 )
 
 // atom is one test: does the value satisfy cond k? With xv set, the value
-// is compared with xv's value (in X) instead of k.
+// is compared with xv's value (in X) instead of k. user marks a comparison
+// written in the expression ("ip[9] = 17"), which libpcap's optimiser sees
+// as a different value from the same field loaded by a primitive ("ip
+// proto 17"): the two never settle each other (codegen.go, decide).
 type atom struct {
-	v  value
-	c  cond
-	k  uint32
-	xv *arith
+	v    value
+	c    cond
+	k    uint32
+	xv   *arith
+	user bool
 }
 
 type exprOp uint8

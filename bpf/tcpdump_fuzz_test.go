@@ -138,6 +138,8 @@ var fuzzPrimitives = []string{
 	"ether multicast", "ether broadcast", "vlan", "vlan 10", "less 60", "greater 100",
 	"ip proto 17", "ip6 proto 58", "ipx", "iso", "stp", "atalk", "isis", "l1", "netbeui",
 	"protochain 17", "ip6 protochain 6", "ip protochain 1", "ether proto 0x809b", "ether host 02:00:00:00:00:01",
+	"mpls", "mpls 2", "pppoes", "pppoes 3", "pppoed", "llc", "llc u", "llc rr", "iso proto 0x83", "byte 12 = 8",
+	"ifindex 0", "inbound",
 }
 
 func (g *exprGen) primitive() string { return fuzzPrimitives[g.r.IntN(len(fuzzPrimitives))] }
