@@ -48,6 +48,11 @@ type arith struct {
 	xoff uint32
 	v6   bool   // opChain: walk IPv6 extension headers (else IPv4 AH headers)
 	l, r *arith // operands; opLoad: l is the variable index (nil: none)
+	// bad is the error libpcap's optimiser reports for this operation
+	// (a constant zero divisor, a constant shift above 31) if the test
+	// using it survives the optimiser; col is where the operand starts.
+	bad string
+	col int
 }
 
 func (op arithOp) binary() bool { return op >= opAdd && op <= opRsh }
@@ -148,7 +153,7 @@ func foldALU(op arithOp, a, b uint32) (uint32, error) {
 // tcpdump's program: "x * 0" and "x & 0" are 0, "0 * x", "0 / x", "0 % x",
 // "0 & x", "0 << x" and "0 >> x" are 0 without loading x, and "0 + x",
 // "0 | x", "0 ^ x" are x.
-func (l *lowerer) binary(op arithOp, x, y aval) (aval, error) {
+func (l *lowerer) binary(op arithOp, x, y aval, col int) (aval, error) {
 	// libpcap's gen_arth refuses a literal zero divisor and a literal
 	// shift count above 31 before any folding.
 	if y.lit {
@@ -175,11 +180,18 @@ func (l *lowerer) binary(op arithOp, x, y aval) (aval, error) {
 		}
 		return aval{a: l.intern(arith{op: op, l: x.a, r: y.a}), guard: g}, nil
 	}
+	// libpcap's optimiser refuses a constant zero divisor and a constant
+	// shift above 31 only where it folds them: in code that is still
+	// reachable after its jump threading. So these are errors of the
+	// test that computes them, if it is emitted (acode.toA).
+	deferred := func(msg string) (aval, error) {
+		return aval{a: l.intern(arith{op: op, l: x.a, r: y.a, bad: msg, col: col}), guard: g}, nil
+	}
 	switch {
 	case x.isConst() && y.isConst():
 		k, err := foldALU(op, x.a.k, y.a.k)
 		if err != nil {
-			return aval{}, err
+			return deferred(err.Error())
 		}
 		return aval{a: l.konst(k), guard: g}, nil
 	case y.isConst():
@@ -193,10 +205,10 @@ func (l *lowerer) binary(op arithOp, x, y aval) (aval, error) {
 			}
 		}
 		if _, err := foldALU(op, 1, k); err != nil {
-			return aval{}, err
+			return deferred(err.Error())
 		}
 		if (op == opLsh || op == opRsh) && k > 31 {
-			return aval{}, arithError("shift by more than 31 bits")
+			return deferred("shift by more than 31 bits")
 		}
 	case x.isConst() && x.a.k == 0:
 		switch op {

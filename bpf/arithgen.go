@@ -13,10 +13,11 @@ import (
 // comparison with X, the other value in X), tracking what X holds so that
 // "ldxb 4*([14]&0xf)" is not repeated.
 type acode struct {
-	ins  []xbpf.Instruction
-	x    content // what X holds
-	slot int     // the next free scratch memory word
-	err  error
+	ins   []xbpf.Instruction
+	x     content // what X holds
+	slot  int     // the next free scratch memory word
+	err   error
+	plain bool // unoptimised code: run-time division by zero, as libpcap's
 }
 
 // scratchWords is the number of scratch memory words (BPF_MEMWORDS).
@@ -184,6 +185,10 @@ func (g *acode) toA(a *arith) {
 	case opChain:
 		g.chain(a)
 	default:
+		if a.bad != "" && !g.plain {
+			g.err = &SyntaxError{Column: a.col, Msg: a.bad}
+			return
+		}
 		op := a.op.alu()
 		switch {
 		case a.r.op == opConst && constOperandOK(a.op, a.r.k):

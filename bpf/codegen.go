@@ -420,7 +420,8 @@ type layoutNode struct {
 
 // emit lays the graph out as classic BPF with accept returning snap.
 // prefix, if set, is a test whose loads run first, without its jump.
-func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
+// plain marks unoptimised code.
+func emit(root *node, snap uint32, prefix *atom, plain bool) ([]xbpf.Instruction, error) {
 	switch root.term {
 	case termAccept:
 		return []xbpf.Instruction{xbpf.RetConstant{Val: snap}}, nil
@@ -441,7 +442,7 @@ func emit(root *node, snap uint32, prefix *atom) ([]xbpf.Instruction, error) {
 		}
 	}
 	ls := make([]layoutNode, len(order))
-	var gen acode
+	gen := acode{plain: plain}
 	var pre []xbpf.Instruction
 	var entryA, entryX content
 	if prefix != nil {
@@ -685,7 +686,7 @@ func generatePlain(e *expr, snap uint32) ([]xbpf.Instruction, error) {
 	if root.term == termReject {
 		return []xbpf.Instruction{xbpf.RetConstant{Val: 0}}, nil
 	}
-	return emit(root, snap, nil)
+	return emit(root, snap, nil, true)
 }
 
 // decided is where a test of a constant goes.
@@ -780,7 +781,7 @@ func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, erro
 	} else {
 		root = resolveConsts(root)
 	}
-	return emit(root, snap, prefix)
+	return emit(root, snap, prefix, !optimize)
 }
 
 func countAtoms(e *expr, n int) int {

@@ -353,7 +353,7 @@ func (p *parser) arith() (aval, error) {
 		}
 		x, y := vals[len(vals)-2], vals[len(vals)-1]
 		vals = vals[:len(vals)-2]
-		v, err := p.l.binary(f.op, x.v, y.v)
+		v, err := p.l.binary(f.op, x.v, y.v, y.col)
 		if err != nil {
 			return p.errAt(y.col, "%v", err)
 		}
