@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	xbpf "golang.org/x/net/bpf"
 
@@ -42,7 +43,7 @@ func buildFilter(addrs *addrSet, expr string, withPktType bool) ([]xbpf.RawInstr
 	var user []xbpf.Instruction
 	if expr != "" {
 		var err error
-		user, err = bpf.Compile(expr, &bpf.Options{SnapLen: filterSnapLen})
+		user, err = bpf.Compile(expr, &bpf.Options{SnapLen: filterSnapLen, Netmask: addrs.netmask4()})
 		if err != nil {
 			return nil, fmt.Errorf("engine: filter %q: %w", expr, err)
 		}
@@ -56,6 +57,22 @@ func buildFilter(addrs *addrSet, expr string, withPktType bool) ([]xbpf.RawInstr
 		return nil, fmt.Errorf("engine: assembling the filter: %w", err)
 	}
 	return raw, nil
+}
+
+// netmask4 is the netmask of the first IPv4 address, which "ip
+// broadcast" in a filter expression needs (tcpdump takes the capture
+// interface's, from its first IPv4 address too), or the zero Addr.
+func (s *addrSet) netmask4() netip.Addr {
+	for _, la := range s.list {
+		if la.addr.Is4() {
+			m := ^uint32(0) << (32 - la.prefix.Bits())
+			if la.prefix.Bits() == 0 {
+				m = 0
+			}
+			return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
+		}
+	}
+	return netip.Addr{}
 }
 
 func filterProgram(addrs *addrSet, user []xbpf.Instruction, withPktType bool) ([]xbpf.Instruction, error) {
