@@ -1,10 +1,6 @@
 package bpf
 
-import (
-	"fmt"
-
-	"github.com/pktengine/pktengine/proto"
-)
+import "github.com/pktengine/pktengine/proto"
 
 // The arithmetic half of pcap-filter: "proto[expr:size]", "len", constants
 // and the operators + - * / % & | ^ << >> and unary minus. An arithmetic
@@ -461,30 +457,4 @@ func valueOf(a *arith) value {
 		}
 	}
 	return value{mode: ldComp, comp: a}
-}
-
-// arithString renders a node for error messages and tests.
-func arithString(a *arith) string {
-	names := map[arithOp]string{opAdd: "+", opSub: "-", opMul: "*", opDiv: "/", opMod: "%", opAnd: "&",
-		opOr: "|", opXor: "^", opLsh: "<<", opRsh: ">>"}
-	switch a.op {
-	case opConst:
-		return fmt.Sprint(a.k)
-	case opLen:
-		return "len"
-	case opNeg:
-		return "-" + arithString(a.l)
-	case opLoad:
-		base := "pkt"
-		if a.ihl {
-			base = fmt.Sprintf("pkt[4*([%d]&0xf)", a.xoff)
-		}
-		if a.l != nil {
-			return fmt.Sprintf("%s[%d+%s:%d]", base, a.k, arithString(a.l), a.size)
-		}
-		return fmt.Sprintf("%s[%d:%d]", base, a.k, a.size)
-	case opChain:
-		return fmt.Sprintf("chain(v6=%v,%d,%d)", a.v6, a.xoff, a.k)
-	}
-	return "(" + arithString(a.l) + " " + names[a.op] + " " + arithString(a.r) + ")"
 }

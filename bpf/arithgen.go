@@ -29,10 +29,16 @@ var errTooComplex = errors.New("bpf: arithmetic expression too complex (needs mo
 
 func (g *acode) emit(ins ...xbpf.Instruction) { g.ins = append(g.ins, ins...) }
 
-// prologue is the code before the jump of test a, given what A and X hold
-// on entry.
-func (g *acode) prologue(a atom, ain, xin content) error {
-	g.ins, g.x, g.slot, g.err = nil, xin, 0, nil
+// prologue returns the code before the jump of test a, given what A and X
+// hold on entry. The code of all tests shares one growing array.
+func (g *acode) prologue(a atom, ain, xin content) ([]xbpf.Instruction, error) {
+	start := len(g.ins)
+	err := g.code(a, ain, xin)
+	return g.ins[start:len(g.ins):len(g.ins)], err
+}
+
+func (g *acode) code(a atom, ain, xin content) error {
+	g.x, g.slot, g.err = xin, 0, nil
 	want := content{true, a.v}
 	if a.xv == nil {
 		switch {
@@ -140,13 +146,13 @@ func (g *acode) value(v value) {
 	}
 }
 
-func (op arithOp) alu() xbpf.ALUOp {
-	return map[arithOp]xbpf.ALUOp{
-		opAdd: xbpf.ALUOpAdd, opSub: xbpf.ALUOpSub, opMul: xbpf.ALUOpMul, opDiv: xbpf.ALUOpDiv,
-		opMod: xbpf.ALUOpMod, opAnd: xbpf.ALUOpAnd, opOr: xbpf.ALUOpOr, opXor: xbpf.ALUOpXor,
-		opLsh: xbpf.ALUOpShiftLeft, opRsh: xbpf.ALUOpShiftRight,
-	}[op]
+var aluOps = [...]xbpf.ALUOp{
+	opAdd: xbpf.ALUOpAdd, opSub: xbpf.ALUOpSub, opMul: xbpf.ALUOpMul, opDiv: xbpf.ALUOpDiv,
+	opMod: xbpf.ALUOpMod, opAnd: xbpf.ALUOpAnd, opOr: xbpf.ALUOpOr, opXor: xbpf.ALUOpXor,
+	opLsh: xbpf.ALUOpShiftLeft, opRsh: xbpf.ALUOpShiftRight,
 }
+
+func (op arithOp) alu() xbpf.ALUOp { return aluOps[op] }
 
 // toA computes a into A. For "l op r" it evaluates whichever side keeps
 // X free first, so that no scratch memory is needed unless both sides

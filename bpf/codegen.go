@@ -446,10 +446,11 @@ func emit(root *node, snap uint32, prefix *atom, plain bool) ([]xbpf.Instruction
 	var pre []xbpf.Instruction
 	var entryA, entryX content
 	if prefix != nil {
-		if err := gen.prologue(*prefix, content{}, content{}); err != nil {
+		var err error
+		if pre, err = gen.prologue(*prefix, content{}, content{}); err != nil {
 			return nil, err
 		}
-		pre, entryA, entryX = gen.ins, content{true, prefix.v}, gen.x
+		entryA, entryX = content{true, prefix.v}, gen.x
 	}
 	for i, n := range order {
 		ain, xin := entryA, entryX
@@ -473,10 +474,11 @@ func emit(root *node, snap uint32, prefix *atom, plain bool) ([]xbpf.Instruction
 			l.aOut, l.xOut = ain, xin
 			continue
 		}
-		if err := gen.prologue(n.atom, ain, xin); err != nil {
+		pre, err := gen.prologue(n.atom, ain, xin)
+		if err != nil {
 			return nil, err
 		}
-		l.pre, l.aOut, l.xOut = gen.ins, content{true, n.v}, gen.x
+		l.pre, l.aOut, l.xOut = pre, content{true, n.v}, gen.x
 	}
 
 	// Like libpcap, share identical code: a test that loads nothing

@@ -157,7 +157,7 @@ func (p *parser) lexWord(s string, i int) (token, int, error) {
 		n    int
 		kind wordKind
 	}
-	cands := []cand{
+	cands := [...]cand{
 		{lexMAC(s, i), wMAC},
 		{lexN(s, i), wNum},
 		{lexHID(s, i), wHID},
