@@ -199,9 +199,9 @@ func jumpsBack(prog []xbpf.RawInstruction) bool {
 	return false
 }
 
-// run is the program's verdict on pkt.
+// run is the program's verdict on pkt. (No t.Helper here or in try: they
+// run millions of times, and Helper walks the stack.)
 func (m vm) run(t testing.TB, pkt []byte, md meta) bool {
-	t.Helper()
 	ok, err := m.try(t, pkt, md)
 	if err != nil {
 		t.Fatalf("evalRaw: %v", err)
@@ -212,7 +212,6 @@ func (m vm) run(t testing.TB, pkt []byte, md meta) bool {
 // try is run, returning errLoop instead of failing on a program that
 // does not stop.
 func (m vm) try(t testing.TB, pkt []byte, md meta) (bool, error) {
-	t.Helper()
 	r, wrapped, err := evalRawWrap(m.raw, pkt, md)
 	if err != nil {
 		return false, err

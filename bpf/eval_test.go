@@ -75,7 +75,6 @@ func evalRawWrap(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, bool, 
 		}
 		return binary.BigEndian.Uint32(pkt[off:]), true
 	}
-	sizes := map[uint16]uint32{bpfW: 4, bpfH: 2, bpfB: 1}
 	steps := 0
 	for pc := 0; pc < len(prog); pc++ {
 		if steps++; steps > evalSteps {
@@ -90,7 +89,13 @@ func evalRawWrap(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, bool, 
 		switch op & 0x07 {
 		case bpfLD, bpfLDX:
 			var v uint32
-			size := sizes[op&0x18]
+			size := uint32(4)
+			switch op & 0x18 {
+			case bpfH:
+				size = 2
+			case bpfB:
+				size = 1
+			}
 			switch op & 0xe0 {
 			case bpfIMM:
 				v = k

@@ -65,7 +65,7 @@ func tcpdumpPrefetch(t testing.TB, flag string, exprs []string) {
 	t.Helper()
 	needTcpdump(t)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8)
 	for _, e := range exprs {
 		wg.Add(1)
 		sem <- struct{}{}
