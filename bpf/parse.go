@@ -18,6 +18,10 @@ type SyntaxError struct {
 	Expr   string
 	Column int
 	Msg    string
+	// semantic marks an expression that parsed but cannot be compiled
+	// (division by zero, arp inside mpls): when "(" has two readings, it
+	// beats a syntax error of the other one.
+	semantic bool
 }
 
 func (e *SyntaxError) Error() string {
@@ -189,7 +193,7 @@ func (p *parser) unary() (*expr, error) {
 	}
 	e, err := p.term()
 	if err == nil && p.l.err != nil {
-		err = p.errTok(t, "%v", p.l.err)
+		err = &SyntaxError{Expr: p.src, Column: t.col, Msg: p.l.err.Error(), semantic: true}
 	}
 	return e, err
 }
@@ -249,10 +253,11 @@ func (p *parser) paren() (*expr, error) {
 	return e, nil
 }
 
-// furthest picks, of two failed readings, the one that got further.
+// furthest picks, of two failed readings, the one that got further, or
+// the one that parsed.
 func furthest(a, b error) error {
 	var sa, sb *SyntaxError
-	if errors.As(a, &sa) && errors.As(b, &sb) && sa.Column > sb.Column {
+	if errors.As(a, &sa) && errors.As(b, &sb) && (sa.semantic || !sb.semantic && sa.Column > sb.Column) {
 		return a
 	}
 	return b
@@ -262,12 +267,13 @@ type parserState struct {
 	last       qual
 	hasLast    bool
 	primitives int
+	lowerErr   error
 }
 
-func (p *parser) state() parserState { return parserState{p.last, p.hasLast, p.primitives} }
+func (p *parser) state() parserState { return parserState{p.last, p.hasLast, p.primitives, p.l.err} }
 
 func (p *parser) restore(s parserState) {
-	p.last, p.hasLast, p.primitives = s.last, s.hasLast, s.primitives
+	p.last, p.hasLast, p.primitives, p.l.err = s.last, s.hasLast, s.primitives, s.lowerErr
 }
 
 // relationOnce is relation, remembering failures by position.
@@ -355,7 +361,7 @@ func (p *parser) arith() (aval, error) {
 		vals = vals[:len(vals)-2]
 		v, err := p.l.binary(f.op, x.v, y.v, y.col)
 		if err != nil {
-			return p.errAt(y.col, "%v", err)
+			return &SyntaxError{Expr: p.src, Column: y.col, Msg: err.Error(), semantic: true}
 		}
 		vals = append(vals, arithOperand{v, x.col})
 		return nil
