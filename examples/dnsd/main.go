@@ -118,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	var st stats
+	stopReports := reportOnUSR1(ctx, stdout, &st)
+	defer stopReports()
 	switch o.mode {
 	case "kernel":
 		pc, err := net.ListenPacket("udp", ap.String())

@@ -1,0 +1,25 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// reportOnUSR1 writes the counters line (see reporter) to w on every
+// SIGUSR1 until ctx ends or the returned function is called. SIGUSR1 stays
+// caught afterwards, so that a late one does not end dnsd.
+func reportOnUSR1(ctx context.Context, w io.Writer, st *stats) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	ctx, cancel := context.WithCancel(ctx)
+	wait := reportOnSignal(ctx, w, st, sigs)
+	return func() {
+		cancel()
+		wait()
+	}
+}
