@@ -52,6 +52,7 @@ type childSpec struct {
 	Responder  string          `json:"responder,omitempty"`
 	Addr       netip.AddrPort  `json:"addr,omitempty"` // responder: listen address; sink: its port counts
 	Gen        *loadgen.Config `json:"gen,omitempty"`
+	DNSGen     *dnsGenSpec     `json:"dns_gen,omitempty"`
 	GOMAXPROCS int             `json:"gomaxprocs,omitempty"`
 }
 
@@ -144,6 +145,8 @@ func runChild(ctx context.Context, spec *childSpec, in io.Reader, out io.Writer)
 		return childGen(ctx, spec, c)
 	case roleSink:
 		return childSink(ctx, spec, c)
+	case roleDNSGen:
+		return childDNSGen(ctx, spec, c)
 	}
 	return c.fail(fmt.Errorf("unknown role %q", spec.Role))
 }
