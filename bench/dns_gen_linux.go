@@ -31,6 +31,7 @@ type dnsGen struct {
 	t     *dnsTemplates
 	tx    ring.Transmitter
 	rx    *ring.RX
+	arp   *arpResponder
 	cpu   int
 	drain time.Duration
 	batch int
@@ -97,8 +98,14 @@ func openDNSGen(ifname string, spec *dnsGenSpec) (dnsGenRunner, error) {
 		tx.Close()
 		return nil, err
 	}
+	arp, err := startARPResponder(ifi, spec.Src, spec.SrcMAC)
+	if err != nil {
+		tx.Close()
+		rx.Close()
+		return nil, err
+	}
 	g := &dnsGen{
-		t: t, tx: tx, rx: rx, cpu: spec.CPU, drain: spec.Drain, batch: dnsBatch,
+		t: t, tx: tx, rx: rx, arp: arp, cpu: spec.CPU, drain: spec.Drain, batch: dnsBatch,
 		sendTimes: make([]atomic.Int64, dnsSeqWindow),
 		seq:       loadgen.NewSeqTracker(dnsReorderWindow),
 		done:      make(chan struct{}),
@@ -112,7 +119,7 @@ func (g *dnsGen) Close() error {
 	if g.tx == nil {
 		return nil
 	}
-	err := errors.Join(g.tx.Close(), g.rx.Close())
+	err := errors.Join(g.tx.Close(), g.rx.Close(), g.arp.Close())
 	<-g.done
 	g.tx = nil
 	return err
