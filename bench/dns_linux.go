@@ -167,6 +167,7 @@ func (t *dnsTools) versions() string {
 type dnsSession struct {
 	srv    *dnsServer
 	before *dnsdCounters
+	wrong  uint64 // replies that did not answer their query right
 }
 
 // open starts server name, checks that it answers the generator, warms it
@@ -241,6 +242,7 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	if err != nil {
 		return Point{}, err
 	}
+	s.wrong += sum.Foreign
 	after, errAfter := sampleCPU(x.cfg.ResponderCPU, srv.pid)
 	rcv1, _ := udpSnmpIn(fmt.Sprintf("/proc/%d/net", srv.pid))
 	st1, err := srv.stats()
@@ -363,6 +365,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 			if err == nil {
 				rr.Threads = sess.srv.threads
 				err = errors.Join(f(rr, sess), sess.close(&rr.Alloc))
+				rr.Wrong += sess.wrong
 			}
 			if err != nil {
 				rr.Error = err.Error()

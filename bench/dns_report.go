@@ -53,6 +53,9 @@ type DNSResponderResult struct {
 	// Threads is how many threads of the server were pinned to the
 	// responder CPU, checked when each session started and ended.
 	Threads int `json:"threads"`
+	// Wrong counts replies that did not answer their query right (QR,
+	// RCODE, question), over all trials; they count as lost.
+	Wrong uint64 `json:"wrong"`
 	// Dnsperf are dnsperf's runs, one per round.
 	Dnsperf []DnsperfResult `json:"dnsperf,omitempty"`
 }
@@ -203,6 +206,9 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 		zl := statRate(rr.ZeroLoss)
 		if rr.GeneratorLimited {
 			zl = ">= " + zl
+		}
+		if rr.Wrong > 0 {
+			zl += fmt.Sprintf(" (%d wrong answers)", rr.Wrong)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
 			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), mallocString(rr.AllocUnpaced), mallocString(rr.Alloc), rr.Threads)
