@@ -129,11 +129,24 @@ func (r *DNSReport) finish() {
 
 	inline, kx := r.responder("dnsd-inline"), r.responder("knot-xdp")
 	if x := r.ratio("dnsd-inline", "knot-xdp"); x != nil && kx.CPU.Median > 0 && inline.CPU.Median > 0 {
+		// CPU per query by both measures: the server CPU's user+system
+		// time (the harness's), which on a shared machine also holds
+		// other programs' time, spread over fewer queries the slower the
+		// server; and the server process's own, which holds softirqs
+		// that ran while it was on the CPU. On a quiet machine they
+		// agree; when they do not, the goal is not met.
 		v := x.ratio()
-		cpuOK := inline.CPU.Median <= kx.CPU.Median
-		r.Goals = append(r.Goals, Goal{dnsGoalInline, fmt.Sprintf("%s%.2fx the queries/s, median of the rounds' ratios (%s vs %s); CPU per query at %g%% load %s vs %s (%s; the processes' own: %s vs %s)",
+		more := func(a, b float64) string {
+			if a <= b {
+				return "no more"
+			}
+			return "more"
+		}
+		cpuOK := inline.CPU.Median <= kx.CPU.Median && inline.OwnCPU.Median <= kx.OwnCPU.Median
+		r.Goals = append(r.Goals, Goal{dnsGoalInline, fmt.Sprintf("%s%.2fx the queries/s, median of the rounds' ratios (%s vs %s); CPU per query at %g%% load: the server CPU's %s vs %s (%s), the processes' own %s vs %s (%s)",
 			atLeast(inline), v, loadgen.FormatSI(inline.ZeroLoss.Median), loadgen.FormatSI(kx.ZeroLoss.Median), 100*inline.CPULoad,
-			statDur(inline.CPU), statDur(kx.CPU), map[bool]string{true: "no more", false: "more"}[cpuOK], statDur(inline.OwnCPU), statDur(kx.OwnCPU)), v >= 1 && cpuOK})
+			statDur(inline.CPU), statDur(kx.CPU), more(inline.CPU.Median, kx.CPU.Median),
+			statDur(inline.OwnCPU), statDur(kx.OwnCPU), more(inline.OwnCPU.Median, kx.OwnCPU.Median)), v >= 1 && cpuOK})
 	} else {
 		r.Goals = append(r.Goals, Goal{dnsGoalInline, "not measured", false})
 	}

@@ -176,6 +176,18 @@ func TestDNSReportGoals(t *testing.T) {
 			t.Errorf("%s: %+v", name, g)
 		}
 	}
+	// Less of the CPU's time but more of the process's own: not met.
+	r = report([]float64{300e3, 310e3, 320e3}, []float64{250e3, 250e3, 250e3}, 1000, 1500, nil, nil, 0)
+	for i := range r.Responders {
+		if rr := &r.Responders[i]; rr.Name == "dnsd-inline" {
+			rr.Latency[len(rr.Latency)-1].Points[0].OwnCPU = 2000
+			rr.summarizeLatency()
+		}
+	}
+	r.finish()
+	if g := goal(r, dnsGoalInline); g.Met || !strings.Contains(g.Measured, "own 2.00µs vs 750ns (more)") {
+		t.Errorf("inline goal with more CPU of its own: %+v", g)
+	}
 	r = report([]float64{200e3, 200e3, 200e3}, []float64{250e3, 250e3, 250e3}, 1000, 1500, nil, []float64{20e3}, 0)
 	if g := goal(r, dnsGoalInline); g.Met {
 		t.Errorf("slower inline met the goal: %+v", g)
