@@ -168,6 +168,7 @@ type dnsSession struct {
 	srv    *dnsServer
 	before *dnsdCounters
 	wrong  uint64 // replies that did not answer their query right
+	drops  DNSDrops
 }
 
 // open starts server name, checks that it answers the generator, warms it
@@ -233,6 +234,8 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 		return Point{}, err
 	}
 	rcv0, _ := udpSnmpIn(fmt.Sprintf("/proc/%d/net", srv.pid))
+	_, vethTx0, errA0 := linkDrops(x.h.a)
+	xdpRx0, _, errB0 := linkDrops(x.h.b)
 	before, errBefore := sampleCPU(x.cfg.ResponderCPU, srv.pid)
 	load := loadgen.Load{Rate: rate, Duration: x.cfg.TrialDuration}
 	if rate == 0 {
@@ -245,13 +248,16 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	s.wrong += sum.Foreign
 	after, errAfter := sampleCPU(x.cfg.ResponderCPU, srv.pid)
 	rcv1, _ := udpSnmpIn(fmt.Sprintf("/proc/%d/net", srv.pid))
+	_, vethTx1, errA1 := linkDrops(x.h.a)
+	xdpRx1, _, errB1 := linkDrops(x.h.b)
 	st1, err := srv.stats()
 	if err != nil {
 		return Point{}, err
 	}
-	if err := errors.Join(errBefore, errAfter); err != nil {
+	if err := errors.Join(errBefore, errAfter, errA0, errA1, errB0, errB1); err != nil {
 		return Point{}, err
 	}
+	vethQueue, xdpRing := vethTx1-vethTx0, xdpRx1-xdpRx0
 	p := Point{
 		Offered: rate, Sent: sum.SentRate, Delivered: sum.ReceivedRate, Loss: sum.LossRatio,
 		Latency: sum.Latency, RingDrops: sum.RingDrops,
@@ -264,6 +270,11 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 		p.ResponderDrops = (st1.Dropped - st0.Dropped) + (st1.SendErrors - st0.SendErrors)
 	}
 	p.setCPU(before, after)
+	s.drops.SocketBuffer += p.RcvbufErrors
+	s.drops.Server += p.ResponderDrops
+	s.drops.Backlog += p.BacklogDrops
+	s.drops.VethQueue += vethQueue
+	s.drops.XDPRing += xdpRing
 	offered := "max"
 	if rate > 0 {
 		offered = loadgen.FormatSI(rate)
@@ -272,7 +283,7 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	for _, d := range []struct {
 		n    uint64
 		what string
-	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}} {
+	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {vethQueue, "veth queue"}, {xdpRing, "AF_XDP ring"}, {p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}} {
 		if d.n > 0 {
 			where += fmt.Sprintf(" %s %d", d.what, d.n)
 		}
@@ -367,6 +378,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 				rr.Threads = sess.srv.threads
 				err = errors.Join(f(rr, sess), sess.close(&rr.Alloc))
 				rr.Wrong += sess.wrong
+				rr.Drops.add(sess.drops)
 			}
 			if err != nil {
 				rr.Error = err.Error()

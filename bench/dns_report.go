@@ -56,8 +56,53 @@ type DNSResponderResult struct {
 	// Wrong counts replies that did not answer their query right (QR,
 	// RCODE, question), over all trials; they count as lost.
 	Wrong uint64 `json:"wrong"`
+	// Drops says where queries were lost, over all trials.
+	Drops DNSDrops `json:"drops"`
 	// Dnsperf are dnsperf's runs, one per round.
 	Dnsperf []DnsperfResult `json:"dnsperf,omitempty"`
+}
+
+// DNSDrops counts where queries were lost, over all trials of a server.
+type DNSDrops struct {
+	// SocketBuffer: the server's kernel socket was full (UDP
+	// RcvbufErrors of its namespace). Server: dnsd dropped them itself
+	// (malformed, or the engine's queue or ring full: see dnsd's
+	// counters) or could not send the answer. Backlog: a CPU's input
+	// backlog was full (/proc/net/softnet_stat, every CPU). VethQueue:
+	// veth could not queue them to the servers' side (its XDP ring or
+	// the backlog; tx dropped of the generator's veth). XDPRing: Knot's
+	// XDP program could not redirect them, its AF_XDP ring being full
+	// (rx dropped of the servers' veth).
+	SocketBuffer uint64 `json:"socket_buffer"`
+	Server       uint64 `json:"server"`
+	Backlog      uint64 `json:"backlog"`
+	VethQueue    uint64 `json:"veth_queue"`
+	XDPRing      uint64 `json:"xdp_ring"`
+}
+
+func (d *DNSDrops) add(o DNSDrops) {
+	d.SocketBuffer += o.SocketBuffer
+	d.Server += o.Server
+	d.Backlog += o.Backlog
+	d.VethQueue += o.VethQueue
+	d.XDPRing += o.XDPRing
+}
+
+// String lists the nonzero counts.
+func (d DNSDrops) String() string {
+	var parts []string
+	for _, x := range []struct {
+		n    uint64
+		what string
+	}{{d.SocketBuffer, "socket buffer"}, {d.Server, "server"}, {d.Backlog, "backlog"}, {d.VethQueue, "veth queue"}, {d.XDPRing, "AF_XDP ring"}} {
+		if x.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", x.what, x.n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none counted"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // DnsperfResult is one dnsperf run against a server.
@@ -256,6 +301,13 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 			fmt.Fprintln(tw)
 		}
 		tw.Flush()
+	}
+
+	fmt.Fprintf(&b, "\nwhere queries were lost, over all trials (most in the unpaced ones and those above the server's rate)\n")
+	for _, rr := range r.Responders {
+		if rr.Error == "" {
+			fmt.Fprintf(&b, "  %-12s %s\n", rr.Name, rr.Drops)
+		}
 	}
 
 	var dp bool

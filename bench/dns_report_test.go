@@ -214,6 +214,7 @@ func TestDNSReportOutput(t *testing.T) {
 		dnsResult("dnsd-inline", []float64{300e3, 310e3, 320e3}, 1000, 0, 3e6),
 		{ResponderResult: ResponderResult{ResponderInfo: ResponderInfo{Name: "knot-udp"}, Error: "knotd is not installed\nSECOND-LINE"}},
 	}
+	r.Responders[0].Drops = DNSDrops{XDPRing: 5, VethQueue: 7}
 	r.Responders[1].Dnsperf = []DnsperfResult{{Rate: 30e3, DnsperfStats: DnsperfStats{Sent: 30000, Completed: 30000, QPS: 29990, Mean: 150e3, Max: 2e6}}, {Error: "dnsperf: exit status 1"}}
 	r.finish()
 
@@ -221,7 +222,7 @@ func TestDNSReportOutput(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"knot-xdp", "dnsd-inline", "260k [250k-270k]", "error: knotd is not installed", "dnsperf", "30.0k: 30.0k done, lost 0 of 30000", "dnsperf: exit status 1", "[met  ] " + dnsGoalAlloc, "[short] " + dnsGoalConn, "reproduce: pktengine bench --dns"} {
+	for _, want := range []string{"knot-xdp", "dnsd-inline", "260k [250k-270k]", "error: knotd is not installed", "dnsperf", "30.0k: 30.0k done, lost 0 of 30000", "dnsperf: exit status 1", "[met  ] " + dnsGoalAlloc, "[short] " + dnsGoalConn, "reproduce: pktengine bench --dns", "knot-xdp     veth queue 7, AF_XDP ring 5", "dnsd-inline  none counted"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -302,3 +302,25 @@ func checkPinned(s *dnsServer) (int, error) {
 	}
 	return n, nil
 }
+
+// linkDrops reads the dropped counters of h's interface (`ip -s link`):
+// on the generator's side of the veth, tx dropped counts frames veth could
+// not queue to the peer (its XDP ring, or the receiving CPU's backlog); on
+// the servers' side, rx dropped counts frames its XDP program could not
+// redirect, because the AF_XDP socket's ring was full.
+func linkDrops(h *lab.Host) (rx, tx uint64, err error) {
+	out, err := exec.Command("ip", "-n", h.Name, "-j", "-s", "link", "show", "dev", h.Iface).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: ip -s link: %w", err)
+	}
+	var links []struct {
+		Stats struct {
+			RX struct{ Dropped uint64 } `json:"rx"`
+			TX struct{ Dropped uint64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return 0, 0, fmt.Errorf("bench: ip -s link: %q: %v", out, err)
+	}
+	return links[0].Stats.RX.Dropped, links[0].Stats.TX.Dropped, nil
+}
