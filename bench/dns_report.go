@@ -58,6 +58,12 @@ type DNSResponderResult struct {
 	Wrong uint64 `json:"wrong"`
 	// Drops says where queries were lost, over all trials.
 	Drops DNSDrops `json:"drops"`
+	// Others is how busy other programs kept the server's CPU during
+	// the search trials: the CPU's user+system time less the server
+	// process's own, as a fraction of the trial (median, min, max over
+	// the trials). On a quiet machine it is near 0; on a shared one it
+	// says which trials the neighbours disturbed.
+	Others Stat `json:"others"`
 	// Dnsperf are dnsperf's runs, one per round.
 	Dnsperf []DnsperfResult `json:"dnsperf,omitempty"`
 }
@@ -156,8 +162,25 @@ func (r *DNSReport) ratio(a, b string) *Ratio {
 	return &Ratio{a, b, x.ZeroLoss.Median / y.ZeroLoss.Median, pairedRatios(x.ZeroLoss.Values, y.ZeroLoss.Values)}
 }
 
+// others computes rr.Others from its search trials.
+func (rr *DNSResponderResult) others(trial time.Duration) {
+	var vs []float64
+	for _, s := range rr.Searches {
+		for _, p := range s.Points {
+			if p.Replies == 0 || trial <= 0 {
+				continue
+			}
+			vs = append(vs, max(0, (p.CPU-p.OwnCPU)*float64(p.Replies)/float64(trial)))
+		}
+	}
+	rr.Others = newStat(vs)
+}
+
 // finish computes the ratios and the goals.
 func (r *DNSReport) finish() {
+	for i := range r.Responders {
+		r.Responders[i].others(r.Config.TrialDuration)
+	}
 	r.Ratios = nil
 	for _, p := range [][2]string{{"dnsd-inline", "knot-xdp"}, {"dnsd-inline", "knot-udp"}, {"dnsd-conn", "dnsd-kernel"}, {"dnsd-inline", "dnsd-kernel"}, {"knot-xdp", "knot-udp"}} {
 		if x := r.ratio(p[0], p[1]); x != nil {
@@ -252,13 +275,14 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 
 	fmt.Fprintf(&b, "\nhighest queries/s with at most %g%% lost (RFC 2544 search): median [min-max] of %d rounds; unpaced: offered and answered;\n"+
 		"CPU per answer at %g%% of that rate: the server CPU's user+system and softirq time (/proc/stat), and the server process's own user+system (/proc/PID/stat);\n"+
-		"heap allocations per answer (dnsd's runtime.MemStats), unpaced and over all trials; threads of the server, all pinned to CPU%d\n",
-		100*c.LossTolerance, c.Trials, 100*maxLoad(c.LatencyLoads), c.ResponderCPU)
+		"heap allocations per answer (dnsd's runtime.MemStats), unpaced and over all trials; threads of the server, all pinned to CPU%d;\n"+
+		"others on CPU: the share of the search trials' time that CPU%d spent on other programs' user+system time, median [min-max] (0 on a quiet machine)\n",
+		100*c.LossTolerance, c.Trials, 100*maxLoad(c.LatencyLoads), c.ResponderCPU, c.ResponderCPU)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "server\tqueries/s\tunpaced offered\tanswered\tCPU/query\tsoftirq/query\town/query\tallocs/query unpaced\tall trials\tthreads\t")
+	fmt.Fprintln(tw, "server\tqueries/s\tunpaced offered\tanswered\tCPU/query\tsoftirq/query\town/query\tallocs/query unpaced\tall trials\tthreads\tothers on CPU\t")
 	for _, rr := range r.Responders {
 		if rr.Error != "" {
-			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\n", rr.Name, firstLine(rr.Error))
+			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\t\n", rr.Name, firstLine(rr.Error))
 			continue
 		}
 		zl := statRate(rr.ZeroLoss)
@@ -268,8 +292,8 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 		if rr.Wrong > 0 {
 			zl += fmt.Sprintf(" (%d wrong answers)", rr.Wrong)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
-			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), mallocString(rr.AllocUnpaced), mallocString(rr.Alloc), rr.Threads)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
+			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), mallocString(rr.AllocUnpaced), mallocString(rr.Alloc), rr.Threads, statPercent(rr.Others))
 	}
 	tw.Flush()
 
@@ -348,6 +372,13 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func statPercent(s Stat) string {
+	if len(s.Values) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%% [%.0f-%.0f%%]", 100*s.Median, 100*s.Min, 100*s.Max)
 }
 
 func firstLine(s string) string {
