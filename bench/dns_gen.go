@@ -35,6 +35,8 @@ type dnsGenSpec struct {
 // dnsGenRunner is what the child serves: one run per request.
 type dnsGenRunner interface {
 	Run(ctx context.Context, load loadgen.Load) (*loadgen.Summary, error)
+	// Settle waits until no reply has come for a while (see dnsGen).
+	Settle()
 	Close() error
 }
 
@@ -52,7 +54,8 @@ func readQueries(path string) ([]dnsQuery, error) {
 }
 
 // childDNSGen runs the DNS generator: "run LOAD" requests, each answered
-// with the run's summary, as the echo generator child does.
+// with the run's summary, as the echo generator child does, and "settle",
+// answered once the server has stopped answering.
 func childDNSGen(ctx context.Context, spec *childSpec, c *childIO) error {
 	if spec.DNSGen == nil {
 		return c.fail(errors.New("no DNS generator config"))
@@ -66,6 +69,13 @@ func childDNSGen(ctx context.Context, spec *childSpec, c *childIO) error {
 		return err
 	}
 	for c.in.Scan() {
+		if c.in.Text() == "settle" {
+			g.Settle()
+			if err := c.reply(&childReply{Ready: true}); err != nil {
+				return err
+			}
+			continue
+		}
 		req, ok := strings.CutPrefix(c.in.Text(), "run ")
 		if !ok {
 			c.fail(fmt.Errorf("unknown request %q", c.in.Text()))

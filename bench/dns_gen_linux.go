@@ -179,6 +179,9 @@ func (g *dnsGen) settle(quiet, most time.Duration) {
 	}
 }
 
+// Settle waits until the server has been quiet for 10 ms, at most 5 s.
+func (g *dnsGen) Settle() { g.settle(10*time.Millisecond, 5*time.Second) }
+
 // Run sends load and returns what came back.
 func (g *dnsGen) Run(ctx context.Context, load loadgen.Load) (*loadgen.Summary, error) {
 	g.runMu.Lock()
@@ -189,7 +192,7 @@ func (g *dnsGen) Run(ctx context.Context, load loadgen.Load) (*loadgen.Summary, 
 	if load.Rate < 0 || load.Duration < 0 {
 		return nil, errors.New("bench: negative rate or duration")
 	}
-	g.settle(10*time.Millisecond, 5*time.Second)
+	g.Settle()
 	rxBefore, _ := g.rx.Stats()
 	txBefore := g.tx.Stats()
 	g.mu.Lock()

@@ -169,6 +169,7 @@ type dnsSession struct {
 	before *dnsdCounters
 	wrong  uint64 // replies that did not answer their query right
 	drops  DNSDrops
+	others []float64 // share of each trial's time the CPU spent on other programs
 }
 
 // open starts server name, checks that it answers the generator, warms it
@@ -229,6 +230,11 @@ func (s *dnsSession) close(a *Alloc) error {
 // CPU around it.
 func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	srv := s.srv
+	// The server finishes answering the last trial first, so that the
+	// CPU is measured over this trial only.
+	if _, err := x.g.call("settle"); err != nil {
+		return Point{}, err
+	}
 	st0, err := srv.stats()
 	if err != nil {
 		return Point{}, err
@@ -237,6 +243,7 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	_, vethTx0, errA0 := linkDrops(x.h.a)
 	xdpRx0, _, errB0 := linkDrops(x.h.b)
 	before, errBefore := sampleCPU(x.cfg.ResponderCPU, srv.pid)
+	start := time.Now()
 	load := loadgen.Load{Rate: rate, Duration: x.cfg.TrialDuration}
 	if rate == 0 {
 		load.Drain = max(x.cfg.Drain, unpacedDrain)
@@ -247,6 +254,7 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	}
 	s.wrong += sum.Foreign
 	after, errAfter := sampleCPU(x.cfg.ResponderCPU, srv.pid)
+	window := time.Since(start)
 	rcv1, _ := udpSnmpIn(fmt.Sprintf("/proc/%d/net", srv.pid))
 	_, vethTx1, errA1 := linkDrops(x.h.a)
 	xdpRx1, _, errB1 := linkDrops(x.h.b)
@@ -270,6 +278,8 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 		p.ResponderDrops = (st1.Dropped - st0.Dropped) + (st1.SendErrors - st0.SendErrors)
 	}
 	p.setCPU(before, after)
+	others := float64(after.cpu.Busy-before.cpu.Busy) - float64(after.own-before.own)
+	s.others = append(s.others, max(0, others*tickNs/float64(window)))
 	s.drops.SocketBuffer += p.RcvbufErrors
 	s.drops.Server += p.ResponderDrops
 	s.drops.Backlog += p.BacklogDrops
@@ -379,6 +389,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 				err = errors.Join(f(rr, sess), sess.close(&rr.Alloc))
 				rr.Wrong += sess.wrong
 				rr.Drops.add(sess.drops)
+				rr.othersSeen = append(rr.othersSeen, sess.others...)
 			}
 			if err != nil {
 				rr.Error = err.Error()
@@ -436,6 +447,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 	}
 	for i := range results {
 		results[i].summarizeLatency()
+		results[i].Others = newStat(results[i].othersSeen)
 	}
 	return results, nil
 }

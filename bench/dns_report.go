@@ -59,11 +59,12 @@ type DNSResponderResult struct {
 	// Drops says where queries were lost, over all trials.
 	Drops DNSDrops `json:"drops"`
 	// Others is how busy other programs kept the server's CPU during
-	// the search trials: the CPU's user+system time less the server
-	// process's own, as a fraction of the trial (median, min, max over
-	// the trials). On a quiet machine it is near 0; on a shared one it
-	// says which trials the neighbours disturbed.
-	Others Stat `json:"others"`
+	// the trials: the CPU's user+system time less the server process's
+	// own, as a share of each trial's time (median, min, max over the
+	// trials). On a quiet machine it is near 0; on a shared one it says
+	// how much the neighbours took.
+	Others     Stat      `json:"others"`
+	othersSeen []float64 // one per trial, while measuring
 	// Dnsperf are dnsperf's runs, one per round.
 	Dnsperf []DnsperfResult `json:"dnsperf,omitempty"`
 }
@@ -162,25 +163,8 @@ func (r *DNSReport) ratio(a, b string) *Ratio {
 	return &Ratio{a, b, x.ZeroLoss.Median / y.ZeroLoss.Median, pairedRatios(x.ZeroLoss.Values, y.ZeroLoss.Values)}
 }
 
-// others computes rr.Others from its search trials.
-func (rr *DNSResponderResult) others(trial time.Duration) {
-	var vs []float64
-	for _, s := range rr.Searches {
-		for _, p := range s.Points {
-			if p.Replies == 0 || trial <= 0 {
-				continue
-			}
-			vs = append(vs, max(0, (p.CPU-p.OwnCPU)*float64(p.Replies)/float64(trial)))
-		}
-	}
-	rr.Others = newStat(vs)
-}
-
 // finish computes the ratios and the goals.
 func (r *DNSReport) finish() {
-	for i := range r.Responders {
-		r.Responders[i].others(r.Config.TrialDuration)
-	}
 	r.Ratios = nil
 	for _, p := range [][2]string{{"dnsd-inline", "knot-xdp"}, {"dnsd-inline", "knot-udp"}, {"dnsd-conn", "dnsd-kernel"}, {"dnsd-inline", "dnsd-kernel"}, {"knot-xdp", "knot-udp"}} {
 		if x := r.ratio(p[0], p[1]); x != nil {
@@ -276,7 +260,7 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "\nhighest queries/s with at most %g%% lost (RFC 2544 search): median [min-max] of %d rounds; unpaced: offered and answered;\n"+
 		"CPU per answer at %g%% of that rate: the server CPU's user+system and softirq time (/proc/stat), and the server process's own user+system (/proc/PID/stat);\n"+
 		"heap allocations per answer (dnsd's runtime.MemStats), unpaced and over all trials; threads of the server, all pinned to CPU%d;\n"+
-		"others on CPU: the share of the search trials' time that CPU%d spent on other programs' user+system time, median [min-max] (0 on a quiet machine)\n",
+		"others on CPU: the share of the trials' time that CPU%d spent on other programs (user+system), median [min-max]: 0 on a quiet machine\n",
 		100*c.LossTolerance, c.Trials, 100*maxLoad(c.LatencyLoads), c.ResponderCPU, c.ResponderCPU)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "server\tqueries/s\tunpaced offered\tanswered\tCPU/query\tsoftirq/query\town/query\tallocs/query unpaced\tall trials\tthreads\tothers on CPU\t")
