@@ -275,7 +275,8 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	if st0 != nil && st1 != nil {
 		p.AllocBytes = st1.TotalAlloc - st0.TotalAlloc
 		p.AllocMallocs = st1.Mallocs - st0.Mallocs
-		p.ResponderDrops = (st1.Dropped - st0.Dropped) + (st1.SendErrors - st0.SendErrors)
+		p.ResponderDrops = (st1.Dropped - st0.Dropped) + (st1.SendErrors - st0.SendErrors) +
+			(st1.RingDrops - st0.RingDrops) + (st1.QueueDrops - st0.QueueDrops) + (st1.TxDrops - st0.TxDrops)
 	}
 	p.setCPU(before, after)
 	others := float64(after.cpu.Busy-before.cpu.Busy) - float64(after.own-before.own)

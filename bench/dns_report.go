@@ -73,8 +73,9 @@ type DNSResponderResult struct {
 type DNSDrops struct {
 	// SocketBuffer: the server's kernel socket was full (UDP
 	// RcvbufErrors of its namespace). Server: dnsd dropped them itself
-	// (malformed, or the engine's queue or ring full: see dnsd's
-	// counters) or could not send the answer. Backlog: a CPU's input
+	// (malformed), the engine's receive ring or the Conn's port queue
+	// was full, or the answer found no transmit buffer or could not be
+	// sent (dnsd's counters). Backlog: a CPU's input
 	// backlog was full (/proc/net/softnet_stat, every CPU). VethQueue:
 	// veth could not queue them to the servers' side (its XDP ring or
 	// the backlog; tx dropped of the generator's veth). XDPRing: Knot's

@@ -65,6 +65,9 @@ type dnsdCounters struct {
 	Answered   uint64 `json:"answered"`
 	Dropped    uint64 `json:"dropped"`
 	SendErrors uint64 `json:"send_errors"`
+	RingDrops  uint64 `json:"ring_drops"`  // the engine's, in conn and inline modes
+	QueueDrops uint64 `json:"queue_drops"` // the engine's port queue (conn mode)
+	TxDrops    uint64 `json:"tx_drops"`    // the engine's transmit buffers
 	Mallocs    uint64 `json:"mallocs"`
 	TotalAlloc uint64 `json:"total_alloc"`
 	NumGC      uint32 `json:"num_gc"`

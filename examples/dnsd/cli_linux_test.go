@@ -87,6 +87,9 @@ func TestCommand(t *testing.T) {
 			if _, err := askOnce(b, dst, q, 5*time.Second); err != nil {
 				t.Fatalf("after SIGUSR1: %v\n%s", err, out.String())
 			}
+			if engine := strings.Contains(out.String(), `"ring_drops":`); engine != (c.mode != "kernel") {
+				t.Errorf("%s mode: the engine's drops in the counters: %v\n%s", c.mode, engine, out.String())
+			}
 
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)

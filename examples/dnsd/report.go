@@ -7,7 +7,9 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
+	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
 )
 
@@ -22,11 +24,17 @@ import (
 //	{"dropped":0,"answer":1200,"nodata":0,...,"truncated":0,"send_errors":0,"answered":1200,"mallocs":5821,"total_alloc":1630208,"num_gc":0}
 //
 // "answered" is every query that got a response (every kind but dropped).
+// In conn and inline modes the engine's drops follow (see reporter.engine).
 type reporter struct {
 	st  *stats
 	w   io.Writer
 	buf []byte
 	ms  runtime.MemStats
+	// engine, once set (conn and inline modes), adds the engine's drops:
+	// ring_drops (its receive rings were full), queue_drops (a port's
+	// queue was full: the Conn's reader fell behind) and tx_drops (no
+	// transmit buffer was free).
+	engine atomic.Pointer[engine.Engine]
 	// ctlMallocs and ctlBytes are what writing the reports allocated.
 	ctlMallocs, ctlBytes uint64
 }
@@ -36,6 +44,10 @@ func (r *reporter) report() error {
 	runtime.ReadMemStats(&r.ms)
 	mallocs, bytes := r.ms.Mallocs, r.ms.TotalAlloc
 	r.buf = r.st.appendJSON(r.buf[:0], mallocs-r.ctlMallocs, bytes-r.ctlBytes, r.ms.NumGC)
+	if e := r.engine.Load(); e != nil {
+		c := e.Counters()
+		r.buf = appendFields(r.buf[:len(r.buf)-2], "ring_drops", c.RingDrops, "queue_drops", c.UDP.RcvbufErrors, "tx_drops", c.UDP.SndbufErrors)
+	}
 	_, err := r.w.Write(r.buf)
 	runtime.ReadMemStats(&r.ms)
 	r.ctlMallocs += r.ms.Mallocs - mallocs
@@ -43,16 +55,28 @@ func (r *reporter) report() error {
 	return err
 }
 
+func field(b []byte, name string, v uint64) []byte {
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	b = strconv.AppendUint(b, v, 10)
+	return append(b, ',')
+}
+
+// appendFields appends name, value pairs to an object whose closing "}\n"
+// has been cut off, and closes it again.
+func appendFields(b []byte, kv ...any) []byte {
+	b = append(b, ',')
+	for i := 0; i+1 < len(kv); i += 2 {
+		b = field(b, kv[i].(string), kv[i+1].(uint64))
+	}
+	b[len(b)-1] = '}'
+	return append(b, '\n')
+}
+
 // appendJSON appends the counters and the given allocation counters as a
 // line of JSON.
 func (s *stats) appendJSON(b []byte, mallocs, totalAlloc uint64, numGC uint32) []byte {
-	field := func(b []byte, name string, v uint64) []byte {
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-		b = strconv.AppendUint(b, v, 10)
-		return append(b, ',')
-	}
 	b = append(b, '{')
 	var answered uint64
 	for k := range zone.Kind(zone.NumKinds) {
@@ -72,10 +96,10 @@ func (s *stats) appendJSON(b []byte, mallocs, totalAlloc uint64, numGC uint32) [
 	return append(b, '\n')
 }
 
-// reportOnSignal writes the counters line to w on every signal sig (the
-// caller's SIGUSR1) until ctx ends; the returned function waits for that.
-func reportOnSignal(ctx context.Context, w io.Writer, st *stats, sigs <-chan os.Signal) (wait func()) {
-	r := &reporter{st: st, w: w}
+// reportOnSignal has r write the counters line on every signal on sigs
+// (the caller's SIGUSR1) until ctx ends; the returned function waits for
+// that.
+func reportOnSignal(ctx context.Context, r *reporter, sigs <-chan os.Signal) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -8,4 +8,6 @@ import (
 )
 
 // reportOnUSR1 does nothing where there is no SIGUSR1.
-func reportOnUSR1(ctx context.Context, w io.Writer, st *stats) (stop func()) { return func() {} }
+func reportOnUSR1(ctx context.Context, w io.Writer, st *stats) (r *reporter, stop func()) {
+	return &reporter{st: st, w: w}, func() {}
+}

@@ -90,7 +90,7 @@ func TestReportOnSignal(t *testing.T) {
 	pr, pw := io.Pipe()
 	sigs := make(chan os.Signal)
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := reportOnSignal(ctx, pw, testStats(), sigs)
+	wait := reportOnSignal(ctx, &reporter{st: testStats(), w: pw}, sigs)
 	lines := bufio.NewScanner(pr)
 	for range 3 {
 		sigs <- os.Interrupt // any signal: the channel is the caller's
