@@ -52,6 +52,7 @@ type childSpec struct {
 	Responder  string          `json:"responder,omitempty"`
 	Addr       netip.AddrPort  `json:"addr,omitempty"` // responder: listen address; sink: its port counts
 	Gen        *loadgen.Config `json:"gen,omitempty"`
+	DNSGen     *dnsGenSpec     `json:"dns_gen,omitempty"`
 	GOMAXPROCS int             `json:"gomaxprocs,omitempty"`
 }
 
@@ -144,6 +145,8 @@ func runChild(ctx context.Context, spec *childSpec, in io.Reader, out io.Writer)
 		return childGen(ctx, spec, c)
 	case roleSink:
 		return childSink(ctx, spec, c)
+	case roleDNSGen:
+		return childDNSGen(ctx, spec, c)
 	}
 	return c.fail(fmt.Errorf("unknown role %q", spec.Role))
 }
@@ -205,8 +208,12 @@ func childResponder(ctx context.Context, spec *childSpec, c *childIO) error {
 
 // udpSnmp reads the UDP receive-buffer and error counters of the calling
 // process's network namespace, IPv4 and IPv6 together.
-func udpSnmp() (rcvbuf, inErrors uint64) {
-	if b, err := os.ReadFile("/proc/net/snmp"); err == nil {
+func udpSnmp() (rcvbuf, inErrors uint64) { return udpSnmpIn("/proc/net") }
+
+// udpSnmpIn reads the same from dir: /proc/net, or /proc/PID/net for the
+// namespace of process PID.
+func udpSnmpIn(dir string) (rcvbuf, inErrors uint64) {
+	if b, err := os.ReadFile(dir + "/snmp"); err == nil {
 		var names []string
 		for line := range strings.Lines(string(b)) {
 			f := strings.Fields(line)
@@ -228,7 +235,7 @@ func udpSnmp() (rcvbuf, inErrors uint64) {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/net/snmp6"); err == nil {
+	if b, err := os.ReadFile(dir + "/snmp6"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			f := strings.Fields(line)
 			if len(f) != 2 {

@@ -13,7 +13,11 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
+	if isDNSBench(args) {
+		return runBenchDNS(ctx, args, stdout, stderr)
+	}
+	fs := newFlagSet("bench", "[--dns] [--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
+	fs.Bool("dns", false, "the DNS benchmark instead: Knot DNS against examples/dnsd (see pktengine bench --dns -h)")
 	demo := fs.Bool("demo", false, "the short run of `make demo`: 200 ms trials and a coarser search, under a minute")
 	responders := fs.String("responders", "", "comma-separated responders to measure (default: all: kernel, kernel-batch, engine-v2, engine-v3)")
 	trials := fs.Int("trials", 0, "rounds of every measurement (default 3)")

@@ -19,7 +19,7 @@ import (
 
 // TestCommand runs dnsd as a program (this test binary, see TestMain) in a
 // lab namespace, in each mode: it serves until SIGTERM, then exits 0 and
-// logs what it answered.
+// logs what it answered; SIGUSR1 makes it print its counters and go on.
 func TestCommand(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
@@ -73,6 +73,22 @@ func TestCommand(t *testing.T) {
 			var m dns.Msg
 			if err := m.Unpack(resp); err != nil || len(m.Answer) != 2 || m.Question[0].Name != "WwW.example.com." || !m.Authoritative {
 				t.Fatalf("answer %v (%v)", &m, err)
+			}
+
+			// SIGUSR1: a line of counters on stdout, dnsd goes on.
+			if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+			for start := time.Now(); !strings.Contains(out.String(), `"answered":`); time.Sleep(10 * time.Millisecond) {
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("no counters line 10 s after SIGUSR1:\n%s", out.String())
+				}
+			}
+			if _, err := askOnce(b, dst, q, 5*time.Second); err != nil {
+				t.Fatalf("after SIGUSR1: %v\n%s", err, out.String())
+			}
+			if engine := strings.Contains(out.String(), `"ring_drops":`); engine != (c.mode != "kernel") {
+				t.Errorf("%s mode: the engine's drops in the counters: %v\n%s", c.mode, engine, out.String())
 			}
 
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -4,38 +4,22 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
+	"github.com/pktengine/pktengine/internal/knot"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
 )
-
-// knotd is a Knot DNS server started by a test inside a lab namespace,
-// with its own configuration, run directory and storage in a temporary
-// directory: never the system's service.
-type knotd struct {
-	cmd    *exec.Cmd
-	log    syncBuffer
-	exited chan struct{} // closed when knotd has exited, with err set
-	err    error
-}
 
 // syncBuffer collects a child's output for failure messages.
 type syncBuffer struct {
@@ -55,116 +39,31 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// knotOptions says where Knot DNS listens: kernel UDP (and TCP) sockets on
-// addresses, and XDP on an interface.
-type knotOptions struct {
-	listen   []netip.AddrPort
-	xdpIface string // "" for none
-	xdpPort  uint16
-}
-
-// knotConfig is a knot.conf serving one zone: one UDP worker, the CHAOS
-// identity, version and NSID off (dnsd has none of them), the zone file
-// read whole and never written back. With XDP, Knot attaches its XDP
-// program to the interface in native mode (veth has it) and answers
-// UDP to the port from AF_XDP sockets, one worker per RX queue.
-func knotConfig(dir, origin, zoneFile string, o knotOptions) string {
-	var ls []string
-	for _, ap := range o.listen {
-		ls = append(ls, fmt.Sprintf("%s@%d", ap.Addr(), ap.Port()))
-	}
-	listen, xdp := "", ""
-	if len(ls) > 0 {
-		listen = fmt.Sprintf("    listen: [ %s ]\n", strings.Join(ls, ", "))
-	}
-	if o.xdpIface != "" {
-		xdp = fmt.Sprintf("xdp:\n    listen: [ %s@%d ]\n", o.xdpIface, o.xdpPort)
-	}
-	return fmt.Sprintf(`server:
-    rundir: "%[1]s/run"
-%[2]s    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "%[1]s/db"
-zone:
-  - domain: %[3]s
-    file: "%[4]s"
-    storage: "%[1]s/db"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-%[5]s`, dir, listen, origin, zoneFile, xdp)
-}
-
-// startKnot starts knotd in h, serving zoneFile for origin as o says, and
-// returns once it answers the zone's SOA query at ask from host from.
-func startKnot(t *testing.T, h, from *lab.Host, origin, zoneFile string, o knotOptions, ask netip.AddrPort) *knotd {
+// startKnot starts knotd (internal/knot) in h, serving zoneFile for
+// origin as o says, stops it when the test ends, and returns once it
+// answers the zone's SOA query at ask from host from.
+func startKnot(t *testing.T, h, from *lab.Host, origin, zoneFile string, o knot.Options, ask netip.AddrPort) *knot.Server {
 	t.Helper()
-	knotdPath := labtest.NeedTool(t, "knotd")
-	dir := t.TempDir()
-	for _, d := range []string{"run", "db"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	knotd, err := knot.LookPath("knotd")
+	if err != nil {
+		knotd = labtest.NeedTool(t, "knotd")
 	}
-	zf := filepath.Join(dir, filepath.Base(zoneFile))
-	data, err := os.ReadFile(zoneFile)
+	k, err := knot.Start(h, &knot.Setup{Binary: knotd, Dir: t.TempDir(), Origin: origin, ZoneFile: zoneFile, Options: o})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(zf, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConfig(dir, origin, zf, o)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	k := &knotd{exited: make(chan struct{})}
-	// ip netns exec runs knotd in h's namespace (and in a mount namespace
-	// of its own); knotd stays in the foreground, its log on stderr.
-	k.cmd = h.Command(context.Background(), knotdPath, "-c", conf)
-	k.cmd.Stdout, k.cmd.Stderr = &k.log, &k.log
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		k.err = k.cmd.Wait()
-		close(k.exited)
-	}()
 	t.Cleanup(func() {
-		k.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-k.exited:
-		case <-time.After(10 * time.Second):
-			k.cmd.Process.Kill()
-			<-k.exited
+		if err := k.Stop(); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("knotd's log:\n%s", k.log.String())
+			t.Logf("knotd's log:\n%s", k.Log())
 		}
 	})
-
-	soa := dnstest.Query(0xFFFF, origin, dns.TypeSOA, false, 0)
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-k.exited:
-			t.Fatalf("knotd exited: %v\n%s", k.err, k.log.String())
-		default:
-		}
-		if resp, err := askOnce(from, ask, soa, 200*time.Millisecond); err == nil && len(resp) > 3 && resp[3]&0xF == 0 && resp[2]&0x04 != 0 {
-			return k
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("knotd does not serve %s:\n%s", origin, k.log.String())
-		}
+	if err := k.WaitServing(from, ask, dnstest.Query(0xFFFF, origin, dns.TypeSOA, false, 0), 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
+	return k
 }
 
 // askOnce sends one query from a kernel socket in h and waits for the
@@ -260,54 +159,6 @@ func (a *asker) ask(q []byte) ([]byte, error) {
 	return resp, nil
 }
 
-// pinThreads pins every thread of process pid to cpu and returns how many
-// it pinned. Knot DNS sets its workers' CPU affinity itself (its XDP
-// worker lands on CPU 0, beside a load generator), so a fair comparison
-// re-pins every thread in /proc/PID/task after it started.
-func pinThreads(pid, cpu int) (int, error) {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return 0, err
-	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	for _, task := range tasks {
-		tid, err := strconv.Atoi(task.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return 0, fmt.Errorf("thread %d: %w", tid, err)
-		}
-	}
-	return len(tasks), nil
-}
-
-// threadCPUs returns the CPUs each thread of pid may run on.
-func threadCPUs(pid int) (map[int][]int, error) {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return nil, err
-	}
-	cpus := make(map[int][]int)
-	for _, task := range tasks {
-		tid, err := strconv.Atoi(task.Name())
-		if err != nil {
-			continue
-		}
-		var set unix.CPUSet
-		if err := unix.SchedGetaffinity(tid, &set); err != nil {
-			return nil, err
-		}
-		for c := range runtime.NumCPU() {
-			if set.IsSet(c) {
-				cpus[tid] = append(cpus[tid], c)
-			}
-		}
-	}
-	return cpus, nil
-}
-
 // TestKnotXDP runs Knot DNS in XDP mode in the lab, as the DNS benchmark
 // will (README.md, "Knot DNS in XDP mode"): with no UDP socket, only its
 // XDP program and AF_XDP socket on A's interface, it answers B; and every
@@ -316,10 +167,10 @@ func TestKnotXDP(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	ask := netip.AddrPortFrom(a.IPv4.Addr(), 53)
-	k := startKnot(t, a, b, testOrigin, testZone, knotOptions{xdpIface: a.Iface, xdpPort: 53}, ask)
+	k := startKnot(t, a, b, testOrigin, testZone, knot.Options{XDPIface: a.Iface, XDPPort: 53}, ask)
 
 	cpu := runtime.NumCPU() - 1
-	n, err := pinThreads(k.cmd.Process.Pid, cpu)
+	n, err := knot.PinThreads(k.PID(), cpu)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +188,7 @@ func TestKnotXDP(t *testing.T) {
 			t.Errorf("%s: %v (%v)", q.name, &m, err)
 		}
 	}
-	cpus, err := threadCPUs(k.cmd.Process.Pid)
+	cpus, err := knot.ThreadCPUs(k.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,8 +197,8 @@ func TestKnotXDP(t *testing.T) {
 			t.Errorf("thread %d of knotd may run on CPUs %v after pinning to %d", tid, cs, cpu)
 		}
 	}
-	if !strings.Contains(k.log.String(), "XDP") {
-		t.Errorf("knotd's log does not mention XDP:\n%s", k.log.String())
+	if !strings.Contains(k.Log(), "XDP") {
+		t.Errorf("knotd's log does not mention XDP:\n%s", k.Log())
 	}
-	t.Logf("%d threads of knotd pinned to CPU %d; log:\n%s", n, cpu, k.log.String())
+	t.Logf("%d threads of knotd pinned to CPU %d; log:\n%s", n, cpu, k.Log())
 }

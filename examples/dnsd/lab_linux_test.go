@@ -17,6 +17,7 @@ import (
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
+	"github.com/pktengine/pktengine/internal/knot"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
 )
@@ -58,7 +59,7 @@ func startLab(t *testing.T) *dnsLab {
 		t.Fatal(err)
 	}
 	d := &dnsLab{lab: l, zone: z}
-	startKnot(t, a, a, testOrigin, testZone, knotOptions{listen: []netip.AddrPort{netip.AddrPortFrom(knotV4, 53), netip.AddrPortFrom(knotV6, 53)}}, netip.AddrPortFrom(knotV4, 53))
+	startKnot(t, a, a, testOrigin, testZone, knot.Options{Listen: []netip.AddrPort{netip.AddrPortFrom(knotV4, 53), netip.AddrPortFrom(knotV6, 53)}}, netip.AddrPortFrom(knotV4, 53))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -118,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	var st stats
+	reports, stopReports := reportOnUSR1(ctx, stdout, &st)
+	defer stopReports()
 	switch o.mode {
 	case "kernel":
 		pc, err := net.ListenPacket("udp", ap.String())
@@ -137,6 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		reports.engine.Store(e)
 		log.Info("serving", "zone", z, "mode", o.mode, "addr", ap, "iface", o.iface)
 		if o.mode == "inline" {
 			err = serveInline(ctx, e, ap, z, &st)

@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// DNSConfig configures the DNS benchmark (RunDNS). Zero fields mean the
+// defaults of DefaultDNSConfig, except LossTolerance, whose zero is zero.
+type DNSConfig struct {
+	// Responders are the DNS servers to measure, by name (see
+	// DNSResponders); empty means all of them.
+	Responders []string `json:"responders"`
+
+	// Names is the size of the benchmark zone: hosts with an A and an
+	// AAAA record each. The queries ask for every record and, one in
+	// eleven, for a name that does not exist. Default 10,000.
+	Names int `json:"names"`
+
+	// Trials, TrialDuration, Drain, Precision, MaxSteps, LatencyLoads,
+	// GenCPU and ResponderCPU are as in Config.
+	Trials        int           `json:"trials"`
+	TrialDuration time.Duration `json:"trial_duration_ns"`
+	Drain         time.Duration `json:"drain_ns"`
+	Precision     float64       `json:"precision"`
+	MaxSteps      int           `json:"max_steps"`
+	LatencyLoads  []float64     `json:"latency_loads"`
+	GenCPU        int           `json:"gen_cpu"`
+	ResponderCPU  int           `json:"responder_cpu"`
+
+	// LossTolerance is the fraction of queries a trial may leave
+	// unanswered and still pass: 0.001 in DefaultDNSConfig.
+	LossTolerance float64 `json:"loss_tolerance"`
+
+	// Dnsperf, unless SkipDnsperf, also loads each responder with
+	// dnsperf at the lowest latency load (if dnsperf, one core, can
+	// offer it) once per round: an independent check of the
+	// generator's loss and latency. DnsperfMax is the highest rate it
+	// is asked for (default 100,000 queries/s).
+	SkipDnsperf bool    `json:"skip_dnsperf,omitempty"`
+	DnsperfMax  float64 `json:"dnsperf_max"`
+
+	// Dnsd, Knotd and Dnsperf are the programs' paths. Empty means
+	// "dnsd" beside the running executable (make builds bin/dnsd beside
+	// bin/pktengine) or else on $PATH, and knotd and dnsperf on $PATH or
+	// in /usr/sbin.
+	Dnsd    string `json:"dnsd,omitempty"`
+	Knotd   string `json:"knotd,omitempty"`
+	Dnsperf string `json:"dnsperf,omitempty"`
+
+	// Executable is the binary to run the generator child from (it must
+	// call ChildMain for ChildCommand). Empty means os.Executable().
+	Executable string `json:"-"`
+}
+
+// DefaultDNSConfig returns the configuration of `make bench-dns`: three
+// rounds of one-second trials, latency at 10, 50 and 90 % of each
+// responder's rate, dnsperf alongside; about eight minutes for the five
+// responders.
+func DefaultDNSConfig() DNSConfig {
+	c := DefaultConfig()
+	return DNSConfig{
+		Names:         10000,
+		Trials:        c.Trials,
+		TrialDuration: c.TrialDuration,
+		Drain:         c.Drain,
+		Precision:     c.Precision,
+		MaxSteps:      c.MaxSteps,
+		LatencyLoads:  c.LatencyLoads,
+		GenCPU:        c.GenCPU,
+		ResponderCPU:  c.ResponderCPU,
+		LossTolerance: 0.001,
+		DnsperfMax:    100e3,
+	}
+}
+
+// DemoDNSConfig returns the configuration of the short run at the end of
+// `make demo`: one round of 200 ms trials, a coarser search (5 %, at most
+// 5 halvings), latency at half of each rate, no dnsperf; under a minute.
+func DemoDNSConfig() DNSConfig {
+	c := DefaultDNSConfig()
+	c.Trials = 1
+	c.TrialDuration = 200 * time.Millisecond
+	c.Drain = 50 * time.Millisecond
+	c.Precision = 0.05
+	c.MaxSteps = 5
+	c.LatencyLoads = []float64{0.5}
+	c.SkipDnsperf = true
+	return c
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c DNSConfig) withDefaults() (DNSConfig, error) {
+	d := DefaultDNSConfig()
+	c.Names = cmp.Or(c.Names, d.Names)
+	c.Trials = cmp.Or(c.Trials, d.Trials)
+	c.TrialDuration = cmp.Or(c.TrialDuration, d.TrialDuration)
+	c.Drain = cmp.Or(c.Drain, d.Drain)
+	c.Precision = cmp.Or(c.Precision, d.Precision)
+	c.MaxSteps = cmp.Or(c.MaxSteps, d.MaxSteps)
+	c.DnsperfMax = cmp.Or(c.DnsperfMax, d.DnsperfMax)
+	if c.LatencyLoads == nil {
+		c.LatencyLoads = d.LatencyLoads
+	}
+	if c.GenCPU == 0 && c.ResponderCPU == 0 {
+		c.GenCPU, c.ResponderCPU = d.GenCPU, d.ResponderCPU
+	}
+	if len(c.Responders) == 0 {
+		for _, r := range DNSResponders() {
+			c.Responders = append(c.Responders, r.Name)
+		}
+	}
+	switch {
+	case c.Names < 1 || c.Names > 1<<15:
+		return c, fmt.Errorf("bench: %d names: want 1 to %d", c.Names, 1<<15)
+	case c.Trials < 1 || c.TrialDuration < 10*time.Millisecond || c.Drain < 0:
+		return c, errors.New("bench: need at least one trial of at least 10 ms")
+	case c.LossTolerance < 0 || c.LossTolerance >= 1:
+		return c, fmt.Errorf("bench: loss tolerance %v out of [0, 1)", c.LossTolerance)
+	case c.Precision <= 0 || c.Precision >= 1 || c.MaxSteps < 1:
+		return c, errors.New("bench: precision must be in (0, 1) and MaxSteps at least 1")
+	case c.GenCPU == c.ResponderCPU || c.GenCPU < 0 || c.ResponderCPU < 0:
+		return c, fmt.Errorf("bench: generator and responder need two different CPUs, not %d and %d", c.GenCPU, c.ResponderCPU)
+	}
+	for _, f := range c.LatencyLoads {
+		if f <= 0 || f > 1 {
+			return c, fmt.Errorf("bench: latency load %v out of (0, 1]", f)
+		}
+	}
+	for i, name := range c.Responders {
+		if !slices.ContainsFunc(DNSResponders(), func(r ResponderInfo) bool { return r.Name == name }) {
+			return c, fmt.Errorf("%w %q (have %v)", errUnknownResponder, name, DNSResponders())
+		}
+		if slices.Contains(c.Responders[:i], name) {
+			return c, fmt.Errorf("bench: responder %q twice", name)
+		}
+	}
+	return c, nil
+}
+
+// DNS responders, in the order the benchmark runs them.
+var dnsResponderInfos = []ResponderInfo{
+	{"knot-udp", "Knot DNS on kernel UDP, one UDP worker", false},
+	{"knot-xdp", "Knot DNS in XDP mode: native XDP on the veth, AF_XDP (copy mode), one XDP worker", false},
+	{"dnsd-kernel", "dnsd --mode kernel: miekg/dns's dns.Server on a kernel UDP socket", false},
+	{"dnsd-conn", "dnsd --mode conn: the same dns.Server on the engine's net.PacketConn", true},
+	{"dnsd-inline", "dnsd --mode inline: an engine handler answering from the receive ring, prepared answers", true},
+}
+
+// DNSResponders lists the DNS servers the benchmark measures. Engine
+// marks dnsd's modes on pktengine's engine.
+func DNSResponders() []ResponderInfo { return slices.Clone(dnsResponderInfos) }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/pktengine/pktengine/bench"
+)
+
+// isDNSBench reports whether a bench command line asks for the DNS
+// benchmark.
+func isDNSBench(args []string) bool {
+	return slices.ContainsFunc(args, func(a string) bool {
+		return a == "--dns" || a == "-dns" || a == "--dns=true" || a == "-dns=true"
+	})
+}
+
+func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench --dns", "[--demo] [--responders LIST] [--trials N] [--trial D] [--names N] [--dnsd PATH] [--json FILE] [--svg FILE] [--out DIR]", stderr)
+	fs.Bool("dns", true, "the DNS benchmark: Knot DNS (kernel UDP, XDP) and examples/dnsd (kernel, conn, inline) side by side")
+	demo := fs.Bool("demo", false, "the short run of `make demo`: one round of 200 ms trials, a coarser search, no dnsperf; under a minute")
+	responders := fs.String("responders", "", "comma-separated servers to measure (default: all: knot-udp, knot-xdp, dnsd-kernel, dnsd-conn, dnsd-inline)")
+	trials := fs.Int("trials", 0, "rounds of every measurement (default 3; --demo 1)")
+	trial := fs.Duration("trial", 0, "length of one trial (default 1s; --demo 200ms)")
+	loss := fs.Float64("loss", -1, "fraction of queries a trial may leave unanswered and still pass (default 0.001)")
+	names := fs.Int("names", 0, "hosts in the benchmark zone, each with an A and an AAAA record (default 10000)")
+	dnsd := fs.String("dnsd", "", "the dnsd binary (default: dnsd beside this executable, else on $PATH)")
+	knotd := fs.String("knotd", "", "the knotd binary (default: knotd on $PATH or in /usr/sbin)")
+	dnsperf := fs.String("dnsperf", "", "the dnsperf binary (default: dnsperf on $PATH)")
+	skipDnsperf := fs.Bool("skip-dnsperf", false, "leave out the dnsperf runs")
+	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
+	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
+	outDir := fs.String("out", "", "write bench-dns-<date>.json and bench-dns-<date>.svg into `DIR`")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg := bench.DefaultDNSConfig()
+	if *demo {
+		cfg = bench.DemoDNSConfig()
+	}
+	if *responders != "" {
+		cfg.Responders = strings.Split(*responders, ",")
+	}
+	if *trials != 0 {
+		cfg.Trials = *trials
+	}
+	if *trial != 0 {
+		cfg.TrialDuration = *trial
+	}
+	if *loss >= 0 {
+		cfg.LossTolerance = *loss
+	}
+	if *names != 0 {
+		cfg.Names = *names
+	}
+	cfg.Dnsd, cfg.Knotd, cfg.Dnsperf = *dnsd, *knotd, *dnsperf
+	cfg.SkipDnsperf = cfg.SkipDnsperf || *skipDnsperf
+
+	var log io.Writer = stderr
+	if *quiet {
+		log = nil
+	}
+	rep, err := bench.RunDNS(ctx, &cfg, log)
+	if rep == nil {
+		return err
+	}
+	rep.Command = "pktengine bench " + strings.Join(args, " ")
+	if werr := rep.WriteTable(stdout); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	write := func(path string, fn func(io.Writer) error) error {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if err := write(*jsonPath, rep.WriteJSON); err != nil {
+		return err
+	}
+	if err := write(*svgPath, rep.WriteSVG); err != nil {
+		return err
+	}
+	if *outDir != "" {
+		j, s, err := rep.Save(*outDir, "")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s and %s\n", filepath.Clean(j), filepath.Clean(s))
+	}
+	return nil
+}
