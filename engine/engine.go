@@ -381,7 +381,7 @@ type Status struct {
 	Counters Counters
 	// VLAN is the VLAN served (Config.VLAN; 0: untagged frames) and
 	// Groups the multicast groups joined on the interface.
-	VLAN   uint16       `json:",omitempty"`
+	VLAN   uint16      `json:",omitempty"`
 	Groups []GroupInfo `json:",omitempty"`
 }
 

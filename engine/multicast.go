@@ -375,9 +375,9 @@ type multicast struct {
 	answers    bucket
 	answerRate rate
 
-	now   func() int64          // the clock, ns
-	randN func(n int64) int64   // uniform in [0, n)
-	kick  chan struct{}         // wakes run after a change of deadlines
+	now   func() int64        // the clock, ns
+	randN func(n int64) int64 // uniform in [0, n)
+	kick  chan struct{}       // wakes run after a change of deadlines
 	table atomic.Pointer[groupTable]
 	done  chan struct{} // closed when run returns; nil if it never ran
 
