@@ -464,6 +464,16 @@ func (e *Engine) ownGroups() []netip.Addr {
 // start joins the engine's own groups and starts the timers. link, if
 // not nil, is how the interface learns the groups' MAC addresses.
 func (m *multicast) start(ctx context.Context, link linkMembership) error {
+	if err := m.joinOwn(link); err != nil {
+		return err
+	}
+	m.done = make(chan struct{})
+	go m.run(ctx)
+	return nil
+}
+
+// joinOwn joins the engine's own groups with link.
+func (m *multicast) joinOwn(link linkMembership) error {
 	m.mu.Lock()
 	m.link = link
 	m.mu.Unlock()
@@ -474,8 +484,6 @@ func (m *multicast) start(ctx context.Context, link linkMembership) error {
 			return err
 		}
 	}
-	m.done = make(chan struct{})
-	go m.run(ctx)
 	return nil
 }
 
