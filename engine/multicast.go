@@ -95,9 +95,13 @@ const (
 )
 
 // sourceFilter is a source filter: sources sorted, without duplicates.
+// listed, for a port's filter, is set once a source was ever added: as
+// Linux keeps a socket's source list once it has one, only an any-source
+// membership that never had one may turn source-specific.
 type sourceFilter struct {
 	mode    filterMode
 	sources []netip.Addr
+	listed  bool
 }
 
 // allows reports whether the filter lets a datagram from src in.
@@ -1231,25 +1235,34 @@ func (p *Port) groupArgs(group, source netip.Addr) (netip.Addr, netip.Addr, erro
 	if !group.IsMulticast() || (p.addr.IsValid() && p.addr.Is4() != group.Is4()) {
 		return group, source, errNotGroup
 	}
-	if source.IsValid() && (source.Is4() != group.Is4() || source.IsUnspecified() || source.IsMulticast()) {
-		return group, source, errNotGroup
+	if source.IsValid() && source.Is4() != group.Is4() {
+		return group, source, errNotGroup // Linux takes any source of the family
 	}
 	return group, source, nil
 }
 
-func (p *Port) membership(op string, group, source netip.Addr, edit func(cur *sourceFilter, source netip.Addr) (*sourceFilter, error)) error {
+// membershipEdit is one of the membership calls: from the port's current
+// filter for group (nil without a membership) to the next (nil: none).
+type membershipEdit func(cur *sourceFilter, group, source netip.Addr) (*sourceFilter, error)
+
+// changeMembership applies edit to p's membership of group.
+func (p *Port) changeMembership(group, source netip.Addr, edit membershipEdit) error {
 	g, s, err := p.groupArgs(group, source)
-	if err == nil {
-		err = p.e.mcast.update(p, g, func(cur *sourceFilter) (*sourceFilter, error) {
-			// Under the lock that dropPort takes after Close set
-			// closed: no membership outlives the port.
-			if p.closed.Load() {
-				return nil, net.ErrClosed
-			}
-			return edit(cur, s)
-		})
-	}
 	if err != nil {
+		return err
+	}
+	return p.e.mcast.update(p, g, func(cur *sourceFilter) (*sourceFilter, error) {
+		// Under the lock that dropPort takes after Close set closed:
+		// no membership outlives the port.
+		if p.closed.Load() {
+			return nil, net.ErrClosed
+		}
+		return edit(cur, g, s)
+	})
+}
+
+func (p *Port) membership(op string, group, source netip.Addr, edit membershipEdit) error {
+	if err := p.changeMembership(group, source, edit); err != nil {
 		return p.opError(op, err)
 	}
 	return nil
@@ -1261,6 +1274,74 @@ func maxSources(group netip.Addr) int {
 	}
 	return maxSources6
 }
+
+// The membership calls of RFC 3678, as Linux's setsockopt does them.
+var (
+	joinAny membershipEdit = func(cur *sourceFilter, _, _ netip.Addr) (*sourceFilter, error) {
+		if cur != nil {
+			return nil, errJoined
+		}
+		return &sourceFilter{mode: exclude}, nil
+	}
+	leaveAny membershipEdit = func(cur *sourceFilter, _, _ netip.Addr) (*sourceFilter, error) {
+		if cur == nil {
+			return nil, errNotJoined
+		}
+		return nil, nil
+	}
+	joinSource membershipEdit = func(cur *sourceFilter, g, s netip.Addr) (*sourceFilter, error) {
+		switch {
+		case !s.IsValid():
+			return nil, errNotGroup
+		case cur == nil, cur.mode == exclude && !cur.listed:
+			return &sourceFilter{mode: include, sources: []netip.Addr{s}, listed: true}, nil
+		case cur.mode != include:
+			return nil, errFilterMode
+		case setHas(cur.sources, s):
+			return nil, errNotJoined // Linux: "address already there is an error"
+		case len(cur.sources) >= maxSources(g):
+			return nil, errTooManySource
+		}
+		return &sourceFilter{mode: include, sources: setAdd(slices.Clone(cur.sources), s), listed: true}, nil
+	}
+	leaveSource membershipEdit = func(cur *sourceFilter, _, s netip.Addr) (*sourceFilter, error) {
+		switch {
+		case !s.IsValid(), cur == nil:
+			return nil, errNotGroup
+		case cur.mode != include:
+			return nil, errFilterMode
+		case !setHas(cur.sources, s):
+			return nil, errNotJoined
+		case len(cur.sources) == 1:
+			return nil, nil
+		}
+		return &sourceFilter{mode: include, sources: setRemove(slices.Clone(cur.sources), s), listed: true}, nil
+	}
+	blockSource membershipEdit = func(cur *sourceFilter, g, s netip.Addr) (*sourceFilter, error) {
+		switch {
+		case !s.IsValid(), cur == nil: // Linux: a prior join is needed
+			return nil, errNotGroup
+		case cur.mode != exclude:
+			return nil, errFilterMode
+		case setHas(cur.sources, s):
+			return nil, errNotJoined // Linux: "address already there is an error"
+		case len(cur.sources) >= maxSources(g):
+			return nil, errTooManySource
+		}
+		return &sourceFilter{mode: exclude, sources: setAdd(slices.Clone(cur.sources), s), listed: true}, nil
+	}
+	unblockSource membershipEdit = func(cur *sourceFilter, _, s netip.Addr) (*sourceFilter, error) {
+		switch {
+		case !s.IsValid(), cur == nil:
+			return nil, errNotGroup
+		case cur.mode != exclude:
+			return nil, errFilterMode
+		case !setHas(cur.sources, s):
+			return nil, errNotJoined
+		}
+		return &sourceFilter{mode: exclude, sources: setRemove(slices.Clone(cur.sources), s), listed: true}, nil
+	}
+)
 
 // JoinGroup joins group for p from any source, as IP_ADD_MEMBERSHIP and
 // IPV6_JOIN_GROUP do for a kernel socket: the engine reports the
@@ -1282,23 +1363,13 @@ func maxSources(group netip.Addr) int {
 // joins a group once (EADDRINUSE) and at most 20 groups (ENOBUFS, as
 // Linux's igmp_max_memberships). Closing the port leaves its groups.
 func (p *Port) JoinGroup(group netip.Addr) error {
-	return p.membership("join", group, netip.Addr{}, func(cur *sourceFilter, _ netip.Addr) (*sourceFilter, error) {
-		if cur != nil {
-			return nil, errJoined
-		}
-		return &sourceFilter{mode: exclude}, nil
-	})
+	return p.membership("join", group, netip.Addr{}, joinAny)
 }
 
 // LeaveGroup ends p's membership of group, whatever its filter
 // (EADDRNOTAVAIL if there is none), as IP_DROP_MEMBERSHIP does.
 func (p *Port) LeaveGroup(group netip.Addr) error {
-	return p.membership("leave", group, netip.Addr{}, func(cur *sourceFilter, _ netip.Addr) (*sourceFilter, error) {
-		if cur == nil {
-			return nil, errNotJoined
-		}
-		return nil, nil
-	})
+	return p.membership("leave", group, netip.Addr{}, leaveAny)
 }
 
 // JoinSourceGroup joins group for p from source only, or adds source to
@@ -1310,45 +1381,14 @@ func (p *Port) LeaveGroup(group netip.Addr) error {
 // forwards only them; an older querier knows no sources and forwards the
 // whole group.
 func (p *Port) JoinSourceGroup(group, source netip.Addr) error {
-	return p.membership("join", group, source, func(cur *sourceFilter, s netip.Addr) (*sourceFilter, error) {
-		if !s.IsValid() {
-			return nil, errNotGroup
-		}
-		if cur == nil {
-			return &sourceFilter{mode: include, sources: []netip.Addr{s}}, nil
-		}
-		if cur.mode != include {
-			return nil, errFilterMode
-		}
-		if setHas(cur.sources, s) {
-			return cur, nil
-		}
-		if len(cur.sources) >= maxSources(group) {
-			return nil, errTooManySource
-		}
-		return &sourceFilter{mode: include, sources: setAdd(slices.Clone(cur.sources), s)}, nil
-	})
+	return p.membership("join", group, source, joinSource)
 }
 
 // LeaveSourceGroup removes source from p's source-specific membership of
 // group; without sources left, p leaves the group (IP_DROP_SOURCE_-
 // MEMBERSHIP). EADDRNOTAVAIL if p has no such membership or source.
 func (p *Port) LeaveSourceGroup(group, source netip.Addr) error {
-	return p.membership("leave", group, source, func(cur *sourceFilter, s netip.Addr) (*sourceFilter, error) {
-		switch {
-		case !s.IsValid():
-			return nil, errNotGroup
-		case cur == nil:
-			return nil, errNotJoined
-		case cur.mode != include:
-			return nil, errFilterMode
-		case !setHas(cur.sources, s):
-			return nil, errNotJoined
-		case len(cur.sources) == 1:
-			return nil, nil
-		}
-		return &sourceFilter{mode: include, sources: setRemove(slices.Clone(cur.sources), s)}, nil
-	})
+	return p.membership("leave", group, source, leaveSource)
 }
 
 // BlockSource stops datagrams from source reaching p through its
@@ -1357,36 +1397,12 @@ func (p *Port) LeaveSourceGroup(group, source netip.Addr) error {
 // membership, EINVAL on a source-specific one; ENOBUFS past the limit of
 // JoinSourceGroup.
 func (p *Port) BlockSource(group, source netip.Addr) error {
-	return p.membership("block", group, source, func(cur *sourceFilter, s netip.Addr) (*sourceFilter, error) {
-		switch {
-		case !s.IsValid():
-			return nil, errNotGroup
-		case cur == nil:
-			return nil, errNotJoined
-		case cur.mode != exclude:
-			return nil, errFilterMode
-		case setHas(cur.sources, s):
-			return cur, nil
-		case len(cur.sources) >= maxSources(group):
-			return nil, errTooManySource
-		}
-		return &sourceFilter{mode: exclude, sources: setAdd(slices.Clone(cur.sources), s)}, nil
-	})
+	return p.membership("block", group, source, blockSource)
 }
 
 // UnblockSource undoes BlockSource (IP_UNBLOCK_SOURCE).
 func (p *Port) UnblockSource(group, source netip.Addr) error {
-	return p.membership("unblock", group, source, func(cur *sourceFilter, s netip.Addr) (*sourceFilter, error) {
-		switch {
-		case !s.IsValid():
-			return nil, errNotGroup
-		case cur == nil || !setHas(cur.sources, s):
-			return nil, errNotJoined
-		case cur.mode != exclude:
-			return nil, errFilterMode
-		}
-		return &sourceFilter{mode: exclude, sources: setRemove(slices.Clone(cur.sources), s)}, nil
-	})
+	return p.membership("unblock", group, source, unblockSource)
 }
 
 // GroupMembership is one of a port's memberships: the group and the
