@@ -50,6 +50,7 @@ type graph struct {
 	accept, reject *node
 	cons           map[nodeKey]*node
 	made           int
+	keepAll        bool // keep tests whose branches meet (unoptimised code)
 }
 
 func newGraph() *graph {
@@ -61,7 +62,7 @@ func newGraph() *graph {
 }
 
 func (g *graph) mk(a atom, t, f *node) *node {
-	if t == f {
+	if t == f && !g.keepAll {
 		return t
 	}
 	k := nodeKey{a, t, f}
@@ -125,103 +126,19 @@ type fact struct {
 // always safe, it only loses optimisation.
 const maxFacts = 64
 
-// decide reports whether facts settle atom a, and how.
+// decide reports whether facts settle atom a, and how. It knows what
+// libpcap's fold_edge knows, no more: the same test gives the same result,
+// and a value known to equal one constant differs from any other. A
+// stronger optimiser would skip tests, and their loads, that tcpdump's
+// program runs, and so reject or accept short frames differently.
 func decide(facts []fact, a atom) (res, ok bool) {
-	if a.v.mask != 0 && a.c == jeq && a.k&^a.v.mask != 0 {
-		return false, true // a masked value can never equal k
-	}
 	for i := len(facts) - 1; i >= 0; i-- {
 		f := facts[i]
-		if f.a.v != a.v {
-			// A known unmasked load settles any masked test of it.
-			if a.v.mask != 0 && f.a.v == a.v.unmasked() && f.a.c == jeq && f.res {
-				return a.eval(f.a.k & a.v.mask), true
-			}
-			continue
+		if f.a == a {
+			return f.res, true
 		}
-		if r, ok := implies(f, a); ok {
-			return r, true
-		}
-	}
-	return false, false
-}
-
-// implies decides a from one fact about the same value.
-func implies(f fact, a atom) (res, ok bool) {
-	lo, hi := uint32(0), ^uint32(0)
-	switch f.a.c {
-	case jeq:
-		if f.res {
-			return a.eval(f.a.k), true
-		}
-		if a.c == jeq && a.k == f.a.k {
-			return false, true
-		}
-		return false, false
-	case jgt:
-		if f.res {
-			if f.a.k == ^uint32(0) {
-				return false, false
-			}
-			lo = f.a.k + 1
-		} else {
-			hi = f.a.k
-		}
-	case jge:
-		if f.res {
-			lo = f.a.k
-		} else {
-			if f.a.k == 0 {
-				return false, false
-			}
-			hi = f.a.k - 1
-		}
-	case jset:
-		m := f.a.k
-		if f.res {
-			switch {
-			case a.c == jset && m&^a.k == 0:
-				return true, true
-			case a.c == jeq && a.k&m == 0:
-				return false, true
-			}
-		} else {
-			switch {
-			case a.c == jset && a.k&^m == 0:
-				return false, true
-			case a.c == jeq && a.k&m != 0:
-				return false, true
-			}
-		}
-		return false, false
-	}
-	switch a.c {
-	case jeq:
-		if a.k < lo || a.k > hi {
-			return false, true
-		}
-		if lo == hi {
-			return true, true
-		}
-	case jgt:
-		if lo > a.k {
-			return true, true
-		}
-		if hi <= a.k {
-			return false, true
-		}
-	case jge:
-		if lo >= a.k {
-			return true, true
-		}
-		if hi < a.k {
-			return false, true
-		}
-	case jset:
-		if lo == hi {
-			return a.eval(lo), true
-		}
-		if a.k != 0 && hi < a.k&-a.k {
+		if f.res && f.a.c == jeq && a.c == jeq && f.a.v == a.v && f.a.k != a.k &&
+			f.a.xv == nil && a.xv == nil && f.a.user == a.user {
 			return false, true
 		}
 	}
@@ -493,9 +410,8 @@ type content struct {
 
 type layoutNode struct {
 	n          *node
-	ldx, ld    bool // emit ldxb / the load
-	alu        bool // emit "and #mask"
-	trampT     bool // true branch goes through a "ja" after the test
+	pre        []xbpf.Instruction // what puts the value (and X) in place
+	trampT     bool               // true branch goes through a "ja" after the test
 	trampF     bool
 	pos        int
 	size       int
@@ -503,7 +419,9 @@ type layoutNode struct {
 }
 
 // emit lays the graph out as classic BPF with accept returning snap.
-func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
+// prefix, if set, is a test whose loads run first, without its jump.
+// plain marks unoptimised code.
+func emit(root *node, snap uint32, prefix *atom, plain bool) ([]xbpf.Instruction, error) {
 	switch root.term {
 	case termAccept:
 		return []xbpf.Instruction{xbpf.RetConstant{Val: snap}}, nil
@@ -524,8 +442,18 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		}
 	}
 	ls := make([]layoutNode, len(order))
+	gen := acode{plain: plain}
+	var pre []xbpf.Instruction
+	var entryA, entryX content
+	if prefix != nil {
+		var err error
+		if pre, err = gen.prologue(*prefix, content{}, content{}); err != nil {
+			return nil, err
+		}
+		entryA, entryX = content{true, prefix.v}, gen.x
+	}
 	for i, n := range order {
-		var ain, xin content
+		ain, xin := entryA, entryX
 		for j, p := range preds[i] {
 			a, x := ls[p].aOut, ls[p].xOut
 			if j == 0 {
@@ -541,24 +469,16 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		}
 		l := &ls[i]
 		l.n = n
-		want := content{true, n.v}
-		switch {
-		case ain == want:
-		case n.v.mask != 0 && ain == content{true, n.v.unmasked()}:
-			l.alu = true
-		default:
-			l.ld = true
-			l.alu = n.v.mask != 0
+		if n.v.mode == ldConst {
+			// A settled test: one "ja" (resolveConsts).
+			l.aOut, l.xOut = ain, xin
+			continue
 		}
-		l.xOut = xin
-		if l.ld && n.v.mode == ldInd {
-			wantX := content{true, value{mode: ldAbs, size: 1, off: n.v.xoff}}
-			if xin != wantX {
-				l.ldx = true
-			}
-			l.xOut = wantX
+		pre, err := gen.prologue(n.atom, ain, xin)
+		if err != nil {
+			return nil, err
 		}
-		l.aOut = want
+		l.pre, l.aOut, l.xOut = pre, content{true, n.v}, gen.x
 	}
 
 	// Like libpcap, share identical code: a test that loads nothing
@@ -570,6 +490,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	type tail struct {
 		c    cond
 		k    uint32
+		xv   *arith
 		t, f *node
 	}
 	kept := make(map[tail]int)
@@ -584,10 +505,10 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		alias[i] = i
 		l := &ls[i]
 		n := l.n
-		if l.ld || l.alu || l.ldx {
+		if len(l.pre) > 0 || n.v.mode == ldConst {
 			continue
 		}
-		key := tail{n.c, n.k, resolve(n.t), resolve(n.f)}
+		key := tail{n.c, n.k, n.xv, resolve(n.t), resolve(n.f)}
 		if j, ok := kept[key]; ok {
 			alias[i] = j
 		} else {
@@ -617,7 +538,7 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		return ls[alias[idx[s]]].pos
 	}
 	for {
-		pos := 0
+		pos := len(pre)
 		for i := range ls {
 			l := &ls[i]
 			l.pos = pos
@@ -625,8 +546,8 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 				l.size = 0
 				continue
 			}
-			l.size = 1
-			for _, b := range [...]bool{l.ldx, l.ld, l.alu, l.trampT, l.trampF} {
+			l.size = 1 + len(l.pre)
+			for _, b := range [...]bool{l.trampT, l.trampF} {
 				if b {
 					l.size++
 				}
@@ -647,6 +568,9 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 			l := &ls[i]
 			if alias[i] != i {
 				continue
+			}
+			if l.n.v.mode == ldConst {
+				continue // "ja" reaches anywhere
 			}
 			jpos := l.pos + l.size - 1
 			if l.trampT {
@@ -671,28 +595,18 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 	}
 
 	prog := make([]xbpf.Instruction, 0, total)
+	prog = append(prog, pre...)
 	for i := range ls {
 		l := &ls[i]
 		n := l.n
 		if alias[i] != i {
 			continue
 		}
-		if l.ldx {
-			prog = append(prog, xbpf.LoadMemShift{Off: n.v.xoff})
+		if n.v.mode == ldConst {
+			prog = append(prog, xbpf.Jump{Skip: uint32(target(n.t) - len(prog) - 1)})
+			continue
 		}
-		if l.ld {
-			switch n.v.mode {
-			case ldAbs:
-				prog = append(prog, xbpf.LoadAbsolute{Off: n.v.off, Size: int(n.v.size)})
-			case ldInd:
-				prog = append(prog, xbpf.LoadIndirect{Off: n.v.off, Size: int(n.v.size)})
-			default:
-				prog = append(prog, xbpf.LoadExtension{Num: xbpf.ExtLen})
-			}
-		}
-		if l.alu {
-			prog = append(prog, xbpf.ALUOpConstant{Op: xbpf.ALUOpAnd, Val: n.v.mask})
-		}
+		prog = append(prog, l.pre...)
 		jpos := len(prog)
 		tt, tf := target(n.t), target(n.f)
 		next := jpos + 1
@@ -703,12 +617,20 @@ func emit(root *node, snap uint32) ([]xbpf.Instruction, error) {
 		if l.trampF {
 			tf = next
 		}
-		prog = append(prog, xbpf.JumpIf{
-			Cond:      jumpTest(n.c),
-			Val:       n.k,
-			SkipTrue:  uint8(tt - jpos - 1),
-			SkipFalse: uint8(tf - jpos - 1),
-		})
+		if n.xv != nil {
+			prog = append(prog, xbpf.JumpIfX{
+				Cond:      jumpTest(n.c),
+				SkipTrue:  uint8(tt - jpos - 1),
+				SkipFalse: uint8(tf - jpos - 1),
+			})
+		} else {
+			prog = append(prog, xbpf.JumpIf{
+				Cond:      jumpTest(n.c),
+				Val:       n.k,
+				SkipTrue:  uint8(tt - jpos - 1),
+				SkipFalse: uint8(tf - jpos - 1),
+			})
+		}
 		for _, tr := range [...]struct {
 			on bool
 			to *node
@@ -741,9 +663,103 @@ func jumpTest(c cond) xbpf.JumpTest {
 	}
 }
 
-// generate compiles a lowered tree to an optimised program.
+// generate compiles a lowered tree to an optimised program, or to a plain
+// one when the tree has a protochain test: libpcap turns its optimiser off
+// for such an expression (its protochain loop jumps backwards, which the
+// optimiser cannot handle), and verdicts on short frames depend on which
+// loads the optimiser removes.
 func generate(e *expr, snap uint32) ([]xbpf.Instruction, error) {
+	if hasChain(e) {
+		return generatePlain(e, snap)
+	}
 	return generateWith(e, snap, true)
+}
+
+// generatePlain is libpcap's unoptimised code: every test stays, even one
+// whose branches meet (its load can still fail), and an expression that
+// matches nothing is a program that returns 0, not an error.
+func generatePlain(e *expr, snap uint32) ([]xbpf.Instruction, error) {
+	if n := countAtoms(e, 0); n > maxNodes {
+		return nil, fmt.Errorf("bpf: expression too large (%d tests; the kernel accepts at most %d instructions)", n, MaxInstructions)
+	}
+	g := newGraph()
+	g.keepAll = true
+	root := resolveConsts(g.build(e, g.accept, g.reject))
+	if root.term == termReject {
+		return []xbpf.Instruction{xbpf.RetConstant{Val: 0}}, nil
+	}
+	return emit(root, snap, nil, true)
+}
+
+// decided is where a test of a constant goes.
+func (n *node) decided() *node {
+	x := n.v.off
+	var r bool
+	switch n.c {
+	case jeq:
+		r = x == n.k
+	case jgt:
+		r = x > n.k
+	case jge:
+		r = x >= n.k
+	default:
+		r = x&n.k != 0
+	}
+	if r {
+		return n.t
+	}
+	return n.f
+}
+
+// resolveConsts settles the tests of constants once the optimiser is
+// done, as libpcap's last pass does: each becomes a jump to where its
+// result leads (the code behind the other branch is dropped), and the
+// program starts after any at its head (libpcap's opt_root).
+func resolveConsts(root *node) *node {
+	for _, n := range topo(root) {
+		if n.v.mode == ldConst {
+			d := n.decided()
+			n.t, n.f = d, d
+		}
+	}
+	for root.term == termNone && root.v.mode == ldConst {
+		root = root.t
+	}
+	return root
+}
+
+// firstAtom is the test e starts with (libpcap's root block), if any.
+func firstAtom(e *expr) *atom {
+	for {
+		switch e.op {
+		case eAtom:
+			return &e.a
+		case eAnd, eOr, eNot:
+			e = e.l
+		default:
+			return nil
+		}
+	}
+}
+
+// hasChain reports whether e has a protochain test.
+func hasChain(e *expr) bool {
+	for e != nil {
+		switch e.op {
+		case eAtom:
+			return e.a.v.mode == ldComp && e.a.v.comp.op == opChain
+		case eAnd, eOr:
+			if hasChain(e.l) {
+				return true
+			}
+			e = e.r
+		case eNot:
+			e = e.l
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // generateWith can skip optimisation, for tests that check the optimiser
@@ -754,10 +770,20 @@ func generateWith(e *expr, snap uint32, optimize bool) ([]xbpf.Instruction, erro
 	}
 	g := newGraph()
 	root := g.build(e, g.accept, g.reject)
+	var prefix *atom
 	if optimize {
-		root = g.optimize(root)
+		root = resolveConsts(g.optimize(root))
+		if first := firstAtom(e); first != nil && first.v.mode != ldConst && root.term == termNone && root.atom != *first {
+			// libpcap's opt_root: when the first test's branches meet,
+			// the program starts at its successor, but the first test's
+			// loads stay (and can still reject a short frame). Only a
+			// program that is a single "ret" drops them.
+			prefix = first
+		}
+	} else {
+		root = resolveConsts(root)
 	}
-	return emit(root, snap)
+	return emit(root, snap, prefix, !optimize)
 }
 
 func countAtoms(e *expr, n int) int {

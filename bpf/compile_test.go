@@ -33,8 +33,8 @@ func TestSyntaxErrors(t *testing.T) {
 		{"vlan 4096", 6, "vlan 4096 out of range (at most 4095)"},
 		{"ip proto 256", 10, "proto 256 out of range (at most 255)"},
 		{"ip proto udp", 10, "expected a protocol number or \\name"},
-		{"tcp[13] & 2 != 0", 4, "byte-offset and arithmetic expressions"},
-		{"udp & tcp", 5, "bitwise arithmetic is not supported"},
+		{"tcp[13] & 2 != 0 and", 21, "expected a primitive"},
+		{"udp & tcp", 5, "expected \"and\", \"or\" or the end"},
 		{"udp and 53", 9, "has no qualifier to inherit"},
 		{"ether", 6, "after \"ether\""},
 		{"ether host 1.2.3.4", 12, "expected a MAC address"},
@@ -45,7 +45,7 @@ func TestSyntaxErrors(t *testing.T) {
 		{"gateway 1.2.3.4", 1, "\"gateway\" is not supported"},
 		{"udp $", 5, "unexpected character \"$\""},
 		{"less", 5, "expected a number after \"less\""},
-		{"ether proto 0x8137", 13, "not supported"},
+		{"ether proto 0x10000", 13, "out of range (at most 65535)"},
 		{"not", 4, "expected a primitive"},
 	}
 	for _, tt := range tests {

@@ -19,8 +19,11 @@ type testFrame struct {
 }
 
 var (
-	corpusV4 = []string{"198.18.0.1", "198.18.0.2", "198.19.255.1", "10.1.2.3", "1.2.3.4", "5.6.7.8"}
+	corpusV4 = []string{"198.18.0.1", "198.18.0.2", "198.19.255.1", "10.1.2.3", "1.2.3.4", "5.6.7.8", "0.0.0.10"}
 	corpusV6 = []string{"fd00::1", "fd00::2", "fd12::1", "2001:db8::1"}
+	// Destinations of the arithmetic frames: multicast and broadcast too.
+	arithV4 = []string{"198.18.0.1", "224.0.0.1", "239.255.255.250", "255.255.255.255", "0.0.0.0", "198.18.0.255", "10.1.2.3"}
+	arithV6 = []string{"fd00::1", "ff02::1", "ff05::1:3", "fe80::1"}
 	// Ports the expressions test, neighbours of range ends, and extremes.
 	corpusPorts = []uint16{7, 53, 80, 123, 9, 10, 15, 20, 21, 443, 1024, 0, 65535}
 	corpusMACs  = []frame.MAC{
@@ -174,6 +177,8 @@ func corpus(t testing.TB) []testFrame {
 		add(fmt.Sprintf("link%#x", et), b)
 	}
 
+	addArith(r, add, build, patch)
+
 	// Truncations: every whole frame cut at the offsets programs load
 	// from, and at random lengths.
 	whole := len(out)
@@ -190,7 +195,7 @@ func corpus(t testing.TB) []testFrame {
 		}
 	}
 	// Mutations: a byte changed at a field filters read.
-	fields := []int{12, 13, 14, 16, 17, 20, 21, 23, 27, 34, 36, 38, 54, 56}
+	fields := []int{12, 13, 14, 15, 16, 17, 20, 21, 22, 23, 27, 30, 34, 36, 38, 42, 47, 54, 56}
 	for i := 0; i < whole; i++ {
 		if i%3 != 1 {
 			continue
@@ -212,4 +217,197 @@ func make40() []byte {
 	}
 	b[39] = 0
 	return b
+}
+
+// addArith adds the frames of byte offsets and arithmetic: random payloads
+// and header fields (TOS, TTL, lengths), TCP flags and data offsets, ICMP
+// and ICMPv6 types and codes, IGMP, PIM and VRRP, multicast and broadcast
+// destinations, extension-header and Authentication Header chains for
+// protochain, and 802.2 LLC and SNAP frames for the non-IP protocol names.
+func addArith(r *rand.Rand, add func(string, []byte), build func(bool) (netip.AddrPort, netip.AddrPort, *frame.UDPSpec), patch func([]byte, uint8)) {
+	buf := make([]byte, 2048)
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	l4 := func(b []byte) (int, bool) {
+		l2 := 14
+		for et := binary.BigEndian.Uint16(b[12:]); et == proto.EtherTypeVLAN || et == proto.EtherTypeQinQ || et == etherTypeQinQOld; et = binary.BigEndian.Uint16(b[l2-2:]) {
+			l2 += 4
+		}
+		switch binary.BigEndian.Uint16(b[l2-2:]) {
+		case proto.EtherTypeIPv4:
+			return l2 + 4*int(b[l2]&0xf), false
+		default:
+			off, nh := l2+40, b[l2+6]
+			for proto.IsIPv6ExtensionHeader(nh) && off+8 <= len(b) {
+				if nh == proto.IPProtoFragment {
+					return off + 8, true
+				}
+				nh, off = b[off], off+(int(b[off+1])+1)*8
+			}
+			return off, true
+		}
+	}
+	type kind struct {
+		p      uint8
+		fields func(h []byte)
+	}
+	tcpFlags := []byte{0x02, 0x12, 0x10, 0x18, 0x01, 0x04, 0x11, 0x14, 0xc2, 0x00}
+	kinds := []kind{
+		{proto.IPProtoUDP, func(h []byte) {
+			h[8] = []byte{0x01, 0x81, 0x85, 0x00}[r.IntN(4)] // DNS QR, opcode, AA
+			h[10] = byte(r.Uint32())
+		}},
+		{proto.IPProtoTCP, func(h []byte) {
+			h[12] = byte(5+r.IntN(11)) << 4
+			h[13] = tcpFlags[r.IntN(len(tcpFlags))]
+		}},
+		{proto.IPProtoICMP, func(h []byte) {
+			h[0] = []byte{0, 3, 8, 11, 5, 13}[r.IntN(6)]
+			h[1] = byte(r.IntN(5))
+		}},
+		{proto.IPProtoICMPv6, func(h []byte) {
+			h[0] = []byte{128, 129, 135, 136, 1, 2, 3, 4, 143}[r.IntN(9)]
+			h[1] = byte(r.IntN(6))
+		}},
+		{2, func(h []byte) { h[0] = []byte{0x11, 0x16, 0x17, 0x22}[r.IntN(4)] }}, // IGMP
+		{103, func(h []byte) { h[0] = byte(0x20 | r.IntN(9)) }},                  // PIM
+		{112, func(h []byte) { h[0] = []byte{0x21, 0x31}[r.IntN(2)] }},           // VRRP
+		{ipProtoSCTP, func(h []byte) {}},
+		{9, func(h []byte) { h[0] = 1 }}, // IGRP
+	}
+	for i := 0; i < 360; i++ {
+		v6 := i%3 == 2
+		_, _, s := build(v6)
+		dst := netip.MustParseAddr(arithV4[r.IntN(len(arithV4))])
+		if v6 {
+			dst = netip.MustParseAddr(arithV6[r.IntN(len(arithV6))])
+		}
+		s.Dst = netip.AddrPortFrom(dst, s.Dst.Port())
+		s.Payload = random(8 + r.IntN(56))
+		s.TOS, s.TTL = byte(r.Uint32()), byte(r.IntN(3))*60+byte(r.IntN(8))
+		n, err := frame.BuildUDP(buf, s)
+		if err != nil {
+			panic(err)
+		}
+		b := buf[:n]
+		k := kinds[r.IntN(len(kinds))]
+		patch(b, k.p)
+		if off, _ := l4(b); off+16 <= len(b) {
+			k.fields(b[off:])
+		}
+		add(fmt.Sprintf("arith#%d", i), b)
+	}
+	// protochain: chains of extension headers (some longer than the walk),
+	// Authentication Headers, and protocols behind them.
+	hbh := frame.IPv6ExtHeader{Type: proto.IPProtoHopByHop, Data: make([]byte, 6)}
+	dstOpts := frame.IPv6ExtHeader{Type: proto.IPProtoDstOpts, Data: make([]byte, 14)}
+	rt := frame.IPv6ExtHeader{Type: proto.IPProtoRouting, Data: make([]byte, 6)}
+	ah := frame.IPv6ExtHeader{Type: proto.IPProtoAH, Data: make([]byte, 10)}
+	chains := [][]frame.IPv6ExtHeader{
+		{hbh}, {hbh, dstOpts}, {hbh, rt, dstOpts}, {dstOpts, dstOpts, dstOpts, dstOpts, dstOpts},
+		{hbh, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts},
+		{hbh, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts, dstOpts},
+		{ah}, {hbh, ah}, {rt},
+	}
+	for i := 0; i < 120; i++ {
+		_, _, s := build(true)
+		s.ExtHeaders = chains[r.IntN(len(chains))]
+		s.Payload = random(r.IntN(24))
+		var n int
+		var err error
+		if i%4 == 3 {
+			s.Payload = random(40)
+			n, err = frame.BuildUDPFragment(buf, s, frame.Fragment{Offset: 8 * r.IntN(2), Length: 16, ID: 9})
+		} else {
+			n, err = frame.BuildUDP(buf, s)
+		}
+		if err != nil {
+			panic(err)
+		}
+		b := buf[:n]
+		patch(b, []uint8{proto.IPProtoUDP, proto.IPProtoTCP, proto.IPProtoICMPv6, proto.IPProtoNoNext, 103}[r.IntN(5)])
+		add(fmt.Sprintf("chain#%d", i), b)
+	}
+	for i := 0; i < 30; i++ {
+		// IPv4 with an Authentication Header (tcpdump's walk differs).
+		_, _, s := build(false)
+		s.Payload = random(24)
+		n, err := frame.BuildUDP(buf, s)
+		if err != nil {
+			panic(err)
+		}
+		b := buf[:n]
+		patch(b, proto.IPProtoAH)
+		off, _ := l4(b)
+		b[off], b[off+1] = []uint8{proto.IPProtoTCP, proto.IPProtoUDP, proto.IPProtoAH}[r.IntN(3)], byte(r.IntN(3))
+		add(fmt.Sprintf("ah4#%d", i), b)
+	}
+	// MPLS label stacks and PPPoE sessions around IP.
+	encap := func(b []byte, et uint16, hdr []byte) []byte {
+		out := append(append([]byte(nil), b[:12]...), byte(et>>8), byte(et))
+		return append(append(out, hdr...), b[14:]...)
+	}
+	for i := 0; i < 90; i++ {
+		v6 := i%2 == 1
+		_, _, s := build(v6)
+		s.VLANs = nil
+		s.Payload = random(r.IntN(24))
+		n, err := frame.BuildUDP(buf, s)
+		if err != nil {
+			panic(err)
+		}
+		patch(buf[:n], []uint8{proto.IPProtoUDP, proto.IPProtoUDP, proto.IPProtoTCP, proto.IPProtoICMP}[r.IntN(4)])
+		if i%3 == 2 {
+			ppp := []uint16{0x0021, 0x0057, 0x0281, 0x0023, 0x0806}[r.IntN(5)]
+			if r.IntN(2) == 0 {
+				ppp = map[bool]uint16{false: 0x0021, true: 0x0057}[v6]
+			}
+			hdr := []byte{0x11, 0, 0, byte(r.IntN(5)), 0, byte(n - 14 + 2), byte(ppp >> 8), byte(ppp)}
+			add(fmt.Sprintf("pppoes#%d", i), encap(buf[:n], etherTypePPPoES, hdr))
+			continue
+		}
+		var labels []byte
+		depth := 1 + r.IntN(3)
+		for d := 0; d < depth; d++ {
+			label := uint32(r.IntN(5)) << 12
+			if d == depth-1 && r.IntN(8) != 0 {
+				label |= 0x100 // bottom of stack
+			}
+			labels = append(labels, byte(label>>24), byte(label>>16), byte(label>>8), 64)
+		}
+		add(fmt.Sprintf("mpls#%d", i), encap(buf[:n], etherTypeMPLS, labels))
+	}
+	// 802.2 LLC and SNAP frames and the EtherTypes of the protocol names.
+	llc := [][]byte{
+		{0xfe, 0xfe, 0x03, 0x81}, {0xfe, 0xfe, 0x03, 0x82}, {0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x11},
+		{0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x0f}, {0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x14},
+		{0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x18}, {0xfe, 0xfe, 0x03, 0x83, 0, 0, 0, 0x1b},
+		{0x42, 0x42, 0x03}, {0xe0, 0xe0, 0x03}, {0xff, 0xff}, {0xf0, 0xf0, 0x03}, {0x06, 0x06, 0x03},
+		{0xaa, 0xaa, 0x03, 0x08, 0x00, 0x07, 0x80, 0x9b}, {0xaa, 0xaa, 0x03, 0, 0, 0, 0x80, 0xf3},
+		{0xaa, 0xaa, 0x03, 0, 0, 0, 0x81, 0x37}, {0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00},
+		{0x26, 0x42, 0x03}, {0xfe, 0x42, 0x03},
+	}
+	for i := 0; i < 120; i++ {
+		b := random(60)
+		copy(b, corpusMACs[r.IntN(len(corpusMACs))][:])
+		tags := [][]byte{nil, nil, nil, {0x81, 0x00, 0x00, 0x0a}}[r.IntN(4)]
+		b = append(append(append([]byte(nil), b[:12]...), tags...), b[12:]...)
+		l := 12 + len(tags)
+		if i%2 == 0 {
+			binary.BigEndian.PutUint16(b[l:], uint16(40+r.IntN(1400)))
+			copy(b[l+2:], llc[r.IntN(len(llc))])
+			if r.IntN(3) == 0 {
+				b[l+4] = []byte{0x00, 0x01, 0x05, 0x09, 0x0f, 0x43, 0x63, 0x6f, 0xaf, 0xe3, 0x87, 0x13}[r.IntN(12)] // control
+			}
+		} else {
+			et := []uint16{0x809b, 0x80f3, 0x8137, 0x6001, 0x6002, 0x6003, 0x6004, 0x6007, 0x9000, 0x0800, 0x8863, 0x8864, 0x8847}[r.IntN(13)]
+			binary.BigEndian.PutUint16(b[l:], et)
+		}
+		add(fmt.Sprintf("llc#%d", i), b)
+	}
 }

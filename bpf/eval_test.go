@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	xbpf "golang.org/x/net/bpf"
@@ -13,20 +14,46 @@ type meta struct {
 	pktType     uint32 // PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3, OUTGOING 4
 	vlanPresent bool
 	vlanTCI     uint16
+	ifIndex     uint32
 }
+
+// errLoop is a program that ran too long: tcpdump's protochain code jumps
+// backwards (which neither Linux nor x/net/bpf accept), and on some frames
+// never stops.
+var errLoop = errors.New("program loops")
+
+// evalSteps bounds a run; no program of ours runs more than
+// MaxInstructions.
+const evalSteps = 1 << 16
 
 // evalRaw is a classic BPF interpreter with the kernel's semantics (a load
 // outside the frame or a division by zero ends the program with 0) plus
 // the ancillary loads the compiler emits. It is checked against x/net/bpf's
-// VM on every program without ancillary loads (see checkEvaluator).
+// VM on every program without ancillary loads (vm.run). Shifts by 32 or
+// more give 0, as in the VM (Linux masks the count to 5 bits; both
+// compilers emit the same instruction). A "ja" runs backwards when its
+// offset is negative as a 32-bit number, as libpcap's own interpreter
+// reads tcpdump's protochain loop.
 func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
+	r, _, err := evalRawWrap(prog, pkt, m)
+	return r, err
+}
+
+// evalRawWrap is evalRaw, also reporting whether an indirect load's X + k
+// wrapped past 2^32. Linux and libpcap wrap (the load reads low in the
+// frame); x/net/bpf's VM does not (the load is out of range), so the two
+// are only compared when nothing wrapped.
+func evalRawWrap(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, bool, error) {
 	var a, x uint32
+	wrapped := false
 	var mem [16]uint32
 	load := func(off uint32, size uint32) (uint32, bool) {
 		if off >= skfAdOff {
 			switch off - skfAdOff {
 			case skfAdPktType:
 				return m.pktType, true
+			case skfAdIfIndex:
+				return m.ifIndex, true
 			case skfAdVLANTag:
 				return uint32(m.vlanTCI), true
 			case skfAdVLANTagPresent:
@@ -48,27 +75,40 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 		}
 		return binary.BigEndian.Uint32(pkt[off:]), true
 	}
-	sizes := map[uint16]uint32{bpfW: 4, bpfH: 2, bpfB: 1}
+	steps := 0
 	for pc := 0; pc < len(prog); pc++ {
+		if steps++; steps > evalSteps {
+			return 0, wrapped, errLoop
+		}
+		if pc < 0 {
+			return 0, wrapped, fmt.Errorf("jump before the program's start")
+		}
 		ins := prog[pc]
 		op := ins.Op
 		k := ins.K
 		switch op & 0x07 {
 		case bpfLD, bpfLDX:
 			var v uint32
-			size := sizes[op&0x18]
+			size := uint32(4)
+			switch op & 0x18 {
+			case bpfH:
+				size = 2
+			case bpfB:
+				size = 1
+			}
 			switch op & 0xe0 {
 			case bpfIMM:
 				v = k
 			case bpfABS:
 				var ok bool
 				if v, ok = load(k, size); !ok {
-					return 0, nil
+					return 0, wrapped, nil
 				}
 			case bpfIND:
 				var ok bool
+				wrapped = wrapped || x+k < x
 				if v, ok = load(x+k, size); !ok {
-					return 0, nil
+					return 0, wrapped, nil
 				}
 			case bpfMEM:
 				v = mem[k&15]
@@ -77,7 +117,7 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 			case bpfMSH:
 				b, ok := load(k, 1)
 				if !ok {
-					return 0, nil
+					return 0, wrapped, nil
 				}
 				v = 4 * (b & 0xf)
 			}
@@ -104,7 +144,7 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 				a *= v
 			case 0x30:
 				if v == 0 {
-					return 0, nil
+					return 0, wrapped, nil
 				}
 				a /= v
 			case 0x40:
@@ -112,24 +152,24 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 			case 0x50:
 				a &= v
 			case 0x60:
-				a <<= v & 31
+				a <<= v
 			case 0x70:
-				a >>= v & 31
+				a >>= v
 			case 0x80:
 				a = -a
 			case 0x90:
 				if v == 0 {
-					return 0, nil
+					return 0, wrapped, nil
 				}
 				a %= v
 			case 0xa0:
 				a ^= v
 			default:
-				return 0, fmt.Errorf("pc %d: bad ALU op %#x", pc, op)
+				return 0, wrapped, fmt.Errorf("pc %d: bad ALU op %#x", pc, op)
 			}
 		case bpfJMP:
 			if op&0xf0 == bpfJA {
-				pc += int(k)
+				pc += int(int32(k))
 				continue
 			}
 			v := k
@@ -147,7 +187,7 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 			case bpfJSET:
 				taken = a&v != 0
 			default:
-				return 0, fmt.Errorf("pc %d: bad jump %#x", pc, op)
+				return 0, wrapped, fmt.Errorf("pc %d: bad jump %#x", pc, op)
 			}
 			if taken {
 				pc += int(ins.Jt)
@@ -156,9 +196,9 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 			}
 		case bpfRET:
 			if op&0x18 == bpfA {
-				return a, nil
+				return a, wrapped, nil
 			}
-			return k, nil
+			return k, wrapped, nil
 		case bpfMISC:
 			if op&0xf8 == bpfTXA {
 				a = x
@@ -167,7 +207,7 @@ func evalRaw(prog []xbpf.RawInstruction, pkt []byte, m meta) (uint32, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("program ran off its end")
+	return 0, wrapped, fmt.Errorf("program ran off its end")
 }
 
 // hasAncillary reports whether prog reads Linux ancillary data.

@@ -9,19 +9,24 @@ package bpf
 type loadMode uint8
 
 const (
-	ldAbs loadMode = iota // ld[b|h] [off]; also Linux ancillary data at SKF_AD_OFF+n
-	ldInd                 // ld[b|h] [x + off], X = 4*([xoff]&0xf): IPv4 header length
-	ldLen                 // ld #pktlen
+	ldAbs   loadMode = iota // ld[b|h] [off]; also Linux ancillary data at SKF_AD_OFF+n
+	ldInd                   // ld[b|h] [x + off], X = 4*([xoff]&0xf): IPv4 header length
+	ldLen                   // ld #pktlen
+	ldComp                  // a computation (value.comp): arithmetic, protochain
+	ldMsh                   // ldxb 4*([off]&0xf); only ever in X
+	ldConst                 // the constant off: a comparison of constants (see lowerer.relation)
 )
 
 // value is what the accumulator holds when an atom compares it: a packet
-// load, optionally masked with "and #mask". mask 0 means no mask.
+// load, optionally masked with "and #mask" (mask 0 means no mask), or a
+// computation.
 type value struct {
 	mode loadMode
 	size uint8 // 1, 2 or 4 bytes
 	off  uint32
 	xoff uint32 // ldInd only: offset of the byte whose low nibble sets X
 	mask uint32
+	comp *arith // ldComp only: interned, so equal computations are equal values
 }
 
 // unmasked is the same load without its mask.
@@ -37,25 +42,17 @@ const (
 	jset             // A & k != 0
 )
 
-// atom is one test: does the value satisfy cond k?
+// atom is one test: does the value satisfy cond k? With xv set, the value
+// is compared with xv's value (in X) instead of k. user marks a comparison
+// written in the expression ("ip[9] = 17"), which libpcap's optimiser sees
+// as a different value from the same field loaded by a primitive ("ip
+// proto 17"): the two never settle each other (codegen.go, decide).
 type atom struct {
-	v value
-	c cond
-	k uint32
-}
-
-// eval applies the atom's comparison to a known accumulator value.
-func (a atom) eval(x uint32) bool {
-	switch a.c {
-	case jeq:
-		return x == a.k
-	case jgt:
-		return x > a.k
-	case jge:
-		return x >= a.k
-	default:
-		return x&a.k != 0
-	}
+	v    value
+	c    cond
+	k    uint32
+	xv   *arith
+	user bool
 }
 
 type exprOp uint8
@@ -76,9 +73,12 @@ type expr struct {
 	l, r *expr
 }
 
-var exprTrue = &expr{op: eTrue}
+var (
+	exprTrue  = &expr{op: eTrue}
+	exprFalse = &expr{op: eFalse}
+)
 
-func mkAtom(v value, c cond, k uint32) *expr { return &expr{op: eAtom, a: atom{v, c, k}} }
+func mkAtom(v value, c cond, k uint32) *expr { return &expr{op: eAtom, a: atom{v: v, c: c, k: k}} }
 
 func and(l, r *expr) *expr { return &expr{op: eAnd, l: l, r: r} }
 

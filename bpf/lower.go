@@ -1,6 +1,10 @@
 package bpf
 
 import (
+	"errors"
+	"net/netip"
+	"strings"
+
 	"github.com/pktengine/pktengine/proto"
 )
 
@@ -9,10 +13,23 @@ import (
 const (
 	skfAdOff             = 0xfffff000 // SKF_AD_OFF, -0x1000
 	skfAdPktType         = 4          // SKF_AD_PKTTYPE: skb->pkt_type
+	skfAdIfIndex         = 8          // SKF_AD_IFINDEX: skb->dev->ifindex
 	skfAdVLANTag         = 44         // SKF_AD_VLAN_TAG: the stripped TCI
 	skfAdVLANTagPresent  = 48         // SKF_AD_VLAN_TAG_PRESENT
 	packetOutgoing       = 4          // PACKET_OUTGOING, linux/if_packet.h
 	etherTypeRARP        = 0x8035
+	etherTypeATalk       = 0x809b // AppleTalk
+	etherTypeAARP        = 0x80f3 // AppleTalk ARP
+	etherTypeIPX         = 0x8137
+	etherTypeMPLS        = 0x8847
+	etherTypePPPoED      = 0x8863
+	etherTypePPPoES      = 0x8864
+	llcSAPIP             = 0x06 // 802.2 SAPs, which "ether proto" takes below 1500
+	llcSAP8021D          = 0x42 // spanning tree
+	llcSAPSNAP           = 0xaa
+	llcSAPIPX            = 0xe0
+	llcSAPNetBEUI        = 0xf0
+	llcSAPISONS          = 0xfe   // ISO network layer
 	etherTypeQinQOld     = 0x9100 // pre-802.1ad double tagging, still matched by tcpdump
 	etherMTU             = 1500   // EtherType values at or below this are 802.3 lengths
 	ipv4FragOffsetMask   = 0x1fff
@@ -54,6 +71,11 @@ type Options struct {
 	// LookupPort resolves a service name for one transport protocol
 	// ("tcp", "udp" or "sctp"). Nil uses proto.DefaultServices().
 	LookupPort func(name, transport string) (port uint16, ok bool)
+	// Netmask is the IPv4 netmask of the network the filter watches,
+	// which "ip broadcast" needs (tcpdump takes it from the capture
+	// interface). The zero Addr means unknown: "ip broadcast" is then an
+	// error, as in libpcap.
+	Netmask netip.Addr
 }
 
 func (o *Options) snapLen() uint32 {
@@ -64,18 +86,33 @@ func (o *Options) snapLen() uint32 {
 }
 
 // lowerer turns primitives into atom trees, tracking the link-layer
-// offsets that the "vlan" keyword moves.
+// offsets that "vlan", "mpls" and "pppoes" move (libpcap's OR_LINKHDR,
+// OR_LINKTYPE, OR_LLC and OR_LINKPL).
 type lowerer struct {
 	vlanMode    VLANMode
-	offLinkType uint32 // the EtherType field
+	offLinkHdr  uint32 // the link-layer header: ether[0]
+	offLinkType uint32 // the EtherType field (after pppoes: the PPP protocol)
+	offLLC      uint32 // an 802.2 LLC header
 	offLinkPL   uint32 // the link-layer payload (network header)
 	vlanDepth   int    // "vlan" keywords seen so far
+	mplsDepth   int    // "mpls" keywords seen so far
+	ppp         bool   // after "pppoes": the link layer is PPP
+	err         error  // the first primitive that cannot be lowered here
+	netmask     netip.Addr
+	nodes       map[arith]*arith // interned arithmetic (arith.go)
+	// plain is set for an expression with protochain, which libpcap
+	// compiles without its optimiser: constants fold only where that
+	// keeps every load (arith.go, generate).
+	plain bool
 }
 
 func newLowerer(o *Options) *lowerer {
-	l := &lowerer{offLinkType: 12, offLinkPL: ethernetHeaderLength}
+	l := &lowerer{offLinkType: 12, offLLC: ethernetHeaderLength, offLinkPL: ethernetHeaderLength}
 	if o != nil {
 		l.vlanMode = o.VLAN
+		if o.Netmask.Is4() {
+			l.netmask = o.Netmask
+		}
 	}
 	return l
 }
@@ -84,14 +121,335 @@ func abs(off uint32, size uint8) value { return value{mode: ldAbs, size: size, o
 
 func cmpEq(off uint32, size uint8, k uint32) *expr { return mkAtom(abs(off, size), jeq, k) }
 
-// linktype is "ether proto t" at the current offset.
+// linktype is "ether proto t" at the current offset, as libpcap's
+// gen_ether_linktype writes it: values up to 1500 are 802.2 SAPs, in an
+// 802.3 frame (whose type field is a length); OSI, NetBEUI and IP SAPs
+// check both DSAP and SSAP, IPX and AppleTalk have several encapsulations.
 func (l *lowerer) linktype(t uint16) *expr {
+	if l.mplsDepth > 0 {
+		// libpcap's gen_mpls_linktype: the bottom of the label stack,
+		// then the IP version.
+		bottom := mcmp(l.offLinkPL-2, 1, 1, 1)
+		switch t {
+		case proto.EtherTypeIPv4:
+			return and(bottom, mcmp(l.offLinkPL, 1, 0x40, 0xf0))
+		case proto.EtherTypeIPv6:
+			return and(bottom, mcmp(l.offLinkPL, 1, 0x60, 0xf0))
+		}
+		l.fail("unsupported protocol over mpls")
+		return exprFalse
+	}
+	if l.ppp {
+		return cmpEq(l.offLinkType, 2, uint32(pppType(t)))
+	}
+	is8023 := func() *expr { return not(mkAtom(abs(l.offLinkType, 2), jgt, etherMTU)) }
+	switch t {
+	case llcSAPISONS, llcSAPIP, llcSAPNetBEUI:
+		return and(is8023(), cmpEq(l.offLLC, 2, uint32(t)<<8|uint32(t)))
+	case llcSAPIPX:
+		// Ethernet_II, then (in 802.3 frames) Ethernet_SNAP,
+		// Ethernet_802.2 and Ethernet_802.3 ("raw", 0xffff).
+		raw := or(or(l.snap(0, etherTypeIPX), cmpEq(l.offLLC, 1, llcSAPIPX)), cmpEq(l.offLLC, 2, 0xffff))
+		return or(cmpEq(l.offLinkType, 2, etherTypeIPX), and(is8023(), raw))
+	case etherTypeATalk, etherTypeAARP:
+		org := uint32(0x080007) // Apple
+		if t == etherTypeAARP {
+			org = 0
+		}
+		return or(cmpEq(l.offLinkType, 2, uint32(t)), and(is8023(), l.snap(org, t)))
+	}
 	if t <= etherMTU {
 		// An 802.3 frame: the length field is a length and the LLC DSAP
 		// carries the protocol.
-		return and(not(mkAtom(abs(l.offLinkType, 2), jgt, etherMTU)), cmpEq(l.offLinkPL, 1, uint32(t)))
+		return and(is8023(), cmpEq(l.offLinkType+2, 1, uint32(t)))
 	}
 	return cmpEq(l.offLinkType, 2, uint32(t))
+}
+
+// pppType maps an EtherType (or SAP) to the PPP protocol libpcap tests
+// for it after "pppoes" (ethertype_to_ppptype).
+func pppType(t uint16) uint16 {
+	switch t {
+	case proto.EtherTypeIPv4:
+		return 0x0021
+	case proto.EtherTypeIPv6:
+		return 0x0057
+	case 0x6003: // DECnet
+		return 0x0027
+	case etherTypeATalk:
+		return 0x0029
+	case 0x0600: // XNS
+		return 0x0025
+	case llcSAPISONS:
+		return 0x0023
+	case llcSAP8021D:
+		return 0x0031
+	case llcSAPIPX:
+		return 0x002b
+	}
+	return t
+}
+
+// fail records the first primitive that cannot be lowered with the
+// current link layer; the parser reports it where the primitive starts.
+func (l *lowerer) fail(msg string) {
+	if l.err == nil {
+		l.err = errors.New(msg)
+	}
+}
+
+// mcmp compares a masked field: (size bytes at off) & mask == k.
+func mcmp(off uint32, size uint8, k, mask uint32) *expr {
+	v := abs(off, size)
+	if mask != 0xffffffff {
+		v.mask = mask
+	}
+	return mkAtom(v, jeq, k&mask)
+}
+
+// isoBase is the offset of the NLPID of an OSI packet in 802.2 without
+// SNAP (libpcap's OR_LINKPL_NOSNAP).
+func (l *lowerer) isoBase() uint32 {
+	if l.ppp {
+		return l.offLinkPL
+	}
+	return l.offLLC + 3
+}
+
+// linkOnly fails for a primitive that needs an Ethernet header.
+func (l *lowerer) linkOnly(what string) {
+	if l.ppp {
+		l.fail(what + " not supported after pppoes (the link layer is PPP)")
+	}
+}
+
+// mpls is "mpls [label]": an MPLS packet (or the next label of a stack
+// already entered), then offsets past the label.
+func (l *lowerer) mpls(label int64) *expr {
+	var e *expr
+	switch {
+	case l.mplsDepth > 0:
+		e = not(mkAtom(abs(l.offLinkPL-2, 1), jset, 1)) // not the bottom of the stack
+	case l.ppp:
+		e = l.linktype(0x0281) // PPP_MPLS_UCAST
+	default:
+		e = l.linktype(etherTypeMPLS)
+	}
+	if label >= 0 {
+		e = and(e, mcmp(l.offLinkPL, 4, uint32(label)<<12, 0xfffff000))
+	}
+	l.offLinkPL += 4
+	l.mplsDepth++
+	return e
+}
+
+// pppoes is "pppoes [session]": a PPPoE session frame, after which the
+// link layer is the PPP inside it.
+func (l *lowerer) pppoes(session int64) *expr {
+	e := l.linktype(etherTypePPPoES)
+	if session >= 0 {
+		e = and(e, mcmp(l.offLinkPL, 4, uint32(session), 0xffff))
+	}
+	l.offLinkHdr = l.offLinkPL + 6
+	l.offLinkType = l.offLinkHdr
+	l.offLLC = l.offLinkHdr + 2
+	l.offLinkPL = l.offLLC
+	l.ppp = true
+	return e
+}
+
+// llc is "llc [i|s|u|subtype]" (libpcap's gen_llc family): an 802.2 frame
+// that is not Novell's raw 802.3, with a control field of that kind.
+func (l *lowerer) llc(kind string) (*expr, bool) {
+	l.linkOnly("\"llc\"")
+	base := and(not(mkAtom(abs(l.offLinkType, 2), jgt, etherMTU)), not(cmpEq(l.offLLC, 2, 0xffff)))
+	ctl := l.offLLC + 2
+	switch strings.ToLower(kind) {
+	case "":
+		return base, true
+	case "i":
+		return and(base, not(mkAtom(abs(ctl, 1), jset, 1))), true
+	case "s":
+		return and(base, mcmp(ctl, 1, 1, 3)), true
+	case "u":
+		return and(base, mcmp(ctl, 1, 3, 3)), true
+	}
+	if v, ok := llcSSubtypes[strings.ToLower(kind)]; ok {
+		return and(base, mcmp(ctl, 1, v, 0x0f)), true
+	}
+	if v, ok := llcUSubtypes[strings.ToLower(kind)]; ok {
+		return and(base, mcmp(ctl, 1, v, 0xef)), true
+	}
+	return nil, false
+}
+
+// 802.2 control field commands (libpcap's llc_s_subtypes, llc_u_subtypes).
+var (
+	llcSSubtypes = map[string]uint32{"rr": 0x01, "rnr": 0x05, "rej": 0x09}
+	llcUSubtypes = map[string]uint32{"ui": 0x03, "ua": 0x63, "disc": 0x43, "dm": 0x0f, "sabme": 0x6f,
+		"test": 0xe3, "xid": 0xaf, "frmr": 0x87}
+)
+
+// byteTest is libpcap's undocumented "byte N op M" on the link-layer
+// header: =, <, > compare the byte, & tests bits, | is true unless the
+// byte and M are both 0.
+func (l *lowerer) byteTest(off uint32, op string, k uint32) *expr {
+	v := abs(l.offLinkHdr+off, 1)
+	switch op {
+	case "=":
+		return mkAtom(v, jeq, k)
+	case "<":
+		return not(mkAtom(v, jge, k))
+	case ">":
+		return mkAtom(v, jgt, k)
+	case "&":
+		return mkAtom(v, jset, k)
+	}
+	a := l.intern(arith{op: opOr, l: l.intern(arith{op: opLoad, k: l.offLinkHdr + off, size: 1}), r: l.konst(k)})
+	return not(mkAtom(valueOf(a), jeq, 0))
+}
+
+// snap is an 802.2 LLC SNAP header with the given organisation code and
+// type, compared as libpcap's gen_bcmp does (last word first).
+func (l *lowerer) snap(org uint32, t uint16) *expr {
+	hdr := [8]byte{llcSAPSNAP, llcSAPSNAP, 0x03, byte(org >> 16), byte(org >> 8), byte(org), byte(t >> 8), byte(t)}
+	return and(cmpEq(l.offLLC+4, 4, be32(hdr[4:])), cmpEq(l.offLLC, 4, be32(hdr[:4])))
+}
+
+// isoProto is an OSI network-layer protocol (NLPID) over 802.2.
+func (l *lowerer) isoProto(nlpid uint8) *expr {
+	return and(l.linktype(llcSAPISONS), cmpEq(l.isoBase(), 1, uint32(nlpid)))
+}
+
+// isisPDU is IS-IS with one of the PDU types, tested in the order given.
+func (l *lowerer) isisPDU(types ...uint8) *expr {
+	var alts []*expr
+	for _, t := range types {
+		alts = append(alts, cmpEq(l.isoBase()+4, 1, uint32(t)))
+	}
+	return and(l.isoProto(isoISIS), orAll(alts...))
+}
+
+// OSI NLPIDs.
+const (
+	isoCLNP = 0x81
+	isoESIS = 0x82
+	isoISIS = 0x83
+)
+
+// protoAbbrev is a protocol name on its own ("udp", "pim", "ipx") as
+// libpcap's gen_proto_abbrev has it.
+func (l *lowerer) protoAbbrev(pq protoQ) *expr {
+	switch pq {
+	case pIP:
+		return l.linktype(proto.EtherTypeIPv4)
+	case pIP6:
+		return l.linktype(proto.EtherTypeIPv6)
+	case pARP:
+		return l.linktype(proto.EtherTypeARP)
+	case pRARP:
+		return l.linktype(etherTypeRARP)
+	case pTCP:
+		return l.anyProto(proto.IPProtoTCP)
+	case pUDP:
+		return l.anyProto(proto.IPProtoUDP)
+	case pSCTP:
+		return l.anyProto(ipProtoSCTP)
+	case pICMP:
+		return l.ipProto(proto.IPProtoICMP)
+	case pICMP6:
+		return l.ip6Proto(proto.IPProtoICMPv6)
+	case pIGMP:
+		return l.ipProto(2)
+	case pIGRP:
+		return l.ipProto(9)
+	case pPIM:
+		return l.anyProto(103)
+	case pVRRP, pCARP:
+		return l.ipProto(112)
+	case pAH:
+		return l.anyProto(proto.IPProtoAH)
+	case pESP:
+		return l.anyProto(proto.IPProtoESP)
+	case pATALK:
+		return l.linktype(etherTypeATalk)
+	case pAARP:
+		return l.linktype(etherTypeAARP)
+	case pDECNET:
+		return l.linktype(0x6003)
+	case pLAT:
+		return l.linktype(0x6004)
+	case pSCA:
+		return l.linktype(0x6007)
+	case pMOPRC:
+		return l.linktype(0x6002)
+	case pMOPDL:
+		return l.linktype(0x6001)
+	case pISO:
+		return l.linktype(llcSAPISONS)
+	case pESIS:
+		return l.isoProto(isoESIS)
+	case pISIS:
+		return l.isoProto(isoISIS)
+	case pCLNP:
+		return l.isoProto(isoCLNP)
+	case pL1:
+		return l.isisPDU(0x1a, 0x18, 0x12, 0x0f, 0x11)
+	case pL2:
+		return l.isisPDU(0x1b, 0x19, 0x14, 0x10, 0x11)
+	case pIIH:
+		return l.isisPDU(0x11, 0x0f, 0x10)
+	case pLSP:
+		return l.isisPDU(0x12, 0x14)
+	case pSNP:
+		return l.isisPDU(0x1b, 0x1a, 0x18, 0x19)
+	case pCSNP:
+		return l.isisPDU(0x18, 0x19)
+	case pPSNP:
+		return l.isisPDU(0x1a, 0x1b)
+	case pSTP:
+		return l.linktype(llcSAP8021D)
+	case pIPX:
+		return l.linktype(llcSAPIPX)
+	case pNETBEUI:
+		return l.linktype(llcSAPNetBEUI)
+	}
+	panic("bpf: no abbreviation for " + pq.String())
+}
+
+// ipMulticast is "ip multicast": a class D destination.
+func (l *lowerer) ipMulticast() *expr {
+	return and(l.linktype(proto.EtherTypeIPv4), mkAtom(abs(l.offLinkPL+16, 1), jge, 224))
+}
+
+// ip6Multicast is "ip6 multicast": ff00::/8.
+func (l *lowerer) ip6Multicast() *expr {
+	return and(l.linktype(proto.EtherTypeIPv6), cmpEq(l.offLinkPL+24, 1, 0xff))
+}
+
+// ipBroadcast is "ip broadcast": the destination's host part is all
+// zeros or all ones under the netmask.
+func (l *lowerer) ipBroadcast() *expr {
+	m := l.netmask.As4()
+	host := ^be32(m[:])
+	dst := abs(l.offLinkPL+16, 4)
+	return and(l.linktype(proto.EtherTypeIPv4), or(mcmp32(dst, 0, host), mcmp32(dst, host, host)))
+}
+
+// protochainMaxHeaders is how many IPv6 extension headers (or IPv4 AH
+// headers) protochain walks: classic BPF cannot loop, so the walk is
+// unrolled. It is frame.MaxIPv6ExtHeaders, the engine's own limit.
+const protochainMaxHeaders = 8
+
+// protochain is "ip protochain p" or "ip6 protochain p": the value is the
+// first header of the chain that is p, or where the walk stops.
+func (l *lowerer) protochain(v6 bool, p uint8) *expr {
+	et := proto.EtherTypeIPv4
+	if v6 {
+		et = proto.EtherTypeIPv6
+	}
+	a := l.intern(arith{op: opChain, k: uint32(p), v6: v6, xoff: l.offLinkPL})
+	return and(l.linktype(et), mkAtom(value{mode: ldComp, comp: a}, jeq, uint32(p)))
 }
 
 // ipProto is "ip proto p".
@@ -165,8 +523,12 @@ func (l *lowerer) arpHost(et uint16, addr, mask uint32, d dirKind) *expr {
 	return l.host4(et, 14, 24, addr, mask, d)
 }
 
-// anyHost4 is tcpdump's unqualified "host"/"net" for IPv4: IP, ARP or RARP.
+// anyHost4 is tcpdump's unqualified "host"/"net" for IPv4: IP, ARP or RARP
+// (IP alone inside MPLS, as libpcap has it).
 func (l *lowerer) anyHost4(addr, mask uint32, d dirKind) *expr {
+	if l.mplsDepth > 0 {
+		return l.ipv4Host(addr, mask, d)
+	}
 	return or(or(l.ipv4Host(addr, mask, d), l.arpHost(proto.EtherTypeARP, addr, mask, d)),
 		l.arpHost(etherTypeRARP, addr, mask, d))
 }
@@ -275,7 +637,10 @@ func etherAddr(off uint32, mac [6]byte) *expr {
 }
 
 func (l *lowerer) etherHost(mac [6]byte, d dirKind) *expr {
-	return dirExpr(d, func() *expr { return etherAddr(6, mac) }, func() *expr { return etherAddr(0, mac) })
+	if l.ppp {
+		l.fail("ethernet addresses not supported after pppoes (the link layer is PPP)")
+	}
+	return dirExpr(d, func() *expr { return etherAddr(l.offLinkHdr+6, mac) }, func() *expr { return etherAddr(l.offLinkHdr, mac) })
 }
 
 // outgoing is true for frames the host itself sent (PACKET_OUTGOING).
@@ -286,6 +651,12 @@ func outgoing() *expr {
 // vlan tests for a tag (and its VLAN ID if id >= 0), then moves the
 // offsets past it where the tag is in the frame.
 func (l *lowerer) vlan(id int) *expr {
+	switch {
+	case l.mplsDepth > 0:
+		l.fail("no VLAN match after MPLS")
+	case l.ppp:
+		l.fail("no VLAN support for PPP (after pppoes)")
+	}
 	var e *expr
 	if l.vlanMode == VLANAncillary && l.vlanDepth == 0 {
 		e = cmpEq(skfAdOff+skfAdVLANTagPresent, 1, 1)
@@ -304,6 +675,7 @@ func (l *lowerer) vlan(id int) *expr {
 		e = and(e, mkAtom(v, jeq, uint32(id)))
 	}
 	l.offLinkType += 4
+	l.offLLC += 4
 	l.offLinkPL += 4
 	l.vlanDepth++
 	return e

@@ -22,6 +22,9 @@ type ServeSpec struct {
 	// Expr, if set, is a tcpdump expression (Compile) that UDP must also
 	// match; it does not apply to ARP, ICMP and NDP.
 	Expr string
+	// Netmask is the netmask "ip broadcast" in Expr tests with (tcpdump
+	// takes its interface's); the zero Addr leaves it unknown.
+	Netmask netip.Addr
 	// IgnoreOutgoing drops frames the host sends itself, by their packet
 	// type in Linux ancillary data. x/net/bpf's VM cannot run that test,
 	// so tests that run the program there leave it false.
@@ -92,7 +95,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	var user []xbpf.Instruction
 	if s.Expr != "" {
 		var err error
-		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen})
+		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen, Netmask: s.Netmask})
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", s.Expr, err)
 		}

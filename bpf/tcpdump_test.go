@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,15 +17,52 @@ import (
 
 // tcpdumpRun runs tcpdump with a dead Ethernet handle ("-y EN10MB" and no
 // interface), as a printer of compiled filters: no privileges, no capture.
+// Answers are cached for the test binary's life.
 func tcpdumpRun(t testing.TB, flag, expr string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(labtest.NeedTool(t, "tcpdump"), flag, "-y", "EN10MB", expr)
+	path := labtest.NeedTool(t, "tcpdump")
+	key := flag + "\x00" + expr
+	if r, ok := tcpdumpCache.Load(key); ok {
+		r := r.(tcpdumpResult)
+		return r.out, r.err
+	}
+	cmd := exec.Command(path, flag, "-y", "EN10MB", "--", expr)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var r tcpdumpResult
 	if err := cmd.Run(); err != nil {
-		return "", &tcpdumpError{strings.TrimSpace(stderr.String())}
+		r.err = &tcpdumpError{strings.TrimSpace(stderr.String())}
+	} else {
+		r.out = out.String()
 	}
-	return out.String(), nil
+	tcpdumpCache.Store(key, r)
+	return r.out, r.err
+}
+
+type tcpdumpResult struct {
+	out string
+	err error
+}
+
+var tcpdumpCache sync.Map
+
+// tcpdumpPrefetch runs tcpdump for many expressions at once (each run is
+// a process start, some 20 ms), filling the cache.
+func tcpdumpPrefetch(t testing.TB, flag string, exprs []string) {
+	t.Helper()
+	labtest.NeedTool(t, "tcpdump")
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, e := range exprs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tcpdumpRun(t, flag, e)
+		}()
+	}
+	wg.Wait()
 }
 
 type tcpdumpError struct{ msg string }
@@ -59,9 +97,10 @@ var etcServices = sync.OnceValue(func() *proto.Services {
 })
 
 // tcpdumpOptions compiles as tcpdump -y EN10MB does: tags in the frame,
-// service names from /etc/services.
+// service names from /etc/services, and the netmask 0 that tcpdump uses
+// without an interface.
 func tcpdumpOptions() *Options {
-	return &Options{VLAN: VLANInPacket, LookupPort: func(name, transport string) (uint16, bool) {
+	return &Options{VLAN: VLANInPacket, Netmask: netip.IPv4Unspecified(), LookupPort: func(name, transport string) (uint16, bool) {
 		return etcServices().Port(name, transport)
 	}}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 
 	xbpf "golang.org/x/net/bpf"
 
@@ -17,7 +18,7 @@ import (
 // tests of Linux ancillary data: nothing the host sends, and the VLAN tag
 // the kernel moved into metadata.
 func buildFilter(addrs *addrSet, expr string, vlan uint16, kernel bool) ([]xbpf.RawInstruction, error) {
-	spec := &bpf.ServeSpec{Expr: expr, IgnoreOutgoing: kernel, VLAN: vlan, VLANAncillary: kernel}
+	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: kernel, VLAN: vlan, VLANAncillary: kernel}
 	for _, la := range addrs.list {
 		spec.Addrs = append(spec.Addrs, bpf.ServeAddr{Addr: la.addr, Owned: la.owned})
 		if la.bcast.IsValid() {
@@ -29,4 +30,20 @@ func buildFilter(addrs *addrSet, expr string, vlan uint16, kernel bool) ([]xbpf.
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return prog, nil
+}
+
+// netmask4 is the netmask of the first IPv4 address, which "ip
+// broadcast" in a filter expression needs (tcpdump takes the capture
+// interface's, from its first IPv4 address too), or the zero Addr.
+func (s *addrSet) netmask4() netip.Addr {
+	for _, la := range s.list {
+		if la.addr.Is4() {
+			m := ^uint32(0) << (32 - la.prefix.Bits())
+			if la.prefix.Bits() == 0 {
+				m = 0
+			}
+			return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
+		}
+	}
+	return netip.Addr{}
 }

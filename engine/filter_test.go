@@ -240,3 +240,39 @@ func TestFilterIPv6ExtHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterArithmetic: an expression with byte offsets and arithmetic
+// (X, scratch memory, a run-time division) still only narrows the UDP the
+// engine serves; ARP and NDP pass whatever it says, and "ip broadcast"
+// takes the engine's netmask.
+func TestFilterArithmetic(t *testing.T) {
+	udp := func(src, dst netip.Addr, port uint16, payload string) []byte {
+		return udpFrame(t, ap(src, 40000), ap(dst, port), []byte(payload))
+	}
+	for _, tc := range []struct {
+		expr string
+		f    []byte
+		want bool
+	}{
+		// DNS queries only: the QR bit of the first flags byte.
+		{"udp[10] & 0x80 = 0", udp(peer4, owned4, 53, "\x12\x34\x01\x00"), true},
+		{"udp[10] & 0x80 = 0", udp(peer4, owned4, 53, "\x12\x34\x81\x80"), false},
+		{"udp[10] & 0x80 = 0", udp(peer6, owned6, 53, "\x12\x34\x01\x00"), false}, // udp[] is IPv4 only, as in tcpdump
+		{"udp[10] & 0x80 = 0", arpRequest(t, peer4, owned4), true},
+		// X and scratch memory: the UDP length against the IP length.
+		{"ip[2:2] - ((ip[0] & 0xf) << 2) = udp[4:2] and len - 14 >= ip[2:2]", udp(peer4, owned4, 7, "abc"), true},
+		{"ip[2:2] - ((ip[0] & 0xf) << 2) = udp[4:2] + 1", udp(peer4, owned4, 7, "abc"), false},
+		{"ip[2:2] - ((ip[0] & 0xf) << 2) = udp[4:2] + 1", neighborSolicitation(t, peer6, owned6), true},
+		// A division by zero (next header 17 - 17) rejects the frame.
+		{"ip6 and ip6[7] % (ip6[6] - 17) = 0", udp(peer6, owned6, 7, "abc"), false},
+		{"ip6 and ip6[7] % (ip6[6] - 17) = 0", neighborAdvert(t, peer6, shared6), true},
+		{"ip broadcast", udp(peer4, bcast4, 7, "abc"), true},
+		{"ip broadcast", udp(peer4, owned4, 7, "abc"), false},
+		{"udp[8:2] > 0 and protochain 17", udp(peer4, owned4, 7, "abc"), true},
+		{"ip6 protochain 17", udp(peer6, owned6, 7, "abc"), true},
+	} {
+		if got := runFilter(t, tc.expr, tc.f); got != tc.want {
+			t.Errorf("%q: accepted %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}

@@ -340,25 +340,8 @@ func BuildUDPFragment(buf []byte, s *UDPSpec, f Fragment) (n int, err error) {
 		return 0, ErrShortBuffer
 	}
 	b := buf[:n]
-
-	if family == 4 {
-		putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv4)
-		var flags uint8
-		if s.DontFragment {
-			flags = IPv4FlagDontFragment
-		}
-		if more {
-			flags |= IPv4FlagMoreFragments
-		}
-		putIPv4(b[l2:], s.TOS, uint16(l3+f.Length), s.ID, flags, uint16(f.Offset), s.TTL,
-			proto.IPProtoUDP, s.Src.Addr(), s.Dst.Addr(), s.Options)
-	} else {
-		putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv6)
-		putIPv6(b[l2:], s.TOS, s.FlowLabel, uint16(l3-IPv6HeaderLen+f.Length), s.TTL,
-			s.Src.Addr(), s.Dst.Addr())
-		putExtHeaders(b[l2:l2+l3-IPv6FragmentHeaderLen], s.ExtHeaders, proto.IPProtoFragment)
-		IPv6Fragment(b[l2+l3-IPv6FragmentHeaderLen:]).Set(proto.IPProtoUDP, uint16(f.Offset), more, f.ID)
-	}
+	lo, hi := f.Offset, f.Offset+f.Length
+	putFragmentHeaders(b, s, family, l2, l3, lo, hi, more, true, f.ID)
 	// The UDP header of the whole datagram, with its checksum, computed
 	// with the addresses just written.
 	var hdr [UDPHeaderLen]byte
@@ -370,16 +353,6 @@ func BuildUDPFragment(buf []byte, s *UDPSpec, f Fragment) (n int, err error) {
 		pseudo := udpPseudo(b[l2:], family, uint32(l4))
 		u.SetChecksum(proto.FinishUDP(proto.Checksum(s.Payload, proto.Checksum(hdr[:], pseudo))))
 	}
-	// Copy bytes [Offset, Offset+Length) of header ++ payload.
-	dst := b[l2+l3:]
-	lo, hi := f.Offset, f.Offset+f.Length
-	if lo < UDPHeaderLen {
-		c := copy(dst, hdr[lo:min(hi, UDPHeaderLen)])
-		dst = dst[c:]
-		lo = UDPHeaderLen
-	}
-	if hi > lo {
-		copy(dst, s.Payload[lo-UDPHeaderLen:hi-UDPHeaderLen])
-	}
+	copyDatagram(b[l2+l3:], hdr[:], s.Payload, lo, hi)
 	return n, nil
 }

@@ -177,8 +177,18 @@ func (f *UDPFragmenter) Build(buf []byte, i int) (int, error) {
 		return 0, ErrShortBuffer
 	}
 	b := buf[:n]
-	more := hi < f.l4
-	if f.family == 4 {
+	putFragmentHeaders(b, s, f.family, f.l2, f.l3, lo, hi, hi < f.l4, f.per != 0, f.id)
+	copyDatagram(b[f.l2+f.l3:], f.udp[:], s.Payload, lo, hi)
+	return n, nil
+}
+
+// putFragmentHeaders writes the Ethernet and IP headers of the fragment
+// of s that holds bytes [lo, hi) of its IP payload: l2 and l3 are their
+// lengths (l3 with the Fragment header if fragmented), more sets MF. An
+// IPv6 datagram carries a Fragment header with id only if fragmented; a
+// later IPv4 fragment carries NOPs for the options not to be copied.
+func putFragmentHeaders(b []byte, s *UDPSpec, family, l2, l3, lo, hi int, more, fragmented bool, id uint32) {
+	if family == 4 {
 		putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv4)
 		var flags uint8
 		if s.DontFragment {
@@ -187,29 +197,26 @@ func (f *UDPFragmenter) Build(buf []byte, i int) (int, error) {
 		if more {
 			flags |= IPv4FlagMoreFragments
 		}
-		ip := b[f.l2:]
-		putIPv4(ip, s.TOS, uint16(f.l3+hi-lo), s.ID, flags, uint16(lo), s.TTL,
+		ip := b[l2:]
+		putIPv4(ip, s.TOS, uint16(l3+hi-lo), s.ID, flags, uint16(lo), s.TTL,
 			proto.IPProtoUDP, s.Src.Addr(), s.Dst.Addr(), s.Options)
 		if lo > 0 && len(s.Options) > 0 {
 			h := IPv4(ip)
-			nopUncopiedOptions(ip[IPv4MinHeaderLen:f.l3])
+			nopUncopiedOptions(ip[IPv4MinHeaderLen:l3])
 			h.SetChecksum(0)
 			h.SetChecksum(h.CalculateChecksum())
 		}
-	} else {
-		putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv6)
-		putIPv6(b[f.l2:], s.TOS, s.FlowLabel, uint16(f.l3-IPv6HeaderLen+hi-lo), s.TTL,
-			s.Src.Addr(), s.Dst.Addr())
-		if f.per == 0 {
-			putExtHeaders(b[f.l2:f.l2+f.l3], s.ExtHeaders, proto.IPProtoUDP)
-		} else {
-			fh := f.l2 + f.l3 - IPv6FragmentHeaderLen
-			putExtHeaders(b[f.l2:fh], s.ExtHeaders, proto.IPProtoFragment)
-			IPv6Fragment(b[fh:]).Set(proto.IPProtoUDP, uint16(lo), more, f.id)
-		}
+		return
 	}
-	copyDatagram(b[f.l2+f.l3:], f.udp[:], s.Payload, lo, hi)
-	return n, nil
+	putLink(b, s.SrcMAC, s.DstMAC, s.VLANs, proto.EtherTypeIPv6)
+	putIPv6(b[l2:], s.TOS, s.FlowLabel, uint16(l3-IPv6HeaderLen+hi-lo), s.TTL, s.Src.Addr(), s.Dst.Addr())
+	if !fragmented {
+		putExtHeaders(b[l2:l2+l3], s.ExtHeaders, proto.IPProtoUDP)
+		return
+	}
+	fh := l2 + l3 - IPv6FragmentHeaderLen
+	putExtHeaders(b[l2:fh], s.ExtHeaders, proto.IPProtoFragment)
+	IPv6Fragment(b[fh:]).Set(proto.IPProtoUDP, uint16(lo), more, id)
 }
 
 // copyDatagram copies bytes [lo, hi) of hdr ++ payload into dst.

@@ -141,12 +141,30 @@ func ARPReplyInPlace(frame []byte, p *Packet, mac MAC) (int, error) {
 // length, ErrNotInPlace, or ErrNotUnicast for an echo request sent to a
 // group (Linux ignores broadcast pings by default, too).
 func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
-	if p.IPVersion != IPv4Version || p.Protocol != proto.IPProtoICMP ||
-		p.Flags&(FlagFragment|FlagIPv4Options) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
+	return echoReplyInPlace(frame, p, ttl, IPv4Version)
+}
+
+// ICMPv6EchoReplyInPlace is ICMPv4EchoReplyInPlace for ICMPv6 echo
+// requests (no extension headers). The checksum update covers the type
+// change only: the pseudo-header's addresses are swapped, not changed.
+func ICMPv6EchoReplyInPlace(frame []byte, p *Packet, hopLimit uint8) (int, error) {
+	return echoReplyInPlace(frame, p, hopLimit, IPv6Version)
+}
+
+// echoReplyInPlace turns an ICMP or ICMPv6 echo request into its reply.
+// The two differ only in their numbers and in how the IP header keeps
+// its hop count.
+func echoReplyInPlace(frame []byte, p *Packet, ttl uint8, version uint8) (int, error) {
+	ipProto, request, reply, noOptions := proto.IPProtoICMP, ICMPv4Echo, ICMPv4EchoReply, FlagIPv4Options
+	if version == IPv6Version {
+		ipProto, request, reply, noOptions = proto.IPProtoICMPv6, ICMPv6EchoRequest, ICMPv6EchoReply, FlagIPv6ExtHeaders
+	}
+	if p.IPVersion != version || p.Protocol != ipProto ||
+		p.Flags&(FlagFragment|noOptions) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
 		return 0, ErrNotInPlace
 	}
-	m := ICMPv4(frame[p.L4Off:p.L4End])
-	if m.Type() != ICMPv4Echo || m.Code() != 0 {
+	m := frame[p.L4Off:p.L4End]
+	if m[0] != request || m[1] != 0 {
 		return 0, ErrNotInPlace
 	}
 	if !p.isUnicastExchange(frame) {
@@ -156,36 +174,16 @@ func ICMPv4EchoReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 		ttl = DefaultTTL
 	}
 	Ethernet(frame).SwapAddresses()
-	ip := IPv4(frame[p.L3Off:p.L4Off])
-	ip.SwapAddresses()
-	ip.SetTTLChecksummed(ttl)
-	setICMPTypeChecksummed(m, ICMPv4EchoReply)
-	return int(p.End), nil
-}
-
-// ICMPv6EchoReplyInPlace is ICMPv4EchoReplyInPlace for ICMPv6 echo
-// requests (no extension headers). The checksum update covers the type
-// change only: the pseudo-header's addresses are swapped, not changed.
-func ICMPv6EchoReplyInPlace(frame []byte, p *Packet, hopLimit uint8) (int, error) {
-	if p.IPVersion != IPv6Version || p.Protocol != proto.IPProtoICMPv6 ||
-		p.Flags&(FlagFragment|FlagIPv6ExtHeaders) != 0 || p.L4End-p.L4Off < ICMPHeaderLen {
-		return 0, ErrNotInPlace
+	if version == IPv4Version {
+		ip := IPv4(frame[p.L3Off:p.L4Off])
+		ip.SwapAddresses()
+		ip.SetTTLChecksummed(ttl)
+	} else {
+		ip := IPv6(frame[p.L3Off:p.L4Off])
+		ip.SwapAddresses()
+		ip.SetHopLimit(ttl)
 	}
-	m := ICMPv6(frame[p.L4Off:p.L4End])
-	if m.Type() != ICMPv6EchoRequest || m.Code() != 0 {
-		return 0, ErrNotInPlace
-	}
-	if !p.isUnicastExchange(frame) {
-		return 0, ErrNotUnicast
-	}
-	if hopLimit == 0 {
-		hopLimit = DefaultTTL
-	}
-	Ethernet(frame).SwapAddresses()
-	ip := IPv6(frame[p.L3Off:p.L4Off])
-	ip.SwapAddresses()
-	ip.SetHopLimit(hopLimit)
-	setICMPTypeChecksummed(m, ICMPv6EchoReply)
+	setICMPTypeChecksummed(m, reply)
 	return int(p.End), nil
 }
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Fuzz target in the module for the given time each (default 3s).
 # go test -fuzz takes one target in one package at a time, so this walks them.
+# bpf's FuzzTcpdump compares random filter expressions with tcpdump (one
+# tcpdump run per input, so it runs some 200 inputs a second); without
+# tcpdump it skips, except under CI=true.
 set -euo pipefail
 fuzztime=${1:-3s}
 cd "$(dirname "$0")/.."

@@ -44,17 +44,49 @@ func TestFilterOutputFormats(t *testing.T) {
 // independent oracle for the printer (and, in bpf/, for the verdicts).
 func TestFilterAgreesWithTcpdump(t *testing.T) {
 	tcpdump := labtest.NeedTool(t, "tcpdump")
-	const expr = "ip proto 17"
-	want, err := exec.Command(tcpdump, "-y", "EN10MB", "-ddd", expr).Output()
-	if err != nil {
-		t.Fatalf("tcpdump -ddd %q: %v", expr, err)
+	for _, expr := range []string{"ip proto 17", "udp[8:2] & 0x8000 = 0", "icmp[icmptype] == icmp-echo",
+		"tcp[tcpflags] & tcp-syn != 0", "len > 1000", "-ip[3] = -54"} {
+		want, err := exec.Command(tcpdump, "-y", "EN10MB", "-ddd", "--", expr).Output()
+		if err != nil {
+			t.Fatalf("tcpdump -ddd %q: %v", expr, err)
+		}
+		var got, errb bytes.Buffer
+		if code := run(context.Background(), []string{"filter", "-vlan", "packet", "-ddd", "--", expr}, &got, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if got.String() != string(want) {
+			t.Errorf("pktengine filter -ddd %q:\n%s\ntcpdump -ddd:\n%s", expr, got.String(), want)
+		}
 	}
-	var got, errb bytes.Buffer
-	if code := run(context.Background(), []string{"filter", "-vlan", "packet", "-ddd", expr}, &got, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+}
+
+// TestFilterNetmask: "ip broadcast" needs -netmask, given as a mask or a
+// prefix length.
+func TestFilterNetmask(t *testing.T) {
+	var outs []string
+	for _, mask := range []string{"255.255.255.0", "/24", "24"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"filter", "-netmask", mask, "ip", "broadcast"}, &out, &errb); code != 0 {
+			t.Fatalf("-netmask %s: exit %d: %s", mask, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "and      #0xff") {
+			t.Errorf("-netmask %s: no host-part mask in\n%s", mask, out.String())
+		}
+		outs = append(outs, out.String())
 	}
-	if got.String() != string(want) {
-		t.Errorf("pktengine filter -ddd %q:\n%s\ntcpdump -ddd:\n%s", expr, got.String(), want)
+	if outs[0] != outs[1] || outs[1] != outs[2] {
+		t.Errorf("the three spellings of /24 compile differently")
+	}
+	for _, args := range [][]string{
+		{"filter", "ip", "broadcast"},
+		{"filter", "-netmask", "255.0.255.0", "ip", "broadcast"},
+		{"filter", "-netmask", "33", "ip", "broadcast"},
+		{"filter", "-netmask", "fd00::", "ip", "broadcast"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 1 || errb.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want an error", args, code, errb.String())
+		}
 	}
 }
 

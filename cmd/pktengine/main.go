@@ -3,7 +3,7 @@
 //	pktengine serve  --iface IF [--addr IP]... [--echo PORT] ...   run the UDP responder
 //	pktengine stat   [--json] [--control PATH]                     show a running engine's ports and counters
 //	pktengine demo   [--rx-ring v2|v3]                             serve and query echo in a two-namespace lab
-//	pktengine filter [-d|-dd|-ddd] EXPR                            compile a tcpdump-style filter
+//	pktengine filter [-d|-dd|-ddd] [-netmask M] EXPR               compile a tcpdump-style filter
 //	pktengine gen    --iface IF --dst ADDR:PORT ...                generate UDP load and measure replies
 //	pktengine bench  [...]                                         pktengine against kernel UDP in a lab
 //
