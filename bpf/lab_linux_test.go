@@ -264,7 +264,7 @@ func TestLabServeFilterVLAN(t *testing.T) {
 			Addrs:          []bpf.ServeAddr{{Addr: b.IPv4.Addr(), Owned: false}, {Addr: b.IPv6.Addr(), Owned: false}},
 			IgnoreOutgoing: true,
 			VLANAncillary:  true,
-			VLAN:           s.vlan,
+			VLANID:         s.vlan,
 		}
 		if s.vlan != 0 {
 			// With an expression as the program's tail, which every

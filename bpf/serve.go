@@ -30,14 +30,14 @@ type ServeSpec struct {
 	// so tests that run the program there leave it false.
 	IgnoreOutgoing bool
 
-	// VLAN is the one VLAN whose frames the program accepts whole: 0
+	// VLANID is the one VLAN whose frames the program accepts whole: 0
 	// means untagged frames (and priority-tagged ones, VLAN ID 0), which
 	// is what the kernel's base interface receives; 1 to 4094 means
 	// frames with exactly one tag, of that ID. A frame of any other VLAN
 	// that the program would otherwise accept passes with only
 	// OtherVLANSnapLen bytes: enough for the engine to count it, without
 	// the kernel copying it whole.
-	VLAN uint16
+	VLANID uint16
 	// VLANAncillary makes the program read the tag the kernel moved out
 	// of the frame into metadata (SKF_AD_VLAN_TAG_PRESENT,
 	// SKF_AD_VLAN_TAG): on a packet socket the outermost tag is always
@@ -90,7 +90,7 @@ type ServeAddr struct {
 // has already moved the outermost one into metadata), and, with
 // IgnoreOutgoing, nothing the host sends itself. Frames of the VLAN the
 // spec serves are kept whole (DefaultSnapLen), those of another VLAN cut
-// to OtherVLANSnapLen (see ServeSpec.VLAN).
+// to OtherVLANSnapLen (see ServeSpec.VLANID).
 func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	var user []xbpf.Instruction
 	if s.Expr != "" {
@@ -100,8 +100,8 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 			return nil, fmt.Errorf("filter %q: %w", s.Expr, err)
 		}
 	}
-	if s.VLAN > MaxVLANID {
-		return nil, fmt.Errorf("bpf: ServeFilter: VLAN %d out of range 0-%d", s.VLAN, MaxVLANID)
+	if s.VLANID > MaxVLANID {
+		return nil, fmt.Errorf("bpf: ServeFilter: VLAN %d out of range 0-%d", s.VLANID, MaxVLANID)
 	}
 	var all4, owned4, udp4, all6, owned6 []netip.Addr
 	for _, sa := range s.Addrs {
@@ -141,7 +141,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.emit(xbpf.LoadExtension{Num: xbpf.ExtType})
 		a.jeq(packetOutgoing, "drop")
 	}
-	serveVLAN(a, s.VLAN, s.VLANAncillary)
+	serveVLAN(a, s.VLANID, s.VLANAncillary)
 	a.emit(xbpf.LoadAbsolute{Off: 12, Size: 2})
 	a.jeq(uint32(proto.EtherTypeVLAN), "tagged")
 	a.jeq(uint32(proto.EtherTypeQinQ), "tagged")

@@ -62,7 +62,7 @@ func TestServeFilterGolden(t *testing.T) {
 		"v6only": {Addrs: []ServeAddr{{mustAddr("fd00::1"), false}}, IgnoreOutgoing: true, VLANAncillary: true},
 		"vlan100": func() *ServeSpec {
 			s := serveSpec("", true)
-			s.VLAN = 100
+			s.VLANID = 100
 			return s
 		}(),
 	} {
@@ -369,7 +369,7 @@ func TestServeFilterMulticastVLAN(t *testing.T) {
 			want      uint32
 		}{{0, true, tc.want0}, {100, true, tc.want100}, {0, false, tc.noAncil0}, {100, false, tc.noAncil100}} {
 			spec := serveSpec("", c.ancillary)
-			spec.VLAN = c.vlan
+			spec.VLANID = c.vlan
 			if got := snap(spec, tc.f, tc.m); got != c.want {
 				t.Errorf("%s, serving vlan %d (ancillary %v): returns %d, want %d", tc.name, c.vlan, c.ancillary, got, c.want)
 			}
@@ -378,14 +378,14 @@ func TestServeFilterMulticastVLAN(t *testing.T) {
 	// An expression narrows the datagrams of the engine's VLAN; those of
 	// another VLAN pass cut, to be counted, whatever it says.
 	spec := serveSpec("src host 198.18.0.3", true)
-	spec.VLAN = 100
+	spec.VLANID = 100
 	if got := snap(spec, udp, tag(100)); got != 0 {
 		t.Errorf("the expression does not narrow the served VLAN: %d", got)
 	}
 	if got := snap(spec, udp, tag(200)); got != short {
 		t.Errorf("a datagram of another VLAN with an expression: %d, want %d", got, short)
 	}
-	if _, err := ServeFilter(&ServeSpec{VLAN: 4095}); err == nil {
+	if _, err := ServeFilter(&ServeSpec{VLANID: 4095}); err == nil {
 		t.Error("VLAN 4095 was accepted")
 	}
 }

@@ -18,7 +18,7 @@ import (
 // tests of Linux ancillary data: nothing the host sends, and the VLAN tag
 // the kernel moved into metadata.
 func buildFilter(addrs *addrSet, expr string, vlan uint16, kernel bool) ([]xbpf.RawInstruction, error) {
-	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: kernel, VLAN: vlan, VLANAncillary: kernel}
+	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: kernel, VLANID: vlan, VLANAncillary: kernel}
 	for _, la := range addrs.list {
 		spec.Addrs = append(spec.Addrs, bpf.ServeAddr{Addr: la.addr, Owned: la.owned})
 		if la.bcast.IsValid() {
