@@ -245,3 +245,95 @@ func TestLabAttachLock(t *testing.T) {
 		t.Errorf("AttachFD(nil) succeeded")
 	}
 }
+
+// TestLabServeFilterVLAN runs the engine's serve filter in the kernel: the
+// kernel's checker takes it (scratch memory, ancillary loads), the tag the
+// kernel strips on receive is what its VLAN test reads, and a frame of
+// another VLAN reaches the ring cut to OtherVLANSnapLen while one of the
+// VLAN served arrives whole.
+func TestLabServeFilterVLAN(t *testing.T) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	type sub struct {
+		vlan uint16
+		rx   *ring.RX
+	}
+	subs := []*sub{{vlan: 0}, {vlan: 10}}
+	for _, s := range subs {
+		spec := &bpf.ServeSpec{
+			Addrs:          []bpf.ServeAddr{{Addr: b.IPv4.Addr(), Owned: false}, {Addr: b.IPv6.Addr(), Owned: false}},
+			IgnoreOutgoing: true,
+			VLANAncillary:  true,
+			VLANID:         s.vlan,
+		}
+		if s.vlan != 0 {
+			// With an expression as the program's tail, which every
+			// datagram sent here matches.
+			spec.Expr = fmt.Sprintf("src host %s or src host %s", a.IPv4.Addr(), a.IPv6.Addr())
+		}
+		prog, err := bpf.ServeFilter(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.rx = labtest.Open(t, b, func(ifi *net.Interface) (*ring.RX, error) {
+			return ring.NewRX(ifi, &ring.RXConfig{Version: ring.V2, Filter: prog, LockFilter: true, IgnoreOutgoing: true})
+		})
+	}
+	c := labtest.Open(t, a, func(ifi *net.Interface) (*packet.Conn, error) { return packet.Listen(ifi, packet.Raw, 0, nil) })
+	// Each kind of frame is sent a different number of times, so that
+	// the counts in a ring say which kinds arrived.
+	kinds := []struct {
+		name  string
+		n     int
+		dst   netip.Addr
+		vlans []frame.VLANTag
+	}{
+		{"untagged", 1, b.IPv4.Addr(), nil},
+		{"vlan 10", 2, b.IPv4.Addr(), []frame.VLANTag{{TCI: 10}}},
+		{"vlan 11", 4, b.IPv4.Addr(), []frame.VLANTag{{TCI: 11}}},
+		{"priority-tagged", 8, b.IPv4.Addr(), []frame.VLANTag{{TCI: frame.MakeTCI(6, false, 0)}}},
+		{"vlan 10, ipv6", 16, b.IPv6.Addr(), []frame.VLANTag{{TCI: 10}}},
+		{"vlan 10, another host", 32, netip.MustParseAddr("198.18.0.77"), []frame.VLANTag{{TCI: 10}}},
+	}
+	buf := make([]byte, 512)
+	for _, k := range kinds {
+		src := netip.AddrPortFrom(a.IPv4.Addr(), 40000)
+		if k.dst.Is6() {
+			src = netip.AddrPortFrom(a.IPv6.Addr(), 40000)
+		}
+		spec := frame.UDPSpec{SrcMAC: frame.MAC(a.MAC), DstMAC: frame.MAC(b.MAC), Src: src,
+			Dst: netip.AddrPortFrom(k.dst, 7000), VLANs: k.vlans, Payload: make([]byte, 200)}
+		n, err := frame.BuildUDP(buf, &spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range k.n {
+			if _, err := c.WriteTo(buf[:n], &packet.Addr{HardwareAddr: b.MAC}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, s := range subs {
+		frames, metas := drain(t, s.rx)
+		whole, cut := 0, 0
+		for i, f := range frames {
+			switch {
+			case len(f) == bpf.OtherVLANSnapLen && metas[i].Length > len(f):
+				cut++
+			case len(f) == metas[i].Length:
+				whole++
+			default:
+				t.Errorf("vlan %d: a %d-byte frame of %d", s.vlan, len(f), metas[i].Length)
+			}
+		}
+		// Served whole: untagged and priority-tagged, or VLAN 10 (both
+		// families); cut: the rest, but for the other host's.
+		wantWhole, wantCut := 1+8, 2+4+16
+		if s.vlan == 10 {
+			wantWhole, wantCut = 2+16, 1+4+8
+		}
+		if whole != wantWhole || cut != wantCut {
+			t.Errorf("serving vlan %d: %d frames whole and %d cut, want %d and %d", s.vlan, whole, cut, wantWhole, wantCut)
+		}
+	}
+}

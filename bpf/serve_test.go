@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -25,19 +26,27 @@ var (
 )
 
 // serveSpec is an engine with an owned and a shared address of each
-// family, both IPv4 addresses in one /24.
-func serveSpec(expr string, ignoreOutgoing bool) *ServeSpec {
+// family, both IPv4 addresses in one /24. kernel turns on the tests of
+// Linux ancillary data (the packet type, the VLAN tag in metadata), which
+// x/net/bpf's VM cannot run.
+func serveSpec(expr string, kernel bool) *ServeSpec {
 	return &ServeSpec{
 		Addrs:          []ServeAddr{{owned4, true}, {shared4, false}, {owned6, true}, {shared6, false}},
 		Broadcasts:     []netip.Addr{bcast4, bcast4},
 		Expr:           expr,
-		IgnoreOutgoing: ignoreOutgoing,
+		IgnoreOutgoing: kernel,
+		VLANAncillary:  kernel,
 	}
 }
 
-// TestServeFilterGolden: the program is instruction for instruction the
-// one the engine attached when it wrote it by hand (testdata/serve, made
-// from engine/filter.go before the program moved here).
+var updateGolden = flag.Bool("update", false, "rewrite the golden programs of TestServeFilterGolden")
+
+// TestServeFilterGolden pins the program instruction for instruction
+// (testdata/serve), so that a change to it is always deliberate: first
+// made from engine/filter.go when the program moved here, rewritten (go
+// test -run TestServeFilterGolden -update) when the program learnt to
+// test VLANs and to pass IGMP and MLD; TestServeFilter and
+// TestServeFilterMulticastVLAN say what each version accepts.
 func TestServeFilterGolden(t *testing.T) {
 	mustAddr := netip.MustParseAddr
 	for name, spec := range map[string]*ServeSpec{
@@ -48,8 +57,14 @@ func TestServeFilterGolden(t *testing.T) {
 			Addrs:          []ServeAddr{{mustAddr("198.18.0.1"), true}, {mustAddr("198.18.1.1"), false}, {mustAddr("198.18.2.1"), false}},
 			Broadcasts:     []netip.Addr{mustAddr("198.18.2.3")},
 			IgnoreOutgoing: true,
+			VLANAncillary:  true,
 		},
-		"v6only": {Addrs: []ServeAddr{{mustAddr("fd00::1"), false}}, IgnoreOutgoing: true},
+		"v6only": {Addrs: []ServeAddr{{mustAddr("fd00::1"), false}}, IgnoreOutgoing: true, VLANAncillary: true},
+		"vlan100": func() *ServeSpec {
+			s := serveSpec("", true)
+			s.VLANID = 100
+			return s
+		}(),
 	} {
 		raw, err := ServeFilter(spec)
 		if err != nil {
@@ -62,12 +77,17 @@ func TestServeFilterGolden(t *testing.T) {
 // checkGolden compares prog with the "tcpdump -ddd" text in file.
 func checkGolden(t *testing.T, file string, prog []xbpf.RawInstruction) {
 	t.Helper()
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got bytes.Buffer
 	if err := FormatDDD(&got, prog); err != nil {
+		t.Fatal(err)
+	}
+	if *updateGolden {
+		if err := os.WriteFile(file, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got.String() != string(want) {
@@ -143,11 +163,17 @@ func (b serveFrames) fragment(dst netip.Addr, off int) []byte {
 	return buf[:n]
 }
 
-// tagged inserts an 802.1Q tag into f, as a second (inner) tag is left in
-// the frame when the kernel strips the outer one.
-func (b serveFrames) tagged(f []byte) []byte {
+// tagged inserts an 802.1Q tag with VLAN ID 0 (a priority tag, which the
+// engine takes for untagged) into f: the filter's layout with a tag in
+// the frame.
+func (b serveFrames) tagged(f []byte) []byte { return b.vlan(f, 0) }
+
+// vlan inserts an 802.1Q tag with VLAN ID id into f, as a second (inner)
+// tag is left in the frame when the kernel strips the outer one, or as a
+// backend that leaves tags in the frame hands it over.
+func (b serveFrames) vlan(f []byte, id uint16) []byte {
 	buf := append(f[:len(f):len(f)], make([]byte, frame.VLANTagLen)...)
-	n, err := frame.InsertVLANTag(buf, len(f), frame.VLANTag{TCI: 100})
+	n, err := frame.InsertVLANTag(buf, len(f), frame.VLANTag{TCI: frame.MakeTCI(3, false, id)})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -231,6 +257,139 @@ func TestServeFilter(t *testing.T) {
 	}
 }
 
+// igmp is an IGMP message of type typ about group to dst, with the
+// Router Alert option its builders write. Checksums do not matter here.
+func (b serveFrames) igmp(typ uint8, dst netip.Addr) []byte {
+	buf := make([]byte, 128)
+	n, err := frame.BuildIGMPv2Report(buf, &frame.IPSpec{Src: peer4, Dst: dst}, netip.MustParseAddr("239.1.2.3"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	buf[frame.EthernetHeaderLen+frame.IPv4MinHeaderLen+len(frame.IPv4RouterAlert)] = typ
+	return buf[:frame.PadEthernet(buf, n)]
+}
+
+// mld is an ICMPv6 message of type typ behind the Hop-by-Hop header of
+// MLD, to dst.
+func (b serveFrames) mld(typ uint8, dst netip.Addr) []byte {
+	buf := make([]byte, 128)
+	n, err := frame.BuildMLDv1Report(buf, &frame.IPSpec{Src: netip.MustParseAddr("fe80::2"), Dst: dst}, netip.MustParseAddr("ff15::1"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	buf[frame.EthernetHeaderLen+frame.IPv6HeaderLen+8] = typ
+	return buf[:n]
+}
+
+// TestServeFilterMulticastVLAN: IGMP and MLD queries, and the reports of
+// other hosts that an IGMPv1/v2 or MLDv1 host listens for, pass whole;
+// other membership messages do not. Frames of the VLAN served pass whole,
+// those of another VLAN pass cut to OtherVLANSnapLen, for the engine to
+// count, if the program would otherwise accept them, whether the tag is in
+// metadata or in the frame.
+func TestServeFilterMulticastVLAN(t *testing.T) {
+	b := serveFrames{t}
+	all4, all6 := netip.MustParseAddr("224.0.0.1"), netip.MustParseAddr("ff02::1")
+	group4, group6 := netip.MustParseAddr("239.1.2.3"), netip.MustParseAddr("ff15::1")
+	full, short := uint32(DefaultSnapLen), uint32(OtherVLANSnapLen)
+	snap := func(spec *ServeSpec, f []byte, m meta) uint32 {
+		t.Helper()
+		raw, err := ServeFilter(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := evalRaw(raw, f, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		f    []byte
+		want uint32
+	}{
+		{"igmp query to all-systems", b.igmp(frame.IGMPMembershipQuery, all4), full},
+		{"igmp query to a group", b.igmp(frame.IGMPMembershipQuery, group4), full},
+		{"igmp query to owned4", b.igmp(frame.IGMPMembershipQuery, owned4), full},
+		{"igmp query to shared4", b.igmp(frame.IGMPMembershipQuery, shared4), full},
+		{"igmp query to another host (the engine checks)", b.igmp(frame.IGMPMembershipQuery, other4), full},
+		{"igmpv1 report", b.igmp(frame.IGMPv1MembershipReport, group4), full},
+		{"igmpv2 report", b.igmp(frame.IGMPv2MembershipReport, group4), full},
+		{"igmpv2 leave", b.igmp(frame.IGMPv2LeaveGroup, frame.IPv4AllRouters), 0},
+		{"igmpv3 report", b.igmp(frame.IGMPv3MembershipReport, frame.IGMPv3Routers), 0},
+		{"tagged igmp query", b.tagged(b.igmp(frame.IGMPMembershipQuery, all4)), full},
+		{"mld query to all-nodes", b.mld(frame.MLDQuery, all6), full},
+		{"mld query to a group", b.mld(frame.MLDQuery, group6), full},
+		{"mld query to owned6", b.mld(frame.MLDQuery, owned6), full},
+		{"mld query to another host (the engine checks)", b.mld(frame.MLDQuery, other6), full},
+		{"mldv1 report", b.mld(frame.MLDv1Report, group6), full},
+		{"mldv1 done", b.mld(frame.MLDv1Done, frame.IPv6AllRouters), 0},
+		{"mldv2 report", b.mld(frame.MLDv2Report, frame.MLDv2Routers), 0},
+		{"echo request behind hop-by-hop", b.mld(frame.ICMPv6EchoRequest, owned6), 0},
+		{"tagged mld query", b.tagged(b.mld(frame.MLDQuery, all6)), full},
+	} {
+		if got := snap(serveSpec("", true), tc.f, meta{}); got != tc.want {
+			t.Errorf("%s: returns %d, want %d", tc.name, got, tc.want)
+		}
+		if got := snap(serveSpec("", false), tc.f, meta{}); got != tc.want {
+			t.Errorf("%s, without ancillary loads: returns %d, want %d", tc.name, got, tc.want)
+		}
+	}
+
+	udp := b.udp(peer4, owned4, 7)
+	other := b.udp(peer4, other4, 7)
+	tag := func(id uint16) meta { return meta{vlanPresent: true, vlanTCI: frame.MakeTCI(5, false, id)} }
+	for _, tc := range []struct {
+		name       string
+		f          []byte
+		m          meta
+		want0      uint32 // serving untagged frames
+		want100    uint32 // serving VLAN 100
+		noAncil0   uint32 // the same without ancillary loads (the tag in metadata unseen)
+		noAncil100 uint32
+	}{
+		{"untagged", udp, meta{}, full, short, full, short},
+		{"priority tag in metadata", udp, tag(0), full, short, full, short},
+		{"vlan 100 in metadata", udp, tag(100), short, full, full, short},
+		{"vlan 200 in metadata", udp, tag(200), short, short, full, short},
+		{"vlan 100 in the frame", b.vlan(udp, 100), meta{}, short, full, short, full},
+		{"vlan 200 in the frame", b.vlan(udp, 200), meta{}, short, short, short, short},
+		{"priority tag in the frame", b.vlan(udp, 0), meta{}, full, short, full, short},
+		{"vlan 100 in metadata, 100 in the frame", b.vlan(udp, 100), tag(100), short, short, short, full},
+		{"vlan 100 in metadata, priority tag in the frame", b.vlan(udp, 0), tag(100), short, short, full, short},
+		{"arp on vlan 100", b.arp(peer4, owned4), tag(100), short, full, full, short},
+		{"ns on vlan 200", b.na(peer6, shared6), tag(200), short, short, full, short},
+		{"not the engine's, vlan 100", other, tag(100), 0, 0, 0, 0},
+		{"not the engine's, vlan 200", other, tag(200), 0, 0, 0, 0},
+	} {
+		for _, c := range []struct {
+			vlan      uint16
+			ancillary bool
+			want      uint32
+		}{{0, true, tc.want0}, {100, true, tc.want100}, {0, false, tc.noAncil0}, {100, false, tc.noAncil100}} {
+			spec := serveSpec("", c.ancillary)
+			spec.VLANID = c.vlan
+			if got := snap(spec, tc.f, tc.m); got != c.want {
+				t.Errorf("%s, serving vlan %d (ancillary %v): returns %d, want %d", tc.name, c.vlan, c.ancillary, got, c.want)
+			}
+		}
+	}
+	// An expression narrows the datagrams of the engine's VLAN; those of
+	// another VLAN pass cut, to be counted, whatever it says.
+	spec := serveSpec("src host 198.18.0.3", true)
+	spec.VLANID = 100
+	if got := snap(spec, udp, tag(100)); got != 0 {
+		t.Errorf("the expression does not narrow the served VLAN: %d", got)
+	}
+	if got := snap(spec, udp, tag(200)); got != short {
+		t.Errorf("a datagram of another VLAN with an expression: %d, want %d", got, short)
+	}
+	if _, err := ServeFilter(&ServeSpec{VLANID: 4095}); err == nil {
+		t.Error("VLAN 4095 was accepted")
+	}
+}
+
 func serveVM(t *testing.T, s *ServeSpec) vm {
 	t.Helper()
 	raw, err := ServeFilter(s)
@@ -260,6 +419,7 @@ func TestServeFilterErrors(t *testing.T) {
 	}
 	// Jumps never overflow, however far; the program's length is the
 	// limit: 30 addresses of each family fit, 200 do not.
+	// (40 of each family take 3884 instructions.)
 	var many []ServeAddr
 	for i := range 200 {
 		many = append(many,

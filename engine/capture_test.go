@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -22,13 +23,13 @@ func (w *recordWriter) WriteFrame(ns int64, f []byte, origLen int) error {
 func TestCapture(t *testing.T) {
 	for _, dropped := range []bool{false, true} {
 		rec := &recordWriter{}
-		r := newRig(t, &Config{Capture: rec, CaptureDropped: dropped})
+		r := newRig(t, &Config{Capture: rec, CaptureDropped: dropped, VLAN: 5})
 		r.e.HandleService(ap(netip.Addr{}, 7), Echo)
 		echo := udpFrame(t, ap(peer4, 1), ap(owned4, 7), []byte("kept"))
 		bad := clone(echo)
 		bad[len(bad)-1] ^= 0xff // breaks the UDP checksum
 		r.one(echo, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 5, Length: len(echo)})
-		r.one(bad, ring.Meta{})
+		r.one(bad, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 5})
 		want := 2
 		if dropped {
 			want = 1
@@ -42,7 +43,12 @@ func TestCapture(t *testing.T) {
 				t.Errorf("captured %x (orig %d)", f, rec.origLen[0])
 			}
 		}
-		if last := rec.frames[len(rec.frames)-1]; string(last) != string(bad) {
+		// As received: the stripped tag put back.
+		tagged := append(clone(bad), 0, 0, 0, 0)
+		if _, err := frame.InsertVLANTag(tagged, len(bad), frame.VLANTag{TPID: 0x8100, TCI: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if last := rec.frames[len(rec.frames)-1]; string(last) != string(tagged) {
 			t.Errorf("the dropped frame was not recorded as received")
 		}
 	}

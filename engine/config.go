@@ -24,6 +24,9 @@ const (
 	DefaultResolveWait   = time.Second
 	DefaultNeighborTTL   = 60 * time.Second
 	DefaultRetireTimeout = time.Millisecond
+
+	DefaultMulticastRobustness = 2 // as Linux's igmp_qrv and mld_qrv
+	MaxVLANID                  = 4094
 )
 
 // DefaultLoopPorts are the source ports the built-in services never
@@ -153,6 +156,26 @@ type Config struct {
 
 	// Logger receives the engine's log records. Nil means none.
 	Logger *slog.Logger
+
+	// --- VLANs and multicast (vlan.go, multicast.go) ---
+
+	// VLAN is the one VLAN the engine serves. Zero (the default) means
+	// untagged frames, and priority-tagged ones (VLAN ID 0), which is
+	// what the kernel's base interface receives; 1 to 4094 means frames
+	// with exactly that one tag, whether the kernel moved it into the
+	// ring's metadata or left it in the frame. Frames of any other VLAN
+	// are counted (OutcomeOtherVLAN) and never answered; everything the
+	// engine sends carries the tag. A NIC that filters VLANs in hardware
+	// (ethtool's rx-vlan-filter) drops the frames of a VLAN no kernel VLAN
+	// interface has registered: turn the filter off for Config.VLAN.
+	VLAN uint16
+
+	// MulticastRobustness is the IGMP and MLD Robustness Variable (RFC
+	// 3376 section 8.1, RFC 3810 section 9.1) until a querier announces
+	// its own: how many times a state-change report is sent, and a factor
+	// of how long an older-version querier is remembered. Zero means 2,
+	// Linux's igmp_qrv and mld_qrv.
+	MulticastRobustness int
 }
 
 // Guard configures the protections of the built-in services (echo,
@@ -280,6 +303,16 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.VLAN > MaxVLANID {
+		return d, fmt.Errorf("engine: Config.VLAN %d out of range 0-%d", d.VLAN, MaxVLANID)
+	}
+	if d.MulticastRobustness == 0 {
+		d.MulticastRobustness = DefaultMulticastRobustness
+	}
+	if d.MulticastRobustness < 1 || d.MulticastRobustness > 7 {
+		// QRV is a 3-bit field: a querier cannot announce more.
+		return d, fmt.Errorf("engine: Config.MulticastRobustness %d out of range 1-7", d.MulticastRobustness)
 	}
 	for _, gw := range []netip.Addr{d.Gateway4, d.Gateway6} {
 		if gw.IsValid() && (gw.IsUnspecified() || gw.IsMulticast()) {

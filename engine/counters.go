@@ -46,6 +46,18 @@ const (
 	// length, so it cannot be parsed whole.
 	OutcomeTruncated
 
+	// VLANs and multicast (vlan.go, multicast.go).
+
+	// OutcomeOtherVLAN: a frame of a VLAN the engine does not serve
+	// (Config.VLAN; by default any but untagged and priority-tagged
+	// frames). The kernel's base interface marks such a frame
+	// PACKET_OTHERHOST; the engine names it apart so that a trunk's
+	// misconfiguration shows.
+	OutcomeOtherVLAN
+	// OutcomeIGMP: an IGMP message (a membership query, or another
+	// host's report), read by the engine's multicast state.
+	OutcomeIGMP
+
 	// NumOutcomes bounds arrays indexed by Outcome.
 	NumOutcomes
 )
@@ -57,6 +69,9 @@ var outcomeNames = [NumOutcomes - Outcome(frame.NumReasons)]string{
 	OutcomeKernel - Outcome(frame.NumReasons):      "kernel",
 	OutcomeOtherHost - Outcome(frame.NumReasons):   "other-host",
 	OutcomeTruncated - Outcome(frame.NumReasons):   "truncated",
+
+	OutcomeOtherVLAN - Outcome(frame.NumReasons): "other-vlan",
+	OutcomeIGMP - Outcome(frame.NumReasons):      "igmp",
 }
 
 // String returns the outcome's short stable name: "delivered", a
@@ -80,7 +95,8 @@ func (o Outcome) String() string {
 func (o Outcome) Dropped() bool {
 	switch o {
 	case OutcomeDelivered, OutcomeKernel,
-		Outcome(frame.ReasonARP), Outcome(frame.ReasonICMPv4), Outcome(frame.ReasonICMPv6):
+		Outcome(frame.ReasonARP), Outcome(frame.ReasonICMPv4), Outcome(frame.ReasonICMPv6),
+		OutcomeIGMP:
 		return false
 	}
 	return true
@@ -227,6 +243,37 @@ type Counters struct {
 	// Open is not counted.
 	LinkDowns uint64
 	LinkUps   uint64
+
+	// Multicast counts the engine's IGMP and MLD (multicast.go).
+	Multicast MulticastCounters
+}
+
+// MulticastCounters count the host side of IGMP and MLD: the queries the
+// engine heard and the reports it sent.
+type MulticastCounters struct {
+	// IGMPQueries and MLDQueries count the queries, of every version,
+	// the engine acted on; InvalidQueries those it ignored (a bad
+	// checksum or length; for MLD a source that is not link-local, a hop
+	// limit other than 1, or no Router Alert option, RFC 3810 section
+	// 6.2).
+	IGMPQueries    uint64
+	MLDQueries     uint64
+	InvalidQueries uint64
+	// ReportsHeard counts other hosts' IGMPv1/v2 and MLDv1 reports for a
+	// group the engine has joined; while an older querier is present,
+	// such a report stands in for the engine's own (RFC 2236 section 3).
+	ReportsHeard uint64
+	// IGMPReports and MLDReports count the report frames the engine sent:
+	// state changes, answers to queries, IGMPv1/v2 and MLDv1 reports,
+	// leaves and dones.
+	IGMPReports uint64
+	MLDReports  uint64
+	// AnswersLimited counts answers to queries that the engine's rate
+	// limit held back (queries come from anyone on the link).
+	AnswersLimited uint64
+	// Groups is the number of groups joined on the interface, the
+	// engine's own (all-systems, all-nodes, solicited-node) included.
+	Groups uint64
 }
 
 // Check verifies the engine's central invariant: every frame received

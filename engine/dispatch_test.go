@@ -53,6 +53,12 @@ func TestDispatchOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A group joined on the interface (by port 5002: any port's join
+	// serves every port), and one nobody joined.
+	mdns, unjoined := netip.MustParseAddr("ff02::fb"), netip.MustParseAddr("ff02::fc")
+	if err := full.JoinGroup(mdns); err != nil {
+		t.Fatal(err)
+	}
 	// Fill port 5002's queue.
 	for range full.q.Cap() {
 		r.one(udpFrame(t, ap(peer6, 40000), ap(owned6, 5002), []byte("x")), ring.Meta{})
@@ -93,7 +99,12 @@ func TestDispatchOutcomes(t *testing.T) {
 		{"exact binding elsewhere", udpFrame(t, ap(peer4, 40000), ap(shared4, 5000), payload), ring.Meta{}, OutcomeKernel},
 		{"broadcast no port", udpFrame(t, ap(peer4, 40000), ap(bcast4, 6000), payload), ring.Meta{Type: ring.PacketBroadcast}, OutcomeNoPortMulti},
 		{"broadcast wildcard", udpFrame(t, ap(peer4, 40000), ap(bcast4, 5001), payload), ring.Meta{Type: ring.PacketBroadcast}, OutcomeDelivered},
-		{"multicast no port", udpFrame(t, ap(peer6, 40000), ap(netip.MustParseAddr("ff02::fb"), 5353), payload), ring.Meta{Type: ring.PacketMulticast}, OutcomeNoPortMulti},
+		{"multicast no port", udpFrame(t, ap(peer6, 40000), ap(mdns, 5353), payload), ring.Meta{Type: ring.PacketMulticast}, OutcomeNoPortMulti},
+		{"multicast wildcard", udpFrame(t, ap(peer6, 40000), ap(mdns, 5001), payload), ring.Meta{Type: ring.PacketMulticast}, OutcomeDelivered},
+		{"multicast not joined", udpFrame(t, ap(peer6, 40000), ap(unjoined, 5001), payload), ring.Meta{Type: ring.PacketMulticast}, OutcomeOtherHost},
+		{"other VLAN", good4, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 10}, OutcomeOtherVLAN},
+		{"other VLAN, cut by the filter", good4[:64], ring.Meta{Status: tpStatusVLANValid, VLANTCI: 10, Length: len(good4)}, OutcomeOtherVLAN},
+		{"priority-tagged", good4, ring.Meta{Status: tpStatusVLANValid, VLANTCI: frame.MakeTCI(5, false, 0)}, OutcomeDelivered},
 		{"other IP", udpFrame(t, ap(peer4, 40000), ap(netip.MustParseAddr("198.18.0.99"), 5000), payload), ring.Meta{}, OutcomeOtherHost},
 		{"other MAC", good4, ring.Meta{Type: ring.PacketOtherHost}, OutcomeOtherHost},
 		{"outgoing", good4, ring.Meta{Type: ring.PacketOutgoing}, OutcomeOtherHost},

@@ -30,19 +30,23 @@
 // group) and one TX ring. For every frame of a ring batch,
 // worker.handleFrame in worker.go reads top to bottom:
 //
-//  1. A frame the ring truncated, or one for another host, ends there.
+//  1. A frame of a VLAN the engine does not serve (Config.VLAN; by default
+//     untagged frames), one the ring truncated, or one for another host,
+//     ends there.
 //  2. frame.Packet.Decode classifies it: ARP and ICMP go to the neighbour
-//     and ping handlers; everything else that is not a complete UDP
+//     and ping handlers, IGMP and MLD to the multicast state; everything
+//     else that is not a complete UDP
 //     datagram ends in the outcome named by its frame.Reason.
 //  3. A datagram not to one of the engine's addresses, broadcasts or
-//     multicast groups ends as other-host. Then the IPv4 header checksum
+//     joined multicast groups ends as other-host. Then the IPv4 header checksum
 //     is verified, an IPv6 checksum of 0 rejected, and the UDP checksum
 //     verified unless the ring says the device did or the sender left it
 //     partial (a local socket on a veth).
 //  4. The port table, an immutable two-level array swapped atomically on
 //     Bind and Close, gives the port: exact address first, then the
 //     wildcard of the family. Broadcasts and multicasts go to every port
-//     that matches.
+//     that matches (and, for a group, whose own source filter takes the
+//     source).
 //  5. An inline handler runs at once on the frame in the ring (echo
 //     copies it into a TX slot, rewrites it with frame.ReplyInPlace and
 //     commits); a queued port gets a Datagram whose payload is copied
@@ -73,6 +77,16 @@
 // stops. The removal of the interface always stops it. An engine that
 // stops by itself closes Done and reports why in Err, as a context does;
 // Close is still needed, and Status keeps working after it.
+//
+// # Multicast and VLANs
+//
+// Ports join groups as sockets do (Port.JoinGroup, JoinSourceGroup,
+// BlockSource, ...; the same on a Conn with x/net's signatures); the
+// engine merges their filters into one interface state, reports it with
+// IGMPv3 and MLDv2 (or IGMPv2, IGMPv1 and MLDv1 while an older querier is
+// present), answers queries, and puts the groups' MAC addresses on the
+// interface's list. It serves one VLAN, untagged by default, and tags
+// what it sends with it.
 //
 // # Addresses
 //

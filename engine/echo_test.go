@@ -31,9 +31,9 @@ func TestEchoReply(t *testing.T) {
 		{"ipv4", ap(peer4, 32787), ap(owned4, 7), ring.Meta{}, false},
 		{"ipv6", ap(peer6, 32787), ap(owned6, 7), ring.Meta{}, false},
 		{"ipv4 shared", ap(peer4, 40000), ap(shared4, 7), ring.Meta{}, false},
-		{"ipv4 vlan", ap(peer4, 40000), ap(owned4, 7), ring.Meta{Status: tpStatusVLANValid, VLANTCI: frame.MakeTCI(3, false, 100)}, false},
+		{"ipv4 vlan", ap(peer4, 40000), ap(owned4, 7), ring.Meta{Status: tpStatusVLANValid, VLANTCI: frame.MakeTCI(3, false, 0)}, false},
 		{"ipv4 partial", ap(peer4, 40000), ap(owned4, 7), ring.Meta{Status: tpStatusCsumNotReady}, true},
-		{"ipv6 partial vlan", ap(peer6, 40000), ap(owned6, 7), ring.Meta{Status: tpStatusCsumNotReady | tpStatusVLANValid, VLANTCI: 42}, true},
+		{"ipv6 partial vlan", ap(peer6, 40000), ap(owned6, 7), ring.Meta{Status: tpStatusCsumNotReady | tpStatusVLANValid, VLANTCI: frame.MakeTCI(6, true, 0)}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := udpFrame(t, tc.src, tc.dst, payload)
@@ -124,7 +124,7 @@ func TestEchoAllocs(t *testing.T) {
 		m := ring.Meta{Timestamp: int64(i) + 1}
 		if i%2 == 1 {
 			m.Status = tpStatusCsumNotReady | tpStatusVLANValid
-			m.VLANTCI = 5
+			m.VLANTCI = frame.MakeTCI(5, false, 0) // a priority tag: the base interface's
 		}
 		b.add(udpFrame(t, ap(peer4, uint16(40000+i)), ap(owned4, 7), []byte("TEST")), m)
 		b.add(udpFrame(t, ap(peer6, uint16(40000+i)), ap(owned6, 7), []byte("TEST")), m)

@@ -83,6 +83,11 @@ type Engine struct {
 	finalPorts []PortInfo // the ports as Close found them
 	started    time.Time
 	captureErr atomic.Bool
+
+	// VLANs and multicast (vlan.go, multicast.go): the tags of what the
+	// engine sends on its own, and its groups.
+	linkVLANs []frame.VLANTag
+	mcast     *multicast
 }
 
 // Open starts an engine on ifi: it opens the receive rings with a filter
@@ -110,11 +115,14 @@ func Open(ifi *net.Interface, cfg *Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	prog, err := buildFilter(e.addrs, c.Filter, true)
+	prog, err := buildFilter(e.addrs, c.Filter, c.VLAN, true)
 	if err != nil {
 		return nil, err
 	}
 	if err := e.openPlatform(prog); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if err := e.startMulticast(); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
 	for _, w := range e.workers {
@@ -168,6 +176,8 @@ func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) 
 		e.mtu = frame.EthernetMTU
 	}
 	e.guard = newGuardState(&c.Guard)
+	e.linkVLANs = vlanTags(c.VLAN)
+	e.mcast = newMulticast(e)
 	e.table.Store(new(portTable))
 	e.ephemeral[0], e.ephemeral[1] = proto.Dynamic.Bounds()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -263,6 +273,9 @@ func (e *Engine) close() error {
 	for _, p := range ports {
 		errs = append(errs, p.Close())
 	}
+	// The ports left their groups; the engine leaves its own, while the
+	// transmit ring is open for the reports.
+	errs = append(errs, e.mcast.close())
 	e.bindMu.Lock()
 	e.finalPorts = final
 	e.bindMu.Unlock()
@@ -322,6 +335,7 @@ func (e *Engine) Counters() Counters {
 	c.TXDropped += app.dropped
 	c.LinkDowns = e.linkDowns.Load()
 	c.LinkUps = e.linkUps.Load()
+	c.Multicast = e.mcast.counters()
 	c.finishUDP()
 	return c
 }
@@ -365,6 +379,10 @@ type Status struct {
 	LinkUp   bool
 	Ports    []PortInfo
 	Counters Counters
+	// VLAN is the VLAN served (Config.VLAN; 0: untagged frames) and
+	// Groups the multicast groups joined on the interface.
+	VLAN   uint16      `json:",omitempty"`
+	Groups []GroupInfo `json:",omitempty"`
 }
 
 // Status returns the engine's status.
@@ -379,5 +397,7 @@ func (e *Engine) Status() Status {
 		LinkUp:    e.LinkUp(),
 		Ports:     e.Ports(),
 		Counters:  e.Counters(),
+		VLAN:      e.cfg.VLAN,
+		Groups:    e.Groups(),
 	}
 }

@@ -12,11 +12,13 @@ import (
 // buildFilter returns the program of the engine's receive rings
 // (bpf.ServeFilter): UDP to the engine's addresses, to its IPv4 prefixes'
 // directed broadcasts and to any group, narrowed by expr if set; ARP, NDP
-// and pings as its owned and shared addresses call for; with
-// ignoreOutgoing (false only where x/net/bpf's VM runs it), nothing the
-// host sends.
-func buildFilter(addrs *addrSet, expr string, ignoreOutgoing bool) ([]xbpf.RawInstruction, error) {
-	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: ignoreOutgoing}
+// and pings as its owned and shared addresses call for; IGMP and MLD;
+// whole for the VLAN served (vlan, 0: untagged), cut short for any other.
+// kernel (false only where x/net/bpf's VM runs the program) adds the
+// tests of Linux ancillary data: nothing the host sends, and the VLAN tag
+// the kernel moved into metadata.
+func buildFilter(addrs *addrSet, expr string, vlan uint16, kernel bool) ([]xbpf.RawInstruction, error) {
+	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: kernel, VLANID: vlan, VLANAncillary: kernel}
 	for _, la := range addrs.list {
 		spec.Addrs = append(spec.Addrs, bpf.ServeAddr{Addr: la.addr, Owned: la.owned})
 		if la.bcast.IsValid() {

@@ -21,7 +21,7 @@ func runFilter(t *testing.T, expr string, f []byte) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := buildFilter(addrs, expr, false)
+	raw, err := buildFilter(addrs, expr, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +40,12 @@ func runFilter(t *testing.T, expr string, f []byte) bool {
 	return n > 0
 }
 
-// tagged inserts an 802.1Q tag into f, as a second (inner) tag is left in
-// the frame when the kernel strips the outer one.
+// tagged inserts an 802.1Q priority tag (VLAN ID 0, which the engine
+// serves as untagged by default) into f, as a backend that leaves tags in
+// the frame hands it over.
 func tagged(f []byte) []byte {
 	out := append([]byte{}, f[:12]...)
-	out = append(out, 0x81, 0x00, 0x00, 0x64)
+	out = append(out, 0x81, 0x00, 0x60, 0x00)
 	return append(out, f[12:]...)
 }
 
@@ -83,7 +84,7 @@ func TestFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := buildFilter(p31, "", false)
+	raw, err := buildFilter(p31, "", 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +98,11 @@ func TestFilter(t *testing.T) {
 	}
 
 	addrs, _ := newAddrSet(testAddrs)
-	_, err = buildFilter(addrs, "udp port", true)
+	_, err = buildFilter(addrs, "udp port", 0, true)
 	if se := (*bpf.SyntaxError)(nil); !errors.As(err, &se) || err.Error() != `engine: filter "udp port": `+se.Error() {
 		t.Errorf("a bad expression: %v, want the engine, the expression and bpf's syntax error", err)
 	}
-	raw, err = buildFilter(addrs, "udp", true)
+	raw, err = buildFilter(addrs, "udp", 0, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestFilterIPv6ExtHeaders(t *testing.T) {
 		{"8 extension headers", build(owned6, many(frame.MaxIPv6ExtHeaders)...), OutcomeDelivered},
 		{"9 extension headers", build(owned6, many(frame.MaxIPv6ExtHeaders+1)...), Outcome(frame.ReasonIPv6TooManyExtHeaders)},
 		{"hop-by-hop not first", hbhSecond, Outcome(frame.ReasonIPv6HopByHopNotFirst)},
-		{"hop-by-hop, ICMPv6 (as MLD)", upper(build(owned6, hbh), proto.IPProtoICMPv6), drop},
+		{"hop-by-hop, ICMPv6 other than MLD", upper(build(owned6, hbh), proto.IPProtoICMPv6), drop},
 		{"destination options, TCP", upper(build(owned6, dst), proto.IPProtoTCP), drop},
 		{"authentication header", build(owned6, ah), drop},
 		{"chain past the end of the frame", pastEnd, drop},

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -226,9 +227,16 @@ func (e *Engine) solicit(nh, src netip.Addr) error {
 				SenderMAC: e.mac,
 				SenderIP:  src,
 				TargetIP:  nh,
+				VLANs:     e.linkVLANs,
 			})
 		}
-		return buildNeighborSolicitation(buf, e.mac, src, nh)
+		n, err := buildNeighborSolicitation(buf, e.mac, src, nh)
+		for _, tag := range e.linkVLANs {
+			if err == nil {
+				n, err = frame.InsertVLANTag(buf, n, tag)
+			}
+		}
+		return n, err
 	})
 	if err != nil {
 		return err
@@ -393,6 +401,23 @@ func multicastMAC(a netip.Addr) (frame.MAC, bool) {
 		return frame.IPv6MulticastMAC(a.As16()), true
 	}
 	return frame.MAC{}, false
+}
+
+// neighborGroups are the groups the engine joins so that neighbour
+// discovery reaches it on a NIC that filters multicast: the solicited-
+// node group of each owned IPv6 address (RFC 4861 section 7.2.1), where
+// solicitations for it go. The kernel has joined those of shared ones.
+// (multicast.go joins them, with all-nodes, and reports them with MLD.)
+func (e *Engine) neighborGroups() []netip.Addr {
+	var gs []netip.Addr
+	for _, la := range e.addrs.list {
+		if la.owned && la.addr.Is6() {
+			if g := solicitedNode(la.addr); !slices.Contains(gs, g) {
+				gs = append(gs, g)
+			}
+		}
+	}
+	return gs
 }
 
 // solicitedNode returns the solicited-node multicast address of a (RFC

@@ -527,6 +527,7 @@ func (e *Engine) unbind(p *Port) error {
 	p.closed.Store(true)
 	close(p.done)
 	p.bell.Ring()
+	e.mcast.dropPort(p) // as closing a socket leaves its groups
 	e.quiesce()
 	if p.q != nil {
 		// Take the consumer's seat for good: a Recv still running

@@ -164,13 +164,13 @@ func TestDemuxPrefersExact(t *testing.T) {
 // the ring batch is handed back only when the last datagram from it is
 // released.
 func TestRecvDatagrams(t *testing.T) {
-	r := newRig(t, &Config{ZeroCopy: true})
+	r := newRig(t, &Config{ZeroCopy: true, VLAN: 12})
 	p, err := r.e.Bind(ap(netip.Addr{}, 5000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := new(fakeBatch)
-	b.add(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("one")), ring.Meta{Timestamp: 1e9})
+	b.add(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("one"), func(s *frame.UDPSpec) { s.VLANs = vlanTags(12) }), ring.Meta{Timestamp: 1e9})
 	b.add(udpFrame(t, ap(peer6, 40002), ap(owned6, 5000), []byte("two")), ring.Meta{Timestamp: 2e9, Status: tpStatusVLANValid, VLANTCI: 12})
 	br := &batchRef{free: r.w.free}
 	br.b = b
@@ -386,10 +386,11 @@ func TestPortConcurrency(t *testing.T) {
 // datagram's MAC and VLAN with no neighbour lookup; Send resolves the
 // next hop from the neighbour table.
 func TestPortReplyAndSend(t *testing.T) {
-	r := newRig(t, nil)
+	r := newRig(t, &Config{VLAN: 7})
 	tx := r.e.tx.(*fakeTX)
 	p, _ := r.e.Bind(ap(netip.Addr{}, 5000))
-	r.one(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("q")), ring.Meta{Status: tpStatusVLANValid, VLANTCI: 7})
+	vlan7 := ring.Meta{Status: tpStatusVLANValid, VLANTCI: 7}
+	r.one(udpFrame(t, ap(peer4, 40001), ap(owned4, 5000), []byte("q")), vlan7)
 	ds := make([]Datagram, 1)
 	if _, err := p.Recv(t.Context(), ds); err != nil {
 		t.Fatal(err)
@@ -411,8 +412,9 @@ func TestPortReplyAndSend(t *testing.T) {
 		t.Errorf("reply %v -> %v %q", pk.Src(out[0]), pk.Dst(out[0]), pk.Payload(out[0]))
 	}
 
-	// Send to a neighbour learned from its ARP request.
-	r.one(arpRequest(t, peer4, owned4), ring.Meta{Type: ring.PacketBroadcast})
+	// Send to a neighbour learned from its ARP request, on the VLAN
+	// served.
+	r.one(arpRequest(t, peer4, owned4), ring.Meta{Type: ring.PacketBroadcast, Status: vlan7.Status, VLANTCI: vlan7.VLANTCI})
 	r.tx.take()
 	if err := p.Send(ap(peer4, 6000), []byte("hello")); err != nil {
 		t.Fatal(err)
@@ -424,6 +426,9 @@ func TestPortReplyAndSend(t *testing.T) {
 	pk = checkUDPFrame(t, out[0])
 	if eth := out[0][:6]; !bytes.Equal(eth, macPeer[:]) {
 		t.Errorf("sent to MAC %x", eth)
+	}
+	if pk.NumVLANs != 1 || pk.VLANs[0].ID() != 7 {
+		t.Errorf("sent with VLANs %v, want Config.VLAN's", pk.VLANs[:pk.NumVLANs])
 	}
 	if pk.Src(out[0]) != ap(owned4, 5000) {
 		t.Errorf("source %v", pk.Src(out[0]))

@@ -118,6 +118,7 @@ func (p *Port) sendLocked(to netip.AddrPort, payload []byte) error {
 	*s = frame.UDPSpec{
 		SrcMAC:  e.mac,
 		DstMAC:  mac,
+		VLANs:   e.linkVLANs, // Config.VLAN's tag
 		Src:     netip.AddrPortFrom(src, p.port),
 		Dst:     to,
 		TTL:     e.cfg.TTL,

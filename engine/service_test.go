@@ -395,7 +395,8 @@ func TestICMPOff(t *testing.T) {
 // from; a VLAN tag is kept.
 func TestARP(t *testing.T) {
 	r := newRig(t, nil)
-	if o := r.one(arpRequest(t, peer4, owned4), ring.Meta{Type: ring.PacketBroadcast, Status: tpStatusVLANValid, VLANTCI: 9}); o != Outcome(frame.ReasonARP) {
+	prio := frame.MakeTCI(4, false, 0) // a priority tag: the base interface's
+	if o := r.one(arpRequest(t, peer4, owned4), ring.Meta{Type: ring.PacketBroadcast, Status: tpStatusVLANValid, VLANTCI: prio}); o != Outcome(frame.ReasonARP) {
 		t.Fatalf("outcome %v", o)
 	}
 	out := r.tx.take()
@@ -403,7 +404,7 @@ func TestARP(t *testing.T) {
 		t.Fatalf("%d replies", len(out))
 	}
 	var p frame.Packet
-	if rs := p.Decode(out[0]); rs != frame.ReasonARP || p.NumVLANs != 1 || p.VLANs[0].ID() != 9 {
+	if rs := p.Decode(out[0]); rs != frame.ReasonARP || p.NumVLANs != 1 || p.VLANs[0].TCI != prio {
 		t.Fatalf("reply decodes as %v with %d VLANs", rs, p.NumVLANs)
 	}
 	a := p.ARP(out[0])

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
+	"github.com/pktengine/pktengine/proto"
 )
 
 // This file is the receive path, in the order a frame takes it:
@@ -168,6 +169,11 @@ func (w *worker) handleFrame(br *batchRef) Outcome {
 // dispatch decides what the frame is and acts on it.
 func (w *worker) dispatch(br *batchRef) Outcome {
 	in := &w.in
+	// First, as the kernel decides before any protocol: another VLAN's
+	// frame is not for us, even cut short by the filter (vlan.go).
+	if !w.inVLAN() {
+		return OutcomeOtherVLAN
+	}
 	if in.meta.flags&metaTruncated != 0 || in.meta.wireLen > len(in.data) {
 		return OutcomeTruncated
 	}
@@ -184,7 +190,15 @@ func (w *worker) dispatch(br *batchRef) Outcome {
 		w.icmpv4()
 		return Outcome(r)
 	case frame.ReasonICMPv6:
-		w.icmpv6()
+		if !w.mld() { // multicast_rx.go
+			w.icmpv6()
+		}
+		return Outcome(r)
+	case frame.ReasonOtherIPProtocol:
+		if in.pkt.Protocol == proto.IPProtoIGMP {
+			w.igmp() // multicast_rx.go
+			return OutcomeIGMP
+		}
 		return Outcome(r)
 	default:
 		return Outcome(r)
@@ -197,8 +211,21 @@ func (w *worker) udp(br *batchRef) Outcome {
 	p, f := &in.pkt, in.data
 	dst := p.DstAddr(f)
 	la := e.addrs.find(dst)
-	if la == nil && !e.addrs.isGroup(dst) {
-		return OutcomeOtherHost
+	var grp *groupEntry
+	if la == nil {
+		switch {
+		case dst.IsMulticast():
+			// Only a group joined on the interface is for this host,
+			// and for IPv4 only from a source its filter lets in:
+			// the kernel's IP layer (ip_check_mc_rcu) drops the rest
+			// before UDP counts anything.
+			grp = e.mcast.lookup(dst)
+			if grp == nil || dst.Is4() && !grp.state.allows(p.SrcAddr(f)) {
+				return OutcomeOtherHost
+			}
+		case !e.addrs.isBroadcast(dst):
+			return OutcomeOtherHost
+		}
 	}
 
 	// Validation. The IPv4 header checksum is never checked before a
@@ -220,7 +247,7 @@ func (w *worker) udp(br *batchRef) Outcome {
 	// Demultiplex: exact address first, then the wildcard.
 	slot := e.table.Load().lookup(p.DstPort(f))
 	if la == nil {
-		return w.deliverGroup(slot, dst, br)
+		return w.deliverGroup(slot, dst, grp, br)
 	}
 	var pt *Port
 	if slot != nil {
@@ -240,9 +267,11 @@ func (w *worker) udp(br *batchRef) Outcome {
 }
 
 // deliverGroup hands a broadcast or multicast datagram to every port
-// that wants it: one bound to the group address itself, and the
-// wildcard of its family.
-func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, br *batchRef) Outcome {
+// that wants it, as the kernel's __udp4_lib_mcast_deliver does: one bound
+// to the group address itself, and the wildcard of its family; for a
+// group (grp), each only if its own filter for the group, if it joined
+// it, lets the source in. None: IgnoredMulti.
+func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, grp *groupEntry, br *batchRef) Outcome {
 	if slot == nil {
 		return OutcomeNoPortMulti
 	}
@@ -256,6 +285,15 @@ func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, br *batchRef) Outc
 	wild := slot.any6
 	if dst.Is4() {
 		wild = slot.any4
+	}
+	if grp != nil && len(grp.ports) != 0 {
+		src := w.in.pkt.SrcAddr(w.in.data)
+		if exact != nil && !grp.wants(exact, src) {
+			exact = nil
+		}
+		if wild != nil && !grp.wants(wild, src) {
+			wild = nil
+		}
 	}
 	if exact == nil && wild == nil {
 		return OutcomeNoPortMulti

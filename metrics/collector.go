@@ -60,7 +60,19 @@ var (
 		{newDesc("ring_freezes_total", "TPACKET_V3 queue freezes (PACKET_STATISTICS tp_freeze_q_cnt)."), func(c *engine.Counters) uint64 { return c.RingFreezes }},
 		{newDesc("link_downs_total", "Times the interface's link went down while the engine ran."), func(c *engine.Counters) uint64 { return c.LinkDowns }},
 		{newDesc("link_ups_total", "Times the interface's link came back up."), func(c *engine.Counters) uint64 { return c.LinkUps }},
+
+		// Multicast: the host side of IGMP and MLD.
+		{newDesc("igmp_queries_total", "IGMP membership queries the engine acted on."), func(c *engine.Counters) uint64 { return c.Multicast.IGMPQueries }},
+		{newDesc("mld_queries_total", "MLD listener queries the engine acted on."), func(c *engine.Counters) uint64 { return c.Multicast.MLDQueries }},
+		{newDesc("multicast_invalid_queries_total", "IGMP and MLD queries ignored as invalid."), func(c *engine.Counters) uint64 { return c.Multicast.InvalidQueries }},
+		{newDesc("multicast_reports_heard_total", "Other hosts' IGMPv1/v2 and MLDv1 reports for groups the engine joined."), func(c *engine.Counters) uint64 { return c.Multicast.ReportsHeard }},
+		{newDesc("igmp_reports_total", "IGMP report frames sent (reports, leaves)."), func(c *engine.Counters) uint64 { return c.Multicast.IGMPReports }},
+		{newDesc("mld_reports_total", "MLD report frames sent (reports, dones)."), func(c *engine.Counters) uint64 { return c.Multicast.MLDReports }},
+		{newDesc("multicast_answers_limited_total", "Answers to queries the rate limit held back."), func(c *engine.Counters) uint64 { return c.Multicast.AnswersLimited }},
 	}
+
+	// multicastGroupsDesc is a gauge: the groups joined on the interface.
+	multicastGroupsDesc = newDesc("multicast_groups", "Multicast groups joined on the interface, the engine's own included.")
 
 	outcomesDesc = newDesc("frame_outcomes_total", "Frames by what became of them; the outcomes add up to pktengine_frames_total.", "outcome")
 
@@ -106,6 +118,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- outcomesDesc
 	ch <- guardDropsDesc
+	ch <- multicastGroupsDesc
 	for i := range portMetrics {
 		ch <- portMetrics[i].desc
 	}
@@ -126,6 +139,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range guards {
 		counter(guardDropsDesc, g.value(&counters), g.name)
 	}
+	ch <- prometheus.MustNewConstMetric(multicastGroupsDesc, prometheus.GaugeValue, float64(counters.Multicast.Groups))
 	for i := range ports {
 		p := &ports[i]
 		for _, m := range portMetrics {

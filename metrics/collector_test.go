@@ -68,6 +68,14 @@ var wantSeries = map[string]string{
 	"pktengine_ring_freezes_total":                        "RingFreezes",
 	"pktengine_link_downs_total":                          "LinkDowns",
 	"pktengine_link_ups_total":                            "LinkUps",
+	"pktengine_igmp_queries_total":                        "Multicast.IGMPQueries",
+	"pktengine_mld_queries_total":                         "Multicast.MLDQueries",
+	"pktengine_multicast_invalid_queries_total":           "Multicast.InvalidQueries",
+	"pktengine_multicast_reports_heard_total":             "Multicast.ReportsHeard",
+	"pktengine_igmp_reports_total":                        "Multicast.IGMPReports",
+	"pktengine_mld_reports_total":                         "Multicast.MLDReports",
+	"pktengine_multicast_answers_limited_total":           "Multicast.AnswersLimited",
+	"pktengine_multicast_groups":                          "Multicast.Groups",
 }
 
 // distinctCounters gives every counter its own value (1, 2, 3, ... in

@@ -21,6 +21,7 @@ func WriteStatus(w io.Writer, st *engine.Status) error {
 	writeHeading(&b, st)
 	writePorts(&b, st.Ports)
 	b.WriteString("\n")
+	writeGroups(&b, st.Groups)
 	c := &st.Counters
 	writeNetstat(&b, &c.UDP)
 	writeOutcomes(&b, c)
@@ -47,7 +48,40 @@ func writeHeading(b *strings.Builder, st *engine.Status) {
 	if !st.LinkUp {
 		link = "DOWN"
 	}
-	fmt.Fprintf(b, "addresses: %s; link %s\n\n", strings.Join(addrs, ", "), link)
+	vlan := ""
+	if st.VLAN != 0 {
+		vlan = "; VLAN " + strconv.Itoa(int(st.VLAN))
+	}
+	fmt.Fprintf(b, "addresses: %s; link %s%s\n\n", strings.Join(addrs, ", "), link, vlan)
+}
+
+// writeGroups writes the multicast groups joined on the interface, as
+// `ip maddr` and /proc/net/mcfilter would: the group, its filter mode and
+// sources, and who holds it.
+func writeGroups(b *strings.Builder, groups []engine.GroupInfo) {
+	if len(groups) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Group\tFilter\tSources\tPorts\tEngine\tReported\t")
+	for _, g := range groups {
+		mode := "include"
+		if g.Exclude {
+			mode = "exclude"
+		}
+		srcs := make([]string, len(g.Sources))
+		for i, s := range g.Sources {
+			srcs[i] = s.String()
+		}
+		src := strings.Join(srcs, ",")
+		if src == "" {
+			src = "-"
+		}
+		yes := map[bool]string{true: "yes", false: "no"}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", g.Group, mode, src, g.Ports, yes[g.Engine], yes[g.Reported])
+	}
+	tw.Flush()
+	b.WriteString("\n")
 }
 
 // writePorts writes ports as a table in the manner of `ss -ul`: local
@@ -108,10 +142,13 @@ func writeEngine(b *strings.Builder, c *engine.Counters) {
     service guards: %d loop, %d source, %d group, %d rate-limited, %d over the total cap
     link: %d down, %d up
     kernel ring: %d packets, %d drops, %d freezes
+    multicast: %d groups; %d IGMP and %d MLD queries, %d invalid; %d IGMP and %d MLD reports sent; %d reports heard; %d answers rate-limited
 `, c.TXFrames, c.TXErrors, c.TXDropped,
 		c.ARPAnswered, c.NDPAnswered, c.PingAnswered, c.NeighborsLearned,
 		c.ICMPSent, c.ICMPRateLimited, c.ICMPSuppressed,
 		c.GuardLoop, c.GuardSource, c.GuardNonUnicast, c.GuardRateLimited, c.GuardTotalLimited,
 		c.LinkDowns, c.LinkUps,
-		c.RingPackets, c.RingDrops, c.RingFreezes)
+		c.RingPackets, c.RingDrops, c.RingFreezes,
+		c.Multicast.Groups, c.Multicast.IGMPQueries, c.Multicast.MLDQueries, c.Multicast.InvalidQueries,
+		c.Multicast.IGMPReports, c.Multicast.MLDReports, c.Multicast.ReportsHeard, c.Multicast.AnswersLimited)
 }

@@ -25,6 +25,12 @@ func testStatus() *engine.Status {
 		LinkUp:    true,
 		Ports:     testPorts,
 		Counters:  trafficSnapshot().counters,
+		VLAN:      100,
+		Groups: []engine.GroupInfo{
+			{Group: netip.MustParseAddr("239.1.2.3"), Exclude: true, Ports: 2, Reported: true},
+			{Group: netip.MustParseAddr("232.1.1.1"), Sources: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}, Ports: 1, Reported: true},
+			{Group: netip.MustParseAddr("ff02::1"), Exclude: true, Engine: true},
+		},
 	}
 }
 
@@ -37,7 +43,8 @@ func TestWriteStatus(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"pktengine on veth0 (02:00:00:00:00:01), 2 worker(s), rx ring TPACKET_V2, up since 2026-11-23 06:00:00\n",
-		"addresses: 198.18.0.1/24 (shared with the kernel), fd00::100/64 (owned); link up\n",
+		"addresses: 198.18.0.1/24 (shared with the kernel), fd00::100/64 (owned); link up; VLAN 100\n",
+		"239.1.2.3  exclude  -", "232.1.1.1  include  10.0.0.1,10.0.0.2  1", "ff02::1    exclude  -                  0      yes     no",
 		"Udp:\n", "    7 packets received\n", "    2 packets to unknown port received\n", "    4 packets sent\n", "IgnoredMulti: 0\n",
 		"Frames: 10 in, 1000 bytes\n", "    7 delivered\n", "    2 no-port\n", "    1 other-host\n",
 		"Engine:\n", "1 ARP and 0 NDP requests answered", "    link: 2 down, 1 up\n", "    kernel ring: 0 packets",

@@ -43,6 +43,27 @@ func (l *prefixList) Set(v string) error {
 	return nil
 }
 
+// groupList is a repeatable --join flag.
+type groupList []netip.Addr
+
+func (l *groupList) String() string {
+	s := make([]string, len(*l))
+	for i, g := range *l {
+		s[i] = g.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set accepts an IPv4 or IPv6 multicast address.
+func (l *groupList) Set(v string) error {
+	g, err := netip.ParseAddr(v)
+	if err != nil || !g.Unmap().IsMulticast() {
+		return fmt.Errorf("%q is not a multicast group address", v)
+	}
+	*l = append(*l, g.Unmap())
+	return nil
+}
+
 type serveFlags struct {
 	iface    string
 	addrs    prefixList
@@ -57,6 +78,10 @@ type serveFlags struct {
 	user     string
 	linkDown string
 	verbose  bool
+
+	// VLANs and multicast.
+	vlan  uint
+	joins groupList
 }
 
 // serviceFlags are the --echo, --discard, ... flags in engine.Service order.
@@ -80,6 +105,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.linkDown, "on-link-down", "resume", "when the interface goes down: resume (count, log, serve on when it comes back) or fail (exit 1). Removal of the interface always ends serve")
 	fs.StringVar(&f.user, "user", "", "drop privileges to `NAME` once the sockets are open")
 	fs.BoolVar(&f.verbose, "v", false, "log engine events to stderr")
+	fs.UintVar(&f.vlan, "vlan", 0, "serve only frames of 802.1Q VLAN `ID` (1-4094), and tag every answer; 0, the default, serves untagged frames as the interface itself does")
+	fs.Var(&f.joins, "join", "join multicast `GROUP` (IPv4 or IPv6) on every service port, reported with IGMP/MLD; repeatable. The services receive the group's datagrams but, by their guards, answer none")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,6 +115,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.dropped && f.pcap == "" {
 		return badUsage(fs, "--pcap-dropped needs --pcap FILE")
+	}
+	if f.vlan > engine.MaxVLANID {
+		return badUsage(fs, "--vlan %d: want 1-%d (0: untagged)", f.vlan, engine.MaxVLANID)
 	}
 	return serve(ctx, &f, stdout, stderr)
 }
@@ -106,6 +136,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		Filter:         f.filter,
 		Workers:        f.workers,
 		CaptureDropped: f.dropped,
+		VLAN:           uint16(f.vlan),
 	}
 	policy, ok := engine.ParseLinkPolicy(f.linkDown)
 	if !ok {
@@ -141,8 +172,14 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	closeEngine := sync.OnceValue(e.Close)
 	defer func() { err = errors.Join(err, closeEngine()) }()
 	for _, sp := range ports {
-		if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, sp.port), sp.service); err != nil {
+		p, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, sp.port), sp.service)
+		if err != nil {
 			return fmt.Errorf("%s on port %d: %w", sp.service, sp.port, err)
+		}
+		for _, g := range f.joins {
+			if err := p.JoinGroup(g); err != nil {
+				return fmt.Errorf("--join %v: %w", g, err)
+			}
 		}
 	}
 
@@ -164,6 +201,12 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), rx ring %s:", st.Interface, st.MAC, st.Workers, st.RXVersion)
 	for _, p := range st.Ports {
 		fmt.Fprintf(stderr, " %s/%s", p.Local(), p.Service)
+	}
+	if st.VLAN != 0 {
+		fmt.Fprintf(stderr, "; VLAN %d", st.VLAN)
+	}
+	if len(f.joins) > 0 {
+		fmt.Fprintf(stderr, "; groups %s", f.joins.String())
 	}
 	fmt.Fprintln(stderr)
 

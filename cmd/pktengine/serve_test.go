@@ -206,6 +206,84 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 	}
 }
 
+// TestServeJoinAndVLAN: with --join the services' ports join the groups:
+// their MAC addresses are on the interface's list while serve runs and
+// gone after, the datagrams A's kernel sends to them arrive, and stat
+// lists the groups. With --vlan, stat names the VLAN served.
+func TestServeJoinAndVLAN(t *testing.T) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	g4, g6 := netip.MustParseAddr("239.1.2.3"), netip.MustParseAddr("ff15::1234")
+	s := startServe(t, b, "--addr", "198.18.0.20/24", "--addr", "fd00::20/64", "--discard", "9", "--join", g4.String(), "--join", g6.String())
+	maddr := func() string { return labtest.Run(t, b, "ip", "maddr", "show", "dev", b.Iface) }
+	macs := []string{"01:00:5e:01:02:03", "33:33:00:00:12:34"}
+	for _, m := range macs {
+		if !strings.Contains(maddr(), m) {
+			t.Errorf("%s is not on the interface's list:\n%s", m, maddr())
+		}
+	}
+	labtest.Run(t, a, "ip", "route", "replace", "224.0.0.0/4", "dev", a.Iface)
+	for _, g := range []netip.Addr{g4, g6} {
+		src := a.IPv4.Addr()
+		if g.Is6() {
+			src = a.IPv6.Addr()
+		}
+		err := a.Do(func() error {
+			c, err := net.ListenUDP(lab.UDPNetwork(g), net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(g, 9))
+			if g.Is6() {
+				dst.Zone = a.Iface // IPv4 takes the route below
+			}
+			_, err = c.WriteToUDP([]byte("to the group"), dst)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("sending to %v: %v", g, err)
+		}
+	}
+	var out, errb bytes.Buffer
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out.Reset()
+		if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
+			t.Fatalf("stat: exit %d: %s", code, errb.String())
+		}
+		if strings.Contains(out.String(), "2 packets received") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{"2 packets received", "\nGroup ", g4.String(), g6.String(), "multicast: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stat lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+	for _, m := range macs {
+		if strings.Contains(maddr(), m) {
+			t.Errorf("%s is still on the interface's list after serve ended:\n%s", m, maddr())
+		}
+	}
+
+	s = startServe(t, b, "--vlan", "100", "--echo", "7")
+	out.Reset()
+	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 || !strings.Contains(out.String(), "; VLAN 100") {
+		t.Errorf("stat (exit %d) does not name the VLAN:\n%s", code, out.String())
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve --vlan exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+	if !strings.Contains(s.stderr.String(), "; VLAN 100") {
+		t.Errorf("serve's start line does not name the VLAN: %s", s.stderr.String())
+	}
+}
+
 // TestServeDropsPrivileges: with --user the engine keeps serving after it
 // has switched to an unprivileged user.
 func TestServeDropsPrivileges(t *testing.T) {
@@ -265,6 +343,8 @@ func TestServeUsage(t *testing.T) {
 		// serve makes only inline services, which have no queue.
 		{[]string{"--iface", "veth0", "--queue", "64"}, "flag provided but not defined: -queue"},
 		{[]string{"--iface", "veth0", "--pcap-dropped"}, "--pcap-dropped needs --pcap FILE"},
+		{[]string{"--iface", "veth0", "--vlan", "4095"}, "--vlan 4095: want 1-4094"},
+		{[]string{"--iface", "veth0", "--join", "198.18.0.1"}, `"198.18.0.1" is not a multicast group address`},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"serve", "--control", ""}, tc.args...), &out, &errb)

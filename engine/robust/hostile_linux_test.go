@@ -52,8 +52,9 @@ var (
 	owned4  = netip.MustParseAddr("198.18.0.100")
 	victim4 = netip.MustParseAddr("198.18.0.77")
 	bcast4  = netip.MustParseAddr("198.18.0.255")
-	mcast4  = netip.MustParseAddr("224.0.0.251")
-	mcast6  = netip.MustParseAddr("ff02::1")
+	mcast4  = netip.MustParseAddr("224.0.0.1")   // all-systems, which the engine joins
+	mcast6  = netip.MustParseAddr("ff02::1")     // all-nodes, likewise
+	other4  = netip.MustParseAddr("224.0.0.251") // mDNS, which nobody joined
 )
 
 const (
@@ -423,9 +424,17 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 			f[14+40] = proto.IPProtoHopByHop // the first header's Next Header
 			return f
 		}(), outcome: "ipv6-hop-by-hop-not-first"},
+		// VLANs: the engine serves untagged frames (Config.VLAN 0), as
+		// the kernel's base interface; a priority tag is untagged.
 		{name: "double VLAN tags (802.1ad 100, 802.1Q 200) to echo", frame: build(spec4(func(s *frame.UDPSpec) {
 			s.VLANs = []frame.VLANTag{{TPID: proto.EtherTypeQinQ, TCI: 100}, {TPID: proto.EtherTypeVLAN, TCI: 200}}
-		})), outcome: "delivered", extra: echoed}, // the answer carries both tags; B has no VLAN interfaces to take it
+		})), outcome: "other-vlan"},
+		{name: "VLAN tag 100 to echo", frame: build(spec4(func(s *frame.UDPSpec) {
+			s.VLANs = []frame.VLANTag{{TPID: proto.EtherTypeVLAN, TCI: 100}}
+		})), outcome: "other-vlan"},
+		{name: "priority tag (VLAN 0, PCP 5) to echo", frame: build(spec4(func(s *frame.UDPSpec) {
+			s.VLANs = []frame.VLANTag{{TPID: proto.EtherTypeVLAN, TCI: frame.MakeTCI(5, false, 0)}}
+		})), outcome: "delivered", extra: echoed, replies: 1}, // the answer carries the tag back; B's kernel takes it for untagged
 		{name: "9000-byte IPv4 packet (MTU 9000) to echo", frame: bigFrame, outcome: "delivered", extra: echoed, replies: 1},
 		// Not for us.
 		{name: "unicast to another MAC address", frame: build(spec4(withDstMAC(frame.MAC{0x02, 0, 0, 0, 0, 0x99}))),
@@ -443,9 +452,13 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 		{name: "limited broadcast to a closed port", frame: build(spec4(withDst(netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), closedPort)),
 			withDstMAC(frame.BroadcastMAC))), outcome: "no-port-multi", extra: counts{"UDP.IgnoredMulti": 1}},
 		{name: "IPv4 multicast to echo", frame: build(spec4(withDst(netip.AddrPortFrom(mcast4, 7)),
-			withDstMAC(frame.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}))), outcome: "delivered", extra: guard("GuardNonUnicast")},
+			withDstMAC(frame.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}))), outcome: "delivered", extra: guard("GuardNonUnicast")},
 		{name: "IPv6 multicast to echo", frame: build(spec6(withDst(netip.AddrPortFrom(mcast6, 7)),
 			withDstMAC(frame.MAC{0x33, 0x33, 0, 0, 0, 1}))), outcome: "delivered", extra: guard("GuardNonUnicast")},
+		// A group nobody joined is not for this host: the kernel's IP
+		// layer drops it before UDP counts it.
+		{name: "IPv4 multicast to a group not joined", frame: build(spec4(withDst(netip.AddrPortFrom(other4, 7)),
+			withDstMAC(frame.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}))), outcome: "other-host"},
 		// Spoofed sources.
 		{name: "the engine's shared address as source", frame: build(spec4(withSrc(netip.AddrPortFrom(a4, replyPort)))),
 			outcome: "delivered", extra: guard("GuardSource")},
