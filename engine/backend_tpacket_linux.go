@@ -66,6 +66,12 @@ func (r *tpacketRX) readInto(b rxBatch) error {
 	return r.rx.ReadInto(context.Background(), &b.(*tpacketBatch).b)
 }
 
+// readIntoContext is readInto that gives up when ctx ends (rxWaker): the
+// worker wakes up to sweep timed-out fragments.
+func (r *tpacketRX) readIntoContext(ctx context.Context, b rxBatch) error {
+	return r.rx.ReadInto(ctx, &b.(*tpacketBatch).b)
+}
+
 func (r *tpacketRX) maxBatches() int { return r.slots }
 
 func (r *tpacketRX) stats() rxStats {

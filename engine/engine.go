@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -51,6 +52,14 @@ type Engine struct {
 	txFinal   txStats
 
 	appOut, appSndbufErrors, appTXFrames, appTXErrors atomic.Uint64
+
+	// Fragments out (fragment.go) and path MTU (pmtu.go): the fragmenter
+	// of Port sends (under txMu), the fragment identifications, and
+	// FragOKs, FragFails, FragCreates of Port sends, IPv4 then IPv6.
+	txFrag  frame.UDPFragmenter
+	fragIDs *frame.FragmentIDs
+	appFrag [6]atomic.Uint64
+	pmtu    pmtuCache
 
 	neigh      *neighbors
 	icmpBucket bucket
@@ -168,6 +177,8 @@ func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) 
 		e.mtu = frame.EthernetMTU
 	}
 	e.guard = newGuardState(&c.Guard)
+	e.fragIDs = frame.NewFragmentIDs()
+	e.pmtu.seed = rand.Uint64()
 	e.table.Store(new(portTable))
 	e.ephemeral[0], e.ephemeral[1] = proto.Dynamic.Bounds()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -322,6 +333,11 @@ func (e *Engine) Counters() Counters {
 	c.TXDropped += app.dropped
 	c.LinkDowns = e.linkDowns.Load()
 	c.LinkUps = e.linkUps.Load()
+	for i, ip := range [2]*IPFragCounters{&c.IP, &c.IP6} {
+		ip.FragOKs += e.appFrag[3*i].Load()
+		ip.FragFails += e.appFrag[3*i+1].Load()
+		ip.FragCreates += e.appFrag[3*i+2].Load()
+	}
 	c.finishUDP()
 	return c
 }
