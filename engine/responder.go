@@ -68,7 +68,8 @@ func (r *Responder) Echo() error {
 		e.addrs.find(r.d.Dst.Addr()) == nil {
 		return r.Reply(r.d.Payload)
 	}
-	if in.reasm != nil || e.pmtu.active(in.now) && int(p.End-p.L3Off) > e.pathMTU(r.d.Src.Addr(), in.now) {
+	if size := int(p.End - p.L3Off); in.reasm != nil || size > e.mtu ||
+		e.pmtu.active(in.now) && size > e.pathMTU(r.d.Src.Addr(), in.now) {
 		return r.echoFragmented()
 	}
 	buf, ok := w.txForward()
@@ -89,7 +90,9 @@ func (r *Responder) Echo() error {
 
 // echoFragmented is Echo for an answer that leaves as fragments: a
 // reassembled datagram, rewritten in its own buffer, or a single frame
-// longer than the path MTU back to its sender, rewritten in a copy.
+// longer than the path MTU back to its sender (ICMP lowered it, or the
+// frame was larger than the link's MTU: GRO, a jumbo frame), rewritten
+// in a copy.
 func (r *Responder) echoFragmented() error {
 	w, in, e := r.w, r.in, r.w.e
 	p := &in.pkt
