@@ -51,6 +51,8 @@ type ServeAddr struct {
 //   - Neighbor Solicitations whose target is an owned address, Neighbor
 //     Advertisements to any of the addresses;
 //   - ICMP and ICMPv6 echo requests (and other ICMPv4) to owned addresses,
+//     and ICMP and ICMPv6 errors (destination unreachable, packet too big,
+//     time exceeded, parameter problem) to any of the addresses,
 //
 // all of them untagged or with one VLAN tag left in the frame (the kernel
 // has already moved the outermost one into metadata), and, with
@@ -65,7 +67,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 			return nil, fmt.Errorf("filter %q: %w", s.Expr, err)
 		}
 	}
-	var all4, owned4, udp4, all6, owned6 []netip.Addr
+	var all4, owned4, shared4, udp4, all6, owned6 []netip.Addr
 	for _, sa := range s.Addrs {
 		a := sa.Addr.Unmap()
 		switch {
@@ -73,6 +75,8 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 			all4 = append(all4, a)
 			if sa.Owned {
 				owned4 = append(owned4, a)
+			} else {
+				shared4 = append(shared4, a)
 			}
 		case a.Is6():
 			all6 = append(all6, a)
@@ -132,6 +136,16 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.label(l("icmp4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 16, Size: 4})
 		dst4(owned4, "accept")
+		// udp-frag: ICMP errors (destination unreachable, time
+		// exceeded, parameter problem) to a shared address too, for
+		// the port that sent the datagram they quote.
+		dst4(shared4, l("icmperr4"))
+		a.ja("drop")
+		a.label(l("icmperr4"))
+		a.emit(xbpf.LoadMemShift{Off: l2}, xbpf.LoadIndirect{Off: l2, Size: 1})
+		a.jeq(uint32(frame.ICMPv4DestUnreachable), "accept")
+		a.jeq(uint32(frame.ICMPv4TimeExceeded), "accept")
+		a.jeq(uint32(frame.ICMPv4ParameterProblem), "accept")
 		a.ja("drop")
 
 		a.label(l("arp"))
@@ -155,6 +169,13 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.jeq(uint32(frame.ICMPv6NeighborSolicitation), l("ns"))
 		a.jeq(uint32(frame.ICMPv6NeighborAdvertisement), l("na"))
 		a.jeq(uint32(frame.ICMPv6EchoRequest), l("echo6"))
+		// udp-frag: ICMPv6 errors (types 1-4) to any of the addresses,
+		// for the port that sent the datagram they quote; the test is
+		// the advertisements' (destination is one of the addresses).
+		a.jeq(uint32(frame.ICMPv6DestUnreachable), l("na"))
+		a.jeq(uint32(frame.ICMPv6PacketTooBig), l("na"))
+		a.jeq(uint32(frame.ICMPv6TimeExceeded), l("na"))
+		a.jeq(uint32(frame.ICMPv6ParameterProblem), l("na"))
 		a.ja("drop")
 
 		a.label(l("ns"))
