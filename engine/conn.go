@@ -331,8 +331,7 @@ func (c *Conn) receive(n int, syscallName string) ([]Datagram, error) {
 				err = os.NewSyscallError(syscallName, errno)
 			} else if k := p.q.DequeueBatch(c.scratch[:n]); k > 0 {
 				return c.scratch[:k], nil
-			}
-			if p.bell.Wait(doneContext{expired}, p.idle) != nil {
+			} else if p.bell.Wait(doneContext{expired}, p.idle) != nil {
 				err = os.ErrDeadlineExceeded
 			}
 		}
