@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
@@ -44,18 +44,18 @@ type fragState struct {
 	uf      frame.UDPFragmenter
 
 	// The receive ring, if it can stop waiting at a deadline, so that
-	// timed-out datagrams are swept on a quiet link too.
-	waker      rxWaker
-	wakeCtx    context.Context
-	wakeCancel context.CancelFunc
-	wakeAt     int64
+	// timed-out datagrams are swept on a quiet link too, and the deadline
+	// it has (ns; 0: none).
+	waker    rxWaker
+	deadline int64
 }
 
-// rxWaker is a receive ring that can also stop waiting when ctx ends. The
-// TPACKET ring is one; a backend without it has its timed-out datagrams
-// swept when the next frames arrive.
+// rxWaker is a receive ring whose readInto can also give up at a
+// deadline, with an error wrapping os.ErrDeadlineExceeded. The TPACKET
+// ring is one; a backend without it has its timed-out datagrams swept
+// when the next frames arrive.
 type rxWaker interface {
-	readIntoContext(ctx context.Context, b rxBatch) error
+	setReadDeadline(t time.Time) error
 }
 
 // sweepInterval is how often a worker that holds fragments looks for
@@ -226,43 +226,41 @@ func (w *worker) publishFragments() {
 	fs.busy = st.Queues > 0 || st.Expired > 0
 }
 
-// read waits for the next batch. While the worker holds fragments it
-// stops waiting when the next sweep is due, if the ring can, so that
+// read waits for the next batch. While the worker holds fragments the
+// ring's deadline is the next sweep, if the ring has one, so that
 // timed-out datagrams are reported and their memory freed on a quiet link
-// too. (Waiting with a deadline costs the ring a few allocations per
-// wait; without fragments held the wait is the plain one.)
+// too; the deadline stays set from one wait to the next and costs nothing
+// per wait.
 func (w *worker) read(b rxBatch) error {
 	fs := &w.frag
-	if !fs.busy || fs.waker == nil {
-		return w.rx.readInto(b)
-	}
-	if fs.wakeCtx == nil || fs.wakeAt != fs.next {
-		if fs.wakeCancel != nil {
-			fs.wakeCancel()
+	if fs.waker != nil {
+		want := int64(0)
+		if fs.busy {
+			want = fs.next
 		}
-		fs.wakeCtx, fs.wakeCancel = context.WithDeadline(context.Background(), time.Unix(0, fs.next))
-		fs.wakeAt = fs.next
+		if want != fs.deadline {
+			t := time.Time{}
+			if want != 0 {
+				t = time.Unix(0, want)
+			}
+			if fs.waker.setReadDeadline(t) == nil {
+				fs.deadline = want
+			}
+		}
 	}
-	return fs.waker.readIntoContext(fs.wakeCtx, b)
+	return w.rx.readInto(b)
 }
 
 // wokenForFragments reports whether read returned because a sweep was
 // due, after doing the sweep and sending what it called for.
 func (w *worker) wokenForFragments(err error) bool {
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || w.frag.deadline == 0 {
 		return false
 	}
 	w.fragmentTick(max(time.Now().UnixNano(), w.frag.next))
 	w.flush()
 	w.publish()
 	return true
-}
-
-// stopFragments releases what read holds.
-func (w *worker) stopFragments() {
-	if fs := &w.frag; fs.wakeCancel != nil {
-		fs.wakeCancel()
-	}
 }
 
 // timeExceeded sends an ICMP Time Exceeded, code 1 ("fragment reassembly

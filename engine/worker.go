@@ -97,7 +97,6 @@ func (w *worker) run() error {
 		}
 		w.flush()
 		w.publish()
-		w.stopFragments()
 		if err := w.tx.close(); err != nil {
 			w.e.log.Warn("closing the transmit ring", "worker", w.id, "err", err)
 		}
