@@ -436,11 +436,17 @@ type publishedCounters struct {
 	_   [64]byte      // keep the next worker's seq off this cache line
 }
 
-// publish copies c into the shared copy. Worker only.
+// publish copies c into the shared copy. Worker only. Only the counters
+// that moved since the last publish are stored: a store is a locked
+// instruction, and most of the counters (the outcomes, the fragment
+// counters) do not move in a given batch. The worker, the only writer,
+// reads its own last stores plainly.
 func (p *publishedCounters) publish(c *counterSet) {
 	p.seq.Add(1)
 	for i := range c {
-		atomic.StoreUint64(&p.v[i], c[i])
+		if p.v[i] != c[i] {
+			atomic.StoreUint64(&p.v[i], c[i])
+		}
 	}
 	p.seq.Add(1)
 }
