@@ -49,12 +49,14 @@ func BenchmarkLabEcho(b *testing.B) {
 		{"inline/v3/rtt", ring.V3, false, 1, false},
 		{"inline/v2/rtt", ring.V2, false, 1, false},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchLabEcho(b, tc.v, tc.port, false, tc.window, tc.zc, 18) })
+		b.Run(tc.name, func(b *testing.B) {
+			benchLabEcho(b, labEcho{v: tc.v, viaPort: tc.port, window: tc.window, zeroCopy: tc.zc, size: 18})
+		})
 	}
 	// The baseline in the same conditions: the kernel's UDP stack with a
 	// Go server doing one ReadFrom and one WriteTo per datagram.
-	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, 0, false, true, 512, false, 18) })
-	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, 0, false, true, 1, false, 18) })
+	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: 512, size: 18}) })
+	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: 1, size: 18}) })
 }
 
 // BenchmarkLabEchoSizes is BenchmarkLabEcho for datagrams of 1,472 bytes
@@ -62,7 +64,10 @@ func BenchmarkLabEcho(b *testing.B) {
 // (the largest, 45 fragments): the engine's inline echo (V2 ring)
 // reassembles each request and answers with fragments, the kernel's
 // reassembles, hands the datagram to a Go server that writes it back, and
-// fragments. One op is one datagram. cpu-ns/reply counts the whole process, B's sender and counter
+// fragments. On A's own address (engine/) A's kernel reassembles the
+// requests too, before the engine's port reservation drops them; on an
+// address only the engine has (engine-owned/) it does not. One op is one
+// datagram. cpu-ns/reply counts the whole process, B's sender and counter
 // included (the same work for both). At most 96 KiB of requests are in
 // flight, which the kernel server's socket buffer (212,992 bytes by
 // default, counted in the fragments' true sizes) holds: a window beyond
@@ -70,8 +75,11 @@ func BenchmarkLabEcho(b *testing.B) {
 func BenchmarkLabEchoSizes(b *testing.B) {
 	for _, size := range []int{1472, 8192, frame.MaxUDPPayloadIPv4} {
 		window := max(2, 96<<10/size)
-		b.Run(fmt.Sprintf("engine/%d", size), func(b *testing.B) { benchLabEcho(b, ring.V2, false, false, window, false, size) })
-		b.Run(fmt.Sprintf("kernel/%d", size), func(b *testing.B) { benchLabEcho(b, 0, false, true, window, false, size) })
+		b.Run(fmt.Sprintf("engine/%d", size), func(b *testing.B) { benchLabEcho(b, labEcho{v: ring.V2, window: window, size: size}) })
+		b.Run(fmt.Sprintf("engine-owned/%d", size), func(b *testing.B) {
+			benchLabEcho(b, labEcho{v: ring.V2, window: window, size: size, owned: true})
+		})
+		b.Run(fmt.Sprintf("kernel/%d", size), func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: window, size: size}) })
 	}
 }
 
@@ -81,9 +89,20 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchLabEcho measures echo of size-byte datagrams (fragmented above
-// 1,472) with at most window of them in flight.
-func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int, zeroCopy bool, size int) {
+// labEcho is one BenchmarkLabEcho variant.
+type labEcho struct {
+	v        ring.Version
+	viaPort  bool // through Port.Recv and Port.SendBatch instead of inline
+	kernel   bool // the kernel's UDP and a Go server instead of the engine
+	window   int  // datagrams in flight at most
+	zeroCopy bool
+	size     int  // UDP payload bytes (fragmented above 1,472)
+	owned    bool // the engine on an address only it has
+}
+
+// benchLabEcho measures echo with c's settings.
+func benchLabEcho(b *testing.B, c labEcho) {
+	v, viaPort, kernel, window, zeroCopy, size := c.v, c.viaPort, c.kernel, c.window, c.zeroCopy, c.size
 	l := labtest.New(b, nil)
 	a, peer := l.A(), l.B()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,9 +114,11 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		labtest.Run(b, a, "ip", "neigh", "replace", "198.18.0.200", "lladdr", peer.MAC.String(), "dev", a.Iface)
 		labtest.EchoUDP(b, a, netip.AddrPortFrom(a.IPv4.Addr(), 7))
 	} else {
-		e = labtest.Open(b, a, func(ifi *net.Interface) (*Engine, error) {
-			return Open(ifi, &Config{RXVersion: v, ZeroCopy: zeroCopy})
-		})
+		cfg := &Config{RXVersion: v, ZeroCopy: zeroCopy}
+		if c.owned {
+			cfg.Addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.210/24")}
+		}
+		e = labtest.Open(b, a, func(ifi *net.Interface) (*Engine, error) { return Open(ifi, cfg) })
 	}
 	if kernel {
 		// nothing to bind
@@ -138,13 +159,17 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		return ring.NewRX(ifi, &ring.RXConfig{Version: rv, IgnoreOutgoing: true, RetireTimeout: time.Millisecond})
 	})
 	src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.200"), 40000)
+	dst := netip.AddrPortFrom(a.IPv4.Addr(), 7)
+	if c.owned {
+		dst = netip.MustParseAddrPort("198.18.0.210:7")
+	}
 	// The requests: one frame each, or the fragments of each, with 64
 	// identifications in turn.
 	var reqs [][][]byte
 	for id := range 64 {
 		var uf frame.UDPFragmenter
 		s := &frame.UDPSpec{SrcMAC: frame.MAC(peer.MAC), DstMAC: frame.MAC(a.MAC), Src: src,
-			Dst: netip.AddrPortFrom(a.IPv4.Addr(), 7), Payload: make([]byte, size), ID: uint16(id)}
+			Dst: dst, Payload: make([]byte, size), ID: uint16(id)}
 		if err := uf.Reset(s, 1500, uint32(id)); err != nil {
 			b.Fatal(err)
 		}
