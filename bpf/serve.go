@@ -214,9 +214,9 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 // Options headers are walked, each (Hdr Ext Len + 1) * 8 bytes long (RFC
 // 8200 section 4), up to frame.MaxIPv6ExtHeaders of them; a chain that
 // still goes on after that many is passed too, for frame's Decode to count
-// as ipv6-too-many-ext-headers. A Fragment header ends the walk: fragments
-// are counted, never reassembled, and what follows the header of a later
-// fragment is data. A chain whose next header lies past the end of the
+// as ipv6-too-many-ext-headers. A Fragment header ends the walk: the
+// engine reassembles fragments itself, and what follows the header of a
+// later fragment is data. A chain whose next header lies past the end of the
 // frame makes a load fail, which drops the frame (the kernel returns 0),
 // as with any truncated header; a last header that claims more than the
 // frame holds but names UDP passes, for Decode to count. Anything else

@@ -29,6 +29,13 @@ import (
 // once; errors are *net.OpError naming the local address. Any number of
 // goroutines may read and write at once.
 //
+// A Conn from DialUDP is connected, as one from net.DialUDP: Read and
+// Write talk to the peer alone, RemoteAddr is it, WriteTo fails with
+// net.ErrWriteToConnected, and a hard ICMP error about a datagram it sent
+// (port unreachable: ECONNREFUSED, ...) fails its next Read or Write once,
+// with Linux's errno. Datagrams of any size up to 65,507 bytes (65,527 over
+// IPv6) are read and written whole, fragmented on the wire as needed.
+//
 // Where it differs (docs/ENGINE.md): a write blocks while the next hop is
 // resolved with ARP or NDP (up to Config.ResolveWait) and the write
 // deadline is checked when the write starts, not during that wait; the
