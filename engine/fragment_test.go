@@ -847,3 +847,83 @@ func BenchmarkEchoFragmented(b *testing.B) {
 		})
 	}
 }
+
+// TestPingReassembled: a ping of 5,000 bytes (fragments in, for each
+// family) is answered with the whole echo reply in fragments.
+func TestPingReassembled(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct{ src, dst netip.Addr }{{peer4, owned4}, {peer6, owned6}} {
+		payload := pattern(5000)
+		buf := make([]byte, 8000)
+		n, err := frame.BuildUDP(buf, &frame.UDPSpec{SrcMAC: macPeer, DstMAC: macEngine, Src: ap(tc.src, 1), Dst: ap(tc.dst, 2), Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := buf[:n]
+		var p frame.Packet
+		p.Decode(f)
+		msg := f[p.L4Off:p.End]
+		clear(msg[:8])
+		if tc.src.Is4() {
+			f[p.L3Off+9] = proto.IPProtoICMP
+			fixIPv4Checksum(f[p.L3Off:p.L4Off])
+			msg[0] = frame.ICMPv4Echo
+			m := frame.ICMPv4(msg)
+			m.SetChecksum(m.CalculateChecksum())
+		} else {
+			f[p.L3Off+6] = proto.IPProtoICMPv6
+			msg[0] = frame.ICMPv6EchoRequest
+			m := frame.ICMPv6(msg)
+			m.SetChecksum(m.CalculateChecksum(p.IPv6(f).PseudoHeaderSum(proto.IPProtoICMPv6, uint32(len(msg)))))
+		}
+		p.Decode(f)
+		var ff frame.FrameFragmenter
+		if err := ff.Reset(f, &p, 1500, 77); err != nil {
+			t.Fatal(err)
+		}
+		var frags [][]byte
+		for i := range ff.Fragments() {
+			b := make([]byte, ff.FrameLen(i))
+			ff.Build(b, i)
+			frags = append(frags, b)
+		}
+		out := r.batch(fragmentBatch(frags, ring.Meta{}))
+		if out[len(out)-1] != OutcomeFragmentReassembled {
+			t.Fatalf("%v: outcomes %v", tc.dst, out)
+		}
+		sent := r.tx.take()
+		if len(sent) != len(frags) {
+			t.Fatalf("%v: %d reply frames for %d request fragments", tc.dst, len(sent), len(frags))
+		}
+		ref, _ := reassembly.New(nil)
+		var whole []byte
+		for _, s := range sent {
+			var sp frame.Packet
+			sp.Decode(s)
+			if res := ref.Add(s, &sp, time.Unix(1, 0)); res.Datagram != nil {
+				whole = clone(res.Datagram.Frame())
+			}
+		}
+		var rp frame.Packet
+		reason := rp.Decode(whole)
+		if tc.src.Is4() {
+			m := rp.ICMPv4(whole)
+			if reason != frame.ReasonICMPv4 || m.Type() != frame.ICMPv4EchoReply || !m.IsChecksumValid() || !bytes.Equal(m[8:], payload) {
+				t.Fatalf("IPv4 reply: %v, type %d", reason, m.Type())
+			}
+		} else {
+			m := rp.ICMPv6(whole)
+			if reason != frame.ReasonICMPv6 || m.Type() != frame.ICMPv6EchoReply || !bytes.Equal(m[8:], payload) ||
+				!m.IsChecksumValid(rp.IPv6(whole).PseudoHeaderSum(proto.IPProtoICMPv6, uint32(len(m)))) {
+				t.Fatalf("IPv6 reply: %v, type %d", reason, m.Type())
+			}
+		}
+		if rp.SrcAddr(whole) != tc.dst || rp.DstAddr(whole) != tc.src {
+			t.Fatalf("reply %v -> %v", rp.SrcAddr(whole), rp.DstAddr(whole))
+		}
+	}
+	c := r.e.Counters()
+	if c.PingAnswered != 2 || c.Reassembled[Outcome(frame.ReasonICMPv4)] != 1 || c.Reassembled[Outcome(frame.ReasonICMPv6)] != 1 {
+		t.Errorf("PingAnswered %d, reassembled icmp %d/%d", c.PingAnswered, c.Reassembled[Outcome(frame.ReasonICMPv4)], c.Reassembled[Outcome(frame.ReasonICMPv6)])
+	}
+}

@@ -120,8 +120,8 @@ var icmpv6UnreachNames = [...]string{
 }
 
 // maxPortErrors is how many ICMP errors a port keeps for ReadErrors;
-// when it is full the oldest goes (counted in PortInfo.ErrorsDropped).
-// Linux bounds a socket's error queue by its receive buffer.
+// when it is full the oldest goes. Linux bounds a socket's error queue by
+// its receive buffer.
 const maxPortErrors = 16
 
 // portErrors is a port's queue of ICMP errors.
@@ -129,7 +129,6 @@ type portErrors struct {
 	mu      sync.Mutex
 	q       [maxPortErrors]ICMPError
 	head, n int
-	dropped uint64
 }
 
 func (q *portErrors) push(e *ICMPError) {
@@ -137,7 +136,6 @@ func (q *portErrors) push(e *ICMPError) {
 	if q.n == len(q.q) {
 		q.head = (q.head + 1) % len(q.q)
 		q.n--
-		q.dropped++
 	}
 	q.q[(q.head+q.n)%len(q.q)] = *e
 	q.n++
