@@ -133,7 +133,10 @@ func localString(a netip.Addr, port uint16) string {
 // port; others wait their turn.
 //
 // Recv returns the context's error when ctx ends, and an error wrapping
-// net.ErrClosed once the port or the engine is closed.
+// net.ErrClosed once the port or the engine is closed. On a connected port
+// (Connect), a hard ICMP error about a datagram it sent fails the next
+// Recv, even with datagrams queued, with the errno Linux gives it
+// (ECONNREFUSED, ...), once.
 func (p *Port) Recv(ctx context.Context, ds []Datagram) (int, error) {
 	releaseAll(ds)
 	if p.q == nil {
