@@ -189,6 +189,11 @@ func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
+// ReadErrors moves the ICMP errors about datagrams the conn sent into es
+// and returns how many (Port.ReadErrors): what a kernel socket with
+// IP_RECVERR reads with MSG_ERRQUEUE. It never waits.
+func (c *Conn) ReadErrors(es []ICMPError) int { return c.p.ReadErrors(es) }
+
 // RemoteAddr returns the peer of a connected conn (DialUDP), a
 // *net.UDPAddr, or nil.
 func (c *Conn) RemoteAddr() net.Addr {

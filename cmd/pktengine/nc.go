@@ -217,7 +217,7 @@ func nc(ctx context.Context, f *ncFlags, dst netip.AddrPort, gw netip.Addr, msgs
 	// A soft error (host unreachable, time exceeded) fails no read on a
 	// connected socket; say so when nothing came back.
 	var es [1]engine.ICMPError
-	if replies == 0 && c.Port().ReadErrors(es[:]) == 1 {
+	if replies == 0 && c.ReadErrors(es[:]) == 1 {
 		return fmt.Errorf("%v: %w", dst, &es[0])
 	}
 	if replies == 0 {
