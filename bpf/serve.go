@@ -76,7 +76,9 @@ type ServeAddr struct {
 //     and replies to learn from (owned or shared);
 //   - Neighbor Solicitations whose target is an owned address, Neighbor
 //     Advertisements to any of the addresses;
-//   - ICMP and ICMPv6 echo requests (and other ICMPv4) to owned addresses;
+//   - ICMP and ICMPv6 echo requests (and other ICMPv4) to owned addresses,
+//     and ICMP and ICMPv6 errors (destination unreachable, packet too big,
+//     time exceeded, parameter problem) to any of the addresses;
 //   - IGMP membership queries and IGMPv1/v2 reports (the reports of
 //     other hosts, which an IGMPv1/v2 host listens to so as not to repeat
 //     them), and MLD queries and MLDv1 reports behind extension headers
@@ -103,7 +105,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	if s.VLANID > MaxVLANID {
 		return nil, fmt.Errorf("bpf: ServeFilter: VLAN %d out of range 0-%d", s.VLANID, MaxVLANID)
 	}
-	var all4, owned4, udp4, all6, owned6 []netip.Addr
+	var all4, owned4, shared4, udp4, all6, owned6 []netip.Addr
 	for _, sa := range s.Addrs {
 		a := sa.Addr.Unmap()
 		switch {
@@ -111,6 +113,8 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 			all4 = append(all4, a)
 			if sa.Owned {
 				owned4 = append(owned4, a)
+			} else {
+				shared4 = append(shared4, a)
 			}
 		case a.Is6():
 			all6 = append(all6, a)
@@ -172,6 +176,16 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.label(l("icmp4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 16, Size: 4})
 		dst4(owned4, "accept")
+		// udp-frag: ICMP errors (destination unreachable, time
+		// exceeded, parameter problem) to a shared address too, for
+		// the port that sent the datagram they quote.
+		dst4(shared4, l("icmperr4"))
+		a.ja("drop")
+		a.label(l("icmperr4"))
+		a.emit(xbpf.LoadMemShift{Off: l2}, xbpf.LoadIndirect{Off: l2, Size: 1})
+		a.jeq(uint32(frame.ICMPv4DestUnreachable), "accept")
+		a.jeq(uint32(frame.ICMPv4TimeExceeded), "accept")
+		a.jeq(uint32(frame.ICMPv4ParameterProblem), "accept")
 		a.ja("drop")
 
 		// IGMP: the message type after the IPv4 header and its options
@@ -218,6 +232,13 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.jeq(uint32(frame.ICMPv6NeighborSolicitation), l("ns"))
 		a.jeq(uint32(frame.ICMPv6NeighborAdvertisement), l("na"))
 		a.jeq(uint32(frame.ICMPv6EchoRequest), l("echo6"))
+		// udp-frag: ICMPv6 errors (types 1-4) to any of the addresses,
+		// for the port that sent the datagram they quote; the test is
+		// the advertisements' (destination is one of the addresses).
+		a.jeq(uint32(frame.ICMPv6DestUnreachable), l("na"))
+		a.jeq(uint32(frame.ICMPv6PacketTooBig), l("na"))
+		a.jeq(uint32(frame.ICMPv6TimeExceeded), l("na"))
+		a.jeq(uint32(frame.ICMPv6ParameterProblem), l("na"))
 		a.ja("drop")
 
 		a.label(l("ns"))
@@ -331,7 +352,8 @@ func serveVLAN(a *assembler, vlan uint16, ancillary bool) {
 // bytes long (RFC 8200 section 4), up to frame.MaxIPv6ExtHeaders of them;
 // a chain that still goes on after that many is passed too, for frame's
 // Decode to count as ipv6-too-many-ext-headers. A Fragment header ends the
-// walk: what follows the header of a later fragment is data. A chain
+// walk: the engine reassembles fragments itself, and what follows the
+// header of a later fragment is data. A chain
 // whose next header lies past the end of the frame makes a load fail,
 // which drops the frame (the kernel returns 0), as with any truncated
 // header; a last header that claims more than the frame holds but names

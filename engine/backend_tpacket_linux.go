@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/pktengine/pktengine/ring"
 )
@@ -65,6 +66,10 @@ func (r *tpacketRX) newBatch() rxBatch { return new(tpacketBatch) }
 func (r *tpacketRX) readInto(b rxBatch) error {
 	return r.rx.ReadInto(context.Background(), &b.(*tpacketBatch).b)
 }
+
+// setReadDeadline makes readInto give up at t (rxWaker): the worker wakes
+// up to sweep timed-out fragments.
+func (r *tpacketRX) setReadDeadline(t time.Time) error { return r.rx.SetReadDeadline(t) }
 
 func (r *tpacketRX) maxBatches() int { return r.slots }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/queue"
+	"github.com/pktengine/pktengine/reassembly"
 	"github.com/pktengine/pktengine/ring"
 )
 
@@ -27,6 +28,8 @@ const (
 
 	DefaultMulticastRobustness = 2 // as Linux's igmp_qrv and mld_qrv
 	MaxVLANID                  = 4094
+	// DefaultReassemblyMemory is Linux's ipfrag_high_thresh (4 MiB).
+	DefaultReassemblyMemory = reassembly.DefaultMemoryLimit
 )
 
 // DefaultLoopPorts are the source ports the built-in services never
@@ -176,6 +179,27 @@ type Config struct {
 	// of how long an older-version querier is remembered. Zero means 2,
 	// Linux's igmp_qrv and mld_qrv.
 	MulticastRobustness int
+
+	// Fragments (docs/ENGINE.md, "Fragments"): reassembly of what the
+	// engine receives, fragmentation of what it sends, path MTU.
+
+	// ReassemblyMemory bounds the memory that fragment reassembly may
+	// hold, over all the workers: each worker has a reassembler of its
+	// own with an equal share (at least reassembly.MinMemoryLimit,
+	// 256 KiB), allocated once, when its first fragment arrives. It is
+	// Linux's ipfrag_high_thresh. Zero means DefaultReassemblyMemory
+	// (4 MiB); a negative value turns reassembly off, and fragments are
+	// counted (udp-fragment, non-first-fragment, ...) and dropped.
+	ReassemblyMemory int
+	// ReassemblySourceShare is how much of ReassemblyMemory one source
+	// (an IPv4 address, an IPv6 /64) may hold before it has to give up
+	// its own oldest datagrams, so that a flood from a few sources
+	// cannot evict everyone else's. Zero means an eighth.
+	ReassemblySourceShare int
+	// ReassemblyTimeout4 and ReassemblyTimeout6 bound how long a
+	// datagram may take to complete, from its first fragment (Linux's
+	// ipfrag_time and ip6frag_time). Zero means 30 s and 60 s.
+	ReassemblyTimeout4, ReassemblyTimeout6 time.Duration
 }
 
 // Guard configures the protections of the built-in services (echo,
@@ -322,5 +346,49 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Gateway4.IsValid() && !d.Gateway4.Is4() || d.Gateway6.IsValid() && !d.Gateway6.Is6() {
 		return d, fmt.Errorf("engine: Gateway4 must be IPv4 and Gateway6 IPv6")
 	}
+	if err := d.fragmentDefaults(); err != nil {
+		return d, err
+	}
 	return d, nil
+}
+
+// fragmentDefaults fills in and checks the fields of reassembly.
+func (d *Config) fragmentDefaults() error {
+	if d.ReassemblyMemory == 0 {
+		d.ReassemblyMemory = DefaultReassemblyMemory
+	}
+	if d.ReassemblyTimeout4 == 0 {
+		d.ReassemblyTimeout4 = reassembly.DefaultTimeoutIPv4
+	}
+	if d.ReassemblyTimeout6 == 0 {
+		d.ReassemblyTimeout6 = reassembly.DefaultTimeoutIPv6
+	}
+	if d.ReassemblyTimeout4 < 0 || d.ReassemblyTimeout6 < 0 {
+		return fmt.Errorf("engine: negative reassembly timeout")
+	}
+	if d.ReassemblySourceShare < 0 || d.ReassemblyMemory > 0 && d.ReassemblySourceShare > d.ReassemblyMemory {
+		return fmt.Errorf("engine: Config.ReassemblySourceShare %d out of range 0-%d", d.ReassemblySourceShare, d.ReassemblyMemory)
+	}
+	return nil
+}
+
+// reassemblyConfig is the configuration of one worker's reassembler, nil
+// if reassembly is off: an equal share of the memory and of the source
+// share, and one reassembled datagram out at a time (the worker releases
+// each before it takes the next fragment).
+func (d *Config) reassemblyConfig() *reassembly.Config {
+	if d.ReassemblyMemory < 0 {
+		return nil
+	}
+	n := max(d.Workers, 1)
+	rc := &reassembly.Config{
+		MemoryLimit:  max(d.ReassemblyMemory/n, reassembly.MinMemoryLimit),
+		TimeoutIPv4:  d.ReassemblyTimeout4,
+		TimeoutIPv6:  d.ReassemblyTimeout6,
+		MaxDatagrams: 1,
+	}
+	if d.ReassemblySourceShare > 0 {
+		rc.SourceLimit = min(d.ReassemblySourceShare/n, rc.MemoryLimit)
+	}
+	return rc
 }

@@ -29,6 +29,13 @@ import (
 // once; errors are *net.OpError naming the local address. Any number of
 // goroutines may read and write at once.
 //
+// A Conn from DialUDP is connected, as one from net.DialUDP: Read and
+// Write talk to the peer alone, RemoteAddr is it, WriteTo fails with
+// net.ErrWriteToConnected, and a hard ICMP error about a datagram it sent
+// (port unreachable: ECONNREFUSED, ...) fails its next Read or Write once,
+// with Linux's errno. Datagrams of any size up to 65,507 bytes (65,527 over
+// IPv6) are read and written whole, fragmented on the wire as needed.
+//
 // Where it differs (docs/ENGINE.md): a write blocks while the next hop is
 // resolved with ARP or NDP (up to Config.ResolveWait) and the write
 // deadline is checked when the write starts, not during that wait; the
@@ -58,6 +65,48 @@ func (e *Engine) ListenUDP(ap netip.AddrPort) (*Conn, error) {
 	p, err := e.Bind(ap)
 	if err != nil {
 		return nil, err
+	}
+	return newConn(p), nil
+}
+
+// DialUDP binds a queued port connected to raddr (Port.Connect) and
+// returns it as a Conn, as net.DialUDP does a kernel socket: Read and
+// Write exchange datagrams with raddr alone (ReadFrom returns raddr;
+// WriteTo fails with net.ErrWriteToConnected); datagrams from anyone else
+// never reach it; and a hard ICMP error about a datagram it sent (port
+// unreachable: ECONNREFUSED, ...) fails its next Read or Write, once.
+//
+// laddr may leave out the address (then the engine address of raddr's
+// family whose prefix holds raddr, as the kernel picks a source at
+// connect) and the port (then an ephemeral one). Like connect(2) it sends
+// nothing: the next hop is resolved by the first Write.
+func (e *Engine) DialUDP(laddr, raddr netip.AddrPort) (*Conn, error) {
+	ra := raddr.Addr().Unmap().WithZone("")
+	dialErr := func(err error) error {
+		oe := &net.OpError{Op: "dial", Net: "udp", Err: err}
+		if raddr.IsValid() {
+			oe.Addr = net.UDPAddrFromAddrPort(raddr)
+		}
+		return oe
+	}
+	if !ra.IsValid() || ra.IsUnspecified() || raddr.Port() == 0 {
+		return nil, dialErr(errMissingAddress)
+	}
+	la := laddr.Addr().Unmap()
+	if !la.IsValid() || la.IsUnspecified() {
+		src, ok := e.addrs.source(ra)
+		if !ok {
+			return nil, dialErr(os.NewSyscallError("connect", syscall.ENETUNREACH))
+		}
+		la = src
+	}
+	p, err := e.Bind(netip.AddrPortFrom(la, laddr.Port()))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Connect(netip.AddrPortFrom(ra, raddr.Port())); err != nil {
+		p.Close()
+		return nil, dialErr(err)
 	}
 	return newConn(p), nil
 }
@@ -140,10 +189,54 @@ func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
+// ReadErrors moves the ICMP errors about datagrams the conn sent into es
+// and returns how many (Port.ReadErrors): what a kernel socket with
+// IP_RECVERR reads with MSG_ERRQUEUE. It never waits.
+func (c *Conn) ReadErrors(es []ICMPError) int { return c.p.ReadErrors(es) }
+
+// RemoteAddr returns the peer of a connected conn (DialUDP), a
+// *net.UDPAddr, or nil.
+func (c *Conn) RemoteAddr() net.Addr {
+	if peer := c.p.Peer(); peer.IsValid() {
+		return net.UDPAddrFromAddrPort(peer)
+	}
+	return nil
+}
+
+// Read reads one datagram into b, as ReadFrom without the sender: on a
+// connected conn, from its peer.
+func (c *Conn) Read(b []byte) (int, error) {
+	ds, err := c.receive(1, "read")
+	if err != nil {
+		return 0, err
+	}
+	defer c.endReceive(ds)
+	return copy(b, ds[0].Payload), nil
+}
+
+// Write sends b to the peer of a connected conn (DialUDP); on one that is
+// not connected it fails with EDESTADDRREQ, as on a kernel socket.
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	peer := c.p.Peer()
+	if !peer.IsValid() {
+		return 0, c.opError("write", nil, os.NewSyscallError("write", syscall.EDESTADDRREQ))
+	}
+	if errno := c.p.takeError(); errno != 0 {
+		return 0, c.opError("write", nil, os.NewSyscallError("write", errno))
+	}
+	if err := c.p.Send(peer, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
 // ReadFromUDPAddrPort is ReadFrom with the sender as a netip.AddrPort. It
 // does not allocate.
 func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	ds, err := c.receive(1)
+	ds, err := c.receive(1, "recvfrom")
 	if err != nil {
 		return 0, netip.AddrPort{}, err
 	}
@@ -172,7 +265,7 @@ func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	if flags != 0 {
 		return 0, c.opError("read", nil, syscall.EOPNOTSUPP)
 	}
-	ds, err := c.receive(min(len(ms), maxReadBatch))
+	ds, err := c.receive(min(len(ms), maxReadBatch), "recvmmsg")
 	if err != nil {
 		return 0, err
 	}
@@ -215,8 +308,10 @@ func setUDPAddr(ua *net.UDPAddr, ap netip.AddrPort) {
 // receive waits for up to n datagrams (n >= 1), within the read deadline,
 // and returns them in c.scratch. Readers take turns on the port's
 // one-reader semaphore: a reader that got datagrams holds it until it
-// calls endReceive.
-func (c *Conn) receive(n int) ([]Datagram, error) {
+// calls endReceive. A pending ICMP error of a connected conn fails it
+// first, even with datagrams queued, as Linux's __skb_recv_udp does; the
+// failure names syscallName.
+func (c *Conn) receive(n int, syscallName string) ([]Datagram, error) {
 	p := c.p
 	expired := c.rd.expired()
 	if c.isClosed() {
@@ -244,10 +339,11 @@ func (c *Conn) receive(n int) ([]Datagram, error) {
 		default:
 		}
 		if err == nil {
-			if k := p.q.DequeueBatch(c.scratch[:n]); k > 0 {
+			if errno := p.takeError(); errno != 0 {
+				err = os.NewSyscallError(syscallName, errno)
+			} else if k := p.q.DequeueBatch(c.scratch[:n]); k > 0 {
 				return c.scratch[:k], nil
-			}
-			if p.bell.Wait(doneContext{expired}, p.idle) != nil {
+			} else if p.bell.Wait(doneContext{expired}, p.idle) != nil {
 				err = os.ErrDeadlineExceeded
 			}
 		}
@@ -283,10 +379,14 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 }
 
 // WriteToUDPAddrPort sends b to addr. It does not allocate once the next
-// hop is known.
+// hop is known. On a connected conn it fails with
+// net.ErrWriteToConnected, as the standard library's does.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
+	}
+	if c.p.peer.Load() != nil {
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrWriteToConnected)
 	}
 	if err := c.p.Send(addr, b); err != nil {
 		return 0, err
@@ -357,8 +457,14 @@ func (c *Conn) isClosed() bool {
 
 var errMissingAddress = errors.New("missing address")
 
-// opError is the error a *net.UDPConn returns for op.
+// opError is the error a *net.UDPConn returns for op: about addr, or
+// the peer of a connected conn.
 func (c *Conn) opError(op string, addr net.Addr, err error) error {
+	if addr == nil {
+		if peer := c.p.Peer(); peer.IsValid() {
+			addr = net.UDPAddrFromAddrPort(peer)
+		}
+	}
 	return &net.OpError{Op: op, Net: "udp", Source: c.laddr, Addr: addr, Err: err}
 }
 
@@ -433,4 +539,7 @@ func (c doneContext) Err() error {
 	}
 }
 
-var _ net.PacketConn = (*Conn)(nil)
+var (
+	_ net.PacketConn = (*Conn)(nil)
+	_ net.Conn       = (*Conn)(nil)
+)

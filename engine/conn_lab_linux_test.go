@@ -481,3 +481,307 @@ func TestConnBatches(t *testing.T) {
 		}
 	}
 }
+
+// The connected half of the behaviour table: a kernel *net.UDPConn from
+// net.DialUDP and the engine's Conn from DialUDP, each connected to a
+// kernel socket in B (or to an address behind B, a router; see
+// routerLab), run the same cases.
+
+// connectedConn is what the connected cases use.
+type connectedConn interface {
+	net.Conn
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+var (
+	_ connectedConn = (*net.UDPConn)(nil)
+	_ connectedConn = (*Conn)(nil)
+)
+
+// connectedEnv is one connected case's setting.
+type connectedEnv struct {
+	t  *testing.T
+	b  *lab.Host
+	v6 bool
+	// dial connects a conn of the side under test to raddr.
+	dial func(raddr netip.AddrPort) connectedConn
+	// local is the address B sees the side's datagrams come from.
+	local netip.Addr
+	// icmpIn counts the ICMP errors the side received; waitICMP waits
+	// until it passes a count.
+	icmpIn   func() uint64
+	waitICMP func(before uint64)
+}
+
+// peer opens a kernel socket in B of the family.
+func (env *connectedEnv) peer() *net.UDPConn {
+	a := env.b.IPv4.Addr()
+	if env.v6 {
+		a = env.b.IPv6.Addr()
+	}
+	return labtest.ListenUDP(env.t, env.b, netip.AddrPortFrom(a, 0))
+}
+
+// closedPort is an address in B where nothing listens.
+func (env *connectedEnv) closedPort() netip.AddrPort {
+	a := env.b.IPv4.Addr()
+	if env.v6 {
+		a = env.b.IPv6.Addr()
+	}
+	return netip.AddrPortFrom(a, 9)
+}
+
+func addrPortOf(c interface{ LocalAddr() net.Addr }) netip.AddrPort {
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// readWithin reads one datagram on c within d.
+func readWithin(c connectedConn, b []byte, d time.Duration) (int, error) {
+	c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	return c.Read(b)
+}
+
+// isErrno checks that err is a *net.OpError for op wrapping errno.
+func isErrno(t *testing.T, err error, op string, errno syscall.Errno) {
+	t.Helper()
+	var oe *net.OpError
+	if !errors.Is(err, errno) || !errors.As(err, &oe) || oe.Op != op || oe.Net != "udp" {
+		t.Fatalf("%s: %#v (%v), want a udp %s *net.OpError wrapping %v", op, err, err, op, errno)
+	}
+}
+
+var connectedCases = []struct {
+	name string
+	run  func(t *testing.T, env *connectedEnv)
+}{
+	{"Read and Write exchange datagrams with the peer; RemoteAddr is it", func(t *testing.T, env *connectedEnv) {
+		peer := env.peer()
+		c := env.dial(addrPortOf(peer))
+		if ra, ok := c.RemoteAddr().(*net.UDPAddr); !ok || ra.AddrPort() != addrPortOf(peer) {
+			t.Fatalf("RemoteAddr %v, want %v", c.RemoteAddr(), addrPortOf(peer))
+		}
+		if n, err := c.Write([]byte("hello")); n != 5 || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+		buf := make([]byte, 64)
+		peer.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != "hello" || from.Addr() != env.local || from.Port() != addrPortOf(c).Port() {
+			t.Fatalf("peer got %q from %v (%v), want hello from %v:%d", buf[:n], from, err, env.local, addrPortOf(c).Port())
+		}
+		peer.WriteToUDPAddrPort([]byte("back"), from)
+		if n, err := readWithin(c, buf, 3*time.Second); err != nil || string(buf[:n]) != "back" {
+			t.Fatalf("Read: %q, %v", buf[:n], err)
+		}
+		peer.WriteToUDPAddrPort([]byte("again"), from)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, src, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != "again" || src.Addr().Unmap() != addrPortOf(peer).Addr() || src.Port() != addrPortOf(peer).Port() {
+			t.Fatalf("ReadFromUDPAddrPort: %q from %v, %v", buf[:n], src, err)
+		}
+	}},
+	{"datagrams from anyone else are not delivered, and draw a port unreachable", func(t *testing.T, env *connectedEnv) {
+		peer := env.peer()
+		c := env.dial(addrPortOf(peer))
+		c.Write([]byte("open the way")) // the peer learns where c is; its kernel learns the MAC
+		buf := make([]byte, 64)
+		peer.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A stranger connected to c's address: refused.
+		stranger := labtest.DialUDP(t, env.b, from)
+		if _, err := lab.Exchange(stranger, []byte("let me in"), buf, 3*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("a stranger's datagram: %v, want connection refused", err)
+		}
+		peer.WriteToUDPAddrPort([]byte("from the peer"), from)
+		if n, err := readWithin(c, buf, 3*time.Second); err != nil || string(buf[:n]) != "from the peer" {
+			t.Fatalf("Read: %q, %v; want the peer's datagram", buf[:n], err)
+		}
+	}},
+	{"WriteTo a connected conn fails with ErrWriteToConnected", func(t *testing.T, env *connectedEnv) {
+		peer := env.peer()
+		c := env.dial(addrPortOf(peer))
+		_, err := c.WriteToUDPAddrPort([]byte("x"), addrPortOf(peer))
+		var oe *net.OpError
+		if !errors.Is(err, net.ErrWriteToConnected) || !errors.As(err, &oe) || oe.Op != "write" {
+			t.Fatalf("WriteToUDPAddrPort: %v", err)
+		}
+	}},
+	{"a port unreachable fails the next Read with connection refused, once", func(t *testing.T, env *connectedEnv) {
+		c := env.dial(env.closedPort())
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		_, err := readWithin(c, buf, 3*time.Second)
+		isErrno(t, err, "read", syscall.ECONNREFUSED)
+		_, err = readWithin(c, buf, 200*time.Millisecond)
+		isTimeout(t, err, "read")
+	}},
+	{"a port unreachable fails the next Write with connection refused, once, and that datagram is not sent", func(t *testing.T, env *connectedEnv) {
+		c := env.dial(env.closedPort())
+		before := env.icmpIn()
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			t.Fatal(err)
+		}
+		env.waitICMP(before)
+		_, err := c.Write([]byte("still?"))
+		isErrno(t, err, "write", syscall.ECONNREFUSED)
+		buf := make([]byte, 64)
+		_, err = readWithin(c, buf, 200*time.Millisecond)
+		isTimeout(t, err, "read") // nothing was sent: no second error
+		if _, err := c.Write([]byte("third")); err != nil {
+			t.Fatalf("the write after: %v", err)
+		}
+		_, err = readWithin(c, buf, 3*time.Second)
+		isErrno(t, err, "read", syscall.ECONNREFUSED) // the third datagram's
+	}},
+	{"a host unreachable from a router does not fail a connected Read", func(t *testing.T, env *connectedEnv) {
+		far := netip.MustParseAddrPort("198.18.6.1:9")
+		if env.v6 {
+			far = netip.MustParseAddrPort("[fd00:6::1]:9")
+		}
+		c := env.dial(far)
+		before := env.icmpIn()
+		if _, err := c.Write([]byte("far away")); err != nil {
+			t.Fatal(err)
+		}
+		env.waitICMP(before)
+		_, err := readWithin(c, make([]byte, 64), 100*time.Millisecond)
+		isTimeout(t, err, "read")
+		if _, err := c.Write([]byte("and again")); err != nil {
+			t.Fatalf("Write after a host unreachable: %v", err)
+		}
+	}},
+	{"a Packet Too Big fails the next Read with message too long (IPv6)", func(t *testing.T, env *connectedEnv) {
+		if !env.v6 {
+			t.Skip("IPv4 routers fragment the engine's datagrams, which go without DF")
+		}
+		c := env.dial(netip.MustParseAddrPort("[fd00:5::1]:9"))
+		if _, err := c.Write(make([]byte, 1400)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readWithin(c, make([]byte, 64), 3*time.Second)
+		isErrno(t, err, "read", syscall.EMSGSIZE)
+	}},
+}
+
+// TestConnectedConnBehavesAsUDPConn runs the connected cases against the
+// kernel and the engine, both families.
+func TestConnectedConnBehavesAsUDPConn(t *testing.T) {
+	a, b := routerLab(t)
+	owned4, owned6 := netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("fd00::10")
+	e := openEngine(t, a, &Config{
+		Addrs:    []netip.Prefix{netip.PrefixFrom(owned4, 24), netip.PrefixFrom(owned6, 64)},
+		Gateway4: b.IPv4.Addr(), Gateway6: b.IPv6.Addr(),
+	})
+	for _, tc := range connectedCases {
+		for _, v6 := range []bool{false, true} {
+			fam := "ipv4"
+			if v6 {
+				fam = "ipv6"
+			}
+			t.Run("kernel/"+fam+"/"+tc.name, func(t *testing.T) {
+				local := a.IPv4.Addr()
+				if v6 {
+					local = a.IPv6.Addr()
+				}
+				env := &connectedEnv{t: t, b: b, v6: v6, local: local}
+				env.dial = func(raddr netip.AddrPort) connectedConn {
+					c, err := lab.OnInterface(a, func(*net.Interface) (*net.UDPConn, error) {
+						return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(raddr))
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { c.Close() })
+					return c
+				}
+				env.icmpIn = func() uint64 { return kernelICMPIn(t, a, v6) }
+				env.waitICMP = func(before uint64) { waitCount(t, env.icmpIn, before) }
+				tc.run(t, env)
+			})
+			t.Run("engine/"+fam+"/"+tc.name, func(t *testing.T) {
+				local := owned4
+				if v6 {
+					local = owned6
+				}
+				env := &connectedEnv{t: t, b: b, v6: v6, local: local}
+				env.dial = func(raddr netip.AddrPort) connectedConn {
+					c, err := e.DialUDP(netip.AddrPort{}, raddr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { c.Close() })
+					return c
+				}
+				env.icmpIn = func() uint64 { return e.Counters().ICMPErrorsIn }
+				env.waitICMP = func(before uint64) { waitCount(t, env.icmpIn, before) }
+				tc.run(t, env)
+			})
+		}
+	}
+}
+
+// kernelICMPIn reads the ICMP (or ICMPv6) errors h's kernel received:
+// Icmp InDestUnreachs + InTimeExcds + InParmProbs, or the Icmp6 ones.
+func kernelICMPIn(t *testing.T, h *lab.Host, v6 bool) uint64 {
+	t.Helper()
+	var n uint64
+	err := h.Do(func() error {
+		if v6 {
+			b, err := os.ReadFile("/proc/thread-self/net/snmp6")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				f := strings.Fields(line)
+				if len(f) == 2 && (f[0] == "Icmp6InDestUnreachs" || f[0] == "Icmp6InPktTooBigs" || f[0] == "Icmp6InTimeExcds" || f[0] == "Icmp6InParmProblems") {
+					var v uint64
+					fmt.Sscan(f[1], &v)
+					n += v
+				}
+			}
+			return nil
+		}
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i++ {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(names) == 0 || names[0] != "Icmp:" || len(values) != len(names) || values[0] != "Icmp:" {
+				continue
+			}
+			for j, name := range names {
+				if name == "InDestUnreachs" || name == "InTimeExcds" || name == "InParmProbs" {
+					var v uint64
+					fmt.Sscan(values[j], &v)
+					n += v
+				}
+			}
+			break
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitCount waits up to 3 s for count to pass before.
+func waitCount(t *testing.T, count func() uint64, before uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); count() <= before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ICMP error arrived in 3 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

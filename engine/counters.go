@@ -57,6 +57,41 @@ const (
 	// OutcomeIGMP: an IGMP message (a membership query, or another
 	// host's report), read by the engine's multicast state.
 	OutcomeIGMP
+	// Fragments (udp-frag). A fragment's outcome is what the reassembler
+	// did with it when the ring handed it over; the datagram a fragment
+	// completes is dispatched like a frame and counted in
+	// Counters.Reassembled, not as another frame.
+
+	// OutcomeFragmentHeld: stored; its datagram was not complete yet.
+	// What became of the datagram later is in the Ip/Ip6 counters.
+	OutcomeFragmentHeld
+	// OutcomeFragmentReassembled: completed a datagram, which went on
+	// through the receive path (Counters.Reassembled).
+	OutcomeFragmentReassembled
+	// OutcomeFragmentDuplicate: its bytes were already held; dropped.
+	OutcomeFragmentDuplicate
+	// OutcomeFragmentOverlap: overlapped held data otherwise than as a
+	// duplicate: the whole datagram is discarded (RFC 5722).
+	OutcomeFragmentOverlap
+	// OutcomeFragmentInconsistent: its end contradicts the datagram's,
+	// or it carries no data: the whole datagram is discarded.
+	OutcomeFragmentInconsistent
+	// OutcomeFragmentTooBig: the datagram would pass 65,535 bytes.
+	OutcomeFragmentTooBig
+	// OutcomeFragmentUnaligned: an IPv6 fragment other than the last
+	// whose length is not a multiple of 8 (a Parameter Problem follows).
+	OutcomeFragmentUnaligned
+	// OutcomeFragmentIncompleteChain: an IPv6 first fragment without the
+	// whole header chain (RFC 7112; a Parameter Problem follows).
+	OutcomeFragmentIncompleteChain
+	// OutcomeFragmentBadECN: it completed a datagram whose fragments mixed
+	// Not-ECT with ECT or CE (RFC 3168); the datagram is discarded.
+	OutcomeFragmentBadECN
+	// OutcomeFragmentNoBuffer: it completed a datagram while the
+	// reassembler had no buffer to hand it out in; discarded.
+	OutcomeFragmentNoBuffer
+	// OutcomeFragmentMalformed: not a fragment the reassembler can take.
+	OutcomeFragmentMalformed
 
 	// NumOutcomes bounds arrays indexed by Outcome.
 	NumOutcomes
@@ -70,8 +105,19 @@ var outcomeNames = [NumOutcomes - Outcome(frame.NumReasons)]string{
 	OutcomeOtherHost - Outcome(frame.NumReasons):   "other-host",
 	OutcomeTruncated - Outcome(frame.NumReasons):   "truncated",
 
-	OutcomeOtherVLAN - Outcome(frame.NumReasons): "other-vlan",
-	OutcomeIGMP - Outcome(frame.NumReasons):      "igmp",
+	OutcomeOtherVLAN - Outcome(frame.NumReasons):               "other-vlan",
+	OutcomeIGMP - Outcome(frame.NumReasons):                    "igmp",
+	OutcomeFragmentHeld - Outcome(frame.NumReasons):            "fragment-held",
+	OutcomeFragmentReassembled - Outcome(frame.NumReasons):     "fragment-reassembled",
+	OutcomeFragmentDuplicate - Outcome(frame.NumReasons):       "fragment-duplicate",
+	OutcomeFragmentOverlap - Outcome(frame.NumReasons):         "fragment-overlap",
+	OutcomeFragmentInconsistent - Outcome(frame.NumReasons):    "fragment-inconsistent",
+	OutcomeFragmentTooBig - Outcome(frame.NumReasons):          "fragment-too-big",
+	OutcomeFragmentUnaligned - Outcome(frame.NumReasons):       "fragment-unaligned",
+	OutcomeFragmentIncompleteChain - Outcome(frame.NumReasons): "fragment-incomplete-chain",
+	OutcomeFragmentBadECN - Outcome(frame.NumReasons):          "fragment-bad-ecn",
+	OutcomeFragmentNoBuffer - Outcome(frame.NumReasons):        "fragment-no-buffer",
+	OutcomeFragmentMalformed - Outcome(frame.NumReasons):       "fragment-malformed",
 }
 
 // String returns the outcome's short stable name: "delivered", a
@@ -96,7 +142,8 @@ func (o Outcome) Dropped() bool {
 	switch o {
 	case OutcomeDelivered, OutcomeKernel,
 		Outcome(frame.ReasonARP), Outcome(frame.ReasonICMPv4), Outcome(frame.ReasonICMPv6),
-		OutcomeIGMP:
+		OutcomeIGMP,
+		OutcomeFragmentHeld, OutcomeFragmentReassembled:
 		return false
 	}
 	return true
@@ -246,6 +293,54 @@ type Counters struct {
 
 	// Multicast counts the engine's IGMP and MLD (multicast.go).
 	Multicast MulticastCounters
+
+	// Fragments and ICMP errors (udp-frag; docs/ENGINE.md, "Fragments"
+	// and "ICMP errors to the sender").
+
+	// IP and IP6 are the fragment counters of Linux's Ip and Ip6 MIBs,
+	// with their names and meanings.
+	IP, IP6 IPFragCounters
+
+	// Reassembled counts the datagrams that fragments completed by what
+	// became of them, as Outcomes counts frames (delivered, no-port,
+	// udp-bad-checksum, icmpv4, ...). It adds up to
+	// Outcomes[fragment-reassembled]; the Udp counters include it.
+	Reassembled OutcomeCounts
+
+	// ReasmEvictions counts datagrams under reassembly discarded to make
+	// room for others (each also one ReasmFails), ReasmSourceEvictions
+	// those among them that their own source's share
+	// (Config.ReassemblySourceShare) pushed out.
+	ReasmEvictions       uint64
+	ReasmSourceEvictions uint64
+	// Gauges, over all workers: the datagrams under reassembly, the
+	// fragments they hold, and the reassemblers' memory in use and
+	// allocated (Config.ReassemblyMemory; 0 until a fragment arrives).
+	ReasmQueues      uint64
+	ReasmFragments   uint64
+	ReasmMemoryInUse uint64
+	ReasmMemoryLimit uint64
+
+	// ICMPErrorsIn counts the ICMP and ICMPv6 error messages (destination
+	// unreachable, packet too big, time exceeded, parameter problem)
+	// that reached an engine address; each ends in one of
+	// ICMPErrorsDelivered (to the port that sent the quoted datagram),
+	// ICMPErrorsUnmatched (well formed, but no port of the engine sent
+	// the quoted datagram) or ICMPErrorsInvalid (bad checksum, quote
+	// cut short, not about UDP, or a message Linux keeps from sockets).
+	ICMPErrorsIn        uint64
+	ICMPErrorsDelivered uint64
+	ICMPErrorsUnmatched uint64
+	ICMPErrorsInvalid   uint64
+	// PMTUUpdates counts the times a Fragmentation Needed or Packet Too
+	// Big lowered the path MTU to a destination.
+	PMTUUpdates uint64
+	// ICMPTimeExceededSent counts the Time Exceeded (fragment reassembly)
+	// messages sent, ICMPParamProblemSent the ICMPv6 Parameter Problems
+	// about refused fragments. (ICMPSent counts port unreachables;
+	// ICMPRateLimited and ICMPSuppressed count all three kinds.)
+	ICMPTimeExceededSent uint64
+	ICMPParamProblemSent uint64
 }
 
 // MulticastCounters count the host side of IGMP and MLD: the queries the
@@ -276,11 +371,37 @@ type MulticastCounters struct {
 	Groups uint64
 }
 
+// IPFragCounters are the fragment counters of Linux's Ip MIB
+// (/proc/net/snmp; ReasmOverlaps from IpExt in /proc/net/netstat) or Ip6
+// MIB (/proc/net/snmp6), counted as Linux counts them: ReasmReqds per
+// fragment received, ReasmOKs per datagram reassembled, ReasmFails per
+// failure (a datagram discarded, timed out or evicted, a fragment
+// refused), ReasmTimeout per datagram timed out, ReasmOverlaps per
+// datagram discarded for an overlap; InHdrErrors the IPv6 fragments
+// refused with a Parameter Problem (always 0 for IPv4); FragOKs the
+// datagrams sent as fragments, FragCreates the fragments made,
+// FragFails the datagrams that could not all be sent.
+type IPFragCounters struct {
+	ReasmReqds    uint64
+	ReasmOKs      uint64
+	ReasmFails    uint64
+	ReasmTimeout  uint64
+	ReasmOverlaps uint64
+	InHdrErrors   uint64
+	FragOKs       uint64
+	FragFails     uint64
+	FragCreates   uint64
+}
+
 // Check verifies the engine's central invariant: every frame received
-// ended in exactly one outcome, so FramesIn equals the sum of Outcomes.
+// ended in exactly one outcome, so FramesIn equals the sum of Outcomes;
+// and every datagram a fragment completed ended in one outcome too.
 func (c *Counters) Check() error {
 	if s := c.Outcomes.Sum(); s != c.FramesIn {
 		return fmt.Errorf("engine: %d frames in but outcomes sum to %d", c.FramesIn, s)
+	}
+	if s, n := c.Reassembled.Sum(), c.Outcomes[OutcomeFragmentReassembled]; s != n {
+		return fmt.Errorf("engine: %d fragments completed a datagram but reassembled outcomes sum to %d", n, s)
 	}
 	return nil
 }
@@ -312,7 +433,38 @@ const (
 	cTXRejected // frames the kernel rejected as malformed, from the transmit ring's count
 	cTXDropped  // frames the kernel refused to send, from the transmit ring's count
 	cOutcome0
-	numCounters = cOutcome0 + counter(NumOutcomes)
+	cAfterOutcomes = cOutcome0 + counter(NumOutcomes)
+)
+
+// The fragment and ICMP-error counters (udp-frag), after the outcomes.
+const (
+	cICMPErrorsIn counter = cAfterOutcomes + iota
+	cICMPErrorsDelivered
+	cICMPErrorsUnmatched
+	cICMPErrorsInvalid
+	cPMTUUpdates
+	cICMPTimeExceededSent
+	cICMPParamProblemSent
+	cFragOKs4
+	cFragFails4
+	cFragCreates4
+	cFragOKs6
+	cFragFails6
+	cFragCreates6
+	// The worker's reassembler's own counts (reassembly.Stats), copied
+	// at each publish: evictions, the gauges, then the 12 slots of the
+	// Ip and Ip6 ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeout,
+	// ReasmOverlaps, InHdrErrors.
+	cReasmEvictions
+	cReasmSourceEvictions
+	cReasmQueues
+	cReasmFragments
+	cReasmMemoryInUse
+	cReasmMemoryLimit
+	cReasmStat0
+	// What became of reassembled datagrams, by Outcome.
+	cReasmOutcome0 = cReasmStat0 + 12
+	numCounters    = cReasmOutcome0 + counter(NumOutcomes)
 )
 
 // counterSet is one worker's counters. The worker alone writes its
@@ -329,11 +481,17 @@ type publishedCounters struct {
 	_   [64]byte      // keep the next worker's seq off this cache line
 }
 
-// publish copies c into the shared copy. Worker only.
+// publish copies c into the shared copy. Worker only. Only the counters
+// that moved since the last publish are stored: a store is a locked
+// instruction, and most of the counters (the outcomes, the fragment
+// counters) do not move in a given batch. The worker, the only writer,
+// reads its own last stores plainly.
 func (p *publishedCounters) publish(c *counterSet) {
 	p.seq.Add(1)
 	for i := range c {
-		atomic.StoreUint64(&p.v[i], c[i])
+		if p.v[i] != c[i] {
+			atomic.StoreUint64(&p.v[i], c[i])
+		}
 	}
 	p.seq.Add(1)
 }
@@ -391,15 +549,51 @@ func (s *counterSet) addTo(c *Counters) {
 	c.TXFrames += s[cTXFrames]
 	c.TXErrors += s[cTXErrors] + s[cTXRejected]
 	c.TXDropped += s[cTXDropped]
+	s.addFragmentsTo(c)
+}
+
+// addFragmentsTo adds the worker's fragment and ICMP-error counters to c.
+func (s *counterSet) addFragmentsTo(c *Counters) {
+	for o := range NumOutcomes {
+		c.Reassembled[o] += s[cReasmOutcome0+counter(o)]
+	}
+	c.ICMPErrorsIn += s[cICMPErrorsIn]
+	c.ICMPErrorsDelivered += s[cICMPErrorsDelivered]
+	c.ICMPErrorsUnmatched += s[cICMPErrorsUnmatched]
+	c.ICMPErrorsInvalid += s[cICMPErrorsInvalid]
+	c.PMTUUpdates += s[cPMTUUpdates]
+	c.ICMPTimeExceededSent += s[cICMPTimeExceededSent]
+	c.ICMPParamProblemSent += s[cICMPParamProblemSent]
+	for i, ip := range [2]*IPFragCounters{&c.IP, &c.IP6} {
+		r := cReasmStat0 + counter(6*i)
+		ip.ReasmReqds += s[r]
+		ip.ReasmOKs += s[r+1]
+		ip.ReasmFails += s[r+2]
+		ip.ReasmTimeout += s[r+3]
+		ip.ReasmOverlaps += s[r+4]
+		ip.InHdrErrors += s[r+5]
+		f := cFragOKs4 + counter(3*i)
+		ip.FragOKs += s[f]
+		ip.FragFails += s[f+1]
+		ip.FragCreates += s[f+2]
+	}
+	c.ReasmEvictions += s[cReasmEvictions]
+	c.ReasmSourceEvictions += s[cReasmSourceEvictions]
+	c.ReasmQueues += s[cReasmQueues]
+	c.ReasmFragments += s[cReasmFragments]
+	c.ReasmMemoryInUse += s[cReasmMemoryInUse]
+	c.ReasmMemoryLimit += s[cReasmMemoryLimit]
 }
 
 // finishUDP derives the Udp counters that are sums of outcomes.
+// A reassembled datagram counts like a frame.
 func (c *Counters) finishUDP() {
-	c.UDP.NoPorts = c.Outcomes[OutcomeNoPort]
-	c.UDP.IgnoredMulti = c.Outcomes[OutcomeNoPortMulti]
-	c.UDP.InCsumErrors = c.Outcomes[frame.ReasonUDPBadChecksum]
+	both := func(o Outcome) uint64 { return c.Outcomes[o] + c.Reassembled[o] }
+	c.UDP.NoPorts = both(OutcomeNoPort)
+	c.UDP.IgnoredMulti = both(OutcomeNoPortMulti)
+	c.UDP.InCsumErrors = both(Outcome(frame.ReasonUDPBadChecksum))
 	c.UDP.InErrors = c.UDP.RcvbufErrors
 	for _, r := range udpInErrorReasons {
-		c.UDP.InErrors += c.Outcomes[r]
+		c.UDP.InErrors += both(Outcome(r))
 	}
 }

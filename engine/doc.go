@@ -33,9 +33,12 @@
 //  1. A frame of a VLAN the engine does not serve (Config.VLAN; by default
 //     untagged frames), one the ring truncated, or one for another host,
 //     ends there.
-//  2. frame.Packet.Decode classifies it: ARP and ICMP go to the neighbour
-//     and ping handlers, IGMP and MLD to the multicast state; everything
-//     else that is not a complete UDP
+//  2. frame.Packet.Decode classifies it. A fragment goes to the worker's
+//     reassembler (package reassembly) and ends in a fragment-* outcome;
+//     the datagram it completes goes on from step 3 as if it were a frame
+//     (its own outcome in Counters.Reassembled). ARP and ICMP go to the
+//     neighbour, ping and ICMP-error handlers, IGMP and MLD to the
+//     multicast state; everything else that is not a complete UDP
 //     datagram ends in the outcome named by its frame.Reason.
 //  3. A datagram not to one of the engine's addresses, broadcasts or
 //     joined multicast groups ends as other-host. Then the IPv4 header checksum
@@ -44,9 +47,9 @@
 //     partial (a local socket on a veth).
 //  4. The port table, an immutable two-level array swapped atomically on
 //     Bind and Close, gives the port: exact address first, then the
-//     wildcard of the family. Broadcasts and multicasts go to every port
-//     that matches (and, for a group, whose own source filter takes the
-//     source).
+//     wildcard of the family (a port connected to another peer does not
+//     match). Broadcasts and multicasts go to every port that matches
+//     (and, for a group, whose own source filter takes the source).
 //  5. An inline handler runs at once on the frame in the ring (echo
 //     copies it into a TX slot, rewrites it with frame.ReplyInPlace and
 //     commits); a queued port gets a Datagram whose payload is copied
@@ -68,6 +71,16 @@
 // of /proc/net/snmp are derived with the kernel's names. Each worker
 // counts in private memory and publishes under a sequence lock once per
 // batch; a snapshot is consistent per worker.
+//
+// # Fragments and ICMP errors
+//
+// Whatever the engine sends beyond the path MTU leaves as fragments (IPv4
+// without DF, IPv6 with RFC 7739 identifications), up to 65,507 bytes of
+// UDP data over IPv4 and 65,527 over IPv6; more fails with EMSGSIZE. An
+// ICMP error about a datagram a port sent goes to that port
+// (Port.ReadErrors; a connected port's next receive or send fails with
+// Linux's errno for a hard error), and Fragmentation Needed or Packet Too
+// Big lowers the path MTU to the destination for 10 minutes.
 //
 // # The link
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -51,6 +52,14 @@ type Engine struct {
 	txFinal   txStats
 
 	appOut, appSndbufErrors, appTXFrames, appTXErrors atomic.Uint64
+
+	// Fragments out (fragment.go) and path MTU (pmtu.go): the fragmenter
+	// of Port sends (under txMu), the fragment identifications, and
+	// FragOKs, FragFails, FragCreates of Port sends, IPv4 then IPv6.
+	txFrag  frame.UDPFragmenter
+	fragIDs *frame.FragmentIDs
+	appFrag [6]atomic.Uint64
+	pmtu    pmtuCache
 
 	neigh      *neighbors
 	icmpBucket bucket
@@ -178,6 +187,8 @@ func newEngine(ifi *net.Interface, c Config, infos []AddrInfo) (*Engine, error) 
 	e.guard = newGuardState(&c.Guard)
 	e.linkVLANs = vlanTags(c.VLAN)
 	e.mcast = newMulticast(e)
+	e.fragIDs = frame.NewFragmentIDs()
+	e.pmtu.seed = rand.Uint64()
 	e.table.Store(new(portTable))
 	e.ephemeral[0], e.ephemeral[1] = proto.Dynamic.Bounds()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -336,6 +347,11 @@ func (e *Engine) Counters() Counters {
 	c.LinkDowns = e.linkDowns.Load()
 	c.LinkUps = e.linkUps.Load()
 	c.Multicast = e.mcast.counters()
+	for i, ip := range [2]*IPFragCounters{&c.IP, &c.IP6} {
+		ip.FragOKs += e.appFrag[3*i].Load()
+		ip.FragFails += e.appFrag[3*i+1].Load()
+		ip.FragCreates += e.appFrag[3*i+2].Load()
+	}
 	c.finishUDP()
 	return c
 }

@@ -7,16 +7,19 @@ import (
 
 // ICMP: the engine answers pings to its owned addresses and sends port
 // unreachable for their unbound ports. ICMPv6 also carries neighbour
-// discovery, which icmpv6 hands to neighbor.go.
+// discovery, which icmpv6 hands to neighbor.go. ICMP errors about the
+// engine's own datagrams go to the ports that sent them (icmperror.go).
 
-// icmpv4 answers pings to owned addresses.
+// icmpv4 answers pings to owned addresses and hands ICMP errors about
+// the engine's datagrams to the ports that sent them (icmperror.go).
 func (w *worker) icmpv4() {
 	in, e := &w.in, w.e
 	p, f := &in.pkt, in.data
 	if p.IsFragment() {
 		return
 	}
-	if la := e.addrs.find(p.DstAddr(f)); la == nil || !la.owned {
+	la := e.addrs.find(p.DstAddr(f))
+	if la == nil || w.icmpError4() || !la.owned {
 		return
 	}
 	msg := p.ICMPv4(f)
@@ -24,7 +27,7 @@ func (w *worker) icmpv4() {
 		p.VerifyIPv4HeaderChecksum(f) != frame.ReasonOK || !msg.IsChecksumValid() {
 		return
 	}
-	buf, ok := w.txForward()
+	buf, ok := w.answerBuffer()
 	if !ok {
 		return
 	}
@@ -33,7 +36,7 @@ func (w *worker) icmpv4() {
 		return
 	}
 	frame.Ethernet(buf).SetSource(e.mac)
-	if w.commit(buf, w.retag(buf, n)) {
+	if w.commitAnswer(buf, n) {
 		w.count[cPingAnswered]++
 	}
 }
@@ -51,13 +54,15 @@ func (w *worker) icmpv6() {
 		!msg.IsChecksumValid(ip.PseudoHeaderSum(proto.IPProtoICMPv6, uint32(len(msg)))) {
 		return
 	}
-	switch msg.Type() {
-	case frame.ICMPv6NeighborSolicitation:
+	switch t := msg.Type(); {
+	case t == frame.ICMPv6NeighborSolicitation:
 		w.neighborSolicitation(ip, msg)
-	case frame.ICMPv6NeighborAdvertisement:
+	case t == frame.ICMPv6NeighborAdvertisement:
 		w.neighborAdvertisement(ip, msg)
-	case frame.ICMPv6EchoRequest:
+	case t == frame.ICMPv6EchoRequest:
 		w.ping6(ip, msg)
+	case t < 128 && w.e.addrs.find(ip.Destination()) != nil:
+		w.icmpError6(msg)
 	}
 }
 
@@ -68,7 +73,7 @@ func (w *worker) ping6(ip frame.IPv6, msg frame.ICMPv6) {
 		!e.addrs.isHostSource(ip.Source()) {
 		return
 	}
-	buf, ok := w.txForward()
+	buf, ok := w.answerBuffer()
 	if !ok {
 		return
 	}
@@ -77,7 +82,7 @@ func (w *worker) ping6(ip frame.IPv6, msg frame.ICMPv6) {
 		return
 	}
 	frame.Ethernet(buf).SetSource(e.mac)
-	if w.commit(buf, w.retag(buf, n)) {
+	if w.commitAnswer(buf, n) {
 		w.count[cPingAnswered]++
 	}
 }

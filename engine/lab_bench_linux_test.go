@@ -5,6 +5,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -48,12 +49,38 @@ func BenchmarkLabEcho(b *testing.B) {
 		{"inline/v3/rtt", ring.V3, false, 1, false},
 		{"inline/v2/rtt", ring.V2, false, 1, false},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchLabEcho(b, tc.v, tc.port, false, tc.window, tc.zc) })
+		b.Run(tc.name, func(b *testing.B) {
+			benchLabEcho(b, labEcho{v: tc.v, viaPort: tc.port, window: tc.window, zeroCopy: tc.zc, size: 18})
+		})
 	}
 	// The baseline in the same conditions: the kernel's UDP stack with a
 	// Go server doing one ReadFrom and one WriteTo per datagram.
-	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, 0, false, true, 512, false) })
-	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, 0, false, true, 1, false) })
+	b.Run("kernel/readfrom", func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: 512, size: 18}) })
+	b.Run("kernel/readfrom/rtt", func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: 1, size: 18}) })
+}
+
+// BenchmarkLabEchoSizes is BenchmarkLabEcho for datagrams of 1,472 bytes
+// (the largest in one 1500-byte frame), 8,192 (six fragments) and 65,507
+// (the largest, 45 fragments): the engine's inline echo (V2 ring)
+// reassembles each request and answers with fragments, the kernel's
+// reassembles, hands the datagram to a Go server that writes it back, and
+// fragments. On A's own address (engine/) A's kernel reassembles the
+// requests too, before the engine's port reservation drops them; on an
+// address only the engine has (engine-owned/) it does not. One op is one
+// datagram. cpu-ns/reply counts the whole process, B's sender and counter
+// included (the same work for both). At most 96 KiB of requests are in
+// flight, which the kernel server's socket buffer (212,992 bytes by
+// default, counted in the fragments' true sizes) holds: a window beyond
+// it would measure the kernel's drops instead of its rate.
+func BenchmarkLabEchoSizes(b *testing.B) {
+	for _, size := range []int{1472, 8192, frame.MaxUDPPayloadIPv4} {
+		window := max(2, 96<<10/size)
+		b.Run(fmt.Sprintf("engine/%d", size), func(b *testing.B) { benchLabEcho(b, labEcho{v: ring.V2, window: window, size: size}) })
+		b.Run(fmt.Sprintf("engine-owned/%d", size), func(b *testing.B) {
+			benchLabEcho(b, labEcho{v: ring.V2, window: window, size: size, owned: true})
+		})
+		b.Run(fmt.Sprintf("kernel/%d", size), func(b *testing.B) { benchLabEcho(b, labEcho{kernel: true, window: window, size: size}) })
+	}
 }
 
 func cpuTime() time.Duration {
@@ -62,7 +89,20 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int, zeroCopy bool) {
+// labEcho is one BenchmarkLabEcho variant.
+type labEcho struct {
+	v        ring.Version
+	viaPort  bool // through Port.Recv and Port.SendBatch instead of inline
+	kernel   bool // the kernel's UDP and a Go server instead of the engine
+	window   int  // datagrams in flight at most
+	zeroCopy bool
+	size     int  // UDP payload bytes (fragmented above 1,472)
+	owned    bool // the engine on an address only it has
+}
+
+// benchLabEcho measures echo with c's settings.
+func benchLabEcho(b *testing.B, c labEcho) {
+	v, viaPort, kernel, window, zeroCopy, size := c.v, c.viaPort, c.kernel, c.window, c.zeroCopy, c.size
 	l := labtest.New(b, nil)
 	a, peer := l.A(), l.B()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,9 +114,11 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		labtest.Run(b, a, "ip", "neigh", "replace", "198.18.0.200", "lladdr", peer.MAC.String(), "dev", a.Iface)
 		labtest.EchoUDP(b, a, netip.AddrPortFrom(a.IPv4.Addr(), 7))
 	} else {
-		e = labtest.Open(b, a, func(ifi *net.Interface) (*Engine, error) {
-			return Open(ifi, &Config{RXVersion: v, ZeroCopy: zeroCopy})
-		})
+		cfg := &Config{RXVersion: v, ZeroCopy: zeroCopy}
+		if c.owned {
+			cfg.Addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.210/24")}
+		}
+		e = labtest.Open(b, a, func(ifi *net.Interface) (*Engine, error) { return Open(ifi, cfg) })
 	}
 	if kernel {
 		// nothing to bind
@@ -106,19 +148,39 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 	tx := labtest.Open(b, peer, func(ifi *net.Interface) (ring.Transmitter, error) {
 		return ring.NewTransmitter(ifi, &ring.TXConfig{QdiscBypass: true})
 	})
-	// V2 for the round trips: a V3 block would hold each lone reply for
-	// its whole retire timeout.
+	// V2 for the round trips and the small windows of the datagram
+	// sizes: a V3 block would hold replies for its whole retire timeout,
+	// and a small window would wait for it.
 	rv := ring.V3
-	if window == 1 {
+	if window == 1 || size != 18 {
 		rv = ring.V2
 	}
 	rx := labtest.Open(b, peer, func(ifi *net.Interface) (*ring.RX, error) {
 		return ring.NewRX(ifi, &ring.RXConfig{Version: rv, IgnoreOutgoing: true, RetireTimeout: time.Millisecond})
 	})
 	src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.200"), 40000)
-	req := udpFrame(b, src, netip.AddrPortFrom(a.IPv4.Addr(), 7), make([]byte, 18), func(s *frame.UDPSpec) {
-		s.SrcMAC, s.DstMAC = frame.MAC(peer.MAC), frame.MAC(a.MAC)
-	})
+	dst := netip.AddrPortFrom(a.IPv4.Addr(), 7)
+	if c.owned {
+		dst = netip.MustParseAddrPort("198.18.0.210:7")
+	}
+	// The requests: one frame each, or the fragments of each, with 64
+	// identifications in turn.
+	var reqs [][][]byte
+	for id := range 64 {
+		var uf frame.UDPFragmenter
+		s := &frame.UDPSpec{SrcMAC: frame.MAC(peer.MAC), DstMAC: frame.MAC(a.MAC), Src: src,
+			Dst: dst, Payload: make([]byte, size), ID: uint16(id)}
+		if err := uf.Reset(s, 1500, uint32(id)); err != nil {
+			b.Fatal(err)
+		}
+		var fs [][]byte
+		for i := range uf.Fragments() {
+			f := make([]byte, uf.FrameLen(i))
+			uf.Build(f, i)
+			fs = append(fs, f)
+		}
+		reqs = append(reqs, fs)
+	}
 
 	var replies atomic.Int64
 	done := make(chan struct{})
@@ -132,9 +194,10 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 			n := 0
 			for i := range batch.Len() {
 				f := batch.Data(i)
-				// IPv4 UDP from A, source port 7.
+				// IPv4 UDP from A, source port 7: a reply or its
+				// first fragment (offset 0), one per datagram.
 				if len(f) >= 42 && bytes.Equal(f[6:12], a.MAC) && f[12] == 0x08 && f[13] == 0 &&
-					f[23] == 17 && f[34] == 0 && f[35] == 7 {
+					f[23] == 17 && f[20]&0x1f == 0 && f[21] == 0 && f[34] == 0 && f[35] == 7 {
 					n++
 				}
 			}
@@ -142,22 +205,28 @@ func benchLabEcho(b *testing.B, v ring.Version, viaPort, kernel bool, window int
 		}
 	}()
 
-	b.SetBytes(int64(len(req)))
+	if size == 18 {
+		b.SetBytes(int64(len(reqs[0][0]))) // the 64-byte frame, as always
+	} else {
+		b.SetBytes(int64(size))
+	}
 	b.ResetTimer()
-	sent := 0
+	sent, frames := 0, 0
 	start := time.Now()
 	cpu0 := cpuTime()
 	for sent < b.N {
 		for sent < b.N && int64(sent)-replies.Load() < int64(window) {
-			buf, err := tx.Next(context.Background())
-			if err != nil {
-				b.Fatal(err)
+			for _, f := range reqs[sent%len(reqs)] {
+				buf, err := tx.Next(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				tx.Commit(copy(buf, f))
+				if frames++; frames%64 == 0 {
+					tx.Flush()
+				}
 			}
-			tx.Commit(copy(buf, req))
 			sent++
-			if sent%64 == 0 {
-				tx.Flush()
-			}
 		}
 		tx.Flush()
 		for window == 1 && int64(sent) > replies.Load() && time.Since(start) < time.Minute {

@@ -63,6 +63,16 @@ type Port struct {
 	appOut atomic.Uint64
 
 	reservations []io.Closer // kernel sockets keeping the kernel quiet
+
+	// Datagrams longer than bufSize (reassembled from fragments) are
+	// copied into buffers of bigBufSize, at most cap(big) of them.
+	big  chan []byte
+	nbig atomic.Int64
+
+	// Connecting and ICMP errors (icmperror.go).
+	peer       atomic.Pointer[netip.AddrPort] // Connect's peer; nil when unconnected
+	pendingErr atomic.Uint32                  // frame.Errno the next receive or send fails with; 0: none
+	errs       portErrors
 }
 
 // portStats are a port's counters for one worker, on their own cache
@@ -123,7 +133,10 @@ func localString(a netip.Addr, port uint16) string {
 // port; others wait their turn.
 //
 // Recv returns the context's error when ctx ends, and an error wrapping
-// net.ErrClosed once the port or the engine is closed.
+// net.ErrClosed once the port or the engine is closed. On a connected port
+// (Connect), a hard ICMP error about a datagram it sent fails the next
+// Recv, even with datagrams queued, with the errno Linux gives it
+// (ECONNREFUSED, ...), once.
 func (p *Port) Recv(ctx context.Context, ds []Datagram) (int, error) {
 	releaseAll(ds)
 	if p.q == nil {
@@ -146,6 +159,9 @@ func (p *Port) Recv(ctx context.Context, ds []Datagram) (int, error) {
 			return 0, p.opError("read", net.ErrClosed)
 		default:
 		}
+		if errno := p.takeError(); errno != 0 {
+			return 0, p.opError("read", os.NewSyscallError("recvfrom", errno))
+		}
 		if n := p.q.DequeueBatch(ds); n > 0 {
 			return n, nil
 		}
@@ -158,7 +174,9 @@ func (p *Port) Recv(ctx context.Context, ds []Datagram) (int, error) {
 // nothingToRecv tells the doorbell whether Recv may sleep: the queue is
 // empty and the port open. Close sets closed before it rings, so a Recv
 // that arms the bell after that ring sees closed here and does not sleep.
-func (p *Port) nothingToRecv() bool { return p.q.Len() == 0 && !p.closed.Load() }
+func (p *Port) nothingToRecv() bool {
+	return p.q.Len() == 0 && !p.closed.Load() && p.pendingErr.Load() == 0
+}
 
 // Release gives the datagrams' memory back to the receive ring.
 func (p *Port) Release(ds []Datagram) { releaseAll(ds) }
@@ -457,6 +475,7 @@ func (e *Engine) bind(ap netip.AddrPort, h Handler, svc Service) (*Port, error) 
 			p.bufs = make(chan []byte, q.Cap())
 			p.bufSize = max(e.mtu, frame.EthernetMTU)
 		}
+		p.big = make(chan []byte, min(q.Cap(), maxBigBufs))
 	}
 	e.table.Store(t.with(port, t.lookup(port).plus(p)))
 	e.ports = append(e.ports, p)
@@ -556,14 +575,11 @@ const bufChunk = 32
 // port's datagrams, queued or held by the application, already use all
 // of its buffers (as many as its queue has slots). Called by workers.
 func (p *Port) getBuf(n int) []byte {
-	if n > p.bufSize {
-		// Larger than the link's MTU allows (GRO, a jumbo frame on
-		// a ring with room for it): a one-off buffer.
-		if p.nbufs.Add(1) > int64(cap(p.bufs)) {
-			p.nbufs.Add(-1)
-			return nil
-		}
-		return make([]byte, n)
+	if n > p.bufSize || p.bufs == nil {
+		// Larger than the link's MTU allows (reassembled from
+		// fragments; GRO, a jumbo frame on a ring with room for it),
+		// or any reassembled datagram for a ZeroCopy port.
+		return p.getBigBuf(n)
 	}
 	select {
 	case b := <-p.bufs:
@@ -589,12 +605,44 @@ func (p *Port) getBuf(n int) []byte {
 
 // putBuf takes back a buffer getBuf handed out.
 func (p *Port) putBuf(b []byte) {
-	if cap(b) != p.bufSize {
-		p.nbufs.Add(-1) // a one-off: let it go
+	if cap(b) == bigBufSize {
+		select {
+		case p.big <- b[:bigBufSize]:
+		default: // cannot happen: there are never more buffers than room
+		}
 		return
 	}
 	select {
 	case p.bufs <- b[:p.bufSize]:
 	default: // cannot happen: there are never more buffers than room
 	}
+}
+
+// bigBufSize is the size of the buffers of datagrams longer than a
+// port's MTU-sized ones: any UDP payload (65,527 bytes at most). It
+// differs from every bufSize, so putBuf tells the two apart by capacity.
+const bigBufSize = 1 << 16
+
+// maxBigBufs bounds a port's big buffers (allocated as needed, then
+// reused): a port holds at most 16 datagrams of 64 KiB at once, queued or
+// in the application's hands (1 MiB), where a kernel socket's default
+// receive buffer holds two or three. More are dropped as RcvbufErrors.
+const maxBigBufs = 16
+
+// getBigBuf returns a buffer of bigBufSize for a datagram of n bytes, or
+// nil if the port's big buffers are all in use.
+func (p *Port) getBigBuf(n int) []byte {
+	if n > bigBufSize {
+		return nil
+	}
+	select {
+	case b := <-p.big:
+		return b
+	default:
+	}
+	if p.nbig.Add(1) > int64(cap(p.big)) {
+		p.nbig.Add(-1)
+		return nil
+	}
+	return make([]byte, bigBufSize)
 }

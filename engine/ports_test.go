@@ -444,7 +444,7 @@ func TestPortReplyAndSend(t *testing.T) {
 	if err := p.Send(ap(netip.MustParseAddr("203.0.113.1"), 6000), []byte("x")); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Errorf("off-link send without gateway: %v", err)
 	}
-	if err := p.Send(ap(peer4, 6000), make([]byte, 1500)); !errors.Is(err, syscall.EMSGSIZE) {
+	if err := p.Send(ap(peer4, 6000), make([]byte, frame.MaxUDPPayloadIPv4+1)); !errors.Is(err, syscall.EMSGSIZE) {
 		t.Errorf("oversized send: %v", err)
 	}
 	c := r.e.Counters()

@@ -54,7 +54,10 @@ func (r *Responder) Port() *Port { return r.port }
 // incremental updates only. A partial checksum from a local sender is
 // completed. A datagram that cannot be turned around in place (sent to
 // a broadcast or multicast address, or carrying IPv4 options or IPv6
-// extension headers) is answered with Reply(d.Payload) instead.
+// extension headers) is answered with Reply(d.Payload) instead. A
+// datagram reassembled from fragments is turned around in the
+// reassembler's buffer and leaves as the fragments the path MTU calls
+// for, whatever its size (up to 65,507 bytes over IPv4, 65,527 over IPv6).
 func (r *Responder) Echo() error {
 	if r.d == nil {
 		return errNotServed
@@ -64,6 +67,10 @@ func (r *Responder) Echo() error {
 	if p.Flags&(frame.FlagFragment|frame.FlagIPv4Options|frame.FlagIPv6ExtHeaders) != 0 ||
 		e.addrs.find(r.d.Dst.Addr()) == nil {
 		return r.Reply(r.d.Payload)
+	}
+	if size := int(p.End - p.L3Off); in.reasm != nil || size > e.mtu ||
+		e.pmtu.active(in.now) && size > e.pathMTU(r.d.Src.Addr(), in.now) {
+		return r.echoFragmented()
 	}
 	buf, ok := w.txForward()
 	if !ok {
@@ -81,38 +88,90 @@ func (r *Responder) Echo() error {
 	return w.commitUDP(buf, w.retag(buf, n), r.port)
 }
 
+// echoFragmented is Echo for an answer that leaves as fragments: a
+// reassembled datagram, rewritten in its own buffer, or a single frame
+// longer than the path MTU back to its sender (ICMP lowered it, or the
+// frame was larger than the link's MTU: GRO, a jumbo frame), rewritten
+// in a copy.
+func (r *Responder) echoFragmented() error {
+	w, in, e := r.w, r.in, r.w.e
+	p := &in.pkt
+	n := int(p.End)
+	buf := in.data
+	if in.reasm == nil {
+		fs := &w.frag
+		if cap(fs.scratch) < n+frame.VLANTagLen {
+			fs.scratch = make([]byte, max(n+frame.VLANTagLen, 2048))
+		}
+		// commitFrame puts a stripped VLAN tag back into each fragment.
+		buf = fs.scratch[:cap(fs.scratch)]
+		copy(buf, in.data[:n])
+		fs.pkt.Decode(buf[:n])
+		p = &fs.pkt
+	} else if in.turned {
+		// A second Echo of the same datagram: it is turned already.
+		return r.commitFrame(buf[:n], p)
+	}
+	if _, err := frame.ReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+		w.count[cTXErrors]++
+		return err
+	}
+	frame.Ethernet(buf).SetSource(e.mac)
+	if in.meta.flags&metaCsumPartial != 0 {
+		p.FillUDPChecksum(buf[:n])
+	}
+	in.turned = in.reasm != nil
+	return r.commitFrame(buf[:n], p)
+}
+
+// commitFrame sends an answer built in a frame of its own, counting it
+// as one datagram of the port.
+func (r *Responder) commitFrame(f []byte, p *frame.Packet) error {
+	w := r.w
+	if !w.commitFrame(f, p) {
+		return errBuild
+	}
+	w.sentUDP(r.port)
+	return nil
+}
+
 // Reply sends payload to the datagram's sender, from the address and port
 // it was sent to (from one of the engine's addresses if it was sent to a
 // group), to the MAC address it came from, on its VLANs. The frame is
-// built whole, with a full checksum.
+// built whole, with a full checksum; a payload longer than the path MTU
+// allows leaves as fragments, and one longer than UDP allows (65,507
+// bytes over IPv4, 65,527 over IPv6) fails with EMSGSIZE.
 func (r *Responder) Reply(payload []byte) error {
 	if r.d == nil {
 		return errNotServed
 	}
 	w := r.w
-	buf, ok := w.txNext()
-	if !ok {
-		return errNoBuffer
-	}
-	n, err := w.e.buildReply(buf, &w.udpSpec, r.d, payload, w.nextID())
-	if err != nil {
+	s := &w.udpSpec
+	if err := w.e.replySpec(s, r.d, payload); err != nil {
 		w.count[cTXErrors]++
 		return err
 	}
-	return w.commitUDP(buf, n, r.port)
+	err := w.sendSpec(s)
+	s.VLANs, s.Payload = nil, nil
+	if err != nil {
+		return err
+	}
+	w.sentUDP(r.port)
+	return nil
 }
 
-// buildReply writes into buf a datagram answering d with payload.
-func (e *Engine) buildReply(buf []byte, s *frame.UDPSpec, d *Datagram, payload []byte, id uint16) (int, error) {
+// replySpec fills s with a datagram answering d with payload (its ID
+// aside).
+func (e *Engine) replySpec(s *frame.UDPSpec, d *Datagram, payload []byte) error {
 	src := d.Dst.Addr()
 	if e.addrs.find(src) == nil {
 		var ok bool
 		if src, ok = e.addrs.source(d.Src.Addr()); !ok {
-			return 0, errNoSource
+			return errNoSource
 		}
 	}
-	if e.ipLen(src, len(payload)) > e.mtu {
-		return 0, errTooBig
+	if len(payload) > maxUDPPayload(src) {
+		return errTooBig
 	}
 	*s = frame.UDPSpec{
 		SrcMAC:  e.mac,
@@ -121,12 +180,9 @@ func (e *Engine) buildReply(buf []byte, s *frame.UDPSpec, d *Datagram, payload [
 		Src:     netip.AddrPortFrom(src, d.Dst.Port()),
 		Dst:     d.Src,
 		TTL:     e.cfg.TTL,
-		ID:      id,
 		Payload: payload,
 	}
-	n, err := frame.BuildUDP(buf, s)
-	s.VLANs, s.Payload = nil, nil
-	return n, err
+	return nil
 }
 
 // ipLen is the length of the IP datagram carrying n bytes of UDP data.

@@ -23,6 +23,12 @@ type Message struct {
 // Send sends payload to to from the port. The source address is the
 // port's own if it is bound to one unicast address, else the engine
 // address of to's family whose prefix holds to (else the first one).
+// A payload longer than the path MTU to to allows leaves as IPv4
+// fragments (without DF) or IPv6 fragments; one longer than a UDP
+// datagram can carry (65,507 bytes over IPv4, 65,527 over IPv6) fails
+// with an error wrapping EMSGSIZE and nothing is sent. On a connected
+// port (Connect), a hard ICMP error about an earlier datagram fails the
+// next send with its errno (ECONNREFUSED, ...) and clears it.
 // The next hop's MAC address comes from the neighbour table; an unknown
 // neighbour is resolved with ARP or NDP first, which may take up to
 // Config.ResolveWait. The frame is handed to the kernel before Send
@@ -48,6 +54,11 @@ func (p *Port) Reply(d *Datagram, payload []byte) error {
 // and the error that stopped it.
 func (p *Port) SendBatch(ms []Message) (int, error) {
 	e := p.e
+	if errno := p.takeError(); errno != 0 && len(ms) > 0 {
+		// A hard ICMP error about an earlier datagram of a connected
+		// port: this send reports it, as a kernel socket's does.
+		return 0, p.sendError(p.Peer(), os.NewSyscallError("sendto", errno))
+	}
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
 	sent := 0
@@ -56,11 +67,11 @@ func (p *Port) SendBatch(ms []Message) (int, error) {
 		m := &ms[i]
 		if m.InReplyTo != nil {
 			d := m.InReplyTo
-			e.txID++
-			id := e.txID
-			err = e.commitLocked(func(buf []byte) (int, error) {
-				return e.buildReply(buf, &e.txSpec, d, m.Payload, id)
-			})
+			s := &e.txSpec
+			if err = e.replySpec(s, d, m.Payload); err == nil {
+				err = e.sendSpecLocked(s)
+			}
+			s.VLANs, s.Payload = nil, nil
 			if err != nil {
 				err = p.sendError(d.Src, err)
 				break
@@ -97,7 +108,7 @@ func (p *Port) sendLocked(to netip.AddrPort, payload []byte) error {
 	if src.Is4() != dst.Is4() {
 		return p.sendError(to, os.NewSyscallError("sendto", syscall.EAFNOSUPPORT))
 	}
-	if e.ipLen(src, len(payload)) > e.mtu {
+	if len(payload) > maxUDPPayload(src) {
 		return p.sendError(to, errTooBig)
 	}
 	mac, ok := e.nextHopKnown(dst)
@@ -114,7 +125,6 @@ func (p *Port) sendLocked(to netip.AddrPort, payload []byte) error {
 		}
 	}
 	s := &e.txSpec
-	e.txID++
 	*s = frame.UDPSpec{
 		SrcMAC:  e.mac,
 		DstMAC:  mac,
@@ -122,10 +132,9 @@ func (p *Port) sendLocked(to netip.AddrPort, payload []byte) error {
 		Src:     netip.AddrPortFrom(src, p.port),
 		Dst:     to,
 		TTL:     e.cfg.TTL,
-		ID:      e.txID,
 		Payload: payload,
 	}
-	err := e.commitLocked(func(buf []byte) (int, error) { return frame.BuildUDP(buf, s) })
+	err := e.sendSpecLocked(s)
 	s.Payload = nil
 	if err != nil {
 		return p.sendError(to, err)

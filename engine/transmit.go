@@ -78,9 +78,14 @@ func (w *worker) commitUDP(buf []byte, n int, pt *Port) error {
 	if !w.commit(buf, n) {
 		return errBuild
 	}
+	w.sentUDP(pt)
+	return nil
+}
+
+// sentUDP counts a datagram pt sent, in one frame or several.
+func (w *worker) sentUDP(pt *Port) {
 	w.count[cOutDatagrams]++
 	w.portStats(pt).pending.out++
-	return nil
 }
 
 // flush hands the batch's answers to the kernel with one system call.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/reassembly"
 )
 
 // This file is the receive path, in the order a frame takes it:
@@ -51,6 +52,8 @@ type worker struct {
 	txDirty    bool // frames committed since the last flush
 	txFailing  bool // the last flush failed
 	captureBuf []byte
+
+	frag fragState // fragments in and out (fragment.go)
 }
 
 // inFrame is the frame a worker is handling and what it learnt of it.
@@ -61,6 +64,12 @@ type inFrame struct {
 	now   int64        // receive time, ns since the epoch
 	batch rxBatch      // the batch it came in and its index there
 	index int
+
+	// reasm is set while the frame being handled is a datagram that
+	// fragments made: data is its frame, in the reassembler's buffer,
+	// which the worker may rewrite into an answer (turned says it has).
+	reasm  *reassembly.Datagram
+	turned bool
 }
 
 func newWorker(e *Engine, id int, rx rxRing, tx txRing, freeCap int) *worker {
@@ -76,6 +85,7 @@ func newWorker(e *Engine, id int, rx rxRing, tx txRing, freeCap int) *worker {
 		ipID:    uint16(rand.Uint32()),
 	}
 	w.resp = Responder{w: w, in: &w.in}
+	w.initFragments()
 	return w
 }
 
@@ -102,9 +112,13 @@ func (w *worker) run() error {
 			}
 		}
 		cur = nil
-		if err := w.rx.readInto(br.b); err != nil {
+		if err := w.read(br.b); err != nil {
 			if errors.Is(err, net.ErrClosed) || w.ctx.Err() != nil {
 				return nil
+			}
+			if w.wokenForFragments(err) {
+				cur = br // nothing was taken: the batch is empty
+				continue
 			}
 			w.e.log.Error("receive ring failed", "worker", w.id, "err", err)
 			return err
@@ -133,6 +147,7 @@ func (w *worker) handleBatch(br *batchRef) {
 		w.handleFrame(br)
 	}
 	in.batch, in.data = nil, nil
+	w.fragmentTick(in.now)
 	w.flush()
 	w.publish()
 	w.epoch.Add(1)
@@ -180,7 +195,11 @@ func (w *worker) dispatch(br *batchRef) Outcome {
 	if in.meta.kind == kindOtherHost || in.meta.kind == kindOutgoing {
 		return OutcomeOtherHost
 	}
-	switch r := in.pkt.Decode(in.data); r {
+	r := in.pkt.Decode(in.data)
+	if in.pkt.IsFragment() && w.frag.on {
+		return w.fragment(br, r)
+	}
+	switch r {
 	case frame.ReasonOK:
 		return w.udp(br)
 	case frame.ReasonARP:
@@ -253,6 +272,9 @@ func (w *worker) udp(br *batchRef) Outcome {
 	if slot != nil {
 		pt = slot.match(dst)
 	}
+	if pt != nil && pt.refuses(p, f) {
+		pt = nil // connected to another peer: as if unbound, as for a kernel socket
+	}
 	if pt == nil {
 		if !la.owned {
 			return OutcomeKernel
@@ -295,6 +317,13 @@ func (w *worker) deliverGroup(slot *portSlot, dst netip.Addr, grp *groupEntry, b
 			wild = nil
 		}
 	}
+	p, f := &w.in.pkt, w.in.data
+	if exact != nil && exact.refuses(p, f) {
+		exact = nil
+	}
+	if wild != nil && wild.refuses(p, f) {
+		wild = nil
+	}
 	if exact == nil && wild == nil {
 		return OutcomeNoPortMulti
 	}
@@ -332,7 +361,9 @@ func (w *worker) deliver(pt *Port, br *batchRef) bool {
 	// consumer does; with ZeroCopy a reference into the ring itself.
 	var d Datagram
 	d.fill(in)
-	if pt.bufs != nil {
+	if pt.bufs != nil || in.reasm != nil {
+		// A reassembled datagram is always copied: its buffer goes
+		// back to the reassembler as soon as it is dispatched.
 		buf := pt.getBuf(len(d.Payload))
 		if buf == nil {
 			ps.pending.drops++
@@ -380,6 +411,7 @@ func (w *worker) publish() {
 		w.count[cTXRejected] = st.rejected
 		w.count[cTXDropped] = st.dropped
 	}
+	w.publishFragments()
 	w.published.publish(&w.count)
 	for _, ps := range w.touched {
 		ps.publish()

@@ -50,8 +50,8 @@ var (
 		{newDesc("ping_answered_total", "ICMP and ICMPv6 echo replies sent for owned addresses."), func(c *engine.Counters) uint64 { return c.PingAnswered }},
 		{newDesc("neighbors_learned_total", "Neighbour entries created or changed from ARP and NDP."), func(c *engine.Counters) uint64 { return c.NeighborsLearned }},
 		{newDesc("icmp_sent_total", "ICMP and ICMPv6 port unreachable messages sent."), func(c *engine.Counters) uint64 { return c.ICMPSent }},
-		{newDesc("icmp_rate_limited_total", "Port unreachable messages the token bucket held back."), func(c *engine.Counters) uint64 { return c.ICMPRateLimited }},
-		{newDesc("icmp_suppressed_total", "Port unreachable messages RFC 1122 and RFC 4443 forbid."), func(c *engine.Counters) uint64 { return c.ICMPSuppressed }},
+		{newDesc("icmp_rate_limited_total", "ICMP errors (port unreachable, time exceeded, parameter problem) the token bucket held back."), func(c *engine.Counters) uint64 { return c.ICMPRateLimited }},
+		{newDesc("icmp_suppressed_total", "ICMP errors RFC 1122 and RFC 4443 forbid."), func(c *engine.Counters) uint64 { return c.ICMPSuppressed }},
 		{newDesc("tx_frames_total", "Frames committed to the TX rings."), func(c *engine.Counters) uint64 { return c.TXFrames }},
 		{newDesc("tx_errors_total", "Frames that could not be built or that the kernel rejected."), func(c *engine.Counters) uint64 { return c.TXErrors }},
 		{newDesc("tx_dropped_total", "Frames committed that the kernel refused to send (no buffer, link down)."), func(c *engine.Counters) uint64 { return c.TXDropped }},
@@ -69,10 +69,50 @@ var (
 		{newDesc("igmp_reports_total", "IGMP report frames sent (reports, leaves)."), func(c *engine.Counters) uint64 { return c.Multicast.IGMPReports }},
 		{newDesc("mld_reports_total", "MLD report frames sent (reports, dones)."), func(c *engine.Counters) uint64 { return c.Multicast.MLDReports }},
 		{newDesc("multicast_answers_limited_total", "Answers to queries the rate limit held back."), func(c *engine.Counters) uint64 { return c.Multicast.AnswersLimited }},
+		// Fragments and ICMP errors (udp-frag).
+		{newDesc("reasm_evictions_total", "Datagrams under reassembly discarded to make room for others."), func(c *engine.Counters) uint64 { return c.ReasmEvictions }},
+		{newDesc("reasm_source_evictions_total", "Datagrams under reassembly discarded because their source was over its share."), func(c *engine.Counters) uint64 { return c.ReasmSourceEvictions }},
+		{newDesc("icmp_errors_in_total", "ICMP and ICMPv6 errors received for the engine's addresses."), func(c *engine.Counters) uint64 { return c.ICMPErrorsIn }},
+		{newDesc("icmp_errors_delivered_total", "ICMP errors handed to the port that sent the datagram they quote."), func(c *engine.Counters) uint64 { return c.ICMPErrorsDelivered }},
+		{newDesc("icmp_errors_unmatched_total", "Well-formed ICMP errors about a datagram no port of the engine sent."), func(c *engine.Counters) uint64 { return c.ICMPErrorsUnmatched }},
+		{newDesc("icmp_errors_invalid_total", "ICMP errors dropped: bad checksum, quote cut short, not about UDP."), func(c *engine.Counters) uint64 { return c.ICMPErrorsInvalid }},
+		{newDesc("pmtu_updates_total", "Path MTUs lowered by Fragmentation Needed or Packet Too Big."), func(c *engine.Counters) uint64 { return c.PMTUUpdates }},
+		{newDesc("icmp_time_exceeded_sent_total", "ICMP Time Exceeded (fragment reassembly) messages sent."), func(c *engine.Counters) uint64 { return c.ICMPTimeExceededSent }},
+		{newDesc("icmp_param_problem_sent_total", "ICMPv6 Parameter Problems sent about refused fragments."), func(c *engine.Counters) uint64 { return c.ICMPParamProblemSent }},
 	}
 
 	// multicastGroupsDesc is a gauge: the groups joined on the interface.
 	multicastGroupsDesc = newDesc("multicast_groups", "Multicast groups joined on the interface, the engine's own included.")
+
+	// ipCounters are the Ip and Ip6 fragment counters, one sample per
+	// family (label family="ipv4" or "ipv6").
+	ipCounters = [...]struct {
+		desc  *prometheus.Desc
+		value func(*engine.IPFragCounters) uint64
+	}{
+		{newDesc("ip_reasm_reqds_total", "Fragments received for reassembly (Ip ReasmReqds).", "family"), func(c *engine.IPFragCounters) uint64 { return c.ReasmReqds }},
+		{newDesc("ip_reasm_oks_total", "Datagrams reassembled (Ip ReasmOKs).", "family"), func(c *engine.IPFragCounters) uint64 { return c.ReasmOKs }},
+		{newDesc("ip_reasm_fails_total", "Reassembly failures: datagrams discarded, timed out or evicted, fragments refused (Ip ReasmFails).", "family"), func(c *engine.IPFragCounters) uint64 { return c.ReasmFails }},
+		{newDesc("ip_reasm_timeout_total", "Datagrams that did not complete in time (Ip ReasmTimeout).", "family"), func(c *engine.IPFragCounters) uint64 { return c.ReasmTimeout }},
+		{newDesc("ip_reasm_overlaps_total", "Datagrams discarded for overlapping fragments (IpExt ReasmOverlaps).", "family"), func(c *engine.IPFragCounters) uint64 { return c.ReasmOverlaps }},
+		{newDesc("ip_in_hdr_errors_total", "IPv6 fragments refused with a Parameter Problem (Ip6InHdrErrors).", "family"), func(c *engine.IPFragCounters) uint64 { return c.InHdrErrors }},
+		{newDesc("ip_frag_oks_total", "Datagrams sent as fragments (Ip FragOKs).", "family"), func(c *engine.IPFragCounters) uint64 { return c.FragOKs }},
+		{newDesc("ip_frag_fails_total", "Datagrams whose fragments could not all be sent (Ip FragFails).", "family"), func(c *engine.IPFragCounters) uint64 { return c.FragFails }},
+		{newDesc("ip_frag_creates_total", "Fragments made (Ip FragCreates).", "family"), func(c *engine.IPFragCounters) uint64 { return c.FragCreates }},
+	}
+
+	// engineGauges are values that go down as well as up.
+	engineGauges = [...]struct {
+		desc  *prometheus.Desc
+		value func(*engine.Counters) uint64
+	}{
+		{newDesc("reasm_queues", "Datagrams under reassembly."), func(c *engine.Counters) uint64 { return c.ReasmQueues }},
+		{newDesc("reasm_fragments", "Fragments held by the datagrams under reassembly."), func(c *engine.Counters) uint64 { return c.ReasmFragments }},
+		{newDesc("reasm_memory_bytes", "Reassembly memory in use."), func(c *engine.Counters) uint64 { return c.ReasmMemoryInUse }},
+		{newDesc("reasm_memory_limit_bytes", "Reassembly memory allocated (the limit), over all workers."), func(c *engine.Counters) uint64 { return c.ReasmMemoryLimit }},
+	}
+
+	reassembledDesc = newDesc("reassembled_outcomes_total", "Datagrams reassembled from fragments, by what became of them; they add up to the fragment-reassembled frames.", "outcome")
 
 	outcomesDesc = newDesc("frame_outcomes_total", "Frames by what became of them; the outcomes add up to pktengine_frames_total.", "outcome")
 
@@ -119,6 +159,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- outcomesDesc
 	ch <- guardDropsDesc
 	ch <- multicastGroupsDesc
+	for i := range ipCounters {
+		ch <- ipCounters[i].desc
+	}
+	for i := range engineGauges {
+		ch <- engineGauges[i].desc
+	}
+	ch <- reassembledDesc
 	for i := range portMetrics {
 		ch <- portMetrics[i].desc
 	}
@@ -140,6 +187,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(guardDropsDesc, g.value(&counters), g.name)
 	}
 	ch <- prometheus.MustNewConstMetric(multicastGroupsDesc, prometheus.GaugeValue, float64(counters.Multicast.Groups))
+	for i := range ipCounters {
+		counter(ipCounters[i].desc, ipCounters[i].value(&counters.IP), "ipv4")
+		counter(ipCounters[i].desc, ipCounters[i].value(&counters.IP6), "ipv6")
+	}
+	for i := range engineGauges {
+		ch <- prometheus.MustNewConstMetric(engineGauges[i].desc, prometheus.GaugeValue, float64(engineGauges[i].value(&counters)))
+	}
+	for o := range engine.NumOutcomes {
+		counter(reassembledDesc, counters.Reassembled[o], o.String())
+	}
 	for i := range ports {
 		p := &ports[i]
 		for _, m := range portMetrics {

@@ -76,6 +76,38 @@ var wantSeries = map[string]string{
 	"pktengine_mld_reports_total":                         "Multicast.MLDReports",
 	"pktengine_multicast_answers_limited_total":           "Multicast.AnswersLimited",
 	"pktengine_multicast_groups":                          "Multicast.Groups",
+
+	`pktengine_ip_reasm_reqds_total{family="ipv4"}`:    "IP.ReasmReqds",
+	`pktengine_ip_reasm_oks_total{family="ipv4"}`:      "IP.ReasmOKs",
+	`pktengine_ip_reasm_fails_total{family="ipv4"}`:    "IP.ReasmFails",
+	`pktengine_ip_reasm_timeout_total{family="ipv4"}`:  "IP.ReasmTimeout",
+	`pktengine_ip_reasm_overlaps_total{family="ipv4"}`: "IP.ReasmOverlaps",
+	`pktengine_ip_in_hdr_errors_total{family="ipv4"}`:  "IP.InHdrErrors",
+	`pktengine_ip_frag_oks_total{family="ipv4"}`:       "IP.FragOKs",
+	`pktengine_ip_frag_fails_total{family="ipv4"}`:     "IP.FragFails",
+	`pktengine_ip_frag_creates_total{family="ipv4"}`:   "IP.FragCreates",
+	`pktengine_ip_reasm_reqds_total{family="ipv6"}`:    "IP6.ReasmReqds",
+	`pktengine_ip_reasm_oks_total{family="ipv6"}`:      "IP6.ReasmOKs",
+	`pktengine_ip_reasm_fails_total{family="ipv6"}`:    "IP6.ReasmFails",
+	`pktengine_ip_reasm_timeout_total{family="ipv6"}`:  "IP6.ReasmTimeout",
+	`pktengine_ip_reasm_overlaps_total{family="ipv6"}`: "IP6.ReasmOverlaps",
+	`pktengine_ip_in_hdr_errors_total{family="ipv6"}`:  "IP6.InHdrErrors",
+	`pktengine_ip_frag_oks_total{family="ipv6"}`:       "IP6.FragOKs",
+	`pktengine_ip_frag_fails_total{family="ipv6"}`:     "IP6.FragFails",
+	`pktengine_ip_frag_creates_total{family="ipv6"}`:   "IP6.FragCreates",
+	"pktengine_reasm_evictions_total":                  "ReasmEvictions",
+	"pktengine_reasm_source_evictions_total":           "ReasmSourceEvictions",
+	"pktengine_reasm_queues":                           "ReasmQueues",
+	"pktengine_reasm_fragments":                        "ReasmFragments",
+	"pktengine_reasm_memory_bytes":                     "ReasmMemoryInUse",
+	"pktengine_reasm_memory_limit_bytes":               "ReasmMemoryLimit",
+	"pktengine_icmp_errors_in_total":                   "ICMPErrorsIn",
+	"pktengine_icmp_errors_delivered_total":            "ICMPErrorsDelivered",
+	"pktengine_icmp_errors_unmatched_total":            "ICMPErrorsUnmatched",
+	"pktengine_icmp_errors_invalid_total":              "ICMPErrorsInvalid",
+	"pktengine_pmtu_updates_total":                     "PMTUUpdates",
+	"pktengine_icmp_time_exceeded_sent_total":          "ICMPTimeExceededSent",
+	"pktengine_icmp_param_problem_sent_total":          "ICMPParamProblemSent",
 }
 
 // distinctCounters gives every counter its own value (1, 2, 3, ... in
@@ -190,6 +222,10 @@ func TestCollectorExportsEveryCounter(t *testing.T) {
 		if v := got[series]; v != float64(src.counters.Outcomes[o]) {
 			t.Errorf("%s = %v, want %d", series, v, src.counters.Outcomes[o])
 		}
+		series = `pktengine_reassembled_outcomes_total{outcome="` + o.String() + `"}`
+		if v := got[series]; v != float64(src.counters.Reassembled[o]) {
+			t.Errorf("%s = %v, want %d", series, v, src.counters.Reassembled[o])
+		}
 	}
 	for _, p := range testPorts {
 		labels := `{local="` + p.Local() + `",service="` + p.Service + `"}`
@@ -206,7 +242,7 @@ func TestCollectorExportsEveryCounter(t *testing.T) {
 			}
 		}
 	}
-	if want := len(wantSeries) + int(engine.NumOutcomes) + 6*len(testPorts); len(got) != want {
+	if want := len(wantSeries) + 2*int(engine.NumOutcomes) + 6*len(testPorts); len(got) != want {
 		t.Errorf("%d series, want %d", len(got), want)
 	}
 }

@@ -26,6 +26,7 @@ func WriteStatus(w io.Writer, st *engine.Status) error {
 	writeNetstat(&b, &c.UDP)
 	writeOutcomes(&b, c)
 	writeEngine(&b, c)
+	writeFragments(&b, c)
 	if err := c.Check(); err != nil {
 		fmt.Fprintf(&b, "    WARNING: %v\n", err)
 	}
@@ -138,7 +139,7 @@ func writeEngine(b *strings.Builder, c *engine.Counters) {
 	fmt.Fprintf(b, `Engine:
     %d frames sent, %d transmit errors, %d refused by the kernel
     %d ARP and %d NDP requests answered, %d pings answered, %d neighbours learned
-    %d ICMP port unreachable sent, %d rate-limited, %d suppressed
+    %d ICMP port unreachable sent, %d ICMP errors rate-limited, %d suppressed
     service guards: %d loop, %d source, %d group, %d rate-limited, %d over the total cap
     link: %d down, %d up
     kernel ring: %d packets, %d drops, %d freezes
@@ -151,4 +152,33 @@ func writeEngine(b *strings.Builder, c *engine.Counters) {
 		c.RingPackets, c.RingDrops, c.RingFreezes,
 		c.Multicast.Groups, c.Multicast.IGMPQueries, c.Multicast.MLDQueries, c.Multicast.InvalidQueries,
 		c.Multicast.IGMPReports, c.Multicast.MLDReports, c.Multicast.ReportsHeard, c.Multicast.AnswersLimited)
+}
+
+// writeFragments writes the fragment counters as `netstat -s` shows the
+// kernel's Ip and Ip6 ones, what became of the reassembled datagrams
+// (their nonzero outcomes), the reassemblers' state, and the ICMP errors
+// the engine received about its own datagrams.
+func writeFragments(b *strings.Builder, c *engine.Counters) {
+	for _, f := range []struct {
+		name string
+		ip   *engine.IPFragCounters
+	}{{"Ip", &c.IP}, {"Ip6", &c.IP6}} {
+		ip := f.ip
+		fmt.Fprintf(b, `%s:
+    %d fragments received, %d reassembled, %d reassembly failures: %d timed out, %d overlapping; %d header errors
+    %d datagrams fragmented, %d fragments created, %d fragmentation failures
+`, f.name, ip.ReasmReqds, ip.ReasmOKs, ip.ReasmFails, ip.ReasmTimeout, ip.ReasmOverlaps, ip.InHdrErrors,
+			ip.FragOKs, ip.FragCreates, ip.FragFails)
+	}
+	fmt.Fprintf(b, "Reassembly: %d datagrams in progress holding %d fragments, %d of %d bytes; %d evicted, %d of them by their source's share\n",
+		c.ReasmQueues, c.ReasmFragments, c.ReasmMemoryInUse, c.ReasmMemoryLimit, c.ReasmEvictions, c.ReasmSourceEvictions)
+	for o := range engine.NumOutcomes {
+		if v := c.Reassembled[o]; v != 0 {
+			fmt.Fprintf(b, "    %d reassembled %s\n", v, o)
+		}
+	}
+	fmt.Fprintf(b, `ICMP errors about the engine's datagrams: %d in, %d delivered to ports, %d matching no port, %d invalid
+    %d path MTUs lowered; %d time exceeded and %d parameter problems sent
+`, c.ICMPErrorsIn, c.ICMPErrorsDelivered, c.ICMPErrorsUnmatched, c.ICMPErrorsInvalid,
+		c.PMTUUpdates, c.ICMPTimeExceededSent, c.ICMPParamProblemSent)
 }

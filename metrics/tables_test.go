@@ -80,7 +80,7 @@ func TestWriteStatus(t *testing.T) {
 func TestWriteStatusShowsEveryCounter(t *testing.T) {
 	st := testStatus()
 	st.Counters = engine.Counters{}
-	distinctCounters(&st.Counters)
+	paths := distinctCounters(&st.Counters)
 	st.Ports = nil
 	var b strings.Builder
 	WriteStatus(&b, st)
@@ -91,7 +91,8 @@ func TestWriteStatusShowsEveryCounter(t *testing.T) {
 		}
 	}
 	var missing []uint64
-	for v := uint64(1); v <= uint64(len(wantSeries)+int(engine.NumOutcomes)); v++ {
+	// Every scalar counter, and the two arrays of outcomes.
+	for v := uint64(1); v <= uint64(len(paths)+2*int(engine.NumOutcomes)); v++ {
 		if !printed[v] {
 			missing = append(missing, v)
 		}

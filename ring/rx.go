@@ -205,6 +205,16 @@ func (r *RX) ReadInto(ctx context.Context, b *Batch) error {
 	}
 }
 
+// SetReadDeadline sets a deadline for ReadInto and Read waiting on an
+// empty ring: once it has passed, a waiting call, and every later one
+// that finds no frame, returns an error wrapping os.ErrDeadlineExceeded
+// (frames that are ready are handed over first). The zero time removes
+// it. Unlike a context with a deadline, it costs no allocation per wait,
+// so a reader that wants to wake up now and then on a quiet ring (the
+// engine's worker, to time out fragments) can keep one set. A context
+// that ends while ReadInto waits removes it.
+func (r *RX) SetReadDeadline(t time.Time) error { return r.conn.SetReadDeadline(t) }
+
 // park waits in the runtime poller until the socket is readable, which the
 // kernel signals when it hands over a V2 frame or retires a V3 block.
 func (r *RX) park(ctx context.Context) error {

@@ -3,6 +3,7 @@ package ring_test
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -180,6 +181,39 @@ func TestContextCancel(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	within(t, done, context.Canceled, "Read parked when its context was cancelled")
+}
+
+// TestReadDeadline wakes a parked reader, and fails later calls on an
+// empty ring, at its read deadline; frames that are ready come first, and
+// the zero time lifts it.
+func TestReadDeadline(t *testing.T) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
+	tx := hostTX(t, a, nil)
+	done := make(chan error, 1)
+	go func() {
+		var batch ring.Batch
+		done <- rx.ReadInto(context.Background(), &batch)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := rx.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	within(t, done, os.ErrDeadlineExceeded, "ReadInto parked when its deadline passed")
+	sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(7)).build())
+	waitStats(t, rx, func(st ring.Stats) bool { return st.Packets == 1 })
+	var batch ring.Batch
+	if err := rx.ReadInto(context.Background(), &batch); err != nil || batch.Len() != 1 {
+		t.Fatalf("ReadInto past the deadline with a frame ready: %d frames, %v", batch.Len(), err)
+	}
+	if err := rx.ReadInto(context.Background(), &batch); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadInto past the deadline on an empty ring: %v", err)
+	}
+	rx.SetReadDeadline(time.Time{})
+	go func() { done <- rx.ReadInto(context.Background(), &batch) }()
+	sendFrames(t, tx, udpFrameAB(a, b, 40000, testPort, seqPayload(8)).build())
+	within(t, done, nil, "ReadInto after the deadline was lifted")
 }
 
 func TestReadCopies(t *testing.T) {

@@ -6,6 +6,7 @@
 //	pktengine filter [-d|-dd|-ddd] [-netmask M] EXPR               compile a tcpdump-style filter
 //	pktengine gen    --iface IF --dst ADDR:PORT ...                generate UDP load and measure replies
 //	pktengine bench  [...]                                         pktengine against kernel UDP in a lab
+//	pktengine nc     --iface IF [--addr ADDR] HOST:PORT            send stdin as a datagram, print the replies
 //
 // Each subcommand lives in its own file; this one lists them and dispatches.
 package main
@@ -38,6 +39,7 @@ var commands = []command{
 	{"filter", "compile a tcpdump-style filter expression to classic BPF", runFilter},
 	{"gen", "send UDP load through a TX ring and measure the replies (loss, reordering, latency)", runGen},
 	{"bench", "measure pktengine's echo against kernel UDP (RFC 2544) and the generator against trafgen, in a lab", runBench},
+	{"nc", "send standard input as a UDP datagram from an engine port and print the replies (netcat -u)", runNC},
 }
 
 func main() {

@@ -197,6 +197,9 @@ func flatten(c *engine.Counters) counts {
 	for o, v := range c.Outcomes {
 		m["outcome:"+engine.Outcome(o).String()] = v
 	}
+	for o, v := range c.Reassembled {
+		m["reassembled:"+engine.Outcome(o).String()] = v
+	}
 	return m
 }
 

@@ -318,14 +318,6 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 		}
 		return buf[:n]
 	}
-	fragment := func(s *frame.UDPSpec, off, n int) []byte {
-		buf := make([]byte, 2048)
-		k, err := frame.BuildUDPFragment(buf, s, frame.Fragment{Offset: off, Length: n, ID: 0x1234})
-		if err != nil {
-			t.Fatalf("BuildUDPFragment: %v", err)
-		}
-		return buf[:k]
-	}
 	// ip4 corrupts the IPv4 header of an untagged frame and then makes
 	// its checksum right again, so that the corruption is the only fault.
 	ip4 := func(f []byte, corrupt func(frame.IPv4)) []byte {
@@ -394,15 +386,7 @@ func hostileCases(t *testing.T, a, b *lab.Host) []hostileCase {
 			frame.UDP(f[14+40:]).SetChecksum(0)
 			return f
 		}(), outcome: "udp-zero-checksum-ipv6", extra: inErr},
-		// Fragments: never reassembled, never answered.
-		{name: "IPv4 first fragment", frame: fragment(spec4(func(s *frame.UDPSpec) { s.Payload = make([]byte, 64) }), 0, 32),
-			outcome: "udp-fragment"},
-		{name: "IPv4 later fragment", frame: fragment(spec4(func(s *frame.UDPSpec) { s.Payload = make([]byte, 64) }), 32, 40),
-			outcome: "non-first-fragment"},
-		{name: "IPv6 first fragment", frame: fragment(spec6(func(s *frame.UDPSpec) { s.Payload = make([]byte, 64) }), 0, 32),
-			outcome: "udp-fragment"},
-		{name: "IPv6 later fragment", frame: fragment(spec6(func(s *frame.UDPSpec) { s.Payload = make([]byte, 64) }), 32, 40),
-			outcome: "non-first-fragment"},
+		// Fragments: TestHostileFragments (fragments_linux_test.go).
 		// Well-formed but unusual: answered, without reflecting the
 		// options or extension headers.
 		{name: "IPv4 options (router alert) to echo", frame: build(spec4(func(s *frame.UDPSpec) {
