@@ -120,17 +120,18 @@ func TestEchoReassembled(t *testing.T) {
 		src, dst netip.AddrPort
 		size     int
 		m        ring.Meta
+		vlan     uint16 // Config.VLAN
 	}{
-		{"ipv4 1473", ap(peer4, 40000), ap(owned4, 7), 1473, ring.Meta{}},
-		{"ipv4 8192", ap(peer4, 40000), ap(owned4, 7), 8192, ring.Meta{}},
-		{"ipv4 65507", ap(peer4, 40000), ap(owned4, 7), frame.MaxUDPPayloadIPv4, ring.Meta{}},
-		{"ipv6 1453", ap(peer6, 40000), ap(owned6, 7), 1453, ring.Meta{}},
-		{"ipv6 65527", ap(peer6, 40000), ap(owned6, 7), frame.MaxUDPPayloadIPv6, ring.Meta{}},
-		{"ipv4 shared vlan", ap(peer4, 40000), ap(shared4, 7), 3000, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 100}},
-		{"ipv6 vlan", ap(peer6, 40000), ap(owned6, 7), 5000, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 42}},
+		{"ipv4 1473", ap(peer4, 40000), ap(owned4, 7), 1473, ring.Meta{}, 0},
+		{"ipv4 8192", ap(peer4, 40000), ap(owned4, 7), 8192, ring.Meta{}, 0},
+		{"ipv4 65507", ap(peer4, 40000), ap(owned4, 7), frame.MaxUDPPayloadIPv4, ring.Meta{}, 0},
+		{"ipv6 1453", ap(peer6, 40000), ap(owned6, 7), 1453, ring.Meta{}, 0},
+		{"ipv6 65527", ap(peer6, 40000), ap(owned6, 7), frame.MaxUDPPayloadIPv6, ring.Meta{}, 0},
+		{"ipv4 shared vlan", ap(peer4, 40000), ap(shared4, 7), 3000, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 100}, 100},
+		{"ipv6 vlan", ap(peer6, 40000), ap(owned6, 7), 5000, ring.Meta{Status: tpStatusVLANValid, VLANTCI: 42}, 42},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
+			r := newRig(t, &Config{VLAN: tc.vlan})
 			if _, err := r.e.HandleService(ap(netip.Addr{}, 7), Echo); err != nil {
 				t.Fatal(err)
 			}
@@ -453,7 +454,7 @@ func TestFragmentAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b4 := fragmentBatch(fragments(t, ap(peer4, 40000), ap(owned4, 7), pattern(8192), 1500, 1), ring.Meta{Timestamp: 1})
-	b6 := fragmentBatch(fragments(t, ap(peer6, 40000), ap(owned6, 7), pattern(8192), 1500, 1), ring.Meta{Timestamp: 1, Status: tpStatusVLANValid, VLANTCI: 5})
+	b6 := fragmentBatch(fragments(t, ap(peer6, 40000), ap(owned6, 7), pattern(8192), 1500, 1), ring.Meta{Timestamp: 1, Status: tpStatusVLANValid, VLANTCI: frame.MakeTCI(5, false, 0)}) // a priority tag, served untagged
 	br := &batchRef{free: r.w.free}
 	run := func() {
 		for _, b := range []*fakeBatch{b4, b6} {
@@ -787,7 +788,8 @@ func TestPathMTU(t *testing.T) {
 	if _, err := r.e.HandleService(ap(netip.Addr{}, 7), Echo); err != nil {
 		t.Fatal(err)
 	}
-	r.one(udpFrame(t, ap(peer4, 4000), ap(owned4, 7), pattern(1400)), ring.Meta{Timestamp: time.Now().UnixNano(), Status: tpStatusVLANValid, VLANTCI: 9})
+	prio := frame.MakeTCI(3, false, 0) // a priority tag: served untagged, put back on the answer
+	r.one(udpFrame(t, ap(peer4, 4000), ap(owned4, 7), pattern(1400)), ring.Meta{Timestamp: time.Now().UnixNano(), Status: tpStatusVLANValid, VLANTCI: prio})
 	sent = r.tx.take()
 	if len(sent) != 2 {
 		t.Fatalf("echo: %d frames, want 2", len(sent))
@@ -795,7 +797,7 @@ func TestPathMTU(t *testing.T) {
 	for i := range sent {
 		var pk frame.Packet
 		pk.Decode(sent[i])
-		if pk.NumVLANs != 1 || pk.VLANs[0].TCI != 9 {
+		if pk.NumVLANs != 1 || pk.VLANs[0].TCI != prio {
 			t.Fatalf("echo fragment %d: VLANs %v", i, pk.VLANs[:pk.NumVLANs])
 		}
 		sent[i] = untag(sent[i])

@@ -227,6 +227,11 @@ func TestHostileFragments(t *testing.T) {
 		for _, g := range gauges {
 			delete(d, g)
 		}
+		// The engine's own IGMP and MLD reports (it joins the
+		// solicited-node groups of its owned addresses, and repeats
+		// the reports for a while) are not the fragments' doing.
+		own := d["Multicast.IGMPReports"] + d["Multicast.MLDReports"]
+		d = d.sub(counts{"TXFrames": own, "Multicast.IGMPReports": d["Multicast.IGMPReports"], "Multicast.MLDReports": d["Multicast.MLDReports"]})
 		for k, v := range d {
 			if v == 0 {
 				delete(d, k)
