@@ -17,8 +17,8 @@ func TestInstructionsAssemble(t *testing.T) {
 		insns asm.Instructions
 		maps  []string
 	}{
-		{"steer", steerInstructions(false), []string{ownerMapName, addrsMapName, statsMapName, xsksMapName}},
-		{"steer-vlan", steerInstructions(true), []string{ownerMapName, addrsMapName, statsMapName, xsksMapName}},
+		{"steer", steerInstructions(false), []string{ownerMapName, addrsMapName, portsMapName, statsMapName, xsksMapName}},
+		{"steer-vlan", steerInstructions(true), []string{ownerMapName, addrsMapName, portsMapName, statsMapName, xsksMapName}},
 		{"live", liveInstructions(3, 34, true, 40000, 1), []string{liveMapName}},
 		{"live-flows-v4", liveInstructions(3, 34, true, 40000, 64), []string{liveMapName}},
 		{"live-flows-v6", liveInstructions(3, 54, false, 40000, 64), []string{liveMapName}},

@@ -132,6 +132,11 @@ func (s *Socket) Stats() (Stats, error) { return s.stats() }
 // bookkeeping (free list, ring indexes, held count) and from the state it
 // records for each frame, and returns an error if the two disagree or the
 // places do not add up to the total. Call it from the owner goroutine.
+//
+// After Close it returns the count taken when the last reference went
+// (every batch released, no owner call in progress), just before UMEM
+// was unmapped; frames then on the TX ring (TX) never left. Until then it
+// returns ErrClosed.
 func (s *Socket) CheckFrames() (FrameCounts, error) { return s.checkFrames() }
 
 // Close closes the socket (the kernel removes it from every XSKMAP) and

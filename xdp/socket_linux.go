@@ -84,6 +84,12 @@ type xsk struct {
 	unmapOnce sync.Once
 	unmapErr  error
 
+	// The frame count taken as the last reference went, before UMEM
+	// was unmapped: what CheckFrames returns after Close.
+	finalMu  sync.Mutex
+	final    *FrameCounts
+	finalErr error
+
 	// Bound once so that the fast path does not allocate closures.
 	kickFn, wakeFn func(uintptr)
 	readyFn        func(uintptr) bool
@@ -96,6 +102,7 @@ const (
 	cntReceived = iota
 	cntTransmitted
 	cntCompleted
+	cntTXDropped
 	cntKicks
 	cntWakeups
 	cntWaits
@@ -435,6 +442,14 @@ func (s *Socket) unref() {
 
 func (s *Socket) unmap() error {
 	s.unmapOnce.Do(func() {
+		if s.state != nil && s.fill != nil && s.comp != nil && s.tx != nil {
+			// Nobody holds a reference: the books are still, and the
+			// rings still mapped for the last count.
+			c, err := s.countFrames()
+			s.finalMu.Lock()
+			s.final, s.finalErr = &c, err
+			s.finalMu.Unlock()
+		}
 		var errs []error
 		for _, r := range []*xskRing{ringOf(s.fill), ringOf(s.comp), descRingOf(s.rx), descRingOf(s.tx)} {
 			errs = append(errs, r.unmap())
@@ -806,9 +821,14 @@ func (s *Socket) kickTX() error {
 		s.cnt[cntKicks]++
 		switch err := s.sysErr; {
 		case err == nil, errors.Is(err, unix.EAGAIN):
-		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.ENOBUFS):
-			// The kernel is busy or short of memory: the frames wait
-			// on the ring for the next Flush.
+		case errors.Is(err, unix.EBUSY):
+			// The driver dropped one frame (NET_XMIT_DROP: the link is
+			// down, or the peer's queue full); the kernel put it on the
+			// completion ring unsent. The rest may go: go on.
+			s.cnt[cntTXDropped]++
+		case errors.Is(err, unix.ENOBUFS):
+			// The kernel is short of memory: the frames wait on the
+			// ring for the next Flush.
 			return nil
 		default:
 			return s.wrap("write", os.NewSyscallError("sendto", err))
@@ -884,6 +904,7 @@ func (s *Socket) stats() (Stats, error) {
 		Received:    s.pub[cntReceived].Load(),
 		Transmitted: s.pub[cntTransmitted].Load(),
 		Completed:   s.pub[cntCompleted].Load(),
+		TXDropped:   s.pub[cntTXDropped].Load(),
 		Kicks:       s.pub[cntKicks].Load(),
 		Wakeups:     s.pub[cntWakeups].Load(),
 		Waits:       s.pub[cntWaits].Load(),
@@ -922,9 +943,20 @@ func (s *Socket) stats() (Stats, error) {
 
 func (s *Socket) checkFrames() (FrameCounts, error) {
 	if !s.acquire() {
+		s.finalMu.Lock()
+		defer s.finalMu.Unlock()
+		if s.final != nil {
+			return *s.final, s.finalErr
+		}
 		return FrameCounts{}, ErrClosed
 	}
 	defer s.unref()
+	return s.countFrames()
+}
+
+// countFrames is CheckFrames for a caller that keeps UMEM mapped and is
+// the owner (or knows that no owner call runs).
+func (s *Socket) countFrames() (FrameCounts, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := FrameCounts{Total: s.frameCount, Free: len(s.local) + len(s.returned), Held: int(s.held.Load())}

@@ -109,6 +109,12 @@ type Stats struct {
 	// those the kernel gave back on the completion ring.
 	Received, Transmitted, Completed uint64
 
+	// TXDropped counts transmitted frames the driver dropped instead of
+	// sending (send(2) answered EBUSY: NET_XMIT_DROP, with the link
+	// down or the peer's queue full in copy mode). They come back on the
+	// completion ring like sent ones; this is the only sign.
+	TXDropped uint64
+
 	// Kicks counts send(2) calls that told the kernel to transmit;
 	// Wakeups counts recvfrom(2) calls that woke the kernel's fill-ring
 	// processing (need_wakeup); Waits counts the times Next found no free
