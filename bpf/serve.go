@@ -26,6 +26,11 @@ type ServeSpec struct {
 	// type in Linux ancillary data. x/net/bpf's VM cannot run that test,
 	// so tests that run the program there leave it false.
 	IgnoreOutgoing bool
+	// VLAN is how Expr's "vlan" keyword finds a tag: VLANAncillary (the
+	// default) on an AF_PACKET socket, VLANInPacket where frames keep
+	// their tags (AF_XDP, whose frames the engine filters in x/net/bpf's
+	// VM).
+	VLAN VLANMode
 }
 
 // ServeAddr is one of the engine's addresses.
@@ -60,7 +65,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	var user []xbpf.Instruction
 	if s.Expr != "" {
 		var err error
-		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen})
+		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen, VLAN: s.VLAN})
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", s.Expr, err)
 		}

@@ -15,7 +15,30 @@ import (
 // ignoreOutgoing (false only where x/net/bpf's VM runs it), nothing the
 // host sends.
 func buildFilter(addrs *addrSet, expr string, ignoreOutgoing bool) ([]xbpf.RawInstruction, error) {
-	spec := &bpf.ServeSpec{Expr: expr, IgnoreOutgoing: ignoreOutgoing}
+	return buildServeFilter(addrs, &bpf.ServeSpec{Expr: expr, IgnoreOutgoing: ignoreOutgoing})
+}
+
+// buildFilterVM returns the program the AF_XDP backend's workers run in
+// x/net/bpf's VM for Config.Filter: the receive rings' program without
+// the outgoing test (no ancillary data in the VM, and AF_XDP receives
+// nothing the host sends), with VLAN tags in the frame.
+func buildFilterVM(addrs *addrSet, expr string) (*xbpf.VM, error) {
+	raw, err := buildServeFilter(addrs, &bpf.ServeSpec{Expr: expr, VLAN: bpf.VLANInPacket})
+	if err != nil {
+		return nil, err
+	}
+	insns, ok := xbpf.Disassemble(raw)
+	if !ok {
+		return nil, fmt.Errorf("engine: filter %q: the program has instructions x/net/bpf cannot run", expr)
+	}
+	vm, err := xbpf.NewVM(insns)
+	if err != nil {
+		return nil, fmt.Errorf("engine: filter %q: %w", expr, err)
+	}
+	return vm, nil
+}
+
+func buildServeFilter(addrs *addrSet, spec *bpf.ServeSpec) ([]xbpf.RawInstruction, error) {
 	for _, la := range addrs.list {
 		spec.Addrs = append(spec.Addrs, bpf.ServeAddr{Addr: la.addr, Owned: la.owned})
 		if la.bcast.IsValid() {

@@ -128,6 +128,11 @@ func (s *Socket) Prefill(template []byte) (int, error) { return s.prefill(templa
 // Stats returns the socket's counters and the kernel's XDP_STATISTICS.
 func (s *Socket) Stats() (Stats, error) { return s.stats() }
 
+// LocalStats returns the socket's own counters without asking the kernel
+// (Kernel is what Stats read last): no system call, for callers that
+// read them once per batch. Any goroutine may call it.
+func (s *Socket) LocalStats() Stats { return s.localStats() }
+
 // CheckFrames counts where every UMEM frame is, twice: from the socket's
 // bookkeeping (free list, ring indexes, held count) and from the state it
 // records for each frame, and returns an error if the two disagree or the

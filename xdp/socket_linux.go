@@ -899,6 +899,27 @@ func (s *Socket) prefill(template []byte) (int, error) {
 	return len(s.local), nil
 }
 
+func (s *Socket) localStats() Stats {
+	st := s.ownStats()
+	s.kmu.Lock()
+	st.Kernel = s.kstat
+	s.kmu.Unlock()
+	return st
+}
+
+func (s *Socket) ownStats() Stats {
+	return Stats{
+		Received:    s.pub[cntReceived].Load(),
+		Transmitted: s.pub[cntTransmitted].Load(),
+		Completed:   s.pub[cntCompleted].Load(),
+		TXDropped:   s.pub[cntTXDropped].Load(),
+		Kicks:       s.pub[cntKicks].Load(),
+		Wakeups:     s.pub[cntWakeups].Load(),
+		Waits:       s.pub[cntWaits].Load(),
+		BadDescs:    s.pub[cntBadDescs].Load(),
+	}
+}
+
 func (s *Socket) stats() (Stats, error) {
 	st := Stats{
 		Received:    s.pub[cntReceived].Load(),
