@@ -100,7 +100,7 @@ func (e *Engine) openXDP(ns *netns, filter string) error {
 	}
 	if err := b.prog.Attach(e.ifi); err != nil {
 		b.prog.Close()
-		return fmt.Errorf("engine: AF_XDP backend: %w", err)
+		return fmt.Errorf("engine: AF_XDP backend: %w%s", err, attachHint(err))
 	}
 	e.closers = append(e.closers, (*xdpProgramCloser)(b))
 	e.report = b
@@ -128,6 +128,17 @@ func (e *Engine) openXDP(ns *netns, filter string) error {
 	}
 	e.steerGroup = func(ap netip.AddrPort) (io.Closer, error) { return b.steerPort(ap, true) }
 	return e.openWorkers(b)
+}
+
+// attachHint says which engine setting answers an attach error.
+func attachHint(err error) string {
+	switch {
+	case errors.Is(err, xdp.ErrNoDriverSupport):
+		return " (engine: XDPConfig.Generic, serve --xdp-generic)"
+	case errors.Is(err, xdp.ErrProgramPresent):
+		return " (engine: XDPConfig.ReplaceForeign, serve --xdp-replace)"
+	}
+	return ""
 }
 
 // xdpBackend opens the AF_XDP sockets of one engine and reports on them.
