@@ -499,7 +499,9 @@ func (r *xdpRX) stats() rxStats {
 	xs := (*xdpSock)(r)
 	st, _ := xs.s.Stats() // after Close: the kernel's last ones
 	drops := st.Kernel.RxRingFull + st.Kernel.RxDropped
-	return rxStats{packets: st.Received - xs.filtered.Load() + drops, drops: drops}
+	// As tp_packets counts what is in a packet ring, the frames waiting
+	// on the RX ring count as received.
+	return rxStats{packets: st.Received + st.RXWaiting - xs.filtered.Load() + drops, drops: drops}
 }
 
 func (r *xdpRX) close() error { return r.s.Close() }

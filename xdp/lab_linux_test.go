@@ -814,3 +814,53 @@ func TestLabTwoQueues(t *testing.T) {
 		t.Errorf("program stats %v: frames found no socket", ps)
 	}
 }
+
+// TestLabRXWaiting: Stats counts the frames on the RX ring that nobody
+// has taken yet, before and after Close, so that Received + RXWaiting is
+// everything the kernel delivered.
+func TestLabRXWaiting(t *testing.T) {
+	x := newXDPLab(t, nil, nil)
+	c, err := x.b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(x.a.IPv4.Addr(), 7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(n int) {
+		for range n {
+			if _, err := c.Write([]byte("wait")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor := func(want uint64) Stats {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			st, _ := x.sock.Stats()
+			if st.Received+st.RXWaiting >= want || time.Now().After(deadline) {
+				return st
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send(5)
+	if st := waitFor(5); st.RXWaiting != 5 || st.Received != 0 {
+		t.Fatalf("5 sent, none read: waiting %d, received %d", st.RXWaiting, st.Received)
+	}
+	var b Batch
+	if err := x.sock.ReadInto(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	if st, _ := x.sock.Stats(); st.RXWaiting != 0 || st.Received != 5 {
+		t.Fatalf("after reading: waiting %d, received %d", st.RXWaiting, st.Received)
+	}
+	send(3)
+	waitFor(8)
+	if err := x.sock.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := x.sock.Stats(); !errors.Is(err, ErrClosed) || st.RXWaiting != 3 || st.Received != 5 {
+		t.Fatalf("after Close: waiting %d, received %d, %v; want 3, 5, ErrClosed", st.RXWaiting, st.Received, err)
+	}
+}

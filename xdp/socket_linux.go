@@ -86,9 +86,10 @@ type xsk struct {
 
 	// The frame count taken as the last reference went, before UMEM
 	// was unmapped: what CheckFrames returns after Close.
-	finalMu  sync.Mutex
-	final    *FrameCounts
-	finalErr error
+	finalWaiting atomic.Uint64 // RXWaiting as UMEM went
+	finalMu      sync.Mutex
+	final        *FrameCounts
+	finalErr     error
 
 	// Bound once so that the fast path does not allocate closures.
 	kickFn, wakeFn func(uintptr)
@@ -446,6 +447,9 @@ func (s *Socket) unmap() error {
 			// Nobody holds a reference: the books are still, and the
 			// rings still mapped for the last count.
 			c, err := s.countFrames()
+			if s.rx != nil {
+				s.finalWaiting.Store(uint64(s.rx.prod.Load() - s.rx.cons.Load()))
+			}
 			s.finalMu.Lock()
 			s.final, s.finalErr = &c, err
 			s.finalMu.Unlock()
@@ -596,13 +600,17 @@ func (s *Socket) take(b *Batch) bool {
 		s.state[i] = stateHeld
 		b.descs = append(b.descs, rxDesc{addr: d.Addr, len: d.Len, opts: uint16(d.Options)})
 	}
+	// Count the frames received before giving their slots back, so that
+	// Stats never misses a frame between the ring and the count
+	// (Received + RXWaiting only ever runs ahead).
+	s.cnt[cntReceived] += uint64(len(b.descs))
+	s.pub[cntReceived].Store(s.cnt[cntReceived])
 	s.rx.consume(n)
 	s.rxConsumed += uint64(n)
 	if len(b.descs) == 0 {
 		return false
 	}
 	s.held.Add(int64(len(b.descs)))
-	s.cnt[cntReceived] += uint64(len(b.descs))
 	b.s = s
 	return true
 }
@@ -921,16 +929,20 @@ func (s *Socket) ownStats() Stats {
 }
 
 func (s *Socket) stats() (Stats, error) {
-	st := Stats{
-		Received:    s.pub[cntReceived].Load(),
-		Transmitted: s.pub[cntTransmitted].Load(),
-		Completed:   s.pub[cntCompleted].Load(),
-		TXDropped:   s.pub[cntTXDropped].Load(),
-		Kicks:       s.pub[cntKicks].Load(),
-		Wakeups:     s.pub[cntWakeups].Load(),
-		Waits:       s.pub[cntWaits].Load(),
-		BadDescs:    s.pub[cntBadDescs].Load(),
+	// The ring's indexes first: take counts a frame as received before
+	// it gives the frame's slot back, so a frame is either waiting or
+	// received here, never neither.
+	waiting := s.finalWaiting.Load()
+	if s.rx != nil && s.refs.Add(1) > 1 {
+		// Mapped, and it stays so while the reference is held (after
+		// Close too, as long as batches are out).
+		waiting = uint64(s.rx.prod.Load() - s.rx.cons.Load())
+		s.unref()
+	} else if s.rx != nil {
+		s.refs.Add(-1) // UMEM is gone or going: leave it to its unmapper
 	}
+	st := s.ownStats()
+	st.RXWaiting = waiting
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
 	if s.closed.Load() {

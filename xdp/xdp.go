@@ -104,6 +104,12 @@ type Stats struct {
 	// Kernel is XDP_STATISTICS.
 	Kernel KernelStats
 
+	// RXWaiting is the number of frames on the RX ring now, received by
+	// the kernel and not yet taken by ReadInto; after Close, those left
+	// there (as UMEM went, once every batch is released). Received +
+	// RXWaiting never falls behind what the kernel has put on the ring.
+	RXWaiting uint64
+
 	// Received counts frames taken from the RX ring. Transmitted counts
 	// frames put on the TX ring (Commit and Batch.Transmit); Completed
 	// those the kernel gave back on the completion ring.

@@ -53,7 +53,7 @@ func tryOpen(h *lab.Host, cfg *engine.Config) (*engine.Engine, error) {
 		if err != nil {
 			return err
 		}
-		e, err = engine.Open(ifi, cfg)
+		e, err = engine.Open(ifi, robustConfig(cfg))
 		return err
 	})
 	return e, err
