@@ -414,9 +414,13 @@ func TestLabXDPGroupPort(t *testing.T) {
 	}
 	tx := rawTX(t, b)
 	f := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(group, 5353), []byte("to the group"),
-		func(s *frame.UDPSpec) { s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03} })
+		func(s *frame.UDPSpec) {
+			s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}
+		})
 	other := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(group, 5354), []byte("another port"),
-		func(s *frame.UDPSpec) { s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03} })
+		func(s *frame.UDPSpec) {
+			s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}
+		})
 	sendRaw(t, tx, f, other)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
