@@ -136,4 +136,3 @@ func TestLabBackendErrors(t *testing.T) {
 		})
 	}
 }
-
