@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,37 @@ func TestServeXDPErrors(t *testing.T) {
 				t.Errorf("exit %v, stderr %q; want status 1 and %q", err, errb.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestServeXDPDropsPrivileges: an AF_XDP engine keeps serving, and its
+// stat socket keeps reading the program's counters and XDP_STATISTICS,
+// after --user has taken every capability; on exit the program goes.
+func TestServeXDPDropsPrivileges(t *testing.T) {
+	l := lab.New(t, nil)
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	b := l.B()
+	s := startServe(t, b, "--backend", "xdp", "--echo", "7", "--user", "nobody")
+	for range 3 {
+		if got, err := exchange(l.A(), net.JoinHostPort(b.IPv4.Addr().String(), "7"), "TEST"); err != nil || got != "TEST" {
+			t.Fatalf("echo after dropping privileges: %q, %v", got, err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"stat", "--json", "--control", s.sock}, &out, &errb); code != 0 {
+		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`"Received": 3`, `"Steered": 3`, `"Backend": "xdp"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stat --json after dropping privileges lacks %s:\n%s", want, out.String())
+		}
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+	if o, err := b.Command(context.Background(), "ip", "link", "show", "dev", b.Iface).CombinedOutput(); err != nil || strings.Contains(string(o), "xdp") {
+		t.Errorf("after serve exited: %v\n%s", err, o)
 	}
 }
