@@ -108,7 +108,7 @@ type Config struct {
 	XDP *xdp.Config
 
 	// TX configures the TPACKET transmitters. Nil means PACKET_TX_RINGs with
-	// PACKET_QDISC_BYPASS; Method TXDefault means ring.TXRing whatever
+	// PACKET_QDISC_BYPASS and RawKick (a worker does nothing but send); Method TXDefault means ring.TXRing whatever
 	// the ring package's default, and a zero FrameSize slots just big
 	// enough for the template's frames (128 bytes for 64-byte frames).
 	TX *ring.TXConfig
@@ -180,7 +180,7 @@ func (g *Generator) openSenders(ifi *net.Interface) error {
 	c, tmpl := &g.cfg, g.tmpl
 	switch c.Backend {
 	case BackendTPACKET:
-		txc := ring.TXConfig{QdiscBypass: true}
+		txc := ring.TXConfig{QdiscBypass: true, RawKick: true}
 		if c.TX != nil {
 			txc = *c.TX
 		}

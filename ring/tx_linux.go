@@ -37,6 +37,8 @@ type ringTX struct {
 	// found without dividing, several times per frame.
 	offs []int
 	mask uint64
+
+	rawKick bool // TXConfig.RawKick
 }
 
 // txDataOffset is where frame data starts in a V2 TX slot:
@@ -52,7 +54,7 @@ func newRingTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n)}
+	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n), rawKick: c.RawKick}
 	t.nslots = uint64(t.layout.frameNr)
 	t.offs = make([]int, t.nslots)
 	for i := range t.offs {
@@ -157,7 +159,12 @@ func (t *ringTX) Commit(n int) error {
 // room in the socket's send buffer if it had none (EAGAIN).
 func (t *ringTX) kick() unix.Errno {
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(t.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		var e unix.Errno
+		if t.rawKick {
+			_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(t.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		} else {
+			_, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(t.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		}
 		switch e {
 		case unix.EINTR:
 			continue
