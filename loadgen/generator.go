@@ -210,6 +210,7 @@ func (g *Generator) openSenders(ifi *net.Interface) error {
 			xc = *c.XDP
 		}
 		xc.TXOnly = true
+		xc.RawKick = true // a worker does nothing but send
 		for w := range c.Workers {
 			s, err := xdp.Listen(ifi, w, &xc)
 			if err != nil {

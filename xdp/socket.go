@@ -27,6 +27,7 @@ type Socket struct {
 	busyPoll   int
 	mode       BindMode
 	txBudget   int
+	rawKick    bool
 	xsk        // per-platform state
 }
 

@@ -246,6 +246,7 @@ func (s *Socket) geometry(c *Config, ifi *net.Interface) error {
 		return fmt.Errorf("Config.BatchSize = %d, want 1 to RXSize (%d)", s.batchMax, c.RXSize)
 	}
 	s.busyPoll = c.BusyPoll
+	s.rawKick = c.RawKick
 	return nil
 }
 
@@ -849,7 +850,12 @@ func (s *Socket) kickTX() error {
 }
 
 func (s *Socket) kick(fd uintptr) {
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	var e unix.Errno
+	if s.rawKick {
+		_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	} else {
+		_, _, e = unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	}
 	if e != 0 {
 		s.sysErr = e
 	}

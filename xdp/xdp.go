@@ -86,6 +86,15 @@ type Config struct {
 	// BusyPoll is how many times a reader re-checks an empty RX ring
 	// before parking in the runtime poller. Zero parks at once.
 	BusyPoll int
+
+	// RawKick makes Flush's send(2) a raw system call, which the Go
+	// scheduler does not see: for an owner goroutine that does nothing
+	// but send (a generator). In copy mode one send(2) moves up to
+	// TXBudget frames and lasts long enough that the runtime would hand
+	// the goroutine's P to another thread and back (a futex wake-up and
+	// two context switches per kick); with RawKick the goroutine keeps
+	// it, and other goroutines on that P wait for the kick to return.
+	RawKick bool
 }
 
 // Meta is what AF_XDP tells about a received frame.
