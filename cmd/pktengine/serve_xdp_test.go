@@ -27,9 +27,6 @@ func TestServeXDP(t *testing.T) {
 			t.Fatalf("echo: %q, %v", got, err)
 		}
 	}
-	if !strings.Contains(s.stderr.String(), "AF_XDP copy mode") {
-		t.Errorf("serve's banner does not say AF_XDP copy mode:\n%s", s.stderr.String())
-	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
 		t.Fatalf("stat: exit %d: %s", code, errb.String())
@@ -63,6 +60,10 @@ func TestServeXDP(t *testing.T) {
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
+	}
+	// Read once serve has exited: the buffers are written until then.
+	if !strings.Contains(s.stderr.String(), "AF_XDP copy mode") {
+		t.Errorf("serve's banner does not say AF_XDP copy mode:\n%s", s.stderr.String())
 	}
 	if !strings.Contains(s.stdout.String(), "3 packets sent") || strings.Contains(s.stdout.String(), "WARNING") {
 		t.Errorf("final counters:\n%s", s.stdout.String())
