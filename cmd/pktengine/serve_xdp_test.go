@@ -170,3 +170,32 @@ func TestServeXDPDropsPrivileges(t *testing.T) {
 		t.Errorf("after serve exited: %v\n%s", err, o)
 	}
 }
+
+// TestServeXDPNotPermitted: without the capabilities XDP needs, serve
+// --backend xdp exits 1 and names them.
+func TestServeXDPNotPermitted(t *testing.T) {
+	l := lab.New(t, nil)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := l.B().Command(context.Background(), setpriv, "--reuid="+nobody.Uid, "--regid="+nobody.Gid, "--clear-groups", "--inh-caps=-all",
+		copyExecutable(t, self), "serve", "--control", "", "--iface", "veth0", "--backend", "xdp")
+	cmd.Env = append(os.Environ(), beMain+"=1")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "CAP_BPF") {
+		t.Errorf("exit %v, stderr %q; want status 1 and CAP_BPF named", err, errb.String())
+	}
+	t.Log(errb.String())
+}
