@@ -36,8 +36,16 @@ const (
 
 // xsk is the Linux part of a Socket.
 type xsk struct {
-	conn *socket.Conn
-	rc   syscall.RawConn
+	// conn and rc hold the socket while Listen sets it up; fd then holds
+	// it outside the Go runtime's poller (see detach), and efd is an
+	// eventfd that Close writes to wake a reader parked in poll(2).
+	// fdUsers counts the calls using fd at the moment: Close waits for
+	// them before it closes fd, so that a number never names another file
+	// under a call.
+	conn    *socket.Conn
+	rc      syscall.RawConn
+	fd, efd int
+	fdUsers atomic.Int32
 
 	fill, comp *addrRing
 	rx, tx     *descRing
@@ -91,10 +99,7 @@ type xsk struct {
 	final        *FrameCounts
 	finalErr     error
 
-	// Bound once so that the fast path does not allocate closures.
-	kickFn, wakeFn func(uintptr)
-	readyFn        func(uintptr) bool
-	sysErr         error
+	sysErr error // kick's
 }
 
 type counters [numCounters]uint64
@@ -120,6 +125,7 @@ func listen(ifi *net.Interface, queue int, cfg *Config) (_ *Socket, err error) {
 		c = *cfg
 	}
 	s := &Socket{addr: Addr{Index: ifi.Index, Name: ifi.Name, Queue: queue}}
+	s.fd, s.efd = -1, -1
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
@@ -151,12 +157,12 @@ func listen(ifi *net.Interface, queue int, cfg *Config) (_ *Socket, err error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
+	if err = s.detach(); err != nil {
+		return nil, wrap(err)
+	}
 	s.refs.Store(1)
 	s.closedCh = make(chan struct{})
 	s.released = make(chan struct{}, 1)
-	s.kickFn = s.kick
-	s.wakeFn = s.wake
-	s.readyFn = s.ready
 	return s, nil
 }
 
@@ -408,13 +414,71 @@ func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 	return nil
 }
 
-// control runs f with the descriptor.
-func (s *Socket) control(f func(fd int) error) error {
-	var ferr error
-	if err := s.rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+// detach takes the socket out of the Go runtime's poller once it is set
+// up: it keeps a duplicate of the descriptor and closes the Conn, whose
+// close removes the descriptor from the poller's epoll set. A socket in
+// an epoll set has a waiter on its wait queue for good, and the kernel
+// wakes it (sock_def_write_space: a lock taken with interrupts off, and
+// the epoll callback) for every transmitted frame it frees; on the lab's
+// VM, where re-enabling interrupts is a hypervisor call, that was about a
+// tenth of an echo responder's CPU. The socket's owner parks in poll(2)
+// instead (park), when there is nothing to do.
+func (s *Socket) detach() error {
+	var nfd int
+	err := s.rc.Control(func(fd uintptr) {
+		var err error
+		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			nfd = -1
+		}
+	})
+	if err == nil && nfd < 0 {
+		err = errors.New("F_DUPFD_CLOEXEC failed")
+	}
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(nfd)
+		return os.NewSyscallError("eventfd", err)
+	}
+	if err := s.conn.Close(); err != nil {
+		unix.Close(nfd)
+		unix.Close(efd)
 		return err
 	}
-	return ferr
+	s.fd, s.efd = nfd, efd
+	return nil
+}
+
+// enterFD marks a call that uses fd, unless the socket is closed; leaveFD
+// ends it.
+func (s *Socket) enterFD() bool {
+	s.fdUsers.Add(1)
+	if s.closed.Load() {
+		s.fdUsers.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Socket) leaveFD() { s.fdUsers.Add(-1) }
+
+// control runs f with the descriptor.
+func (s *Socket) control(f func(fd int) error) error {
+	if s.fd < 0 { // still in Listen
+		var ferr error
+		if err := s.rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+			return err
+		}
+		return ferr
+	}
+	if !s.enterFD() {
+		return ErrClosed
+	}
+	defer s.leaveFD()
+	return f(s.fd)
 }
 
 func (s *Socket) wrap(op string, err error) error {
@@ -567,7 +631,10 @@ func (s *Socket) readInto(ctx context.Context, b *Batch) error {
 		if s.fill.needWakeup() {
 			// A zero-copy driver waits for a system call before it
 			// takes from the fill ring again.
-			s.rc.Control(s.wakeFn)
+			if s.enterFD() {
+				s.wake(uintptr(s.fd))
+				s.leaveFD()
+			}
 			s.cnt[cntWakeups]++
 		}
 		for i := 0; i < s.busyPoll && s.rx.available(1) == 0 && !s.closed.Load(); i++ {
@@ -627,15 +694,27 @@ func (s *Socket) park(ctx context.Context) error {
 		// released or a completion comes.
 		return s.waitFrames(ctx)
 	}
-	if ctx.Done() == nil {
-		return s.rc.Read(s.readyFn)
+	// poll(2) on the socket and the eventfd Close writes; with a context
+	// that can end, in slices of 10 ms so that its end is seen.
+	timeout := -1
+	if ctx.Done() != nil {
+		timeout = 10
 	}
-	return s.conn.ReadFunc(ctx, "read", func(int) error {
-		if s.ready(0) {
-			return nil
+	for !s.ready(0) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return unix.EAGAIN
-	})
+		if !s.enterFD() {
+			return ErrClosed
+		}
+		fds := [2]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds[:], timeout)
+		s.leaveFD()
+		if err != nil && err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+	}
+	return nil
 }
 
 // waitFrames waits for a Release, reclaiming completions meanwhile.
@@ -826,7 +905,11 @@ func (s *Socket) kickTX() error {
 		}
 		before := s.tx.cons.Load()
 		s.sysErr = nil
-		s.rc.Control(s.kickFn)
+		if !s.enterFD() {
+			return ErrClosed
+		}
+		s.kick(uintptr(s.fd))
+		s.leaveFD()
 		s.cnt[cntKicks]++
 		switch err := s.sysErr; {
 		case err == nil, errors.Is(err, unix.EAGAIN):
@@ -1041,8 +1124,17 @@ func (s *Socket) close() error {
 		return nil
 	}
 	close(s.closedCh)
+	// Wake a reader parked in poll(2), wait for every call on fd to
+	// leave, then close it: the kernel removes the socket from every
+	// XSKMAP.
+	one := [8]byte{1}
+	unix.Write(s.efd, one[:])
+	for s.fdUsers.Load() != 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
 	s.kmu.Lock()
-	err := s.conn.Close() // evicts a parked reader and waits for it to leave
+	err := os.NewSyscallError("close", unix.Close(s.fd))
+	unix.Close(s.efd)
 	s.kmu.Unlock()
 	s.unref()
 	return s.wrap("close", err)
