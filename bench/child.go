@@ -64,6 +64,8 @@ type childReply struct {
 	Summary *loadgen.Summary `json:"summary,omitempty"`
 	Stats   *ResponderStats  `json:"stats,omitempty"`
 	Count   *sinkCount       `json:"count,omitempty"`
+	// RunAlloc is what a generator run allocated on the heap.
+	RunAlloc *Alloc `json:"run_alloc,omitempty"`
 }
 
 // ResponderStats is a responder process's view of itself.
@@ -295,6 +297,8 @@ func childGen(ctx context.Context, spec *childSpec, c *childIO) error {
 			err error
 		}
 		done := make(chan result, 1)
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		go func() {
 			s, err := g.Run(runCtx, load, nil)
 			done <- result{s, err}
@@ -320,7 +324,11 @@ func childGen(ctx context.Context, spec *childSpec, c *childIO) error {
 			}
 		}
 		stop()
-		r := &childReply{Summary: res.s}
+		runtime.ReadMemStats(&ms1)
+		r := &childReply{Summary: res.s, RunAlloc: &Alloc{Bytes: ms1.TotalAlloc - ms0.TotalAlloc, Mallocs: ms1.Mallocs - ms0.Mallocs}}
+		if res.s != nil {
+			r.RunAlloc.Replies = res.s.Sent // frames, for the per-frame figures
+		}
 		if res.err != nil {
 			r.Error = res.err.Error()
 		}

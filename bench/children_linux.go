@@ -127,8 +127,18 @@ func (c *child) begin(load loadgen.Load) error {
 }
 
 func (c *child) end() (*loadgen.Summary, error) {
+	s, _, err := c.endAlloc()
+	return s, err
+}
+
+// endAlloc is end with what the run allocated.
+func (c *child) endAlloc() (*loadgen.Summary, *Alloc, error) {
 	r, err := c.call("stop")
-	return c.summary(r, err)
+	s, err := c.summary(r, err)
+	if err != nil {
+		return s, nil, err
+	}
+	return s, r.RunAlloc, nil
 }
 
 func (c *child) summary(r *childReply, err error) (*loadgen.Summary, error) {

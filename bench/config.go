@@ -63,6 +63,16 @@ type Config struct {
 	// of leaving it on the sending CPU, as veth does (see Run).
 	RPS bool `json:"rps,omitempty"`
 
+	// Generator is the backend of pktengine's generator in the responder
+	// runs: "tpacket", "xdp" or "live"; empty means the faster of tpacket
+	// and xdp in the generator comparison (tpacket if it was skipped),
+	// so that no responder is capped by the generator. (Live is faster
+	// still, but paces in bursts: see fastestGenerator.) With live, the
+	// responder's interface runs an XDP program that passes everything
+	// (redirected frames reach a veth only through one), except while
+	// engine-xdp, which has its own, runs.
+	Generator string `json:"generator,omitempty"`
+
 	// Executable is the binary to run children from (it must call
 	// ChildMain for ChildCommand). Empty means os.Executable().
 	Executable string `json:"-"`
@@ -132,6 +142,11 @@ func (c Config) withDefaults() (Config, error) {
 		if f <= 0 || f > 1 {
 			return c, fmt.Errorf("bench: latency load %v out of (0, 1]", f)
 		}
+	}
+	switch c.Generator {
+	case "", "tpacket", "xdp", "live":
+	default:
+		return c, fmt.Errorf("bench: generator %q: want tpacket, xdp, live or empty (the fastest)", c.Generator)
 	}
 	for _, name := range c.Responders {
 		if _, ok := lookupResponder(name); !ok {

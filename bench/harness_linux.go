@@ -15,6 +15,7 @@ import (
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/loadgen"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 // The lab: the generator on host A (198.18.0.1, CPU GenCPU), responders on
@@ -89,9 +90,18 @@ func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
 	// The generator comparison runs without RPS: trafgen gives up when
 	// its socket's send buffer fills (EAGAIN), which it does once the
 	// peer's CPU, not the sending one, frees the frames.
+	defer h.setPeerProgram(false)
 	if !c.SkipGenerators {
 		rep.Generator = h.compareGenerators(ctx)
 	}
+	h.genBackend = rep.Generator.fastestGenerator()
+	if c.Generator != "" {
+		h.genBackend, _ = loadgen.ParseBackend(c.Generator)
+	}
+	if rep.Generator != nil {
+		rep.Generator.Chosen = h.genBackend.String()
+	}
+	fmt.Fprintf(log, "responder runs: pktengine gen on %s\n", h.genBackend)
 	if c.RPS {
 		if err := h.steer(ctx, true); err != nil {
 			return nil, err
@@ -114,6 +124,46 @@ type harness struct {
 	self string
 	log  io.Writer
 	a, b *lab.Host
+
+	// genBackend is the generator's backend in the responder runs.
+	genBackend loadgen.Backend
+	// peer is the XDP program that passes everything, on B's interface
+	// while the live backend needs one there (setPeerProgram).
+	peer *xdp.Program
+}
+
+// setPeerProgram attaches (on) or removes (off) an XDP program with no
+// addresses, which passes every frame to the kernel, on B's interface:
+// frames that XDP redirects into a veth (the live generator's) arrive only
+// if the peer end runs a program. The engine on AF_XDP brings its own and
+// finds none there when it starts.
+func (h *harness) setPeerProgram(on bool) error {
+	switch {
+	case on && h.peer == nil:
+		return h.b.Do(func() error {
+			ifi, err := h.b.Interface()
+			if err != nil {
+				return err
+			}
+			h.peer, err = xdp.Attach(ifi, nil)
+			if err != nil {
+				return fmt.Errorf("bench: the peer's XDP program: %w", err)
+			}
+			return nil
+		})
+	case !on && h.peer != nil:
+		err := h.peer.Close()
+		h.peer = nil
+		return err
+	}
+	return nil
+}
+
+// preparePeer sets up B's interface for responder name under the
+// generator's backend: the pass-everything program for live, except for
+// the AF_XDP engine, whose program then serves the purpose.
+func (h *harness) preparePeer(name string) error {
+	return h.setPeerProgram(h.genBackend == loadgen.BackendLive && name != xdpResponder)
 }
 
 // genSrc returns the generator's source address for the configured family.
@@ -198,6 +248,7 @@ func (h *harness) genConfig(dst netip.AddrPort, dstMAC frame.MAC, sendOnly bool,
 		},
 		Drain:    h.cfg.Drain,
 		SendOnly: sendOnly,
+		Backend:  h.genBackend,
 		// Locks the worker to a thread (taskset already keeps it on
 		// the CPU) so that its timer slack can be set for the pacer.
 		CPUs: []int{h.cfg.GenCPU},

@@ -85,13 +85,18 @@ func TestLabRun(t *testing.T) {
 		t.Error("no responder passed a single trial")
 	}
 	g := rep.Generator
-	if g == nil || g.Error != "" || g.Ours.Median <= 0 || g.Line.Median <= 0 {
+	if g == nil || g.Error != "" || g.Ours.Median <= 0 || g.Line.Median <= 0 || len(g.Backends) != 3 || g.Chosen == "" {
 		t.Fatalf("generator comparison %+v", g)
+	}
+	for _, b := range g.Backends {
+		if b.Error != "" || b.Arrived.Median <= 0 || b.Alloc.Replies == 0 {
+			t.Errorf("gen --backend %s: %+v", b.Backend, b)
+		}
 	}
 	if _, err := exec.LookPath("trafgen"); err == nil && (g.TrafgenError != "" || g.Trafgen.Median <= 0) {
 		t.Errorf("trafgen: %s", g.TrafgenError)
 	}
-	if len(rep.Goals) != 6 || rep.Machine.Kernel == "" {
+	if len(rep.Goals) != 12 || rep.Machine.Kernel == "" {
 		t.Errorf("goals %d, machine %+v", len(rep.Goals), rep.Machine)
 	}
 	var svg bytes.Buffer

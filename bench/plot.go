@@ -26,9 +26,10 @@ var palette = map[string]string{
 	"kernel-batch": "#ff7f0e",
 	"engine-v2":    "#1f77b4",
 	"engine-v3":    "#2ca02c",
+	"engine-xdp":   "#9467bd",
 }
 
-var spare = []string{"#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
+var spare = []string{"#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"}
 
 func colour(name string, i int) string {
 	if c, ok := palette[name]; ok {

@@ -133,6 +133,21 @@ type GeneratorResult struct {
 	Error        string `json:"error,omitempty"`
 	TrafgenError string `json:"trafgen_error,omitempty"`
 
+	// Backends are pktengine's generator on each backend (tpacket, xdp,
+	// live), measured in the same rounds as trafgen: what arrived, what
+	// it says it sent, the ratio to trafgen trial by trial, and what it
+	// allocated per frame (Alloc.Replies counts frames). Ours, OursSent
+	// and Paired repeat the tpacket one.
+	Backends []GenBackendResult `json:"backends,omitempty"`
+	// PeerProgram says that the sink's interface ran an XDP program that
+	// passes everything during these trials (the live backend's frames
+	// need one); TrafgenPlain is trafgen without it.
+	PeerProgram  bool `json:"peer_program,omitempty"`
+	TrafgenPlain Stat `json:"trafgen_plain"`
+	// Chosen is the backend the responder runs used (Config.Generator,
+	// or the fastest here).
+	Chosen string `json:"chosen,omitempty"`
+
 	// Line is the lab's line rate with RPS (Config.RPS), which trafgen
 	// does not survive: pktengine's generator into the sink with the
 	// responder runs' receive steering. Without RPS the line rate is the
@@ -140,6 +155,30 @@ type GeneratorResult struct {
 	Line          Stat   `json:"line"`
 	LineSinkDrops uint64 `json:"line_sink_drops"`
 	LineError     string `json:"line_error,omitempty"`
+}
+
+// GenBackendResult is pktengine's generator on one backend against the
+// sink.
+type GenBackendResult struct {
+	Backend   string `json:"backend"`
+	Arrived   Stat   `json:"arrived"`
+	Sent      Stat   `json:"sent"`
+	VsTrafgen Stat   `json:"vs_trafgen"`
+	Alloc     Alloc  `json:"alloc"`
+	Error     string `json:"error,omitempty"`
+}
+
+// backend returns the named backend's result, or nil.
+func (g *GeneratorResult) backend(name string) *GenBackendResult {
+	if g == nil {
+		return nil
+	}
+	for i := range g.Backends {
+		if g.Backends[i].Backend == name && g.Backends[i].Error == "" && g.Backends[i].Arrived.Median > 0 {
+			return &g.Backends[i]
+		}
+	}
+	return nil
 }
 
 // LineRate is what the lab's link carries from one core: the line rate
@@ -151,7 +190,11 @@ func (g *GeneratorResult) LineRate() float64 {
 	if g.Line.Median > 0 {
 		return g.Line.Median
 	}
-	return math.Max(g.Ours.Median, g.Trafgen.Median)
+	best := math.Max(g.Ours.Median, g.Trafgen.Median)
+	for _, b := range g.Backends {
+		best = math.Max(best, b.Arrived.Median)
+	}
+	return best
 }
 
 // Ratio compares two responders' zero-loss rates: Value is the ratio of
@@ -298,6 +341,8 @@ func (r *Report) finish() {
 		notMeasured(genGoal)
 	}
 
+	r.xdpGoals()
+
 	// Steady state is the unpaced trials, where the data path never
 	// waits for work. An allocation per packet, or per batch of packets,
 	// shows as at least one malloc per thousand replies; fewer is a
@@ -317,6 +362,93 @@ func (r *Report) finish() {
 	} else {
 		notMeasured(allocGoal)
 	}
+
+	const genAllocGoal = "0 allocations per packet in pktengine gen, every backend"
+	var gl []string
+	gmet := r.Generator != nil && len(r.Generator.Backends) > 0
+	if r.Generator != nil {
+		for _, b := range r.Generator.Backends {
+			if b.Alloc.Replies == 0 {
+				gmet = false
+				continue
+			}
+			gl = append(gl, fmt.Sprintf("%s %d allocations (%d B) over %d frames", b.Backend, b.Alloc.Mallocs, b.Alloc.Bytes, b.Alloc.Replies))
+			gmet = gmet && b.Alloc.MallocsPerReply < 1e-3
+		}
+	}
+	if len(gl) > 0 {
+		r.Goals = append(r.Goals, Goal{genAllocGoal, strings.Join(gl, "; "), gmet})
+	} else {
+		notMeasured(genAllocGoal)
+	}
+}
+
+// xdpGoals are issue 13's goals: the AF_XDP engine against batched kernel
+// UDP and the TPACKET engine (CPU per reply at the highest latency load,
+// where every responder runs at a rate it sustains, and zero-loss rate),
+// and the AF_XDP and live generators against trafgen. Each is a ratio
+// measured in one run.
+func (r *Report) xdpGoals() {
+	x := r.responder(xdpResponder)
+	// The TPACKET engine: the better of v2 and v3 for each figure.
+	var tpCPU, tpRate *ResponderResult
+	for _, name := range []string{"engine-v2", "engine-v3"} {
+		e := r.responder(name)
+		if e == nil {
+			continue
+		}
+		if e.CPU.Median > 0 && (tpCPU == nil || e.CPU.Median < tpCPU.CPU.Median) {
+			tpCPU = e
+		}
+		if tpRate == nil || e.ZeroLoss.Median > tpRate.ZeroLoss.Median {
+			tpRate = e
+		}
+	}
+	kb := r.responder("kernel-batch")
+	cpuGoal := func(goal string, other *ResponderResult, want float64) {
+		if x == nil || other == nil || x.CPU.Median <= 0 || other.CPU.Median <= 0 {
+			r.Goals = append(r.Goals, Goal{goal, "not measured", false})
+			return
+		}
+		v := x.CPU.Median / other.CPU.Median
+		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%.2fx (%s %s vs %s %s per reply at %g%% of each one's zero-loss rate, medians)",
+			v, x.Name, statDur(x.CPU), other.Name, statDur(other.CPU), 100*maxLoad(r.Config.LatencyLoads)), v <= want})
+	}
+	cpuGoal("AF_XDP echo CPU per reply <= 1/3 of batched kernel UDP's", kb, 1.0/3)
+	cpuGoal("AF_XDP echo CPU per reply <= 0.75x the TPACKET engine's", tpCPU, 0.75)
+
+	const rateGoal = "AF_XDP echo zero-loss rate >= 1.15x the TPACKET engine's"
+	if x != nil && tpRate != nil && tpRate.ZeroLoss.Median > 0 {
+		p := pairedRatios(x.ZeroLoss.Values, tpRate.ZeroLoss.Values)
+		v, how := x.ZeroLoss.Median/tpRate.ZeroLoss.Median, "ratio of the medians"
+		if len(p.Values) > 0 {
+			v, how = p.Median, "median of the rounds' ratios"
+		}
+		atLeast := ""
+		if x.GeneratorLimited {
+			atLeast = "at least "
+		}
+		r.Goals = append(r.Goals, Goal{rateGoal, fmt.Sprintf("%s%.2fx, %s (%s %s vs %s %s)", atLeast, v, how,
+			x.Name, loadgen.FormatRate(x.ZeroLoss.Median), tpRate.Name, loadgen.FormatRate(tpRate.ZeroLoss.Median)), v >= 1.15})
+	} else {
+		r.Goals = append(r.Goals, Goal{rateGoal, "not measured", false})
+	}
+
+	genGoal := func(backend string, want float64, goal string) {
+		b := r.Generator.backend(backend)
+		if b == nil || r.Generator.Trafgen.Median <= 0 {
+			r.Goals = append(r.Goals, Goal{goal, "not measured", false})
+			return
+		}
+		v, how := b.Arrived.Median/r.Generator.Trafgen.Median, "ratio of the medians"
+		if len(b.VsTrafgen.Values) > 0 {
+			v, how = b.VsTrafgen.Median, "median of the paired trials' ratios"
+		}
+		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%.2fx, %s (%s vs %s)", v, how,
+			loadgen.FormatRate(b.Arrived.Median), loadgen.FormatRate(r.Generator.Trafgen.Median)), v >= want})
+	}
+	genGoal("xdp", 1.2, "pktengine gen --backend xdp frames/s >= 1.2x trafgen's, one core")
+	genGoal("live", 4, "pktengine gen --backend live frames/s >= 4x trafgen's into a stack-bound peer, one core")
 }
 
 // lowestP99 returns the lowest median p99 latency at load among rs
@@ -433,7 +565,33 @@ func (r *Report) WriteTable(w io.Writer) error {
 		tw.Flush()
 	}
 
-	if g := r.Generator; g != nil {
+	if g := r.Generator; g != nil && len(g.Backends) > 0 {
+		peer := ""
+		if g.PeerProgram {
+			peer = ", the peer running an XDP program that passes everything (the live backend needs one)"
+		}
+		fmt.Fprintf(&b, "\ngenerators, unpaced, one core (CPU%d), frames/s arriving in an RX ring across the veth%s; median [min-max], ratio to trafgen trial by trial, allocations\n", c.GenCPU, peer)
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, gb := range g.Backends {
+			if gb.Error != "" {
+				fmt.Fprintf(tw, "  pktengine gen --backend %s\terror: %s\t\t\t\n", gb.Backend, gb.Error)
+				continue
+			}
+			ratio := "-"
+			if p := gb.VsTrafgen; len(p.Values) > 0 {
+				ratio = fmt.Sprintf("%.2fx [%.2fx-%.2fx]", p.Median, p.Min, p.Max)
+			}
+			fmt.Fprintf(tw, "  pktengine gen --backend %s\t%s\t%s\t%d allocs / %d frames\t\n", gb.Backend, statRate(gb.Arrived), ratio, gb.Alloc.Mallocs, gb.Alloc.Replies)
+		}
+		fmt.Fprintf(tw, "  trafgen\t%s\t\t\t\n", statRate(g.Trafgen))
+		if len(g.TrafgenPlain.Values) > 0 {
+			fmt.Fprintf(tw, "  trafgen, no XDP program on the peer\t%s\t\t\t\n", statRate(g.TrafgenPlain))
+		}
+		tw.Flush()
+		if g.Chosen != "" {
+			fmt.Fprintf(&b, "the responder runs used pktengine gen --backend %s\n", g.Chosen)
+		}
+	} else if g != nil {
 		fmt.Fprintf(&b, "\ngenerators, unpaced, one core (CPU%d), frames/s arriving in an RX ring across the veth: pktengine gen %s, trafgen %s",
 			c.GenCPU, statRate(g.Ours), statRate(g.Trafgen))
 		if g.Ours.Median > 0 && g.Trafgen.Median > 0 {
@@ -444,6 +602,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprint(&b, ")")
 		}
 		fmt.Fprintln(&b)
+	}
+	if g := r.Generator; g != nil {
 		if len(g.Line.Values) > 0 {
 			fmt.Fprintf(&b, "line rate (pktengine gen into the sink, receive steered as in the responder runs): %s frames/s\n", statRate(g.Line))
 		}

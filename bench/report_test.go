@@ -48,9 +48,20 @@ func fakeReport() *Report {
 		mk("kernel-batch", false, 100e3, 200*time.Microsecond, 52e6, 52e5),
 		mk("engine-v2", true, 400e3, 100*time.Microsecond, 0, 0),
 		mk("engine-v3", true, 500e3, 900*time.Microsecond, 100, 1000),
+		mk("engine-xdp", true, 650e3, 120*time.Microsecond, 0, 0),
 		{ResponderInfo: ResponderInfo{Name: "broken", Engine: true}, Error: "no replies"},
 	}
-	r.Generator = &GeneratorResult{Ours: newStat([]float64{1e6}), Trafgen: newStat([]float64{0.8e6}), Line: newStat([]float64{1.2e6})}
+	for i, cpu := range []float64{9000, 2000, 900, 800, 550} {
+		r.Responders[i].CPU = newStat([]float64{cpu})
+	}
+	gb := func(name string, rate float64, mallocs uint64) GenBackendResult {
+		g := GenBackendResult{Backend: name, Arrived: newStat([]float64{rate}), Sent: newStat([]float64{rate}),
+			VsTrafgen: newStat([]float64{rate / 0.8e6}), Alloc: Alloc{Replies: uint64(rate), Mallocs: mallocs}}
+		g.Alloc.compute()
+		return g
+	}
+	r.Generator = &GeneratorResult{Ours: newStat([]float64{1e6}), Trafgen: newStat([]float64{0.8e6}), Line: newStat([]float64{1.2e6}),
+		Backends: []GenBackendResult{gb("tpacket", 1e6, 0), gb("xdp", 1.1e6, 2), gb("live", 3e6, 10)}, PeerProgram: true, Chosen: "live"}
 	r.finish()
 	return r
 }
@@ -58,12 +69,18 @@ func fakeReport() *Report {
 func TestReportGoals(t *testing.T) {
 	r := fakeReport()
 	want := map[string]bool{
-		"pktengine echo zero-loss rate >= 3x kernel-batch":             true,  // 500k / 100k
-		"pktengine echo zero-loss rate >= 20x kernel":                  true,  // 500k / 20k = 25
-		"pktengine echo zero-loss rate >= 95% of the lab's line rate":  false, // 500k / 1.2M
-		"pktengine p99 latency at 10% load no worse than kernel UDP's": true,  // engine-v2 110µs vs 220µs
-		"pktengine gen frames/s >= trafgen's, one core":                true,
-		"0 bytes allocated per packet in the engine's steady state":    false, // engine-v3: 125 allocations in 100k unpaced replies
+		"pktengine echo zero-loss rate >= 3x kernel-batch":                                        true,  // 650k / 100k
+		"pktengine echo zero-loss rate >= 20x kernel":                                             true,  // 650k / 20k = 32.5
+		"pktengine echo zero-loss rate >= 95% of the lab's line rate":                             false, // 650k / 1.2M
+		"pktengine p99 latency at 10% load no worse than kernel UDP's":                            true,  // engine-v2 110µs vs 220µs
+		"pktengine gen frames/s >= trafgen's, one core":                                           true,
+		"AF_XDP echo CPU per reply <= 1/3 of batched kernel UDP's":                                true,  // 550 / 2000
+		"AF_XDP echo CPU per reply <= 0.75x the TPACKET engine's":                                 true,  // 550 / 800
+		"AF_XDP echo zero-loss rate >= 1.15x the TPACKET engine's":                                true,  // 650k / 500k
+		"pktengine gen --backend xdp frames/s >= 1.2x trafgen's, one core":                        true,  // 1.1M / 800k
+		"pktengine gen --backend live frames/s >= 4x trafgen's into a stack-bound peer, one core": false, // 3M / 800k
+		"0 bytes allocated per packet in the engine's steady state":                               false, // engine-v3: 125 allocations in 100k unpaced replies
+		"0 allocations per packet in pktengine gen, every backend":                                true,
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
@@ -74,7 +91,7 @@ func TestReportGoals(t *testing.T) {
 			t.Errorf("goal %q met=%v (%s), want %v", g.Goal, g.Met, g.Measured, met)
 		}
 	}
-	if len(r.Ratios) != 4 || r.Ratios[0].Value != 20 || r.Ratios[0].Paired.Median != 20 {
+	if len(r.Ratios) != 6 || r.Ratios[0].Value != 20 || r.Ratios[0].Paired.Median != 20 {
 		t.Fatalf("ratios %+v", r.Ratios)
 	}
 	// Without an engine nothing can be met, and nothing panics.
@@ -98,7 +115,8 @@ func TestReportTable(t *testing.T) {
 	out := b.String()
 	for _, s := range []string{
 		"engine-v3", "500k [490k-505k]", "broken", "error: no replies",
-		"engine-v3 / kernel-batch  5.0x   5.0x [5.0x-5.0x]", "pktengine gen 1.00M, trafgen 800k (1.25x)", "line rate",
+		"engine-v3 / kernel-batch   5.0x   5.0x [5.0x-5.0x]", "pktengine gen --backend xdp      1.10M", "1.38x [1.38x-1.38x]", "trafgen  ", "line rate",
+		"the responder runs used pktengine gen --backend live",
 		"[met  ] pktengine echo zero-loss rate >= 3x kernel-batch", "[short] 0 bytes allocated",
 		"reproduce: pktengine bench --trials 3", "50.0kfps: 248µs / 990µs / 1.98ms",
 	} {
@@ -118,7 +136,7 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Responders[3].ZeroLoss.Median != 500e3 || back.Config.TrialDuration != time.Second || len(back.Goals) != 6 {
+	if back.Responders[3].ZeroLoss.Median != 500e3 || back.Config.TrialDuration != time.Second || len(back.Goals) != 12 {
 		t.Fatalf("round trip lost data: %+v", back.Responders[3].ZeroLoss)
 	}
 }
@@ -145,8 +163,8 @@ func TestReportSVG(t *testing.T) {
 			counts[se.Name.Local]++
 		}
 	}
-	// 4 responders: 2 search points and 3 latency loads × 2 lines each.
-	if counts["svg"] != 1 || counts["circle"] != 4*2+4*3*2 || counts["polyline"] != 4*2 {
+	// 5 responders: 2 search points and 3 latency loads × 2 lines each.
+	if counts["svg"] != 1 || counts["circle"] != 5*2+5*3*2 || counts["polyline"] != 5*2 {
 		t.Fatalf("elements %v", counts)
 	}
 	for _, s := range []string{"engine-v2: zero-loss 400kfps", palette["engine-v3"], "10%"} {

@@ -100,6 +100,9 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 				return err
 			}
 			fmt.Fprintf(h.log, "%s: %s, round %d of %d\n", rr.Name, what, round+1, rounds)
+			if err := h.preparePeer(rr.Name); err != nil {
+				return err
+			}
 			sess, err := h.open(ctx, rr.Name, g, warm)
 			if err == nil {
 				err = errors.Join(f(rr, sess), sess.close(&rr.Alloc))

@@ -45,6 +45,11 @@ type ServeSpec struct {
 	// loads, so tests that run the program there leave it false, and then
 	// only tags in the frame count.
 	VLANAncillary bool
+	// VLAN is how Expr's "vlan" keyword finds a tag: VLANAncillary (the
+	// default) on an AF_PACKET socket, VLANInPacket where frames keep
+	// their tags (AF_XDP, whose frames the engine filters in x/net/bpf's
+	// VM).
+	VLAN VLANMode
 }
 
 // OtherVLANSnapLen is how much of a frame of another VLAN ServeFilter
@@ -97,7 +102,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	var user []xbpf.Instruction
 	if s.Expr != "" {
 		var err error
-		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen, Netmask: s.Netmask})
+		user, err = Compile(s.Expr, &Options{SnapLen: DefaultSnapLen, Netmask: s.Netmask, VLAN: s.VLAN})
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", s.Expr, err)
 		}

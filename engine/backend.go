@@ -32,7 +32,24 @@ func (e *Engine) openWorkers(b backend) error {
 		// the one being read.
 		e.workers = append(e.workers, newWorker(e, i, rx, tx, rx.maxBatches()+2))
 	}
+	if ab, ok := b.(auxBackend); ok {
+		rx, tx, err := ab.openAux()
+		if err != nil {
+			return err
+		}
+		if rx != nil {
+			e.workers = append(e.workers, newWorker(e, len(e.workers), rx, tx, rx.maxBatches()+2))
+			e.auxWorkers++
+		}
+	}
 	return nil
+}
+
+// auxBackend is a backend with a ring beside the workers' (the AF_XDP
+// backend's neighbour tap): one more worker, not counted in
+// Status.Workers. openAux returns nil rings if there is none.
+type auxBackend interface {
+	openAux() (rxRing, txRing, error)
 }
 
 // rxRing hands out received frames in batches.
@@ -131,6 +148,11 @@ const (
 	metaCsumPartial
 	// metaCsumValid: the device verified the transport checksum.
 	metaCsumValid
+	// metaCsumUnknown: the backend cannot say whether a checksum is
+	// partial (AF_XDP has no flag for it): one that fails but equals
+	// the pseudo-header sum is taken for partial
+	// (frame.Packet.VerifyUDPChecksumPartial), and metaCsumPartial set.
+	metaCsumUnknown
 )
 
 // strippedVLAN returns the tag the kernel removed from the frame.
@@ -145,6 +167,14 @@ func (m *rxMeta) mustVerifyChecksum() bool { return m.flags&(metaCsumPartial|met
 // times the ring stopped because user space still held its next slot.
 type rxStats struct {
 	packets, drops, freezes uint64
+}
+
+// backendReport is what a backend adds to Counters and Status beyond
+// its rings' counters (the AF_XDP backend: XDP statistics, the program's
+// counters, the frame checks). TPACKET has none.
+type backendReport interface {
+	addCounters(c *Counters)
+	status() *XDPStatus
 }
 
 // txStats are a transmit ring's counters of frames that did not leave:

@@ -9,6 +9,7 @@ import (
 	"github.com/pktengine/pktengine/queue"
 	"github.com/pktengine/pktengine/reassembly"
 	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 // Defaults for the zero fields of Config.
@@ -46,9 +47,86 @@ type FrameWriter interface {
 	WriteFrame(unixNano int64, frame []byte, origLen int) error
 }
 
+// Backend is the kernel interface under the engine's receive and transmit
+// rings. Everything above the rings (dispatch, ports, counters, services,
+// ICMP, ARP and NDP) is the same on every backend.
+type Backend uint8
+
+const (
+	// BackendTPACKET: AF_PACKET TPACKET_V2/V3 receive rings beside the
+	// kernel (a packet tap: the kernel sees every frame too) and
+	// PACKET_TX_RING transmit rings. Works on every interface.
+	BackendTPACKET Backend = iota
+
+	// BackendXDP: an XDP program steers the engine's frames to one
+	// AF_XDP socket per receive queue, and the kernel never sees them;
+	// answers leave from the frame they answer, in place (see
+	// docs/XDP.md). Needs XDP in the interface's driver (or
+	// XDPConfig.Generic) and CAP_BPF and CAP_NET_ADMIN as well.
+	BackendXDP
+)
+
+func (b Backend) String() string {
+	switch b {
+	case BackendTPACKET:
+		return "tpacket"
+	case BackendXDP:
+		return "xdp"
+	}
+	return fmt.Sprintf("Backend(%d)", uint8(b))
+}
+
+// ParseBackend returns the backend named s ("tpacket" or "xdp").
+func ParseBackend(s string) (Backend, bool) {
+	for _, b := range []Backend{BackendTPACKET, BackendXDP} {
+		if b.String() == s {
+			return b, true
+		}
+	}
+	return 0, false
+}
+
+// XDPConfig configures the AF_XDP backend (Config.Backend BackendXDP).
+// The zero value is what most users want.
+type XDPConfig struct {
+	// Mode is how the sockets bind: xdp.ModeAuto (zero-copy where the
+	// driver offers it, copy mode otherwise; Status says which),
+	// xdp.ModeCopy or xdp.ModeZeroCopy (an error where the driver has
+	// none).
+	Mode xdp.BindMode
+
+	// Generic attaches the XDP program in generic (SKB) mode, which
+	// every interface has, at a cost per frame. Without it, a driver
+	// without native XDP fails Open (xdp.ErrNoDriverSupport): the
+	// engine never falls back by itself.
+	Generic bool
+
+	// ReplaceForeign lets Open replace an XDP program of another
+	// program's on the interface; without it Open fails with
+	// xdp.ErrProgramPresent. A stale program of pktengine's, whose
+	// process is gone, is always replaced; one whose process still runs
+	// never is (xdp.ErrInUse).
+	ReplaceForeign bool
+
+	// FrameCount is the number of UMEM frames of each socket; zero
+	// means the xdp package's default (4096).
+	FrameCount int
+
+	// BatchSize caps the frames of one receive batch; zero means the
+	// xdp package's default (256).
+	BatchSize int
+}
+
 // Config configures an Engine. A nil *Config and zero fields mean the
 // defaults given with each field.
 type Config struct {
+	// Backend chooses the rings: BackendTPACKET (the default) or
+	// BackendXDP, configured by XDP. Nothing falls back from one to the
+	// other: an interface where XDP cannot run fails Open, with the
+	// cause.
+	Backend Backend
+	XDP     XDPConfig
+
 	// Addrs are the addresses the engine serves, with their on-link
 	// prefix lengths (a /32 or /128 means the prefix of the kernel's
 	// address that contains it, if any, else just the host). An address
@@ -65,12 +143,20 @@ type Config struct {
 	// 198.18.0.0/24". It is ANDed with the engine's own filter, which
 	// passes only UDP to the engine's addresses; ARP and NDP for them are
 	// accepted whatever it says, so an expression can never cut the
-	// engine off the link.
+	// engine off the link. On TPACKET the kernel runs it on the receive
+	// sockets; on XDP, where a classic BPF program cannot run, each worker
+	// runs it in x/net/bpf's VM on the frames the XDP program steered to
+	// it (Counters.XDP.Filtered counts those it rejects, and the kernel
+	// never sees them either), with VLAN tags in the frame: "vlan" tests
+	// the frame's own tag and shifts what follows, as tcpdump does on a
+	// savefile.
 	Filter string
 
 	// Workers is the number of receive rings, each with its own goroutine
 	// and TX ring, joined in a PACKET_FANOUT hash group so that a flow
-	// stays on one worker. Zero means 1.
+	// stays on one worker. Zero means 1. On XDP there is one worker per
+	// receive queue of the interface (the NIC's RSS spreads the flows):
+	// zero means that many, and any other number must be it.
 	Workers int
 
 	// RXVersion selects TPACKET_V2 or V3 for the receive rings. Zero
@@ -258,8 +344,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		d = *c
 	}
-	if d.Workers == 0 {
-		d.Workers = 1
+	if d.Backend != BackendTPACKET && d.Backend != BackendXDP {
+		return d, fmt.Errorf("engine: Config.Backend %d is neither BackendTPACKET nor BackendXDP", d.Backend)
+	}
+	if d.Workers == 0 && d.Backend == BackendTPACKET {
+		d.Workers = 1 // on XDP, the interface's queues decide (Open)
+	}
+	if d.XDP.FrameCount < 0 || d.XDP.BatchSize < 0 {
+		return d, fmt.Errorf("engine: negative XDPConfig.FrameCount or BatchSize")
 	}
 	if d.Workers < 0 || d.Workers > 64 {
 		return d, fmt.Errorf("engine: Config.Workers %d out of range 1-64", d.Workers)

@@ -341,6 +341,11 @@ type Counters struct {
 	// ICMPRateLimited and ICMPSuppressed count all three kinds.)
 	ICMPTimeExceededSent uint64
 	ICMPParamProblemSent uint64
+
+	// XDP are the AF_XDP backend's counters, summed over its sockets;
+	// all zero on TPACKET. RingPackets and RingDrops hold what the
+	// sockets received and lost there too.
+	XDP XDPCounters
 }
 
 // MulticastCounters count the host side of IGMP and MLD: the queries the
@@ -391,6 +396,59 @@ type IPFragCounters struct {
 	FragOKs       uint64
 	FragFails     uint64
 	FragCreates   uint64
+}
+
+// XDPCounters count what happened to the AF_XDP backend's frames. A UMEM
+// frame leaves the engine's hands in one of these ways: given back to the
+// fill ring for receiving (the frames of a batch, once released, except
+// those answered in place), or put on the TX ring (Transmitted) and then
+// given back by the kernel on the completion ring (Completed), sent or
+// not (TXDropped). Status.XDP has each socket's frame count, which must
+// add up to its UMEM.
+type XDPCounters struct {
+	// XDP_STATISTICS: frames dropped because a socket's RX ring was full
+	// (RxRingFull) or for another reason, an empty fill ring included
+	// (RxDropped; the kernel counts an empty fill ring in
+	// RxFillRingEmpty as well, so the two overlap); descriptors the
+	// kernel rejected (RxInvalidDescs, TxInvalidDescs); times the kernel
+	// found the TX ring empty (TxRingEmpty).
+	RxDropped       uint64
+	RxRingFull      uint64
+	RxFillRingEmpty uint64
+	RxInvalidDescs  uint64
+	TxInvalidDescs  uint64
+	TxRingEmpty     uint64
+
+	// Received counts frames taken from the RX rings; Filtered those of
+	// them Config.Filter rejected (not counted in FramesIn, as the
+	// kernel's filter keeps them from a TPACKET ring).
+	Received uint64
+	Filtered uint64
+
+	// Transmitted counts frames put on the TX rings: answers in place
+	// and frames built in UMEM. Completed counts those the kernel gave
+	// back; TXDropped those it gave back unsent (the driver dropped
+	// them), those the engine kept off the TX ring because the link was
+	// down, and those still on a TX ring when the socket closed. All of
+	// them count in Counters.TXDropped as well.
+	Transmitted uint64
+	Completed   uint64
+	TXDropped   uint64
+
+	// Steered counts frames the XDP program redirected to the sockets,
+	// Passed those it left to the kernel (not the engine's), NoSocket
+	// the engine's frames it had to pass because their receive queue had
+	// no socket.
+	Steered  uint64
+	Passed   uint64
+	NoSocket uint64
+
+	// FrameChecks counts the checks of the sockets' frame accounting
+	// (each worker checks about once a second while busy, and once at
+	// close); FrameCheckFailures those that found a frame lost or in two
+	// places. Nonzero failures mean a bug: see Status.XDP.
+	FrameChecks        uint64
+	FrameCheckFailures uint64
 }
 
 // Check verifies the engine's central invariant: every frame received

@@ -1,10 +1,15 @@
-// Package engine is a UDP endpoint built on AF_PACKET rings: it receives
+// Package engine is a UDP endpoint built on kernel rings: it receives
 // frames from memory it shares with the kernel, parses and validates them
 // in place, dispatches datagrams by destination address and port, and
 // answers through a TX ring, without allocating. An inline handler runs
-// on the frame in the ring (echo copies it once, into its TX slot); a
-// queued datagram is copied into one of its port's buffers unless
-// Config.ZeroCopy leaves it in the ring.
+// on the frame in the ring (echo copies it once, into its TX slot, or on
+// AF_XDP rewrites it where it is); a queued datagram is copied into one
+// of its port's buffers unless Config.ZeroCopy leaves it in the ring.
+//
+// Config.Backend chooses the rings: AF_PACKET TPACKET rings beside the
+// kernel (BackendTPACKET, the default), or AF_XDP sockets fed by an XDP
+// program that steers only the engine's frames to them (BackendXDP; see
+// docs/ENGINE.md and docs/XDP.md). Everything above the rings is the same.
 //
 //	e, err := engine.Open(ifi, &engine.Config{Addrs: []netip.Prefix{prefix}})
 //	...

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 // Engine is a UDP endpoint on an AF_PACKET interface: receive rings with
@@ -37,10 +38,11 @@ type Engine struct {
 	bindMu    sync.Mutex // serialises changes to table and ports
 	ports     []*Port
 
-	workers []*worker
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	workers    []*worker
+	auxWorkers int // the last ones of workers, beside the backend's (openAux)
+	wg         sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	// The transmit ring for Port.Send and Port.Reply, shared by every
 	// port, and its counters once it is closed.
@@ -70,7 +72,13 @@ type Engine struct {
 	// reserveShared makes a kernel UDP socket hold an engine port on a
 	// shared address (nil in tests without a kernel).
 	reserveShared func(netip.AddrPort) (io.Closer, error)
-	closers       []io.Closer
+	// steerGroup makes the backend deliver a group address's datagrams
+	// to a port bound to it (nil: the backend delivers them anyway).
+	steerGroup func(netip.AddrPort) (io.Closer, error)
+	closers    []io.Closer
+
+	// report adds the backend's own counters and status (nil: none).
+	report backendReport
 
 	// The link (link.go): what the monitor last saw, and the outages.
 	link               linkWatch
@@ -155,7 +163,15 @@ func Open(ifi *net.Interface, cfg *Config) (*Engine, error) {
 	for _, ai := range infos {
 		e.log.Info("engine address", "addr", ai.Prefix, "owned", ai.Owned)
 	}
-	e.log.Info("engine open", "iface", ifi.Name, "workers", len(e.workers), "rx", c.RXVersion)
+	if c.Backend == BackendXDP {
+		mode := ""
+		if st := e.report.status(); st != nil {
+			mode = st.Mode
+		}
+		e.log.Info("engine open", "iface", ifi.Name, "workers", len(e.workers)-e.auxWorkers, "backend", c.Backend, "mode", mode)
+	} else {
+		e.log.Info("engine open", "iface", ifi.Name, "workers", len(e.workers), "rx", c.RXVersion)
+	}
 	return e, nil
 }
 
@@ -352,6 +368,9 @@ func (e *Engine) Counters() Counters {
 		ip.FragFails += e.appFrag[3*i+1].Load()
 		ip.FragCreates += e.appFrag[3*i+2].Load()
 	}
+	if e.report != nil {
+		e.report.addCounters(&c)
+	}
 	c.finishUDP()
 	return c
 }
@@ -399,15 +418,54 @@ type Status struct {
 	// Groups the multicast groups joined on the interface.
 	VLAN   uint16      `json:",omitempty"`
 	Groups []GroupInfo `json:",omitempty"`
+
+	// Backend is the rings' kernel interface, "tpacket" or "xdp";
+	// RXVersion is empty on XDP. XDP describes the AF_XDP backend (nil
+	// on TPACKET).
+	Backend string
+	XDP     *XDPStatus `json:",omitempty"`
+}
+
+// XDPStatus describes the AF_XDP backend: how its program is attached
+// and how each socket is bound, with its last frame check.
+type XDPStatus struct {
+	// Mode is how the sockets are bound: "copy" (the kernel copies each
+	// frame between its buffers and UMEM) or "zerocopy" (the driver
+	// works in UMEM itself). "mixed" if the sockets differ.
+	Mode string
+	// Generic is true if the program runs in generic (SKB) mode rather
+	// than in the driver.
+	Generic bool
+	// Replaced names a program Open found on the interface and replaced
+	// (a stale one of pktengine's, or a foreign one with
+	// XDPConfig.ReplaceForeign); empty if none.
+	Replaced string `json:",omitempty"`
+	Sockets  []XDPSocketStatus
+}
+
+// XDPSocketStatus describes one AF_XDP socket.
+type XDPSocketStatus struct {
+	Queue      int
+	Mode       string
+	FrameSize  int
+	FrameCount int
+	// TXBudget is XDP_MAX_TX_SKB_BUDGET (0: the kernel's default).
+	TXBudget int
+	// Frames is where the UMEM frames were at the last check, taken by
+	// the socket's worker (about once a second while busy) or at close;
+	// CheckedAt is when (zero: never yet), CheckError what was wrong.
+	Frames     xdp.FrameCounts
+	CheckedAt  time.Time
+	CheckError string `json:",omitempty"`
 }
 
 // Status returns the engine's status.
 func (e *Engine) Status() Status {
-	return Status{
+	st := Status{
 		Interface: e.ifi.Name,
 		MAC:       e.mac.String(),
 		Addrs:     e.Addrs(),
-		Workers:   len(e.workers),
+		Workers:   len(e.workers) - e.auxWorkers,
 		RXVersion: e.cfg.RXVersion.String(),
 		Started:   e.started,
 		LinkUp:    e.LinkUp(),
@@ -415,5 +473,24 @@ func (e *Engine) Status() Status {
 		Counters:  e.Counters(),
 		VLAN:      e.cfg.VLAN,
 		Groups:    e.Groups(),
+		Backend:   e.cfg.Backend.String(),
 	}
+	if e.cfg.Backend != BackendTPACKET {
+		st.RXVersion = ""
+	}
+	if e.report != nil {
+		st.XDP = e.report.status()
+	}
+	return st
+}
+
+// Backend returns the engine's backend and, on XDP, how its sockets are
+// bound ("copy" or "zerocopy"; empty on TPACKET).
+func (e *Engine) Backend() (b Backend, xdpMode string) {
+	if e.report != nil {
+		if st := e.report.status(); st != nil {
+			xdpMode = st.Mode
+		}
+	}
+	return e.cfg.Backend, xdpMode
 }

@@ -75,6 +75,9 @@ func (e *Engine) openPlatform(prog []xbpf.RawInstruction) error {
 	}
 	e.runMonitor = func() { m.run(e) }
 
+	if c.Backend == BackendXDP {
+		return e.openXDP(ns, c.Filter)
+	}
 	b := &tpacketBackend{
 		ifi: e.ifi,
 		ctx: e.ctx,

@@ -18,7 +18,31 @@ import (
 // tests of Linux ancillary data: nothing the host sends, and the VLAN tag
 // the kernel moved into metadata.
 func buildFilter(addrs *addrSet, expr string, vlan uint16, kernel bool) ([]xbpf.RawInstruction, error) {
-	spec := &bpf.ServeSpec{Expr: expr, Netmask: addrs.netmask4(), IgnoreOutgoing: kernel, VLANID: vlan, VLANAncillary: kernel}
+	return buildServeFilter(addrs, &bpf.ServeSpec{Expr: expr, IgnoreOutgoing: kernel, VLANID: vlan, VLANAncillary: kernel})
+}
+
+// buildFilterVM returns the program the AF_XDP backend's workers run in
+// x/net/bpf's VM for Config.Filter: the receive rings' program without
+// the tests of ancillary data (none in the VM, and AF_XDP receives
+// nothing the host sends), with VLAN tags in the frame.
+func buildFilterVM(addrs *addrSet, expr string, vlan uint16) (*xbpf.VM, error) {
+	raw, err := buildServeFilter(addrs, &bpf.ServeSpec{Expr: expr, VLAN: bpf.VLANInPacket, VLANID: vlan})
+	if err != nil {
+		return nil, err
+	}
+	insns, ok := xbpf.Disassemble(raw)
+	if !ok {
+		return nil, fmt.Errorf("engine: filter %q: the program has instructions x/net/bpf cannot run", expr)
+	}
+	vm, err := xbpf.NewVM(insns)
+	if err != nil {
+		return nil, fmt.Errorf("engine: filter %q: %w", expr, err)
+	}
+	return vm, nil
+}
+
+func buildServeFilter(addrs *addrSet, spec *bpf.ServeSpec) ([]xbpf.RawInstruction, error) {
+	spec.Netmask = addrs.netmask4()
 	for _, la := range addrs.list {
 		spec.Addrs = append(spec.Addrs, bpf.ServeAddr{Addr: la.addr, Owned: la.owned})
 		if la.bcast.IsValid() {

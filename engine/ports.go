@@ -493,10 +493,17 @@ func newDatagramQueue(depth int, multi bool) (datagramQueue, error) {
 // reserve keeps the kernel quiet about port on the shared addresses that
 // a covers (see reserveShared).
 func (e *Engine) reserve(a netip.Addr, port uint16) ([]io.Closer, error) {
-	if e.reserveShared == nil {
-		return nil, nil
-	}
 	var res []io.Closer
+	if e.steerGroup != nil && a.IsValid() && e.addrs.isGroup(a) {
+		c, err := e.steerGroup(netip.AddrPortFrom(a, port))
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, c)
+	}
+	if e.reserveShared == nil {
+		return res, nil
+	}
 	for i := range e.addrs.list {
 		la := &e.addrs.list[i]
 		if la.owned {

@@ -250,7 +250,9 @@ func (w *worker) udp(br *batchRef) Outcome {
 	// Validation. The IPv4 header checksum is never checked before a
 	// packet tap, so always here. The UDP checksum is skipped when the
 	// backend says the device verified it, or that the sender (a local
-	// socket on a veth) left it partial for an offload to finish.
+	// socket on a veth) left it partial for an offload to finish; a
+	// backend that cannot tell (AF_XDP) gets the partial rule of
+	// frame.Packet.VerifyUDPChecksumPartial.
 	if r := p.VerifyIPv4HeaderChecksum(f); r != frame.ReasonOK {
 		return Outcome(r)
 	}
@@ -258,7 +260,15 @@ func (w *worker) udp(br *batchRef) Outcome {
 		return Outcome(frame.ReasonUDPZeroChecksumIPv6)
 	}
 	if in.meta.mustVerifyChecksum() {
-		if r := p.VerifyUDPChecksum(f); r != frame.ReasonOK {
+		if in.meta.flags&metaCsumUnknown != 0 {
+			r, partial := p.VerifyUDPChecksumPartial(f)
+			if r != frame.ReasonOK {
+				return Outcome(r)
+			}
+			if partial {
+				in.meta.flags |= metaCsumPartial
+			}
+		} else if r := p.VerifyUDPChecksum(f); r != frame.ReasonOK {
 			return Outcome(r)
 		}
 	}

@@ -56,6 +56,43 @@ func (p *Packet) VerifyUDPChecksum(frame []byte) Reason {
 	return ReasonOK
 }
 
+// VerifyUDPChecksumPartial is VerifyUDPChecksum for a receive path that
+// cannot say whether a checksum is partial, as AF_XDP cannot: a local
+// sender's kernel leaves only the pseudo-header sum in the field for the
+// NIC to finish (CHECKSUM_PARTIAL), and a veth peer delivers it as it is,
+// with no flag. A checksum that fails verification but equals the folded
+// pseudo-header sum (IsUDPChecksumPartial) is taken for such a partial
+// one: the result is ReasonOK with partial true, and an answer that
+// reflects the datagram must complete the checksum (FillUDPChecksum).
+//
+// The price: a datagram whose checksum field happens to equal its
+// pseudo-header sum is accepted whatever its payload holds. For a
+// datagram corrupted on the way that is one chance in 65,536, the same
+// odds as a corruption that leaves a full checksum valid; a sender can
+// always make a wrong payload pass, with a full checksum as well.
+func (p *Packet) VerifyUDPChecksumPartial(frame []byte) (r Reason, partial bool) {
+	r = p.VerifyUDPChecksum(frame)
+	if r == ReasonUDPBadChecksum && p.IsUDPChecksumPartial(frame) {
+		return ReasonOK, true
+	}
+	return r, false
+}
+
+// IsUDPChecksumPartial reports whether the UDP checksum field of a
+// decoded, complete datagram holds its folded pseudo-header sum (or the
+// ones' complement twin of that sum, 0 for 0xffff): what Linux writes
+// there for a datagram whose checksum an offload is to finish. A full
+// checksum equals it for one datagram in 65,536; see
+// VerifyUDPChecksumPartial. It does not allocate.
+func (p *Packet) IsUDPChecksumPartial(frame []byte) bool {
+	if p.Flags&(FlagUDP|FlagFragment) != FlagUDP {
+		return false
+	}
+	field := binary.BigEndian.Uint16(frame[p.L4Off+udpChecksum:])
+	sum := p.udpPseudoHeaderSum(frame)
+	return field == sum || field == ^sum && (sum == 0 || sum == 0xffff)
+}
+
 // VerifyChecksums runs VerifyIPv4HeaderChecksum and then VerifyUDPChecksum
 // and returns the first failure, or ReasonOK.
 func (p *Packet) VerifyChecksums(frame []byte) Reason {

@@ -69,7 +69,19 @@
 // Config.Quantum of the schedule ([DefaultQuantum], 50 µs: at 10 kframes/s
 // a batch is one frame). A worker that fell behind catches up at most 1 ms
 // of schedule back to back; frames beyond that are not sent, and
-// Summary.SentRate shows it. Config.CPUs pins the workers.
+// Summary.SentRate shows it. Config.CPUs pins the workers. Frames the
+// kernel refuses because the way out is full (ENOBUFS: on veth, the
+// peer's queue) are counted in Summary.TX.Dropped, and as lost: an
+// overloaded peer does not end the run.
+//
+// # Backends
+//
+// Config.Backend chooses how frames leave: TPACKET TX rings (the
+// default), AF_XDP sockets sending from UMEM frames that keep the
+// template and get only their varying fields rewritten (BackendXDP), or
+// BPF_PROG_RUN live frames stamped per frame by a small XDP program
+// (BackendLive, fastest, but paced in bursts: see DefaultLiveQuantum).
+// docs/XDP.md has the details.
 //
 // # Replies
 //

@@ -10,9 +10,11 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 // DefaultSrcPort is the first source port when Config.Src has none: just
@@ -95,8 +97,19 @@ type Config struct {
 	// SendOnly disables the receive side: no RX ring, no replies counted.
 	SendOnly bool
 
-	// TX configures the transmitters. Nil means PACKET_TX_RINGs with
-	// PACKET_QDISC_BYPASS; Method TXDefault means ring.TXRing whatever
+	// Backend is how the workers send: BackendTPACKET (the default),
+	// BackendXDP or BackendLive. The receive side is a TPACKET ring on
+	// every backend: replies are few next to what a generator sends,
+	// and a packet ring has the kernel's receive timestamps.
+	Backend Backend
+
+	// XDP configures the AF_XDP sockets of BackendXDP (TXOnly is always
+	// set). Nil means the xdp package's defaults: zero-copy where the
+	// driver offers it, else copy mode; 4096 frames; rings of 2048.
+	XDP *xdp.Config
+
+	// TX configures the TPACKET transmitters. Nil means PACKET_TX_RINGs with
+	// PACKET_QDISC_BYPASS and RawKick (a worker does nothing but send); Method TXDefault means ring.TXRing whatever
 	// the ring package's default, and a zero FrameSize slots just big
 	// enough for the template's frames (128 bytes for 64-byte frames).
 	TX *ring.TXConfig
@@ -119,10 +132,14 @@ type Config struct {
 type Generator struct {
 	cfg   Config
 	tmpl  *Template
-	txs   []ring.Transmitter
+	txs   []sender          // TPACKET and XDP: one per worker
+	lives []*xdp.LiveSender // live: one per worker
+	ns    *netns            // live: the namespace the workers send in
+	kicks []atomic.Uint64   // live: BPF_PROG_RUN calls per worker
 	rx    *receiver
 	runMu sync.Mutex
 	tag   uint16
+	open  bool
 }
 
 // New opens the rings on ifi and builds the template.
@@ -145,23 +162,10 @@ func New(ifi *net.Interface, cfg *Config) (_ *Generator, err error) {
 			g.Close()
 		}
 	}()
-	txc := ring.TXConfig{QdiscBypass: true}
-	if c.TX != nil {
-		txc = *c.TX
+	if err := g.openSenders(ifi); err != nil {
+		return nil, err
 	}
-	if txc.Method == ring.TXDefault {
-		txc.Method = ring.TXRing
-	}
-	if txc.FrameSize == 0 {
-		txc.FrameSize = txSlotSize(tmpl.Len())
-	}
-	for range c.Workers {
-		tx, err := ring.NewTransmitter(ifi, &txc)
-		if err != nil {
-			return nil, err
-		}
-		g.txs = append(g.txs, tx)
-	}
+	g.open = true
 	if !c.SendOnly {
 		lo, hi := tmpl.SourcePorts()
 		g.rx, err = newReceiver(ifi, c.RX, lo, hi, c.Workers, c.Window)
@@ -170,6 +174,84 @@ func New(ifi *net.Interface, cfg *Config) (_ *Generator, err error) {
 		}
 	}
 	return g, nil
+}
+
+// openSenders opens the workers' ways out for the backend.
+func (g *Generator) openSenders(ifi *net.Interface) error {
+	c, tmpl := &g.cfg, g.tmpl
+	switch c.Backend {
+	case BackendTPACKET:
+		txc := ring.TXConfig{QdiscBypass: true, RawKick: true}
+		if c.TX != nil {
+			txc = *c.TX
+		}
+		if txc.Method == ring.TXDefault {
+			txc.Method = ring.TXRing
+		}
+		if txc.FrameSize == 0 {
+			txc.FrameSize = txSlotSize(tmpl.Len())
+		}
+		for range c.Workers {
+			tx, err := ring.NewTransmitter(ifi, &txc)
+			if err != nil {
+				return err
+			}
+			g.txs = append(g.txs, tpacketSender{tx})
+		}
+	case BackendXDP:
+		queues, err := xdp.RXQueues(ifi)
+		if err != nil {
+			return err
+		}
+		if c.Workers > queues {
+			return fmt.Errorf("loadgen: %d workers, but %s has %d queue(s) and an AF_XDP socket takes one (ethtool -L %s combined N)", c.Workers, ifi.Name, queues, ifi.Name)
+		}
+		var xc xdp.Config
+		if c.XDP != nil {
+			xc = *c.XDP
+		}
+		xc.TXOnly = true
+		xc.RawKick = true // a worker does nothing but send
+		for w := range c.Workers {
+			s, err := xdp.Listen(ifi, w, &xc)
+			if err != nil {
+				return fmt.Errorf("loadgen: %w", err)
+			}
+			g.txs = append(g.txs, xdpSender{s})
+			if _, err := s.Prefill(tmpl.Bytes()); err != nil {
+				return fmt.Errorf("loadgen: %w", err)
+			}
+		}
+	case BackendLive:
+		sp := tmpl.Spec()
+		if sp.SrcAddrs != 1 || sp.DstPorts != 1 {
+			return errors.New("loadgen: the live backend varies the source port only: Spec.SrcAddrs and DstPorts must be 1")
+		}
+		ns, err := currentNetns()
+		if err != nil {
+			return err
+		}
+		g.ns = ns
+		g.kicks = make([]atomic.Uint64, c.Workers)
+		buf := make([]byte, tmpl.Len())
+		sig := tmpl.SignatureOffset()
+		for w := range c.Workers {
+			tmpl.Write(buf, 0, Signature{Stream: uint16(w)})
+			ls, err := xdp.NewLiveSender(ifi, buf, &xdp.LiveConfig{
+				Flows:   tmpl.NumFlows(),
+				SeqOff:  sig + 2,
+				SeqHigh: uint64(w) << SeqBits, SeqBits: SeqBits,
+				ClockOff: sig + 10,
+			})
+			if err != nil {
+				return fmt.Errorf("loadgen: %w", err)
+			}
+			g.lives = append(g.lives, ls)
+		}
+	default:
+		return fmt.Errorf("loadgen: unknown backend %v", c.Backend)
+	}
+	return nil
 }
 
 // txSlotHeader is what a TPACKET_V2 TX slot keeps before the frame.
@@ -195,6 +277,10 @@ func (c *Config) fill(ifi *net.Interface) error {
 		return errors.New("loadgen: Config.Dst is required")
 	}
 	c.Workers = cmp.Or(c.Workers, 1)
+	if c.Backend == BackendLive {
+		c.Batch = cmp.Or(c.Batch, DefaultLiveBatch)
+		c.Quantum = cmp.Or(c.Quantum, DefaultLiveQuantum)
+	}
 	c.Batch = cmp.Or(c.Batch, DefaultBatch)
 	c.Quantum = cmp.Or(c.Quantum, DefaultQuantum)
 	c.Drain = cmp.Or(c.Drain, DefaultDrain)
@@ -268,9 +354,18 @@ func (g *Generator) Config() Config { return g.cfg }
 func (g *Generator) Close() error {
 	var errs []error
 	for _, tx := range g.txs {
-		errs = append(errs, tx.Close())
+		errs = append(errs, tx.close())
 	}
 	g.txs = nil
+	for _, ls := range g.lives {
+		errs = append(errs, ls.Close())
+	}
+	g.lives = nil
+	if g.ns != nil {
+		errs = append(errs, g.ns.close())
+		g.ns = nil
+	}
+	g.open = false
 	if g.rx != nil {
 		errs = append(errs, g.rx.close())
 		g.rx = nil
@@ -303,7 +398,7 @@ type workerState struct {
 func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress)) (*Summary, error) {
 	g.runMu.Lock()
 	defer g.runMu.Unlock()
-	if g.txs == nil {
+	if !g.open {
 		return nil, ring.ErrClosed
 	}
 	if load.Rate < 0 || load.Duration < 0 {
@@ -314,22 +409,30 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 		g.tag++
 	}
 	tag := g.tag
+	if err := g.restartLive(tag); err != nil {
+		return nil, err
+	}
 	var rxBefore ring.Stats
 	if g.rx != nil {
 		rxBefore = g.rx.begin(tag)
 	}
-	txBefore := make([]ring.TXStats, len(g.txs))
-	for i, tx := range g.txs {
-		txBefore[i] = tx.Stats()
+	workers := g.cfg.Workers
+	txBefore := make([]ring.TXStats, workers)
+	for i := range workers {
+		txBefore[i] = g.txStats(i)
 	}
 
-	states := make([]workerState, len(g.txs))
+	states := make([]workerState, workers)
 	sendCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	start := time.Now()
-	errs := make(chan error, len(g.txs))
-	for w := range g.txs {
-		go func() { errs <- g.work(sendCtx, w, load, tag, start, &states[w]) }()
+	errs := make(chan error, workers)
+	for w := range workers {
+		if g.lives != nil {
+			go func() { errs <- g.workLive(sendCtx, w, load, tag, start, &states[w]) }()
+		} else {
+			go func() { errs <- g.work(sendCtx, w, load, tag, start, &states[w]) }()
+		}
 	}
 	sentTotal := func() uint64 {
 		var n uint64
@@ -350,7 +453,7 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 	}()
 
 	var err error
-	for range g.txs {
+	for range workers {
 		if e := <-errs; e != nil && err == nil {
 			err = e
 			stop()
@@ -373,16 +476,18 @@ func (g *Generator) Run(ctx context.Context, load Load, progress func(Progress))
 		Duration: end.Sub(start),
 		Size:     g.tmpl.Size(),
 		Flows:    g.tmpl.NumFlows(),
-		Workers:  len(g.txs),
+		Workers:  workers,
 		Offered:  load.Rate,
 		Sent:     sent,
 		SendOnly: g.rx == nil,
+		Backend:  g.cfg.Backend,
 	}
-	for i, tx := range g.txs {
-		st := tx.Stats()
+	for i := range workers {
+		st := g.txStats(i)
 		s.TX.Committed += st.Committed - txBefore[i].Committed
 		s.TX.Sent += st.Sent - txBefore[i].Sent
 		s.TX.WrongFormat += st.WrongFormat - txBefore[i].WrongFormat
+		s.TX.Dropped += st.Dropped - txBefore[i].Dropped
 		s.TX.Kicks += st.Kicks - txBefore[i].Kicks
 		s.TX.Waits += st.Waits - txBefore[i].Waits
 	}
@@ -444,6 +549,7 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 		}
 	}
 	tx := g.txs[w]
+	rewrite := tx.prefilled()
 	nw := uint64(len(g.txs))
 	rate := load.Rate / float64(nw)
 	count := load.Count / nw
@@ -493,16 +599,28 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 		}
 		sig.Time = time.Now().UnixNano()
 		for range n {
-			buf, err := tx.Next(ctx)
+			buf, err := tx.next(ctx)
+			if errors.Is(err, syscall.ENOBUFS) {
+				// The peer's queue is full (veth): the frames the kernel
+				// refused are counted in TX.Dropped, and their sequence
+				// numbers as lost. Go on: that is overload, not failure.
+				buf, err = tx.next(ctx)
+			}
 			if err != nil {
 				st.sent.Store(seq)
 				if ctx.Err() != nil {
-					return tx.Flush()
+					return tx.flush()
 				}
 				return err
 			}
 			sig.Seq = seq
-			if err := tx.Commit(g.tmpl.Write(buf, f, sig)); err != nil {
+			var k int
+			if rewrite {
+				k = g.tmpl.Rewrite(buf, f, sig)
+			} else {
+				k = g.tmpl.Write(buf, f, sig)
+			}
+			if err := tx.commit(k); err != nil {
 				return err
 			}
 			seq++
@@ -510,10 +628,105 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 				f %= nf
 			}
 		}
-		if err := tx.Flush(); err != nil {
+		if err := tx.flush(); err != nil && !errors.Is(err, syscall.ENOBUFS) {
 			return err
 		}
 		st.sent.Store(seq)
 	}
 	return nil
+}
+
+// txStats returns worker i's transmit counters.
+func (g *Generator) txStats(i int) ring.TXStats {
+	if g.lives != nil {
+		ls := g.lives[i]
+		n, _ := ls.Sent()
+		return ring.TXStats{Committed: n, Sent: n, Kicks: g.liveKicks(i)}
+	}
+	return g.txs[i].stats()
+}
+
+// restartLive gives the live senders the run's tag and starts their counts
+// from 0.
+func (g *Generator) restartLive(tag uint16) error {
+	if g.lives == nil {
+		return nil
+	}
+	buf := make([]byte, g.tmpl.Len())
+	for w, ls := range g.lives {
+		g.tmpl.Write(buf, 0, Signature{Tag: tag, Stream: uint16(w)})
+		if err := ls.Restart(buf); err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+	}
+	return nil
+}
+
+func (g *Generator) liveKicks(i int) uint64 { return g.kicks[i].Load() }
+
+// workLive is one live worker's send loop: the program stamps every
+// frame (sequence number from 0, send time, source port), so a batch is
+// one BPF_PROG_RUN call. The thread joins the interface's namespace for
+// good: the kernel looks the interface up there.
+func (g *Generator) workLive(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
+	if len(g.cfg.CPUs) > 0 {
+		if err := pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)]); err != nil {
+			return err
+		}
+	}
+	if err := g.ns.enter(); err != nil {
+		return err
+	}
+	ls := g.lives[w]
+	nw := uint64(len(g.lives))
+	rate := load.Rate / float64(nw)
+	count := load.Count / nw
+	if uint64(w) < load.Count%nw {
+		count++
+	}
+	if load.Count > 0 && count == 0 {
+		return nil
+	}
+	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
+	clk := systemClock{}
+	var pc *pacer
+	if rate > 0 {
+		pc = newPacer(rate, bucketDepth(rate, batch), clk)
+		pc.Start()
+	}
+	deadline := int64(1<<63 - 1)
+	if load.Duration > 0 {
+		deadline = clk.Now() + int64(load.Duration-time.Since(start))
+	}
+	done := ctx.Done()
+	var seq uint64
+	for {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		n := batch
+		if load.Count > 0 {
+			if seq >= count {
+				return nil
+			}
+			n = int(min(uint64(n), count-seq))
+		}
+		var now int64
+		if pc != nil {
+			now = pc.Wait(n)
+		} else {
+			now = clk.Now()
+		}
+		if now >= deadline {
+			return nil
+		}
+		if err := ls.Send(n); err != nil {
+			return err
+		}
+		g.kicks[w].Add(1)
+		seq += uint64(n)
+		st.sent.Store(seq)
+	}
 }

@@ -43,6 +43,8 @@ type Summary struct {
 	Size     int           `json:"size"` // frame size with FCS
 	Flows    int           `json:"flows"`
 	Workers  int           `json:"workers"`
+	// Backend is how the frames were sent.
+	Backend Backend `json:"backend"`
 
 	// Offered is the rate asked for, frames per second (0: as fast as
 	// possible); SentRate what the workers achieved.
@@ -97,7 +99,14 @@ func (s *Summary) String() string {
 	}
 	fmt.Fprintf(&b, "sent      %d frames of %d bytes in %v over %d flow(s), %d worker(s): %s (%s), offered %s\n",
 		s.Sent, s.Size, s.Duration.Round(time.Millisecond), s.Flows, s.Workers, FormatRate(s.SentRate), FormatBitRate(s.SentBitRate), offered)
-	fmt.Fprintf(&b, "tx ring   %d kicks, %d waits for a free slot, %d rejected\n", s.TX.Kicks, s.TX.Waits, s.TX.WrongFormat)
+	switch s.Backend {
+	case BackendLive:
+		fmt.Fprintf(&b, "tx live   %d BPF_PROG_RUN calls (live frames)\n", s.TX.Kicks)
+	case BackendXDP:
+		fmt.Fprintf(&b, "tx xdp    %d kicks, %d waits for a free frame, %d dropped by the driver\n", s.TX.Kicks, s.TX.Waits, s.TX.Dropped)
+	default:
+		fmt.Fprintf(&b, "tx ring   %d kicks, %d waits for a free slot, %d rejected\n", s.TX.Kicks, s.TX.Waits, s.TX.WrongFormat)
+	}
 	if s.SendOnly {
 		return b.String()
 	}

@@ -310,9 +310,17 @@ func (t *Template) Bytes() []byte { return append([]byte(nil), t.base...) }
 // length, Len(). buf must hold Len() bytes and f must be below NumFlows();
 // Write panics otherwise. It does not allocate.
 func (t *Template) Write(buf []byte, f int, sig Signature) int {
+	copy(buf[:len(t.base)], t.base)
+	return t.Rewrite(buf, f, sig)
+}
+
+// Rewrite is Write for a buf that already holds a frame of this template
+// (any flow, any signature, as an AF_XDP frame keeps what it sent last):
+// it writes only what varies from frame to frame, the source address and
+// ports, the IPv4 header checksum, the signature and the UDP checksum.
+func (t *Template) Rewrite(buf []byte, f int, sig Signature) int {
 	fl := &t.flows[f]
 	b := buf[:len(t.base)]
-	copy(b, t.base)
 	copy(b[t.srcOff:t.srcOff+t.addrLen], fl.src[:t.addrLen])
 	u := b[t.udpOff : t.udpOff+frame.UDPHeaderLen]
 	binary.BigEndian.PutUint16(u[0:], fl.sport)
@@ -324,3 +332,7 @@ func (t *Template) Write(buf []byte, f int, sig Signature) int {
 	binary.BigEndian.PutUint16(u[6:], proto.FinishUDP(proto.Fold(uint64(fl.udpSum)+sig.sum())))
 	return len(b)
 }
+
+// SignatureOffset returns where the signature starts in a frame: the UDP
+// payload's offset.
+func (t *Template) SignatureOffset() int { return t.sigOff }

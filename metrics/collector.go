@@ -16,6 +16,12 @@ type Source interface {
 	Ports() []engine.PortInfo
 }
 
+// BackendSource is a Source that says which backend it runs on, for the
+// pktengine_backend_info series; *engine.Engine is one.
+type BackendSource interface {
+	Backend() (b engine.Backend, xdpMode string)
+}
+
 // Collector is a prometheus.Collector that exports an engine's counters
 // and ports. Each scrape takes one snapshot of each (Source.Counters,
 // Source.Ports), so the outcome samples always add up to
@@ -79,6 +85,23 @@ var (
 		{newDesc("pmtu_updates_total", "Path MTUs lowered by Fragmentation Needed or Packet Too Big."), func(c *engine.Counters) uint64 { return c.PMTUUpdates }},
 		{newDesc("icmp_time_exceeded_sent_total", "ICMP Time Exceeded (fragment reassembly) messages sent."), func(c *engine.Counters) uint64 { return c.ICMPTimeExceededSent }},
 		{newDesc("icmp_param_problem_sent_total", "ICMPv6 Parameter Problems sent about refused fragments."), func(c *engine.Counters) uint64 { return c.ICMPParamProblemSent }},
+		// The AF_XDP backend (zero on TPACKET).
+		{newDesc("xdp_rx_dropped_total", "Frames an AF_XDP socket dropped for another reason than a full RX ring, an empty fill ring included (XDP_STATISTICS rx_dropped)."), func(c *engine.Counters) uint64 { return c.XDP.RxDropped }},
+		{newDesc("xdp_rx_ring_full_total", "Frames dropped because an AF_XDP RX ring was full (XDP_STATISTICS rx_ring_full)."), func(c *engine.Counters) uint64 { return c.XDP.RxRingFull }},
+		{newDesc("xdp_rx_fill_ring_empty_total", "Times the kernel found an AF_XDP fill ring empty (XDP_STATISTICS rx_fill_ring_empty_descs)."), func(c *engine.Counters) uint64 { return c.XDP.RxFillRingEmpty }},
+		{newDesc("xdp_rx_invalid_descs_total", "RX descriptors the kernel rejected (XDP_STATISTICS rx_invalid_descs)."), func(c *engine.Counters) uint64 { return c.XDP.RxInvalidDescs }},
+		{newDesc("xdp_tx_invalid_descs_total", "TX descriptors the kernel rejected (XDP_STATISTICS tx_invalid_descs)."), func(c *engine.Counters) uint64 { return c.XDP.TxInvalidDescs }},
+		{newDesc("xdp_tx_ring_empty_total", "Times the kernel found an AF_XDP TX ring empty (XDP_STATISTICS tx_ring_empty_descs)."), func(c *engine.Counters) uint64 { return c.XDP.TxRingEmpty }},
+		{newDesc("xdp_received_total", "Frames taken from the AF_XDP RX rings."), func(c *engine.Counters) uint64 { return c.XDP.Received }},
+		{newDesc("xdp_filtered_total", "Frames the --filter expression rejected in the workers (AF_XDP)."), func(c *engine.Counters) uint64 { return c.XDP.Filtered }},
+		{newDesc("xdp_transmitted_total", "Frames put on the AF_XDP TX rings."), func(c *engine.Counters) uint64 { return c.XDP.Transmitted }},
+		{newDesc("xdp_completed_total", "Frames the kernel gave back on the AF_XDP completion rings."), func(c *engine.Counters) uint64 { return c.XDP.Completed }},
+		{newDesc("xdp_tx_dropped_total", "AF_XDP frames not sent: dropped by the driver, kept off the TX ring while the link was down, or left on it at close."), func(c *engine.Counters) uint64 { return c.XDP.TXDropped }},
+		{newDesc("xdp_steered_total", "Frames the XDP program redirected to the engine's sockets."), func(c *engine.Counters) uint64 { return c.XDP.Steered }},
+		{newDesc("xdp_passed_total", "Frames the XDP program left to the kernel."), func(c *engine.Counters) uint64 { return c.XDP.Passed }},
+		{newDesc("xdp_no_socket_total", "The engine's frames the XDP program passed for want of a socket on their queue."), func(c *engine.Counters) uint64 { return c.XDP.NoSocket }},
+		{newDesc("xdp_frame_checks_total", "Checks of the AF_XDP sockets' UMEM frame accounting."), func(c *engine.Counters) uint64 { return c.XDP.FrameChecks }},
+		{newDesc("xdp_frame_check_failures_total", "UMEM frame accounting checks that found a frame lost or in two places (a bug)."), func(c *engine.Counters) uint64 { return c.XDP.FrameCheckFailures }},
 	}
 
 	// multicastGroupsDesc is a gauge: the groups joined on the interface.
@@ -113,6 +136,8 @@ var (
 	}
 
 	reassembledDesc = newDesc("reassembled_outcomes_total", "Datagrams reassembled from fragments, by what became of them; they add up to the fragment-reassembled frames.", "outcome")
+
+	backendDesc = newDesc("backend_info", "The engine's backend (tpacket or xdp) and, on xdp, how its AF_XDP sockets are bound (copy or zerocopy); always 1.", "backend", "xdp_mode")
 
 	outcomesDesc = newDesc("frame_outcomes_total", "Frames by what became of them; the outcomes add up to pktengine_frames_total.", "outcome")
 
@@ -166,6 +191,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- engineGauges[i].desc
 	}
 	ch <- reassembledDesc
+	ch <- backendDesc
 	for i := range portMetrics {
 		ch <- portMetrics[i].desc
 	}
@@ -196,6 +222,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for o := range engine.NumOutcomes {
 		counter(reassembledDesc, counters.Reassembled[o], o.String())
+	}
+	if bs, ok := c.src.(BackendSource); ok {
+		b, mode := bs.Backend()
+		ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, b.String(), mode)
 	}
 	for i := range ports {
 		p := &ports[i]

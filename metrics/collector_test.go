@@ -108,6 +108,22 @@ var wantSeries = map[string]string{
 	"pktengine_pmtu_updates_total":                     "PMTUUpdates",
 	"pktengine_icmp_time_exceeded_sent_total":          "ICMPTimeExceededSent",
 	"pktengine_icmp_param_problem_sent_total":          "ICMPParamProblemSent",
+	"pktengine_xdp_rx_dropped_total":                   "XDP.RxDropped",
+	"pktengine_xdp_rx_ring_full_total":                 "XDP.RxRingFull",
+	"pktengine_xdp_rx_fill_ring_empty_total":           "XDP.RxFillRingEmpty",
+	"pktengine_xdp_rx_invalid_descs_total":             "XDP.RxInvalidDescs",
+	"pktengine_xdp_tx_invalid_descs_total":             "XDP.TxInvalidDescs",
+	"pktengine_xdp_tx_ring_empty_total":                "XDP.TxRingEmpty",
+	"pktengine_xdp_received_total":                     "XDP.Received",
+	"pktengine_xdp_filtered_total":                     "XDP.Filtered",
+	"pktengine_xdp_transmitted_total":                  "XDP.Transmitted",
+	"pktengine_xdp_completed_total":                    "XDP.Completed",
+	"pktengine_xdp_tx_dropped_total":                   "XDP.TXDropped",
+	"pktengine_xdp_steered_total":                      "XDP.Steered",
+	"pktengine_xdp_passed_total":                       "XDP.Passed",
+	"pktengine_xdp_no_socket_total":                    "XDP.NoSocket",
+	"pktengine_xdp_frame_checks_total":                 "XDP.FrameChecks",
+	"pktengine_xdp_frame_check_failures_total":         "XDP.FrameCheckFailures",
 }
 
 // distinctCounters gives every counter its own value (1, 2, 3, ... in
@@ -343,5 +359,29 @@ func TestPromtool(t *testing.T) {
 	cmd.Stdin = io.MultiReader(strings.NewReader("# HELP pktengine_bad A counter.\n# TYPE pktengine_bad counter\npktengine_bad 1\n"))
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("promtool accepted a badly named counter:\n%s", out)
+	}
+}
+
+// backendSnapshot is a snapshot that says its backend.
+type backendSnapshot struct {
+	snapshot
+	backend engine.Backend
+	mode    string
+}
+
+func (s *backendSnapshot) Backend() (engine.Backend, string) { return s.backend, s.mode }
+
+// TestCollectorBackendInfo: a source that says its backend gets the
+// pktengine_backend_info series; one that does not, none.
+func TestCollectorBackendInfo(t *testing.T) {
+	src := &backendSnapshot{snapshot: *trafficSnapshot(), backend: engine.BackendXDP, mode: "copy"}
+	got := gather(t, NewCollector(src))
+	if v, ok := got[`pktengine_backend_info{backend="xdp",xdp_mode="copy"}`]; !ok || v != 1 {
+		t.Errorf("backend info %v (present %v); series: %v", v, ok, slices.Sorted(maps.Keys(got)))
+	}
+	for series := range gather(t, NewCollector(trafficSnapshot())) {
+		if strings.HasPrefix(series, "pktengine_backend_info") {
+			t.Errorf("%s from a source that does not say its backend", series)
+		}
 	}
 }

@@ -27,6 +27,7 @@ func WriteStatus(w io.Writer, st *engine.Status) error {
 	writeOutcomes(&b, c)
 	writeEngine(&b, c)
 	writeFragments(&b, c)
+	writeXDP(&b, st)
 	if err := c.Check(); err != nil {
 		fmt.Fprintf(&b, "    WARNING: %v\n", err)
 	}
@@ -35,8 +36,15 @@ func WriteStatus(w io.Writer, st *engine.Status) error {
 }
 
 func writeHeading(b *strings.Builder, st *engine.Status) {
-	fmt.Fprintf(b, "pktengine on %s (%s), %d worker(s), rx ring %s, up since %s\n",
-		st.Interface, st.MAC, st.Workers, st.RXVersion, st.Started.Format("2006-01-02 15:04:05"))
+	rings := "rx ring " + st.RXVersion
+	if st.XDP != nil {
+		rings = "AF_XDP, " + st.XDP.Mode + " mode"
+		if st.XDP.Generic {
+			rings += ", generic XDP"
+		}
+	}
+	fmt.Fprintf(b, "pktengine on %s (%s), %d worker(s), %s, up since %s\n",
+		st.Interface, st.MAC, st.Workers, rings, st.Started.Format("2006-01-02 15:04:05"))
 	addrs := make([]string, len(st.Addrs))
 	for i, a := range st.Addrs {
 		kind := "shared with the kernel"
@@ -181,4 +189,36 @@ func writeFragments(b *strings.Builder, c *engine.Counters) {
     %d path MTUs lowered; %d time exceeded and %d parameter problems sent
 `, c.ICMPErrorsIn, c.ICMPErrorsDelivered, c.ICMPErrorsUnmatched, c.ICMPErrorsInvalid,
 		c.PMTUUpdates, c.ICMPTimeExceededSent, c.ICMPParamProblemSent)
+}
+
+// writeXDP writes the AF_XDP backend's counters and each socket's last
+// frame count, when there is an AF_XDP backend (or any of its counters is
+// set).
+func writeXDP(b *strings.Builder, st *engine.Status) {
+	x := &st.Counters.XDP
+	if st.XDP == nil && *x == (engine.XDPCounters{}) {
+		return
+	}
+	fmt.Fprintf(b, `AF_XDP:
+    program: %d steered, %d passed to the kernel, %d without a socket
+    %d received, %d filtered; %d transmitted, %d completed, %d not sent
+    kernel: %d RX ring full, %d dropped, %d fill ring empty, %d invalid RX and %d invalid TX descriptors, %d TX ring empty
+    frame checks: %d, %d failed
+`, x.Steered, x.Passed, x.NoSocket,
+		x.Received, x.Filtered, x.Transmitted, x.Completed, x.TXDropped,
+		x.RxRingFull, x.RxDropped, x.RxFillRingEmpty, x.RxInvalidDescs, x.TxInvalidDescs, x.TxRingEmpty,
+		x.FrameChecks, x.FrameCheckFailures)
+	if st.XDP == nil {
+		return
+	}
+	if st.XDP.Replaced != "" {
+		fmt.Fprintf(b, "    replaced XDP program %s\n", st.XDP.Replaced)
+	}
+	for _, s := range st.XDP.Sockets {
+		fmt.Fprintf(b, "    queue %d: %s mode, %d frames of %d bytes, TX budget %d; %v", s.Queue, s.Mode, s.FrameCount, s.FrameSize, s.TXBudget, s.Frames)
+		if s.CheckError != "" {
+			fmt.Fprintf(b, "; WRONG: %s", s.CheckError)
+		}
+		b.WriteString("\n")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pktengine/pktengine/engine"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 func testStatus() *engine.Status {
@@ -109,5 +110,31 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 func TestWriteStatusError(t *testing.T) {
 	if err := WriteStatus(failingWriter{}, testStatus()); err == nil || err.Error() != "disk full" {
 		t.Errorf("error %v, want the writer's", err)
+	}
+}
+
+// TestWriteStatusXDP: an AF_XDP engine's heading says so, and its sockets
+// are listed with their frame counts.
+func TestWriteStatusXDP(t *testing.T) {
+	st := testStatus()
+	st.Backend, st.RXVersion = "xdp", ""
+	st.XDP = &engine.XDPStatus{Mode: "copy", Sockets: []engine.XDPSocketStatus{{
+		Queue: 0, Mode: "copy", FrameSize: 2048, FrameCount: 4096, TXBudget: 256,
+		Frames: xdp.FrameCounts{Total: 4096, Free: 2048, Fill: 2048},
+	}}}
+	st.Counters.XDP.Steered, st.Counters.XDP.Received = 12, 10
+	var b strings.Builder
+	if err := WriteStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"2 worker(s), AF_XDP, copy mode, up since",
+		"AF_XDP:\n    program: 12 steered",
+		"10 received",
+		"queue 0: copy mode, 4096 frames of 2048 bytes, TX budget 256; total 4096: free 2048 + fill 2048",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
 	}
 }

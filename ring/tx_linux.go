@@ -4,7 +4,6 @@ package ring
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"time"
@@ -33,9 +32,13 @@ type ringTX struct {
 	tail   uint64
 	kicked uint64 // positions below kicked have been offered to the kernel
 
-	kick      func(uintptr) bool // bound once: Flush does not allocate
-	kickErr   unix.Errno
-	slotFreed func(uintptr) bool // bound once, for waitSlot
+	// offs holds every slot's offset in mem, and mask is nslots-1 when
+	// nslots is a power of two (0 otherwise): a position's slot is then
+	// found without dividing, several times per frame.
+	offs []int
+	mask uint64
+
+	rawKick bool // TXConfig.RawKick
 }
 
 // txDataOffset is where frame data starts in a V2 TX slot:
@@ -51,20 +54,34 @@ func newRingTX(ifi *net.Interface, cfg *TXConfig) (Transmitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n)}
+	t := &ringTX{txSocket: s, layout: frameLayout(frameSize, n), rawKick: c.RawKick}
 	t.nslots = uint64(t.layout.frameNr)
+	t.offs = make([]int, t.nslots)
+	for i := range t.offs {
+		t.offs[i] = t.layout.frameOffset(i)
+	}
+	if t.nslots&(t.nslots-1) == 0 {
+		t.mask = t.nslots - 1
+	}
 	t.maxLen = frameSize - txDataOffset
 	if err := s.mapRing(unix.TPACKET_V2, unix.PACKET_TX_RING, &t.layout, 0); err != nil {
 		s.abandon()
 		return nil, err
 	}
 	t.mem = s.mem
-	t.kick = t.sendKick
-	t.slotFreed = func(uintptr) bool { t.reclaim(); return !t.full() }
+	if err := s.unpoll(); err != nil {
+		s.abandon()
+		return nil, err
+	}
 	return t, nil
 }
 
-func (t *ringTX) slotOffset(pos uint64) int { return t.layout.frameOffset(int(pos % t.nslots)) }
+func (t *ringTX) slotOffset(pos uint64) int {
+	if t.mask != 0 {
+		return t.offs[pos&t.mask]
+	}
+	return t.offs[pos%t.nslots]
+}
 
 func (t *ringTX) status(pos uint64) uint32 { return loadStatus(t.mem, t.slotOffset(pos)+v2Status) }
 
@@ -109,7 +126,6 @@ func (t *ringTX) waitSlot(ctx context.Context) error {
 	if err := t.Flush(); err != nil && t.full() {
 		return err
 	}
-	defer t.conn.SetWriteDeadline(time.Time{})
 	for {
 		t.reclaim()
 		if !t.full() {
@@ -119,10 +135,9 @@ func (t *ringTX) waitSlot(ctx context.Context) error {
 			return os.NewSyscallError("wait", err)
 		}
 		// The kernel signals writability when it frees a slot; a short
-		// deadline guards against a wakeup that never comes, and bounds
+		// timeout guards against a wakeup that never comes, and bounds
 		// how late the end of ctx is noticed.
-		t.conn.SetWriteDeadline(time.Now().Add(time.Millisecond))
-		if err := t.rc.Write(t.slotFreed); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err := t.pollOut(time.Millisecond); err != nil {
 			return t.wrapOp("wait", err)
 		}
 	}
@@ -139,12 +154,28 @@ func (t *ringTX) Commit(n int) error {
 	return nil
 }
 
-// sendKick is the raw-conn callback for Flush: one non-blocking send(2)
-// that makes the kernel walk the ring from its head, sending every
-// SEND_REQUEST slot.
-func (t *ringTX) sendKick(fd uintptr) bool {
-	_, _, t.kickErr = unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
-	return t.kickErr != unix.EAGAIN && t.kickErr != unix.EINTR
+// kick makes the kernel walk the ring from its head, sending every
+// SEND_REQUEST slot: one non-blocking send(2), again after a wait for
+// room in the socket's send buffer if it had none (EAGAIN).
+func (t *ringTX) kick() unix.Errno {
+	for {
+		var e unix.Errno
+		if t.rawKick {
+			_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(t.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		} else {
+			_, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(t.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if err := t.pollOut(time.Millisecond); err != nil {
+				return e
+			}
+			continue
+		}
+		return e
+	}
 }
 
 // Flush implements Transmitter.
@@ -156,8 +187,9 @@ func (t *ringTX) Flush() error {
 	for t.kicked < t.head {
 		t.stats.Kicks++
 		t.kicked = t.head
-		err := t.rc.Write(t.kick)
-		if err == nil && t.kickErr == 0 {
+		var err error
+		kickErr := t.kick()
+		if kickErr == 0 {
 			// The kernel stops early when the socket's send buffer
 			// fills; the rest stay SEND_REQUEST for the next round.
 			if t.status(t.head-1)&statusSendRequest != 0 {
@@ -165,12 +197,10 @@ func (t *ringTX) Flush() error {
 			}
 			continue
 		}
-		if err == nil {
-			if t.dropWrongFormat() {
-				continue
-			}
-			err = os.NewSyscallError("sendto", t.kickErr)
+		if t.dropWrongFormat() {
+			continue
 		}
+		err = os.NewSyscallError("sendto", kickErr)
 		t.dropUnsent()
 		return t.wrapOp("sendto", err)
 	}

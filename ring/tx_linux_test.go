@@ -57,10 +57,11 @@ func TestTransmit(t *testing.T) {
 		{Method: ring.TXRing},
 		{Method: ring.TXRing, QdiscBypass: true},
 		{Method: ring.TXRing, FrameCount: 32}, // wraps the ring many times
+		{Method: ring.TXRing, QdiscBypass: true, RawKick: true},
 		{Method: ring.TXSendmmsg},
 		{Method: ring.TXSendmmsg, QdiscBypass: true, FrameCount: 7},
 	} {
-		t.Run(fmt.Sprintf("%v/bypass=%v/frames=%d", cfg.Method, cfg.QdiscBypass, cfg.FrameCount), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v/bypass=%v/frames=%d/raw=%v", cfg.Method, cfg.QdiscBypass, cfg.FrameCount, cfg.RawKick), func(t *testing.T) {
 			l := labtest.New(t, nil)
 			a, b := l.A(), l.B()
 			ln := listenUDP(t, b)

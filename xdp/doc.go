@@ -57,8 +57,11 @@
 // redirects to the XSKMAP, keyed by the receive queue, UDP over IPv4 and
 // IPv6 (fragments included) to the engine's addresses, ARP and neighbour
 // discovery for them and ICMP to them, optionally behind one VLAN tag,
-// and passes everything else to the kernel. The addresses are a hash map
-// that AddAddr and RemoveAddr change while it runs; per-class counters
+// and passes everything else to the kernel. An address served with
+// ServeUDPPorts (one the kernel shares) steers only unfragmented UDP to
+// the ports AddPort lists for it. The addresses and ports are hash maps
+// that AddAddr, RemoveAddr, AddPort and RemovePort change while it runs;
+// per-class counters
 // (ProgramStats) say what it did. Program.Test runs it over a frame with
 // BPF_PROG_RUN, which is how its verdicts are tested without a network.
 //
@@ -78,8 +81,10 @@
 //
 // LiveSender transmits copies of a template with BPF_PROG_RUN and
 // BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs a small program over each
-// frame that rewrites the UDP source port (checksum updated
-// incrementally, RFC 1624) and redirects it to the interface.
+// frame that rewrites the UDP source port and, if asked, a sequence word
+// and the send time in the payload (checksum updated incrementally, RFC
+// 1624), and redirects it to the interface. A call costs the kernel about
+// 0.75 ms however few frames it carries: send many per call.
 //
 // # Pitfalls on veth
 //

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -401,6 +402,79 @@ func TestLabOverloadAccounting(t *testing.T) {
 	if st.Received == 0 || st.Completed == 0 {
 		t.Errorf("stats %+v", st)
 	}
+	// After Close, CheckFrames is the count taken as UMEM went: every
+	// batch released, so nothing held.
+	if err := x.sock.Close(); err != nil {
+		t.Fatal(err)
+	}
+	final, err := x.sock.CheckFrames()
+	if err != nil {
+		t.Fatalf("CheckFrames after Close: %v", err)
+	}
+	if final.Held != 0 || final.Sum() != final.Total {
+		t.Errorf("final count %v", final)
+	}
+}
+
+// TestLabTXLinkDown sends with the interface down: send(2) says
+// ENETDOWN and the frames stay on the TX ring, where nothing can take
+// them back, until the link is up (they go then) or the socket closes
+// (the final count has them in TX: never sent).
+func TestLabTXLinkDown(t *testing.T) {
+	x := newXDPLab(t, nil, &Config{FrameCount: 64, TXSize: 32, CompletionSize: 32})
+	setLink := func(state string) {
+		t.Helper()
+		if out, err := x.a.Command(context.Background(), "ip", "link", "set", x.a.Iface, state).CombinedOutput(); err != nil {
+			t.Fatalf("ip link set %s: %v %s", state, err, out)
+		}
+	}
+	f := udpFrame(t, ours4, other4, nil, nil)
+	send := func(n int) error {
+		for range n {
+			buf, err := x.sock.Next(context.Background())
+			if err != nil {
+				return err
+			}
+			if err := x.sock.Commit(copy(buf, f)); err != nil {
+				return err
+			}
+		}
+		return x.sock.Flush()
+	}
+	setLink("down")
+	const n = 10
+	if err := send(n); !errors.Is(err, syscall.ENETDOWN) {
+		t.Fatalf("Flush with the link down: %v, want ENETDOWN", err)
+	}
+	if c, err := x.sock.CheckFrames(); err != nil || c.TX+c.Completion != n {
+		t.Fatalf("with the link down: %v, %v; want %d frames in TX", c, err, n)
+	}
+	setLink("up")
+	var st Stats
+	deadline := time.Now().Add(3 * time.Second)
+	for st.Completed < n && time.Now().Before(deadline) {
+		x.sock.Flush()
+		st, _ = x.sock.Stats()
+		time.Sleep(time.Millisecond)
+	}
+	if st.Completed != n || st.TXDropped != 0 {
+		t.Errorf("after the link came back: %+v, want the %d frames completed", st, n)
+	}
+	// Stranded at close: the final count says so.
+	setLink("down")
+	if err := send(3); !errors.Is(err, syscall.ENETDOWN) {
+		t.Fatalf("Flush with the link down: %v, want ENETDOWN", err)
+	}
+	if err := x.sock.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := x.sock.CheckFrames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TX+c.Completion != 3 || c.Sum() != c.Total {
+		t.Errorf("final count %v, want 3 frames never sent", c)
+	}
 }
 
 // TestLabCloseRemovesProgram checks with netlink and with ip(8) that no
@@ -730,5 +804,55 @@ func TestLabTwoQueues(t *testing.T) {
 	}
 	if ps, _ := prog.Stats(); ps[ClassNoSocket] != 0 {
 		t.Errorf("program stats %v: frames found no socket", ps)
+	}
+}
+
+// TestLabRXWaiting: Stats counts the frames on the RX ring that nobody
+// has taken yet, before and after Close, so that Received + RXWaiting is
+// everything the kernel delivered.
+func TestLabRXWaiting(t *testing.T) {
+	x := newXDPLab(t, nil, nil)
+	c, err := x.b.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(x.a.IPv4.Addr(), 7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(n int) {
+		for range n {
+			if _, err := c.Write([]byte("wait")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor := func(want uint64) Stats {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			st, _ := x.sock.Stats()
+			if st.Received+st.RXWaiting >= want || time.Now().After(deadline) {
+				return st
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send(5)
+	if st := waitFor(5); st.RXWaiting != 5 || st.Received != 0 {
+		t.Fatalf("5 sent, none read: waiting %d, received %d", st.RXWaiting, st.Received)
+	}
+	var b Batch
+	if err := x.sock.ReadInto(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	if st, _ := x.sock.Stats(); st.RXWaiting != 0 || st.Received != 5 {
+		t.Fatalf("after reading: waiting %d, received %d", st.RXWaiting, st.Received)
+	}
+	send(3)
+	waitFor(8)
+	if err := x.sock.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := x.sock.Stats(); !errors.Is(err, ErrClosed) || st.RXWaiting != 3 || st.Received != 5 {
+		t.Fatalf("after Close: waiting %d, received %d, %v; want 3, 5, ErrClosed", st.RXWaiting, st.Received, err)
 	}
 }

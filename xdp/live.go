@@ -41,6 +41,19 @@ type LiveConfig struct {
 	// BatchSize is how many frames the kernel prepares and transmits at a
 	// time within one Send (RunOptions.BatchSize). Zero means 64.
 	BatchSize int
+
+	// SeqOff, if not zero, is where in the frame (an offset from its
+	// first byte, inside the UDP payload) the program writes, per frame,
+	// the 64-bit big-endian word SeqHigh | n, n being the frames sent
+	// since NewLiveSender or Restart, in the low SeqBits bits (1 to 63;
+	// 0 means 48). ClockOff, if not zero, is where it writes the time
+	// it sends the frame, 64-bit big-endian ns since the Unix epoch
+	// (CLOCK_MONOTONIC plus the offset to CLOCK_REALTIME taken at
+	// NewLiveSender or Restart). The UDP checksum is updated for both.
+	// A load generator matches replies by them.
+	SeqOff, ClockOff int
+	SeqHigh          uint64
+	SeqBits          int
 }
 
 // NewLiveSender loads the sending program for template, a complete
@@ -63,17 +76,51 @@ func (s *LiveSender) Sent() (uint64, error) { return s.sent() }
 // Close releases the program.
 func (s *LiveSender) Close() error { return s.close() }
 
+// Restart replaces the template with another of the same layout (the same
+// length and offsets: a new run tag in the payload, say), starts the
+// frame count from 0 and takes the clock offset again.
+func (s *LiveSender) Restart(template []byte) error { return s.restart(template) }
+
+// liveLayout is where the sending program writes.
+type liveLayout struct {
+	ifindex, l4Off int
+	ipv4           bool
+	base           uint16
+	flows          int
+	seqOff         int // 0: none
+	seqHigh        uint64
+	seqBits        int
+	clockOff       int // 0: none
+	end            int // bytes the program may touch: the frame length
+}
+
 const (
 	liveProgName = "pkte_live"
 	liveMapName  = "pkte_live_ctr"
 )
 
-// liveInstructions returns the sending program: count the frame, rewrite
-// its UDP source port to base + count % flows with the checksum updated
-// incrementally, and redirect it to ifindex.
+// liveValue is the value of the live program's map: the frame count and
+// the offset from CLOCK_MONOTONIC to CLOCK_REALTIME.
+type liveValue struct {
+	Count       uint64
+	ClockOffset int64
+}
+
+// liveInstructions returns the sending program of the port cycling
+// alone (the xdp tests' and the benchmark's).
 func liveInstructions(ifindex, l4Off int, ipv4 bool, base uint16, flows int) asm.Instructions {
+	return liveLayout{ifindex: ifindex, l4Off: l4Off, ipv4: ipv4, base: base, flows: flows}.instructions()
+}
+
+// instructions returns the sending program: count the frame, rewrite its
+// UDP source port to base + count % flows, write the sequence word and the
+// clock if asked, with the UDP checksum updated incrementally, and
+// redirect the frame to ifindex. Registers: R6 the context, R7 the data,
+// R8 the data end, R9 the map value.
+func (l liveLayout) instructions() asm.Instructions {
 	var b builder
-	const r0, r1, r2, r3, r4, r5, r6, r7, r8, r10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R10
+	const r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R9, asm.R10
+	ifindex, l4Off, ipv4, base, flows := l.ifindex, l.l4Off, l.ipv4, l.base, l.flows
 	b.emit(
 		asm.Mov.Reg(r6, r1),
 		asm.StoreImm(r10, -4, 0, asm.Word),
@@ -82,11 +129,15 @@ func liveInstructions(ifindex, l4Off int, ipv4 bool, base uint16, flows int) asm
 		asm.Add.Imm(r2, -4),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(r0, 0, "redirect"),
+		asm.Mov.Reg(r9, r0),
 		asm.LoadMem(r3, r0, 0, asm.DWord),
 		asm.Mov.Reg(r4, r3),
 		asm.Add.Imm(r4, 1),
 		asm.StoreMem(r0, 0, r4, asm.DWord),
 	)
+	if l.seqOff != 0 || l.clockOff != 0 {
+		l.emitStamp(&b)
+	}
 	if flows > 1 {
 		b.emit(
 			asm.LoadMem(r7, r6, xdpMDData, asm.Word),
@@ -139,4 +190,129 @@ func liveInstructions(ifindex, l4Off int, ipv4 bool, base uint16, flows int) asm
 
 func (s *LiveSender) String() string {
 	return fmt.Sprintf("live sender on %s, %d flows", s.ifi.Name, max(s.flows, 1))
+}
+
+// emitStamp writes the sequence word and the clock, with R3 the frame
+// count, and updates the UDP checksum: ~HC plus, for each 64-bit field,
+// the complement of the old value and the new one, folded (RFC 1624; a
+// 64-bit value adds its four 16-bit words, and the sum does not depend on
+// byte order, so native loads do). It keeps R3.
+func (l liveLayout) emitStamp(b *builder) {
+	const r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R9, asm.R10
+	const stackCount = -16 // the frame count, kept over the helper call
+	const stackSum = -24   // the checksum accumulator
+	b.emit(
+		asm.StoreMem(r10, stackCount, r3, asm.DWord),
+		asm.LoadMem(r7, r6, xdpMDData, asm.Word),
+		asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
+		asm.Mov.Reg(r2, r7),
+		asm.Add.Imm(r2, int32(l.end)),
+		asm.JGT.Reg(r2, r8, "redirect"),
+		// The accumulator starts with ~HC.
+		asm.LoadMem(r5, r7, int16(l.l4Off+6), asm.Half),
+	)
+	if l.ipv4 {
+		b.emit(asm.JEq.Imm(r5, 0, "nocsum")) // no checksum: nothing to update
+	}
+	b.emit(
+		asm.Xor.Imm(r5, 0xffff),
+		asm.StoreMem(r10, stackSum, r5, asm.DWord),
+	)
+	// addField adds ~old + new for the 64-bit field at off, new in R4.
+	addField := func(off int) {
+		b.emit(
+			asm.LoadMem(r1, r7, int16(off), asm.DWord),
+			asm.StoreMem(r7, int16(off), r4, asm.DWord),
+			asm.Xor.Imm(r1, -1), // ~old, 64 bits
+			asm.LoadMem(r5, r10, stackSum, asm.DWord),
+			asm.Mov.Reg(r2, r1),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+			asm.Mov.Reg(r2, r1),
+			asm.LSh.Imm(r2, 32),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+			asm.Mov.Reg(r2, r4),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+			asm.Mov.Reg(r2, r4),
+			asm.LSh.Imm(r2, 32),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+			asm.StoreMem(r10, stackSum, r5, asm.DWord),
+		)
+	}
+	if l.seqOff != 0 {
+		bits := l.seqBits
+		if bits == 0 {
+			bits = 48
+		}
+		b.emit(
+			asm.LoadMem(r4, r10, stackCount, asm.DWord),
+			asm.LSh.Imm(r4, int32(64-bits)),
+			asm.RSh.Imm(r4, int32(64-bits)),
+			asm.LoadImm(r1, int64(l.seqHigh), asm.DWord),
+			asm.Or.Reg(r4, r1),
+			asm.HostTo(asm.BE, r4, asm.DWord),
+		)
+		addField(l.seqOff)
+	}
+	if l.clockOff != 0 {
+		b.emit(
+			asm.FnKtimeGetNs.Call(),
+			asm.LoadMem(r1, r9, 8, asm.DWord), // the clock offset
+			asm.Add.Reg(r0, r1),
+			asm.Mov.Reg(r4, r0),
+			asm.HostTo(asm.BE, r4, asm.DWord),
+		)
+		addField(l.clockOff)
+	}
+	// Fold to 16 bits and store the complement (0 is sent as 0xffff).
+	b.emit(asm.LoadMem(r5, r10, stackSum, asm.DWord))
+	for range 3 {
+		b.emit(
+			asm.Mov.Reg(r2, r5),
+			asm.RSh.Imm(r2, 16),
+			asm.And.Imm(r5, 0xffff),
+			asm.Add.Reg(r5, r2),
+		)
+	}
+	b.emit(
+		asm.Xor.Imm(r5, 0xffff),
+		asm.JNE.Imm(r5, 0, "stampsum"),
+		asm.Mov.Imm(r5, 0xffff),
+	)
+	b.label("stampsum")
+	b.emit(asm.StoreMem(r7, int16(l.l4Off+6), r5, asm.Half))
+	if l.ipv4 {
+		// IPv4 without a checksum: write the fields alone.
+		b.emit(asm.Ja.Label("stamped"))
+		b.label("nocsum")
+		if l.seqOff != 0 {
+			bits := l.seqBits
+			if bits == 0 {
+				bits = 48
+			}
+			b.emit(
+				asm.LoadMem(r4, r10, stackCount, asm.DWord),
+				asm.LSh.Imm(r4, int32(64-bits)),
+				asm.RSh.Imm(r4, int32(64-bits)),
+				asm.LoadImm(r1, int64(l.seqHigh), asm.DWord),
+				asm.Or.Reg(r4, r1),
+				asm.HostTo(asm.BE, r4, asm.DWord),
+				asm.StoreMem(r7, int16(l.seqOff), r4, asm.DWord),
+			)
+		}
+		if l.clockOff != 0 {
+			b.emit(
+				asm.FnKtimeGetNs.Call(),
+				asm.LoadMem(r1, r9, 8, asm.DWord),
+				asm.Add.Reg(r0, r1),
+				asm.HostTo(asm.BE, r0, asm.DWord),
+				asm.StoreMem(r7, int16(l.clockOff), r0, asm.DWord),
+			)
+		}
+	}
+	b.label("stamped")
+	b.emit(asm.LoadMem(r3, r10, stackCount, asm.DWord))
 }

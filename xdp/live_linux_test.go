@@ -3,6 +3,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
@@ -180,5 +181,106 @@ func testLiveSender(t *testing.T, v6 bool) {
 	}
 	if got >= 4*flows && len(ports) != flows {
 		t.Errorf("%d source ports over %d frames, want %d", len(ports), got, flows)
+	}
+}
+
+// TestLabLiveSenderStamps: with SeqOff and ClockOff the program writes a
+// sequence word and the send time into every frame, keeping the UDP
+// checksum valid, and Restart starts the count again with a new template.
+func TestLabLiveSenderStamps(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		name := "ipv4"
+		if v6 {
+			name = "ipv6"
+		}
+		t.Run(name, func(t *testing.T) { testLiveStamps(t, v6) })
+	}
+}
+
+func testLiveStamps(t *testing.T, v6 bool) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	detachAll(t, b)
+	if _, err := attachIn(t, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	network, src, dst := "udp4", a.IPv4.Addr(), b.IPv4.Addr()
+	if v6 {
+		network, src, dst = "udp6", a.IPv6.Addr(), b.IPv6.Addr()
+	}
+	conn, err := b.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadBuffer(8 << 20)
+	template := func(mark byte) []byte {
+		payload := make([]byte, 24)
+		payload[0] = mark
+		s := &frame.UDPSpec{SrcMAC: frame.MAC(a.MAC), DstMAC: frame.MAC(b.MAC),
+			Src: netip.AddrPortFrom(src, 40000), Dst: netip.AddrPortFrom(dst, 9000), Payload: payload}
+		buf := make([]byte, frame.UDPFrameLen(s))
+		n, err := frame.BuildUDP(buf, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:n]
+	}
+	tmpl := template('a')
+	var p frame.Packet
+	p.Decode(tmpl)
+	const high = 0x7777 << 48
+	var s *LiveSender
+	if err := a.Do(func() error {
+		ifi, err := net.InterfaceByName(a.Iface)
+		if err != nil {
+			return err
+		}
+		s, err = NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 4, SeqOff: int(p.PayloadOff) + 2, SeqHigh: high, ClockOff: int(p.PayloadOff) + 10})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := udpCsumErrors(t, b, v6)
+	const n = 200
+	read := func(mark byte, from, to int64) {
+		t.Helper()
+		seen := map[uint64]bool{}
+		buf := make([]byte, 2048)
+		for len(seen) < n {
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			k, _, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("%d of %d frames read: %v", len(seen), n, err)
+			}
+			if k != 24 || buf[0] != mark {
+				t.Fatalf("payload %x", buf[:k])
+			}
+			w := binary.BigEndian.Uint64(buf[2:])
+			ts := int64(binary.BigEndian.Uint64(buf[10:]))
+			if w>>48 != 0x7777 || w&(1<<48-1) >= n || seen[w] {
+				t.Fatalf("sequence word %#x (seen %v)", w, seen[w])
+			}
+			seen[w] = true
+			if ts < from || ts > to {
+				t.Fatalf("send time %d not within %d to %d", ts, from, to)
+			}
+		}
+	}
+	for _, mark := range []byte{'a', 'b'} {
+		if mark == 'b' {
+			if err := s.Restart(template('b')); err != nil {
+				t.Fatal(err)
+			}
+		}
+		from := time.Now().UnixNano()
+		if err := a.Do(func() error { return s.Send(n) }); err != nil {
+			t.Fatal(err)
+		}
+		read(mark, from, time.Now().UnixNano())
+	}
+	if e := udpCsumErrors(t, b, v6) - before; e != 0 {
+		t.Errorf("%d checksum errors on the receiver: the incremental update is wrong", e)
 	}
 }

@@ -24,8 +24,13 @@ import (
 //   - ICMP and ICMPv6 to one of its addresses;
 //   - with ProgramConfig.VLAN, the same behind one 802.1Q or 802.1ad tag.
 //
+// An address served with ServeUDPPorts instead of ServeUDP (one the
+// engine shares with the kernel) steers only the unfragmented UDP
+// datagrams to the ports AddPort lists for it; every other datagram to
+// it, fragments included, goes to the kernel.
+//
 // The addresses live in an eBPF hash map that AddAddr and RemoveAddr
-// update while the program runs. A frame that matches but finds no socket
+// update while the program runs, the ports in a second one. A frame that matches but finds no socket
 // on its queue is passed to the kernel too (bpf_redirect_map's default
 // action), and counted.
 //
@@ -55,6 +60,10 @@ type ProgramConfig struct {
 	// MaxAddrs is the size of the address map. Zero means 256.
 	MaxAddrs int
 
+	// MaxPorts is the size of the port map (address and port pairs for
+	// ServeUDPPorts). Zero means 4096.
+	MaxPorts int
+
 	// Generic attaches in generic (SKB) mode instead of the driver's
 	// native mode. Without it, an interface whose driver has no native
 	// XDP is an error (ErrNoDriverSupport), never a silent fallback.
@@ -73,6 +82,11 @@ const (
 	ServeUDP      ServeFlags = 1 << iota // UDP and UDP fragments
 	ServeICMP                            // ICMP (IPv4) and ICMPv6 other than neighbour discovery
 	ServeNeighbor                        // ARP and IPv6 neighbour discovery
+	// ServeUDPPorts steers unfragmented UDP to the ports AddPort lists
+	// for the address, and nothing else of its UDP: for an address the
+	// kernel keeps, or a group address a port is bound to. ServeUDP
+	// takes precedence.
+	ServeUDPPorts
 
 	ServeAll = ServeUDP | ServeICMP | ServeNeighbor
 )
@@ -221,6 +235,13 @@ func (p *Program) AddAddr(addr netip.Addr, flags ServeFlags) error { return p.ad
 // RemoveAddr stops serving addr.
 func (p *Program) RemoveAddr(addr netip.Addr) error { return p.removeAddr(addr) }
 
+// AddPort steers UDP datagrams to ap (not fragments) when ap's address is
+// served with ServeUDPPorts.
+func (p *Program) AddPort(ap netip.AddrPort) error { return p.addPort(ap) }
+
+// RemovePort stops steering datagrams to ap by port.
+func (p *Program) RemovePort(ap netip.AddrPort) error { return p.removePort(ap) }
+
 // Stats returns the program's counters.
 func (p *Program) Stats() (ProgramStats, error) { return p.stats() }
 
@@ -238,6 +259,7 @@ const (
 	steerProgName = "pkte_steer"
 	xsksMapName   = "pkte_xsks"
 	addrsMapName  = "pkte_addrs"
+	portsMapName  = "pkte_ports"
 	statsMapName  = "pkte_stats"
 	ownerMapName  = "pkte_owner"
 )
@@ -289,7 +311,26 @@ const (
 	stackKey   = -16 // 16-byte address key
 	stackFlag  = -20 // u32 ServeFlags the class needs
 	stackClass = -24 // u32 stats index
+	stackPort  = -28 // u32: 0x10000 | destination port (as a native load of its bytes), or 0 if unknown
+	stackPKey  = -48 // 20-byte port key: address key, port, two zero bytes
 )
+
+// portKeyLen is the size of a port map key: the 16-byte address key, the
+// port in network byte order, and two zero bytes.
+const portKeyLen = 20
+
+// portKey returns the port map key of ap.
+func portKey(ap netip.AddrPort) ([portKeyLen]byte, error) {
+	var k [portKeyLen]byte
+	a := ap.Addr()
+	if !a.IsValid() {
+		return k, errors.New("xdp: invalid address")
+	}
+	a16 := a.Unmap().As16()
+	copy(k[:], a16[:])
+	binary.BigEndian.PutUint16(k[16:], ap.Port())
+	return k, nil
+}
 
 // steerInstructions returns the steering program. Registers: R6 the
 // context, R7 the data start (later the class), R8 the data end, R9 the
@@ -304,6 +345,7 @@ func steerInstructions(vlan bool) asm.Instructions {
 		// Attach finds it (the kernel lists a program's maps).
 		asm.LoadMapPtr(r0, 0).WithReference(ownerMapName),
 		asm.Mov.Reg(r6, r1),
+		asm.StoreImm(r10, stackPort, 0, asm.Word),
 		asm.LoadMem(r7, r6, xdpMDData, asm.Word),
 		asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
 		asm.Mov.Reg(r9, r7),
@@ -364,8 +406,24 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.JNE.Imm(r4, 17, "pass"),
 		asm.StoreImm(r10, stackFlag, int64(ServeUDP), asm.Word),
 		asm.Mov.Imm(r7, int32(ClassUDPv4)),
-		asm.JEq.Imm(r5, 0, "key4"),
+		asm.JEq.Imm(r5, 0, "port4"),
 		asm.Mov.Imm(r7, int32(ClassFragmentV4)),
+		asm.Ja.Label("key4"),
+	)
+	// The destination port, behind the header length the IHL gives,
+	// for addresses served by port.
+	b.label("port4")
+	b.emit(
+		asm.LoadMem(r2, r9, 0, asm.Byte),
+		asm.And.Imm(r2, 0x0f),
+		asm.LSh.Imm(r2, 2),
+		asm.Add.Reg(r2, r9),
+		asm.Mov.Reg(r4, r2),
+		asm.Add.Imm(r4, 4),
+		asm.JGT.Reg(r4, r8, "key4"),
+		asm.LoadMem(r4, r2, 2, asm.Half),
+		asm.Or.Imm(r4, 0x10000),
+		asm.StoreMem(r10, stackPort, r4, asm.Word),
 		asm.Ja.Label("key4"),
 	)
 	b.label("icmp4")
@@ -448,8 +506,18 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.JNE.Imm(r4, 17, "pass"),
 		asm.StoreImm(r10, stackFlag, int64(ServeUDP), asm.Word),
 		asm.Mov.Imm(r7, int32(ClassUDPv6)),
-		asm.JEq.Imm(r0, 0, "key6dst"),
+		asm.JEq.Imm(r0, 0, "port6"),
 		asm.Mov.Imm(r7, int32(ClassFragmentV6)),
+		asm.Ja.Label("key6dst"),
+	)
+	b.label("port6")
+	b.emit(
+		asm.Mov.Reg(r2, r5),
+		asm.Add.Imm(r2, 4),
+		asm.JGT.Reg(r2, r8, "key6dst"),
+		asm.LoadMem(r4, r5, 2, asm.Half),
+		asm.Or.Imm(r4, 0x10000),
+		asm.StoreMem(r10, stackPort, r4, asm.Word),
 		asm.Ja.Label("key6dst"),
 	)
 	// ICMPv6: a neighbour solicitation goes to a solicited-node group,
@@ -500,9 +568,29 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.JEq.Imm(r0, 0, "pass"),
 		asm.LoadMem(r2, r0, 0, asm.Word),
 		asm.LoadMem(r3, r10, stackFlag, asm.Word),
-		asm.And.Reg(r2, r3),
+		asm.Mov.Reg(r4, r2),
+		asm.And.Reg(r4, r3),
+		asm.JNE.Imm(r4, 0, "steer"),
+		// Not served for the class; an unfragmented datagram may be
+		// served by its port.
+		asm.JNE.Imm(r3, int32(ServeUDP), "pass"),
+		asm.And.Imm(r2, int32(ServeUDPPorts)),
 		asm.JEq.Imm(r2, 0, "pass"),
+		asm.LoadMem(r2, r10, stackPort, asm.Word),
+		asm.JEq.Imm(r2, 0, "pass"), // a fragment, or no room for the port
+		asm.LoadMem(r3, r10, stackKey, asm.DWord),
+		asm.StoreMem(r10, stackPKey, r3, asm.DWord),
+		asm.LoadMem(r3, r10, stackKey+8, asm.DWord),
+		asm.StoreMem(r10, stackPKey+8, r3, asm.DWord),
+		asm.StoreImm(r10, stackPKey+16, 0, asm.Word),
+		asm.StoreMem(r10, stackPKey+16, r2, asm.Half),
+		asm.LoadMapPtr(r1, 0).WithReference(portsMapName),
+		asm.Mov.Reg(r2, r10),
+		asm.Add.Imm(r2, stackPKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(r0, 0, "pass"),
 	)
+	b.label("steer")
 	emitCount(&b, r7)
 	b.emit(
 		asm.LoadMem(r2, r6, xdpMDRxQueueIdx, asm.Word),

@@ -24,6 +24,7 @@ type prog struct {
 	bpfProg *ebpf.Program
 	xsks    *ebpf.Map
 	addrs   *ebpf.Map
+	ports   *ebpf.Map
 	stat    *ebpf.Map
 	link    link.Link
 	ifi     *net.Interface
@@ -56,13 +57,15 @@ func newProgramOwned(cfg *ProgramConfig, own owner) (*Program, error) {
 	}
 	c.Queues = orDefault(c.Queues, 64)
 	c.MaxAddrs = orDefault(c.MaxAddrs, 256)
-	if c.Queues < 1 || c.Queues > 4096 || c.MaxAddrs < 1 || c.MaxAddrs > 1<<16 {
-		return nil, fmt.Errorf("xdp: ProgramConfig.Queues = %d (1 to 4096), MaxAddrs = %d (1 to 65536)", c.Queues, c.MaxAddrs)
+	c.MaxPorts = orDefault(c.MaxPorts, 4096)
+	if c.Queues < 1 || c.Queues > 4096 || c.MaxAddrs < 1 || c.MaxAddrs > 1<<16 || c.MaxPorts < 1 || c.MaxPorts > 1<<20 {
+		return nil, fmt.Errorf("xdp: ProgramConfig.Queues = %d (1 to 4096), MaxAddrs = %d (1 to 65536), MaxPorts = %d (1 to 1048576)", c.Queues, c.MaxAddrs, c.MaxPorts)
 	}
 	spec := &ebpf.CollectionSpec{
 		Maps: map[string]*ebpf.MapSpec{
 			xsksMapName:  {Name: xsksMapName, Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(c.Queues)},
 			addrsMapName: {Name: addrsMapName, Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: uint32(c.MaxAddrs)},
+			portsMapName: {Name: portsMapName, Type: ebpf.Hash, KeySize: portKeyLen, ValueSize: 4, MaxEntries: uint32(c.MaxPorts)},
 			statsMapName: {Name: statsMapName, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(numClasses)},
 			ownerMapName: {Name: ownerMapName, Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1,
 				Contents: []ebpf.MapKV{{Key: uint32(0), Value: own}}},
@@ -85,6 +88,7 @@ func newProgramOwned(cfg *ProgramConfig, own owner) (*Program, error) {
 	p.bpfProg = coll.Programs[steerProgName]
 	p.xsks = coll.Maps[xsksMapName]
 	p.addrs = coll.Maps[addrsMapName]
+	p.ports = coll.Maps[portsMapName]
 	p.stat = coll.Maps[statsMapName]
 	for _, a := range c.Addrs {
 		if err := p.addAddr(a, ServeAll); err != nil {
@@ -312,6 +316,28 @@ func (p *Program) removeAddr(a netip.Addr) error {
 	}
 	if err := p.addrs.Delete(k); err != nil {
 		return fmt.Errorf("xdp: removing %v: %w", a, err)
+	}
+	return nil
+}
+
+func (p *Program) addPort(ap netip.AddrPort) error {
+	k, err := portKey(ap)
+	if err != nil {
+		return err
+	}
+	if err := p.ports.Put(k, uint32(1)); err != nil {
+		return fmt.Errorf("xdp: adding port %v: %w", ap, err)
+	}
+	return nil
+}
+
+func (p *Program) removePort(ap netip.AddrPort) error {
+	k, err := portKey(ap)
+	if err != nil {
+		return err
+	}
+	if err := p.ports.Delete(k); err != nil {
+		return fmt.Errorf("xdp: removing port %v: %w", ap, err)
 	}
 	return nil
 }

@@ -206,3 +206,58 @@ func TestProgramAddrUpdates(t *testing.T) {
 		t.Errorf("stats %v", st)
 	}
 }
+
+// TestProgramPortUpdates checks that an address served by port steers
+// exactly the unfragmented datagrams to its listed ports, that the port
+// map is live, and that ServeUDP takes precedence over it.
+func TestProgramPortUpdates(t *testing.T) {
+	p := newTestProgram(t, nil)
+	udp4 := udpFrame(t, other4, ours4, nil, nil) // to port 7
+	udp6 := udpFrame(t, other6, ours6, []frame.VLANTag{}, []frame.IPv6ExtHeader{{Type: 0, Data: make([]byte, 6)}})
+	other := withDstPort(udpFrame(t, other4, ours4, nil, nil), 8)
+	frag := fragFrame(t, other4, ours4, 0)
+	check := func(name string, f []byte, want Class) {
+		t.Helper()
+		if _, class, err := p.Test(f, 0); err != nil || class != want {
+			t.Errorf("%s: class %v, %v; want %v", name, class, err, want)
+		}
+	}
+	for _, a := range []netip.Addr{ours4, ours6} {
+		if err := p.AddAddr(a, ServeUDPPorts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("no port listed", udp4, ClassPassed)
+	for _, ap := range []netip.AddrPort{netip.AddrPortFrom(ours4, 7), netip.AddrPortFrom(ours6, 7)} {
+		if err := p.AddPort(ap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("listed port v4", udp4, ClassUDPv4)
+	check("listed port v6 behind hop-by-hop", udp6, ClassUDPv6)
+	check("another port", other, ClassPassed)
+	check("first fragment to the listed port", frag, ClassPassed)
+	check("arp for a port-served address", arpFrame(t, 1, ours4, nil), ClassPassed)
+	// An IPv4 header with options puts the port further on.
+	opts := &frame.UDPSpec{SrcMAC: macB, DstMAC: macA, Src: netip.AddrPortFrom(other4, 40000),
+		Dst: netip.AddrPortFrom(ours4, 7), Options: []byte{frame.IPv4OptionRouterAlert, 4, 0, 0}, Payload: payload}
+	buf := make([]byte, frame.UDPFrameLen(opts))
+	n, err := frame.BuildUDP(buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("listed port behind IPv4 options", buf[:n], ClassUDPv4)
+	check("listed port, header cut before it", udp4[:14+20+2], ClassPassed)
+	if err := p.RemovePort(netip.AddrPortFrom(ours4, 7)); err != nil {
+		t.Fatal(err)
+	}
+	check("port removed", udp4, ClassPassed)
+	if err := p.AddAddr(ours4, ServeUDP|ServeUDPPorts); err != nil {
+		t.Fatal(err)
+	}
+	check("ServeUDP over ServeUDPPorts", other, ClassUDPv4)
+	check("ServeUDP takes fragments", frag, ClassFragmentV4)
+	if err := p.RemovePort(netip.AddrPortFrom(ours4, 7)); err == nil {
+		t.Error("removing a port twice succeeded")
+	}
+}

@@ -14,6 +14,13 @@ import (
 // refClassify is the steering program's rules written plainly in Go: the
 // slow reference the program is checked against.
 func refClassify(b []byte, addrs map[netip.Addr]ServeFlags, vlan bool) Class {
+	return refClassifyPorts(b, addrs, nil, vlan)
+}
+
+// refClassifyPorts is refClassify with a port map: an address served with
+// ServeUDPPorts (and not ServeUDP) takes the unfragmented UDP datagrams to
+// the ports listed for it.
+func refClassifyPorts(b []byte, addrs map[netip.Addr]ServeFlags, ports map[netip.AddrPort]bool, vlan bool) Class {
 	if len(b) < 14 {
 		return ClassPassed
 	}
@@ -26,6 +33,20 @@ func refClassify(b []byte, addrs map[netip.Addr]ServeFlags, vlan bool) Class {
 	}
 	match := func(key netip.Addr, class Class, need ServeFlags) Class {
 		if addrs[key]&need != 0 {
+			return class
+		}
+		return ClassPassed
+	}
+	// byPort: a UDP datagram not served as such may be served by its
+	// port, read at off (-1: none).
+	byPort := func(key netip.Addr, class Class, off int) Class {
+		if c := match(key, class, ServeUDP); c != ClassPassed {
+			return c
+		}
+		if addrs[key]&ServeUDPPorts == 0 || off < 0 || len(b) < off+4 {
+			return ClassPassed
+		}
+		if ports[netip.AddrPortFrom(key, binary.BigEndian.Uint16(b[off+2:]))] {
 			return class
 		}
 		return ClassPassed
@@ -50,7 +71,7 @@ func refClassify(b []byte, addrs map[netip.Addr]ServeFlags, vlan bool) Class {
 			if frag {
 				return match(v4(l3+16), ClassFragmentV4, ServeUDP)
 			}
-			return match(v4(l3+16), ClassUDPv4, ServeUDP)
+			return byPort(v4(l3+16), ClassUDPv4, l3+int(b[l3]&0x0f)*4)
 		}
 		return ClassPassed
 	case 0x86dd:
@@ -78,7 +99,7 @@ func refClassify(b []byte, addrs map[netip.Addr]ServeFlags, vlan bool) Class {
 			if frag {
 				return match(dst, ClassFragmentV6, ServeUDP)
 			}
-			return match(dst, ClassUDPv6, ServeUDP)
+			return byPort(dst, ClassUDPv6, cur)
 		case 58:
 			if frag {
 				return match(dst, ClassICMPv6, ServeICMP)
@@ -106,10 +127,18 @@ func refClassify(b []byte, addrs map[netip.Addr]ServeFlags, vlan bool) Class {
 // requires the same class for every one.
 func TestProgramAgainstReference(t *testing.T) {
 	for _, vlan := range []bool{false, true} {
-		addrs := map[netip.Addr]ServeFlags{ours4: ServeAll, ours6: ServeAll, other4: ServeICMP, other6: ServeUDP}
+		addrs := map[netip.Addr]ServeFlags{ours4: ServeAll, ours6: ServeAll, other4: ServeICMP, other6: ServeUDP,
+			shared4: ServeUDPPorts, shared6: ServeUDPPorts | ServeICMP}
+		ports := map[netip.AddrPort]bool{netip.AddrPortFrom(shared4, 7): true, netip.AddrPortFrom(shared6, 7): true,
+			netip.AddrPortFrom(other4, 7): true}
 		p := newTestProgram(t, &ProgramConfig{VLAN: vlan})
 		for a, f := range addrs {
 			if err := p.AddAddr(a, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for ap := range ports {
+			if err := p.AddPort(ap); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -124,6 +153,9 @@ func TestProgramAgainstReference(t *testing.T) {
 			ipFrame(other4, ours4, 1, []byte{8, 0, 0, 0, 0, 1, 0, 1}),
 			ipFrame(other6, solicited, 58, icmp6(135, ours6)), ipFrame(other6, ours6, 58, icmp6(136, other6)),
 			ipFrame(other6, ours6, 58, icmp6(128, other6)),
+			udpFrame(t, other4, shared4, nil, nil), udpFrame(t, other6, shared6, tag, hbh),
+			withDstPort(udpFrame(t, other4, shared4, nil, nil), 8), withDstPort(udpFrame(t, other6, shared6, nil, nil), 9),
+			fragFrame(t, other4, shared4, 0), fragFrame(t, other6, shared6, 0),
 		}
 		rng := rand.New(rand.NewPCG(1, uint64(len(seeds))))
 		const rounds = 1500
@@ -146,7 +178,7 @@ func TestProgramAgainstReference(t *testing.T) {
 					}
 				}
 			}
-			want := refClassify(f, addrs, vlan)
+			want := refClassifyPorts(f, addrs, ports, vlan)
 			act, got, err := p.Test(f, 0)
 			if err != nil {
 				if len(f) < 14 {
@@ -172,4 +204,20 @@ func TestProgramAgainstReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+var (
+	shared4 = netip.MustParseAddr("198.18.0.3")
+	shared6 = netip.MustParseAddr("fd00::3")
+)
+
+// withDstPort rewrites the UDP destination port of an untagged frame
+// without extension headers (the checksum is not the program's business).
+func withDstPort(f []byte, port uint16) []byte {
+	off := 14 + 20 + 2
+	if binary.BigEndian.Uint16(f[12:]) == 0x86dd {
+		off = 14 + 40 + 2
+	}
+	binary.BigEndian.PutUint16(f[off:], port)
+	return f
 }

@@ -17,11 +17,13 @@ func TestInstructionsAssemble(t *testing.T) {
 		insns asm.Instructions
 		maps  []string
 	}{
-		{"steer", steerInstructions(false), []string{ownerMapName, addrsMapName, statsMapName, xsksMapName}},
-		{"steer-vlan", steerInstructions(true), []string{ownerMapName, addrsMapName, statsMapName, xsksMapName}},
+		{"steer", steerInstructions(false), []string{ownerMapName, addrsMapName, portsMapName, statsMapName, xsksMapName}},
+		{"steer-vlan", steerInstructions(true), []string{ownerMapName, addrsMapName, portsMapName, statsMapName, xsksMapName}},
 		{"live", liveInstructions(3, 34, true, 40000, 1), []string{liveMapName}},
 		{"live-flows-v4", liveInstructions(3, 34, true, 40000, 64), []string{liveMapName}},
 		{"live-flows-v6", liveInstructions(3, 54, false, 40000, 64), []string{liveMapName}},
+		{"live-stamps-v4", liveLayout{ifindex: 3, l4Off: 34, ipv4: true, base: 40000, flows: 64, seqOff: 44, seqHigh: 1 << 48, clockOff: 52, end: 60}.instructions(), []string{liveMapName}},
+		{"live-stamps-v6", liveLayout{ifindex: 3, l4Off: 54, base: 40000, seqOff: 64, clockOff: 72, end: 80}.instructions(), []string{liveMapName}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			refs := map[string]bool{}

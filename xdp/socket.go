@@ -27,6 +27,7 @@ type Socket struct {
 	busyPoll   int
 	mode       BindMode
 	txBudget   int
+	rawKick    bool
 	xsk        // per-platform state
 }
 
@@ -128,10 +129,20 @@ func (s *Socket) Prefill(template []byte) (int, error) { return s.prefill(templa
 // Stats returns the socket's counters and the kernel's XDP_STATISTICS.
 func (s *Socket) Stats() (Stats, error) { return s.stats() }
 
+// LocalStats returns the socket's own counters without asking the kernel
+// (Kernel is what Stats read last): no system call, for callers that
+// read them once per batch. Any goroutine may call it.
+func (s *Socket) LocalStats() Stats { return s.localStats() }
+
 // CheckFrames counts where every UMEM frame is, twice: from the socket's
 // bookkeeping (free list, ring indexes, held count) and from the state it
 // records for each frame, and returns an error if the two disagree or the
 // places do not add up to the total. Call it from the owner goroutine.
+//
+// After Close it returns the count taken when the last reference went
+// (every batch released, no owner call in progress), just before UMEM
+// was unmapped; frames then on the TX ring (TX) never left. Until then it
+// returns ErrClosed.
 func (s *Socket) CheckFrames() (FrameCounts, error) { return s.checkFrames() }
 
 // Close closes the socket (the kernel removes it from every XSKMAP) and

@@ -36,8 +36,16 @@ const (
 
 // xsk is the Linux part of a Socket.
 type xsk struct {
-	conn *socket.Conn
-	rc   syscall.RawConn
+	// conn and rc hold the socket while Listen sets it up; fd then holds
+	// it outside the Go runtime's poller (see detach), and efd is an
+	// eventfd that Close writes to wake a reader parked in poll(2).
+	// fdUsers counts the calls using fd at the moment: Close waits for
+	// them before it closes fd, so that a number never names another file
+	// under a call.
+	conn    *socket.Conn
+	rc      syscall.RawConn
+	fd, efd int
+	fdUsers atomic.Int32
 
 	fill, comp *addrRing
 	rx, tx     *descRing
@@ -84,10 +92,14 @@ type xsk struct {
 	unmapOnce sync.Once
 	unmapErr  error
 
-	// Bound once so that the fast path does not allocate closures.
-	kickFn, wakeFn func(uintptr)
-	readyFn        func(uintptr) bool
-	sysErr         error
+	// The frame count taken as the last reference went, before UMEM
+	// was unmapped: what CheckFrames returns after Close.
+	finalWaiting atomic.Uint64 // RXWaiting as UMEM went
+	finalMu      sync.Mutex
+	final        *FrameCounts
+	finalErr     error
+
+	sysErr error // kick's
 }
 
 type counters [numCounters]uint64
@@ -96,6 +108,7 @@ const (
 	cntReceived = iota
 	cntTransmitted
 	cntCompleted
+	cntTXDropped
 	cntKicks
 	cntWakeups
 	cntWaits
@@ -112,6 +125,7 @@ func listen(ifi *net.Interface, queue int, cfg *Config) (_ *Socket, err error) {
 		c = *cfg
 	}
 	s := &Socket{addr: Addr{Index: ifi.Index, Name: ifi.Name, Queue: queue}}
+	s.fd, s.efd = -1, -1
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
@@ -143,12 +157,12 @@ func listen(ifi *net.Interface, queue int, cfg *Config) (_ *Socket, err error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
+	if err = s.detach(); err != nil {
+		return nil, wrap(err)
+	}
 	s.refs.Store(1)
 	s.closedCh = make(chan struct{})
 	s.released = make(chan struct{}, 1)
-	s.kickFn = s.kick
-	s.wakeFn = s.wake
-	s.readyFn = s.ready
 	return s, nil
 }
 
@@ -238,6 +252,7 @@ func (s *Socket) geometry(c *Config, ifi *net.Interface) error {
 		return fmt.Errorf("Config.BatchSize = %d, want 1 to RXSize (%d)", s.batchMax, c.RXSize)
 	}
 	s.busyPoll = c.BusyPoll
+	s.rawKick = c.RawKick
 	return nil
 }
 
@@ -399,13 +414,71 @@ func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 	return nil
 }
 
-// control runs f with the descriptor.
-func (s *Socket) control(f func(fd int) error) error {
-	var ferr error
-	if err := s.rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+// detach takes the socket out of the Go runtime's poller once it is set
+// up: it keeps a duplicate of the descriptor and closes the Conn, whose
+// close removes the descriptor from the poller's epoll set. A socket in
+// an epoll set has a waiter on its wait queue for good, and the kernel
+// wakes it (sock_def_write_space: a lock taken with interrupts off, and
+// the epoll callback) for every transmitted frame it frees; on the lab's
+// VM, where re-enabling interrupts is a hypervisor call, that was about a
+// tenth of an echo responder's CPU. The socket's owner parks in poll(2)
+// instead (park), when there is nothing to do.
+func (s *Socket) detach() error {
+	var nfd int
+	err := s.rc.Control(func(fd uintptr) {
+		var err error
+		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			nfd = -1
+		}
+	})
+	if err == nil && nfd < 0 {
+		err = errors.New("F_DUPFD_CLOEXEC failed")
+	}
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(nfd)
+		return os.NewSyscallError("eventfd", err)
+	}
+	if err := s.conn.Close(); err != nil {
+		unix.Close(nfd)
+		unix.Close(efd)
 		return err
 	}
-	return ferr
+	s.fd, s.efd = nfd, efd
+	return nil
+}
+
+// enterFD marks a call that uses fd, unless the socket is closed; leaveFD
+// ends it.
+func (s *Socket) enterFD() bool {
+	s.fdUsers.Add(1)
+	if s.closed.Load() {
+		s.fdUsers.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Socket) leaveFD() { s.fdUsers.Add(-1) }
+
+// control runs f with the descriptor.
+func (s *Socket) control(f func(fd int) error) error {
+	if s.fd < 0 { // still in Listen
+		var ferr error
+		if err := s.rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+			return err
+		}
+		return ferr
+	}
+	if !s.enterFD() {
+		return ErrClosed
+	}
+	defer s.leaveFD()
+	return f(s.fd)
 }
 
 func (s *Socket) wrap(op string, err error) error {
@@ -435,6 +508,17 @@ func (s *Socket) unref() {
 
 func (s *Socket) unmap() error {
 	s.unmapOnce.Do(func() {
+		if s.state != nil && s.fill != nil && s.comp != nil && s.tx != nil {
+			// Nobody holds a reference: the books are still, and the
+			// rings still mapped for the last count.
+			c, err := s.countFrames()
+			if s.rx != nil {
+				s.finalWaiting.Store(uint64(s.rx.prod.Load() - s.rx.cons.Load()))
+			}
+			s.finalMu.Lock()
+			s.final, s.finalErr = &c, err
+			s.finalMu.Unlock()
+		}
 		var errs []error
 		for _, r := range []*xskRing{ringOf(s.fill), ringOf(s.comp), descRingOf(s.rx), descRingOf(s.tx)} {
 			errs = append(errs, r.unmap())
@@ -547,7 +631,10 @@ func (s *Socket) readInto(ctx context.Context, b *Batch) error {
 		if s.fill.needWakeup() {
 			// A zero-copy driver waits for a system call before it
 			// takes from the fill ring again.
-			s.rc.Control(s.wakeFn)
+			if s.enterFD() {
+				s.wake(uintptr(s.fd))
+				s.leaveFD()
+			}
 			s.cnt[cntWakeups]++
 		}
 		for i := 0; i < s.busyPoll && s.rx.available(1) == 0 && !s.closed.Load(); i++ {
@@ -581,13 +668,17 @@ func (s *Socket) take(b *Batch) bool {
 		s.state[i] = stateHeld
 		b.descs = append(b.descs, rxDesc{addr: d.Addr, len: d.Len, opts: uint16(d.Options)})
 	}
+	// Count the frames received before giving their slots back, so that
+	// Stats never misses a frame between the ring and the count
+	// (Received + RXWaiting only ever runs ahead).
+	s.cnt[cntReceived] += uint64(len(b.descs))
+	s.pub[cntReceived].Store(s.cnt[cntReceived])
 	s.rx.consume(n)
 	s.rxConsumed += uint64(n)
 	if len(b.descs) == 0 {
 		return false
 	}
 	s.held.Add(int64(len(b.descs)))
-	s.cnt[cntReceived] += uint64(len(b.descs))
 	b.s = s
 	return true
 }
@@ -603,15 +694,27 @@ func (s *Socket) park(ctx context.Context) error {
 		// released or a completion comes.
 		return s.waitFrames(ctx)
 	}
-	if ctx.Done() == nil {
-		return s.rc.Read(s.readyFn)
+	// poll(2) on the socket and the eventfd Close writes; with a context
+	// that can end, in slices of 10 ms so that its end is seen.
+	timeout := -1
+	if ctx.Done() != nil {
+		timeout = 10
 	}
-	return s.conn.ReadFunc(ctx, "read", func(int) error {
-		if s.ready(0) {
-			return nil
+	for !s.ready(0) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return unix.EAGAIN
-	})
+		if !s.enterFD() {
+			return ErrClosed
+		}
+		fds := [2]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds[:], timeout)
+		s.leaveFD()
+		if err != nil && err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+	}
+	return nil
 }
 
 // waitFrames waits for a Release, reclaiming completions meanwhile.
@@ -802,13 +905,22 @@ func (s *Socket) kickTX() error {
 		}
 		before := s.tx.cons.Load()
 		s.sysErr = nil
-		s.rc.Control(s.kickFn)
+		if !s.enterFD() {
+			return ErrClosed
+		}
+		s.kick(uintptr(s.fd))
+		s.leaveFD()
 		s.cnt[cntKicks]++
 		switch err := s.sysErr; {
 		case err == nil, errors.Is(err, unix.EAGAIN):
-		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.ENOBUFS):
-			// The kernel is busy or short of memory: the frames wait
-			// on the ring for the next Flush.
+		case errors.Is(err, unix.EBUSY):
+			// The driver dropped one frame (NET_XMIT_DROP: the link is
+			// down, or the peer's queue full); the kernel put it on the
+			// completion ring unsent. The rest may go: go on.
+			s.cnt[cntTXDropped]++
+		case errors.Is(err, unix.ENOBUFS):
+			// The kernel is short of memory: the frames wait on the
+			// ring for the next Flush.
 			return nil
 		default:
 			return s.wrap("write", os.NewSyscallError("sendto", err))
@@ -821,7 +933,12 @@ func (s *Socket) kickTX() error {
 }
 
 func (s *Socket) kick(fd uintptr) {
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	var e unix.Errno
+	if s.rawKick {
+		_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	} else {
+		_, _, e = unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	}
 	if e != 0 {
 		s.sysErr = e
 	}
@@ -879,16 +996,42 @@ func (s *Socket) prefill(template []byte) (int, error) {
 	return len(s.local), nil
 }
 
-func (s *Socket) stats() (Stats, error) {
-	st := Stats{
+func (s *Socket) localStats() Stats {
+	st := s.ownStats()
+	s.kmu.Lock()
+	st.Kernel = s.kstat
+	s.kmu.Unlock()
+	return st
+}
+
+func (s *Socket) ownStats() Stats {
+	return Stats{
 		Received:    s.pub[cntReceived].Load(),
 		Transmitted: s.pub[cntTransmitted].Load(),
 		Completed:   s.pub[cntCompleted].Load(),
+		TXDropped:   s.pub[cntTXDropped].Load(),
 		Kicks:       s.pub[cntKicks].Load(),
 		Wakeups:     s.pub[cntWakeups].Load(),
 		Waits:       s.pub[cntWaits].Load(),
 		BadDescs:    s.pub[cntBadDescs].Load(),
 	}
+}
+
+func (s *Socket) stats() (Stats, error) {
+	// The ring's indexes first: take counts a frame as received before
+	// it gives the frame's slot back, so a frame is either waiting or
+	// received here, never neither.
+	waiting := s.finalWaiting.Load()
+	if s.rx != nil && s.refs.Add(1) > 1 {
+		// Mapped, and it stays so while the reference is held (after
+		// Close too, as long as batches are out).
+		waiting = uint64(s.rx.prod.Load() - s.rx.cons.Load())
+		s.unref()
+	} else if s.rx != nil {
+		s.refs.Add(-1) // UMEM is gone or going: leave it to its unmapper
+	}
+	st := s.ownStats()
+	st.RXWaiting = waiting
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
 	if s.closed.Load() {
@@ -922,9 +1065,20 @@ func (s *Socket) stats() (Stats, error) {
 
 func (s *Socket) checkFrames() (FrameCounts, error) {
 	if !s.acquire() {
+		s.finalMu.Lock()
+		defer s.finalMu.Unlock()
+		if s.final != nil {
+			return *s.final, s.finalErr
+		}
 		return FrameCounts{}, ErrClosed
 	}
 	defer s.unref()
+	return s.countFrames()
+}
+
+// countFrames is CheckFrames for a caller that keeps UMEM mapped and is
+// the owner (or knows that no owner call runs).
+func (s *Socket) countFrames() (FrameCounts, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := FrameCounts{Total: s.frameCount, Free: len(s.local) + len(s.returned), Held: int(s.held.Load())}
@@ -970,8 +1124,17 @@ func (s *Socket) close() error {
 		return nil
 	}
 	close(s.closedCh)
+	// Wake a reader parked in poll(2), wait for every call on fd to
+	// leave, then close it: the kernel removes the socket from every
+	// XSKMAP.
+	one := [8]byte{1}
+	unix.Write(s.efd, one[:])
+	for s.fdUsers.Load() != 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
 	s.kmu.Lock()
-	err := s.conn.Close() // evicts a parked reader and waits for it to leave
+	err := os.NewSyscallError("close", unix.Close(s.fd))
+	unix.Close(s.efd)
 	s.kmu.Unlock()
 	s.unref()
 	return s.wrap("close", err)

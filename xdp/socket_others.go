@@ -19,6 +19,7 @@ func (s *Socket) commit(n int) error                           { return ErrUnsup
 func (s *Socket) flush() error                                 { return ErrUnsupported }
 func (s *Socket) prefill(template []byte) (int, error)         { return 0, ErrUnsupported }
 func (s *Socket) stats() (Stats, error)                        { return Stats{}, ErrUnsupported }
+func (s *Socket) localStats() Stats                            { return Stats{} }
 func (s *Socket) checkFrames() (FrameCounts, error)            { return FrameCounts{}, ErrUnsupported }
 func (s *Socket) close() error                                 { return nil }
 func (s *Socket) release(b *Batch)                             {}

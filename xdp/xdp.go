@@ -86,6 +86,15 @@ type Config struct {
 	// BusyPoll is how many times a reader re-checks an empty RX ring
 	// before parking in the runtime poller. Zero parks at once.
 	BusyPoll int
+
+	// RawKick makes Flush's send(2) a raw system call, which the Go
+	// scheduler does not see: for an owner goroutine that does nothing
+	// but send (a generator). In copy mode one send(2) moves up to
+	// TXBudget frames and lasts long enough that the runtime would hand
+	// the goroutine's P to another thread and back (a futex wake-up and
+	// two context switches per kick); with RawKick the goroutine keeps
+	// it, and other goroutines on that P wait for the kick to return.
+	RawKick bool
 }
 
 // Meta is what AF_XDP tells about a received frame.
@@ -104,10 +113,22 @@ type Stats struct {
 	// Kernel is XDP_STATISTICS.
 	Kernel KernelStats
 
+	// RXWaiting is the number of frames on the RX ring now, received by
+	// the kernel and not yet taken by ReadInto; after Close, those left
+	// there (as UMEM went, once every batch is released). Received +
+	// RXWaiting never falls behind what the kernel has put on the ring.
+	RXWaiting uint64
+
 	// Received counts frames taken from the RX ring. Transmitted counts
 	// frames put on the TX ring (Commit and Batch.Transmit); Completed
 	// those the kernel gave back on the completion ring.
 	Received, Transmitted, Completed uint64
+
+	// TXDropped counts transmitted frames the driver dropped instead of
+	// sending (send(2) answered EBUSY: NET_XMIT_DROP, with the link
+	// down or the peer's queue full in copy mode). They come back on the
+	// completion ring like sent ones; this is the only sign.
+	TXDropped uint64
 
 	// Kicks counts send(2) calls that told the kernel to transmit;
 	// Wakeups counts recvfrom(2) calls that woke the kernel's fill-ring

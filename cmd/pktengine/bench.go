@@ -19,14 +19,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("bench", "[--dns] [--demo] [--responders LIST] [--trials N] [--trial D] [--json FILE] [--svg FILE] [--out DIR]", stderr)
 	fs.Bool("dns", false, "the DNS benchmark instead: Knot DNS against examples/dnsd (see pktengine bench --dns -h)")
 	demo := fs.Bool("demo", false, "the short run of `make demo`: 200 ms trials and a coarser search, under a minute")
-	responders := fs.String("responders", "", "comma-separated responders to measure (default: all: kernel, kernel-batch, engine-v2, engine-v3)")
+	responders := fs.String("responders", "", "comma-separated responders to measure (default: all: kernel, kernel-batch, engine-v2, engine-v3, engine-xdp)")
 	trials := fs.Int("trials", 0, "rounds of every measurement (default 3)")
 	trial := fs.Duration("trial", 0, "length of one trial (default 1s; --demo 200ms)")
 	loss := fs.Float64("loss", 0, "fraction of frames a trial may lose and still pass (RFC 2544: 0)")
 	size := fs.Int("size", 0, "Ethernet frame size with FCS (default 64)")
 	ipv6 := fs.Bool("ipv6", false, "send IPv6 instead of IPv4")
 	rps := fs.Bool("rps", false, "steer each side's veth receive processing to its own CPU (RPS) instead of the sending CPU")
-	skipGen := fs.Bool("skip-generators", false, "leave out the generator-against-trafgen comparison")
+	skipGen := fs.Bool("skip-generators", false, "leave out the comparison of the generators (pktengine gen on each backend, trafgen)")
+	generator := fs.String("generator", "", "pktengine gen's backend in the responder runs: tpacket, xdp or live (default: the fastest in the comparison)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
 	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
 	outDir := fs.String("out", "", "write bench-<date>.json and bench-<date>.svg into `DIR`")
@@ -51,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Size = *size
 	}
 	cfg.LossTolerance, cfg.IPv6, cfg.SkipGenerators, cfg.RPS = *loss, *ipv6, *skipGen, *rps
+	cfg.Generator = *generator
 
 	var log io.Writer = stderr
 	if *quiet {

@@ -13,7 +13,7 @@ import (
 )
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--json]", stderr)
+	fs := newFlagSet("gen", "--iface IF --dst ADDR:PORT [--src ADDR[:PORT]] [--rate N|max] [--size N] [--flows N] [--duration D] [--backend tpacket|xdp|live] [--json]", stderr)
 	iface := fs.String("iface", "", "interface to send on (required)")
 	dst := fs.String("dst", "", "destination `ADDR:PORT` (required; [ADDR6]:PORT for IPv6)")
 	src := fs.String("src", "", "source `ADDR[:PORT]` of the first flow (default: the interface's address, port 61000)")
@@ -22,7 +22,8 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	flows := fs.Int("flows", 1, "flows to cycle through (consecutive source ports)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to send (0: until interrupted or --count)")
 	count := fs.Uint64("count", 0, "stop after this many frames (0: no limit)")
-	workers := fs.Int("workers", 1, "sending goroutines, each with its own TX ring")
+	workers := fs.Int("workers", 1, "sending goroutines, each with its own TX ring (AF_XDP socket, live sender)")
+	backend := fs.String("backend", "tpacket", "how frames leave: tpacket (PACKET_TX_RING), xdp (AF_XDP TX ring from UMEM: worker i takes queue i) or live (BPF_PROG_RUN live frames: source ports vary only; on veth the peer needs an XDP program for the frames to arrive)")
 	sendOnly := fs.Bool("send-only", false, "do not count replies")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	progress := fs.Bool("progress", isTerminal(stderr), "print a progress line each second (default: when stderr is a terminal)")
@@ -36,7 +37,11 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("no such interface %q in this network namespace: %w", *iface, err)
 	}
-	cfg := &loadgen.Config{Workers: *workers, SendOnly: *sendOnly}
+	b, ok := loadgen.ParseBackend(*backend)
+	if !ok {
+		return badUsage(fs, "--backend %q: want tpacket, xdp or live", *backend)
+	}
+	cfg := &loadgen.Config{Workers: *workers, SendOnly: *sendOnly, Backend: b}
 	if cfg.Dst, err = loadgen.ParseEndpoint(*dst); err != nil {
 		return fmt.Errorf("--dst: %w", err)
 	}

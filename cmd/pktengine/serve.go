@@ -16,6 +16,7 @@ import (
 	"github.com/pktengine/pktengine/metrics"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
+	"github.com/pktengine/pktengine/xdp"
 )
 
 // prefixList is a repeatable --addr flag.
@@ -80,8 +81,12 @@ type serveFlags struct {
 	verbose  bool
 
 	// VLANs and multicast.
-	vlan  uint
-	joins groupList
+	vlan       uint
+	joins      groupList
+	backend    string
+	xdpBind    string
+	xdpGeneric bool
+	xdpReplace bool
 }
 
 // serviceFlags are the --echo, --discard, ... flags in engine.Service order.
@@ -96,8 +101,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.StringVar(&f.services[i], s.String(), "", fmt.Sprintf("serve %s on `PORT` (a number or a service name, e.g. %d or %s)", s, s.Port(), s))
 	}
 	fs.StringVar(&f.filter, "filter", "", "tcpdump-style expression narrowing the datagrams served (ANDed with the engine's own filter)")
-	fs.IntVar(&f.workers, "workers", 1, "receive rings and worker goroutines (PACKET_FANOUT hash)")
-	fs.StringVar(&f.rxRing, "rx-ring", "v2", "receive ring version: v2 (one frame at a time: lowest latency, the default) or v3 (blocks: least CPU per frame under a flood, but a lone frame waits up to the 1 ms retire timeout)")
+	fs.IntVar(&f.workers, "workers", 0, "receive rings and worker goroutines: on tpacket a PACKET_FANOUT hash group (0: one), on xdp one per receive queue of the interface (0: that many; anything else must be it)")
+	fs.StringVar(&f.rxRing, "rx-ring", "v2", "tpacket receive ring version: v2 (one frame at a time: lowest latency, the default) or v3 (blocks: least CPU per frame under a flood, but a lone frame waits up to the 1 ms retire timeout)")
+	fs.StringVar(&f.backend, "backend", "tpacket", "the rings under the engine: tpacket (AF_PACKET rings beside the kernel; works everywhere) or xdp (an XDP program steers the engine's frames to AF_XDP sockets and answers leave from the frames they answer; needs XDP in the driver and CAP_BPF)")
+	fs.StringVar(&f.xdpBind, "xdp-bind", "auto", "with --backend xdp: how the AF_XDP sockets bind: auto (zero-copy where the driver offers it, else copy), copy or zerocopy")
+	fs.BoolVar(&f.xdpGeneric, "xdp-generic", false, "with --backend xdp: attach the XDP program in generic (SKB) mode, for a driver without native XDP (slower; never chosen by itself)")
+	fs.BoolVar(&f.xdpReplace, "xdp-replace", false, "with --backend xdp: replace another program's XDP program on the interface (a stale one of pktengine's is always replaced)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (host:port), at /metrics")
 	fs.StringVar(&f.control, "control", defaultStatSocket(), "unix stat socket `PATH` for 'pktengine stat' (empty: none)")
 	fs.StringVar(&f.pcap, "pcap", "", "write received frames to `FILE` (pcap, nanosecond timestamps)")
@@ -118,6 +127,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.vlan > engine.MaxVLANID {
 		return badUsage(fs, "--vlan %d: want 1-%d (0: untagged)", f.vlan, engine.MaxVLANID)
+	}
+	if f.backend != "xdp" {
+		for _, name := range []string{"xdp-bind", "xdp-generic", "xdp-replace"} {
+			if flagSet(fs, name) {
+				return badUsage(fs, "--%s needs --backend xdp", name)
+			}
+		}
+	} else if flagSet(fs, "rx-ring") {
+		return badUsage(fs, "--rx-ring is for --backend tpacket")
 	}
 	return serve(ctx, &f, stdout, stderr)
 }
@@ -143,6 +161,22 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 		return fmt.Errorf("--on-link-down %q: want resume or fail", f.linkDown)
 	}
 	cfg.OnLinkDown = policy
+	backend, ok := engine.ParseBackend(strings.ToLower(f.backend))
+	if !ok {
+		return fmt.Errorf("--backend %q: want tpacket or xdp", f.backend)
+	}
+	cfg.Backend = backend
+	cfg.XDP.Generic, cfg.XDP.ReplaceForeign = f.xdpGeneric, f.xdpReplace
+	switch strings.ToLower(f.xdpBind) {
+	case "auto":
+		cfg.XDP.Mode = xdp.ModeAuto
+	case "copy":
+		cfg.XDP.Mode = xdp.ModeCopy
+	case "zerocopy", "zero-copy":
+		cfg.XDP.Mode = xdp.ModeZeroCopy
+	default:
+		return fmt.Errorf("--xdp-bind %q: want auto, copy or zerocopy", f.xdpBind)
+	}
 	switch strings.ToLower(f.rxRing) {
 	case "v3", "3":
 		cfg.RXVersion = ring.V3
@@ -198,7 +232,14 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) (err er
 	vis.start(ctx, e, stderr)
 
 	st := e.Status()
-	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), rx ring %s:", st.Interface, st.MAC, st.Workers, st.RXVersion)
+	rings := "rx ring " + st.RXVersion
+	if st.XDP != nil {
+		rings = "AF_XDP " + st.XDP.Mode + " mode"
+		if st.XDP.Generic {
+			rings += " (generic XDP)"
+		}
+	}
+	fmt.Fprintf(stderr, "pktengine: serving on %s (%s), %d worker(s), %s:", st.Interface, st.MAC, st.Workers, rings)
 	for _, p := range st.Ports {
 		fmt.Fprintf(stderr, " %s/%s", p.Local(), p.Service)
 	}
@@ -262,6 +303,8 @@ func explainOpenError(err error) error {
 	switch {
 	case strings.Contains(err.Error(), "CAP_NET_RAW"):
 		return err // already says what to do
+	case errors.Is(err, xdp.ErrPermission):
+		return err // names the capabilities
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
 		return fmt.Errorf("%w (AF_PACKET rings need CAP_NET_RAW, and CAP_NET_ADMIN for shared addresses: run as root or grant them with setcap cap_net_raw,cap_net_admin+ep)", err)
 	}

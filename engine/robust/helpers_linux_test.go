@@ -68,7 +68,7 @@ func bind(t *testing.T, e *engine.Engine, port uint16) *engine.Port {
 // Open to fail, or that closes the engine itself and checks what Close
 // returns.
 func tryOpen(h *lab.Host, cfg *engine.Config) (*engine.Engine, error) {
-	return lab.OnInterface(h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, cfg) })
+	return lab.OnInterface(h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, robustConfig(cfg)) })
 }
 
 // rawSocket is an AF_PACKET SOCK_RAW socket that sends frames exactly as

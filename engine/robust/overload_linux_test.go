@@ -175,9 +175,13 @@ func TestOverload(t *testing.T) {
 		t.Errorf("1 s after the load: %d of %d probes lost, %d ring drops", probe.Lost, probe.Sent, c1.RingDrops-c0.RingDrops)
 	}
 	if in, drops := slow1.InDatagrams-slow0.InDatagrams, slow1.Drops-slow0.Drops; in != slowProbe.TX.Sent || drops != 0 {
-		t.Errorf("1 s after the load: the slow port got %d of %d datagrams, %d overflowed", in, slowProbe.TX.Sent, drops)
+		t.Errorf("1 s after the load: the slow port got %d of %d datagrams, %d overflowed (frames in %d, ring drops %d, ring packets %d; XDP %+v -> %+v)",
+			in, slowProbe.TX.Sent, drops, c1.FramesIn-c0.FramesIn, c1.RingDrops-c0.RingDrops, c1.RingPackets-c0.RingPackets, c0.XDP, c1.XDP)
 	}
 	t.Logf("1 s after the load: %d/%d probes answered, p99 %v", probe.Received, probe.Sent, probe.Latency.P99)
+	if robustBackend == engine.BackendXDP {
+		checkUMEM(t, e, sum.Duration)
+	}
 }
 
 // sample is what TestOverload compares before and after the load.
