@@ -76,6 +76,7 @@ type dnsdCounters struct {
 // dnsTools are the programs the benchmark runs.
 type dnsTools struct {
 	dnsd, knotd, dnsperf string
+	dnsdEngine           []string // DNSConfig.DnsdEngine
 	// Why a program is missing: the responders that need it fail with
 	// this instead of running.
 	dnsdErr, knotdErr, dnsperfErr error
@@ -83,7 +84,7 @@ type dnsTools struct {
 
 // findDNSTools looks the programs up as DNSConfig says.
 func findDNSTools(c *DNSConfig, self string) dnsTools {
-	var t dnsTools
+	t := dnsTools{dnsdEngine: c.DnsdEngine}
 	switch {
 	case c.Dnsd != "":
 		t.dnsd = c.Dnsd
@@ -162,6 +163,9 @@ func startDNSServer(ctx context.Context, name string, a, b *lab.Host, cpu int, a
 		}
 		mode := strings.TrimPrefix(name, "dnsd-")
 		args := append(taskset, tools.dnsd, "--iface", b.Iface, "--addr", addr.String(), "--zone", zoneFile, "--mode", mode)
+		if mode != "kernel" {
+			args = append(args, tools.dnsdEngine...)
+		}
 		s.cmd = b.Command(context.Background(), args[0], args[1:]...)
 		s.cmd.Stderr = &s.log
 		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

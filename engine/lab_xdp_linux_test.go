@@ -387,7 +387,7 @@ func TestLabXDPFilter(t *testing.T) {
 	pass := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), dst, []byte("pass"), mac)
 	reject := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40001), dst, []byte("reject"), mac)
 	tagged := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40002), dst, []byte("tagged"), mac,
-		func(s *frame.UDPSpec) { s.VLANs = []frame.VLANTag{{TPID: 0x8100, TCI: 9}} })
+		func(s *frame.UDPSpec) { s.VLANs = []frame.VLANTag{{TPID: 0x8100, TCI: frame.MakeTCI(3, false, 0)}} }) // a priority tag: served untagged
 	sendRaw(t, tx, pass, reject, reject, tagged)
 	c := waitFrames(t, e, 2)
 	time.Sleep(20 * time.Millisecond)
@@ -411,6 +411,9 @@ func TestLabXDPGroupPort(t *testing.T) {
 	group := netip.MustParseAddr("239.1.2.3")
 	p, err := e.Bind(netip.AddrPortFrom(group, 5353))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.JoinGroup(group); err != nil { // as a kernel socket, it receives only a joined group
 		t.Fatal(err)
 	}
 	tx := rawTX(t, b)

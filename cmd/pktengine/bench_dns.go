@@ -30,6 +30,7 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	loss := fs.Float64("loss", -1, "fraction of queries a trial may leave unanswered and still pass (default 0.001)")
 	names := fs.Int("names", 0, "hosts in the benchmark zone, each with an A and an AAAA record (default 10000)")
 	dnsd := fs.String("dnsd", "", "the dnsd binary (default: dnsd beside this executable, else on $PATH)")
+	dnsdEngine := fs.String("dnsd-engine", "", "dnsd's engine flags for its conn and inline modes, e.g. \"--rx-ring v3\" or \"--backend xdp\" (default: dnsd's, TPACKET_V2)")
 	knotd := fs.String("knotd", "", "the knotd binary (default: knotd on $PATH or in /usr/sbin)")
 	dnsperf := fs.String("dnsperf", "", "the dnsperf binary (default: dnsperf on $PATH)")
 	skipDnsperf := fs.Bool("skip-dnsperf", false, "leave out the dnsperf runs")
@@ -41,6 +42,7 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg := bench.DefaultDNSConfig()
+	cfg.DnsdEngine = strings.Fields(*dnsdEngine)
 	if *demo {
 		cfg = bench.DemoDNSConfig()
 	}

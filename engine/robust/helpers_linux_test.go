@@ -31,7 +31,7 @@ import (
 // is closed and the outcome invariant checked on its final counters.
 func openEngine(t *testing.T, h *lab.Host, cfg *engine.Config) *engine.Engine {
 	t.Helper()
-	return labtest.OpenChecked(t, h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, cfg) }, checkCounters)
+	return labtest.OpenChecked(t, h, func(ifi *net.Interface) (*engine.Engine, error) { return engine.Open(ifi, robustConfig(cfg)) }, checkCounters)
 }
 
 // checkCounters checks the outcome invariant on e's counters.

@@ -75,24 +75,21 @@ func (f frameWriterFunc) WriteFrame(unixNano int64, frame []byte, origLen int) e
 // kernel, so that on XDP no engine counter moves for them (they are
 // "filtered" as far as the engine is concerned): what the program cannot
 // take for UDP to a port of the engine's (a header it does not parse, no
-// room for the port), fragments and group destinations on the shared
-// addresses, which the kernel keeps, and a second VLAN tag, which the
+// room for the port), group destinations on the shared addresses, which
+// the kernel keeps, and a second VLAN tag, which the
 // program does not look behind. Every name must be one of hostileCases'.
 var xdpHostileKernel = []string{
 	"IPv4 header, no room for UDP",
 	"IPv4 version 6 in an IPv4 EtherType",
 	"IPv4 IHL 4 (< 5)",
 	"IPv4 IHL 15, past the end of the frame",
-	"IPv4 first fragment",
-	"IPv4 later fragment",
-	"IPv6 first fragment",
-	"IPv6 later fragment",
 	"double VLAN tags (802.1ad 100, 802.1Q 200) to echo",
 	"closed port on a shared address",
 	"subnet broadcast to echo",
 	"limited broadcast to a closed port",
 	"IPv4 multicast to echo",
 	"IPv6 multicast to echo",
+	"IPv4 multicast to a group not joined",
 }
 
 // xdpHostileCases turns the cases the XDP program leaves to the kernel

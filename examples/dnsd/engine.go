@@ -11,20 +11,37 @@ import (
 
 	"github.com/pktengine/pktengine/engine"
 	"github.com/pktengine/pktengine/examples/dnsd/zone"
+	"github.com/pktengine/pktengine/ring"
 )
 
 // openEngine opens an engine on the interface for one address: owned by
 // the engine if the kernel does not have it, shared if it does.
-func openEngine(iface string, addr netip.Addr, workers int, log *slog.Logger) (*engine.Engine, error) {
-	ifi, err := net.InterfaceByName(iface)
+func openEngine(o *options, addr netip.Addr, log *slog.Logger) (*engine.Engine, error) {
+	ifi, err := net.InterfaceByName(o.iface)
 	if err != nil {
-		return nil, fmt.Errorf("--iface %q: %w", iface, err)
+		return nil, fmt.Errorf("--iface %q: %w", o.iface, err)
 	}
-	return engine.Open(ifi, &engine.Config{
+	c := &engine.Config{
 		Addrs:   []netip.Prefix{netip.PrefixFrom(addr, addr.BitLen())},
-		Workers: workers,
+		Workers: o.workers,
 		Logger:  log,
-	})
+	}
+	var ok bool
+	if c.Backend, ok = engine.ParseBackend(o.backend); !ok {
+		return nil, fmt.Errorf("--backend %q: want tpacket or xdp: %w", o.backend, errUsage)
+	}
+	switch o.rxRing {
+	case "v2":
+		c.RXVersion = ring.V2
+	case "v3":
+		c.RXVersion = ring.V3
+	default:
+		return nil, fmt.Errorf("--rx-ring %q: want v2 or v3: %w", o.rxRing, errUsage)
+	}
+	if c.Backend == engine.BackendXDP {
+		c.RXVersion, c.Workers = 0, 0 // one worker per receive queue
+	}
+	return engine.Open(ifi, c)
 }
 
 // serveInline serves z on the engine at ap until ctx ends or the engine

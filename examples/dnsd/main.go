@@ -45,6 +45,7 @@ var errUsage = errors.New("usage")
 
 type options struct {
 	iface, addr, zoneFile, origin, mode string
+	backend, rxRing                     string
 	port, maxUDP, workers               int
 	verbose, printQueries               bool
 }
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.mode, "mode", "inline", "kernel, conn or inline")
 	fs.IntVar(&o.maxUDP, "max-udp", zone.DefaultMaxUDPSize, "largest UDP response to EDNS clients, and the size advertised")
 	fs.IntVar(&o.workers, "workers", 1, "engine workers (inline and conn modes)")
+	fs.StringVar(&o.backend, "backend", "tpacket", "the engine's backend (inline and conn modes): tpacket or xdp")
+	fs.StringVar(&o.rxRing, "rx-ring", "v2", "TPACKET receive ring (inline and conn modes): v2 (least latency) or v3 (least CPU per query under load)")
 	fs.BoolVar(&o.verbose, "v", false, "log the engine's events")
 	fs.BoolVar(&o.printQueries, "print-queries", false, "print a dnsperf data file of the zone's questions and exit")
 	if err := fs.Parse(args); err != nil {
@@ -135,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if o.verbose {
 			elog = log
 		}
-		e, err := openEngine(o.iface, addr, o.workers, elog)
+		e, err := openEngine(&o, addr, elog)
 		if err != nil {
 			return err
 		}
