@@ -47,13 +47,13 @@ type DNSConfig struct {
 	// "dnsd" beside the running executable (make builds bin/dnsd beside
 	// bin/pktengine) or else on $PATH, and knotd and dnsperf on $PATH or
 	// in /usr/sbin.
-	Dnsd    string `json:"dnsd,omitempty"`
+	Dnsd string `json:"dnsd,omitempty"`
 	// DnsdEngine are dnsd flags for the engine of its conn and inline
 	// modes, such as "--rx-ring v3" or "--backend xdp"; empty means
 	// dnsd's defaults (TPACKET_V2).
 	DnsdEngine []string `json:"dnsd_engine,omitempty"`
-	Knotd   string `json:"knotd,omitempty"`
-	Dnsperf string `json:"dnsperf,omitempty"`
+	Knotd      string   `json:"knotd,omitempty"`
+	Dnsperf    string   `json:"dnsperf,omitempty"`
 
 	// Executable is the binary to run the generator child from (it must
 	// call ChildMain for ChildCommand). Empty means os.Executable().
