@@ -20,14 +20,21 @@ func isDNSBench(args []string) bool {
 	})
 }
 
-func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// benchDNSArgs is a bench --dns command line, parsed.
+type benchDNSArgs struct {
+	cfg                       bench.DNSConfig
+	jsonPath, svgPath, outDir string
+	quiet                     bool
+}
+
+func parseBenchDNS(args []string, stderr io.Writer) (*benchDNSArgs, error) {
 	fs := newFlagSet("bench --dns", "[--demo] [--responders LIST] [--trials N] [--trial D] [--names N] [--dnsd PATH] [--json FILE] [--svg FILE] [--out DIR]", stderr)
 	fs.Bool("dns", true, "the DNS benchmark: Knot DNS (kernel UDP, XDP) and examples/dnsd (kernel, conn, inline) side by side")
 	demo := fs.Bool("demo", false, "the short run of `make demo`: one round of 200 ms trials, a coarser search, no dnsperf; under a minute")
 	responders := fs.String("responders", "", "comma-separated servers to measure (default: all: knot-udp, knot-xdp, dnsd-kernel, dnsd-conn, dnsd-inline)")
 	trials := fs.Int("trials", 0, "rounds of every measurement (default 3; --demo 1)")
 	trial := fs.Duration("trial", 0, "length of one trial (default 1s; --demo 200ms)")
-	loss := fs.Float64("loss", -1, "fraction of queries a trial may leave unanswered and still pass (default 0.001)")
+	loss := fs.Float64("loss", bench.DefaultDNSConfig().LossTolerance, "fraction of queries a trial may leave unanswered and still pass")
 	names := fs.Int("names", 0, "hosts in the benchmark zone, each with an A and an AAAA record (default 10000)")
 	dnsd := fs.String("dnsd", "", "the dnsd binary (default: dnsd beside this executable, else on $PATH)")
 	dnsdEngine := fs.String("dnsd-engine", "", "dnsd's engine flags for its conn and inline modes, e.g. \"--rx-ring v3\" or \"--backend xdp\" (default: dnsd's, TPACKET_V2)")
@@ -39,13 +46,13 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	outDir := fs.String("out", "", "write bench-dns-<date>.json and bench-dns-<date>.svg into `DIR`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	cfg := bench.DefaultDNSConfig()
-	cfg.DnsdEngine = strings.Fields(*dnsdEngine)
 	if *demo {
 		cfg = bench.DemoDNSConfig()
 	}
+	cfg.DnsdEngine = strings.Fields(*dnsdEngine)
 	if *responders != "" {
 		cfg.Responders = strings.Split(*responders, ",")
 	}
@@ -55,20 +62,25 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *trial != 0 {
 		cfg.TrialDuration = *trial
 	}
-	if *loss >= 0 {
-		cfg.LossTolerance = *loss
-	}
+	cfg.LossTolerance = *loss
 	if *names != 0 {
 		cfg.Names = *names
 	}
 	cfg.Dnsd, cfg.Knotd, cfg.Dnsperf = *dnsd, *knotd, *dnsperf
 	cfg.SkipDnsperf = cfg.SkipDnsperf || *skipDnsperf
+	return &benchDNSArgs{cfg: cfg, jsonPath: *jsonPath, svgPath: *svgPath, outDir: *outDir, quiet: *quiet}, nil
+}
 
+func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a, err := parseBenchDNS(args, stderr)
+	if err != nil {
+		return err
+	}
 	var log io.Writer = stderr
-	if *quiet {
+	if a.quiet {
 		log = nil
 	}
-	rep, err := bench.RunDNS(ctx, &cfg, log)
+	rep, err := bench.RunDNS(ctx, &a.cfg, log)
 	if rep == nil {
 		return err
 	}
@@ -93,14 +105,14 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return f.Close()
 	}
-	if err := write(*jsonPath, rep.WriteJSON); err != nil {
+	if err := write(a.jsonPath, rep.WriteJSON); err != nil {
 		return err
 	}
-	if err := write(*svgPath, rep.WriteSVG); err != nil {
+	if err := write(a.svgPath, rep.WriteSVG); err != nil {
 		return err
 	}
-	if *outDir != "" {
-		j, s, err := rep.Save(*outDir, "")
+	if a.outDir != "" {
+		j, s, err := rep.Save(a.outDir, "")
 		if err != nil {
 			return err
 		}
