@@ -384,10 +384,18 @@ func (r *Report) finish() {
 }
 
 // xdpGoals are issue 13's goals: the AF_XDP engine against batched kernel
-// UDP and the TPACKET engine (CPU per reply at the highest latency load,
-// where every responder runs at a rate it sustains, and zero-loss rate),
-// and the AF_XDP and live generators against trafgen. Each is a ratio
-// measured in one run.
+// UDP and the TPACKET engine (own CPU per reply at the highest latency
+// load, where every responder runs at a rate it sustains, and zero-loss
+// rate), and the AF_XDP and live generators against trafgen. Each is a
+// ratio measured in one run.
+//
+// The CPU goals compare the responder process's own time (/proc/PID/stat,
+// which the kernel scales to the scheduler's exact run time), not the
+// responder CPU's busy ticks (/proc/stat): those are sampled at the timer
+// tick, and a responder whose work is phase-locked to the tick escapes
+// them. TPACKET_V3 is one: its blocks retire on a timer, the engine wakes
+// just after a tick and is asleep again before the next, and /proc/stat
+// once charged it 73 ns per reply, less than its dispatch alone costs.
 func (r *Report) xdpGoals() {
 	x := r.responder(xdpResponder)
 	// The TPACKET engine: the better of v2 and v3 for each figure.
@@ -397,7 +405,7 @@ func (r *Report) xdpGoals() {
 		if e == nil {
 			continue
 		}
-		if e.CPU.Median > 0 && (tpCPU == nil || e.CPU.Median < tpCPU.CPU.Median) {
+		if e.OwnCPU.Median > 0 && (tpCPU == nil || e.OwnCPU.Median < tpCPU.OwnCPU.Median) {
 			tpCPU = e
 		}
 		if tpRate == nil || e.ZeroLoss.Median > tpRate.ZeroLoss.Median {
@@ -406,13 +414,13 @@ func (r *Report) xdpGoals() {
 	}
 	kb := r.responder("kernel-batch")
 	cpuGoal := func(goal string, other *ResponderResult, want float64) {
-		if x == nil || other == nil || x.CPU.Median <= 0 || other.CPU.Median <= 0 {
+		if x == nil || other == nil || x.OwnCPU.Median <= 0 || other.OwnCPU.Median <= 0 {
 			r.Goals = append(r.Goals, Goal{goal, "not measured", false})
 			return
 		}
-		v := x.CPU.Median / other.CPU.Median
-		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%.2fx (%s %s vs %s %s per reply at %g%% of each one's zero-loss rate, medians)",
-			v, x.Name, statDur(x.CPU), other.Name, statDur(other.CPU), 100*maxLoad(r.Config.LatencyLoads)), v <= want})
+		v := x.OwnCPU.Median / other.OwnCPU.Median
+		r.Goals = append(r.Goals, Goal{goal, fmt.Sprintf("%.2fx (%s %s vs %s %s of the process's own CPU per reply at %g%% of each one's zero-loss rate, medians)",
+			v, x.Name, statDur(x.OwnCPU), other.Name, statDur(other.OwnCPU), 100*maxLoad(r.Config.LatencyLoads)), v <= want})
 	}
 	cpuGoal("AF_XDP echo CPU per reply <= 1/3 of batched kernel UDP's", kb, 1.0/3)
 	cpuGoal("AF_XDP echo CPU per reply <= 0.75x the TPACKET engine's", tpCPU, 0.75)
@@ -505,20 +513,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 
 	fmt.Fprintf(&b, "\nRFC 2544 zero-loss throughput, frames/s: median [min-max] of %d searches; unpaced trials: offered and delivered;\n"+
-		"CPU per reply at %g%% of the zero-loss rate: the responder CPU's user+system and softirq time (/proc/stat); heap allocated per reply in the unpaced trials and over all\n", c.Trials, 100*maxLoad(c.LatencyLoads))
+		"CPU per reply at %g%% of the zero-loss rate: the responder CPU's user+system and softirq time (/proc/stat, sampled at the tick),\n"+
+		"and the responder process's own user+system time (/proc/PID/stat, exact); heap allocated per reply in the unpaced trials and over all\n", c.Trials, 100*maxLoad(c.LatencyLoads))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "responder\tzero-loss\tunpaced offered\tdelivered\tCPU/reply\tsoftirq/reply\talloc/reply unpaced\tall trials\t")
+	fmt.Fprintln(tw, "responder\tzero-loss\tunpaced offered\tdelivered\tCPU/reply\tsoftirq/reply\town/reply\talloc/reply unpaced\tall trials\t")
 	for _, rr := range r.Responders {
 		if rr.Error != "" {
-			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\n", rr.Name, rr.Error)
+			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\n", rr.Name, rr.Error)
 			continue
 		}
 		zl := statRate(rr.ZeroLoss)
 		if rr.GeneratorLimited {
 			zl = ">= " + zl
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
-			statDur(rr.CPU), statDur(rr.Softirq), allocString(rr.AllocUnpaced), allocString(rr.Alloc))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
+			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), allocString(rr.AllocUnpaced), allocString(rr.Alloc))
 	}
 	tw.Flush()
 
