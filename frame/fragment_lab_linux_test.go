@@ -27,19 +27,9 @@ import (
 func TestFragmentsToKernel(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	var tx ring.Transmitter
-	err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, &ring.TXConfig{FrameCount: 256})
-		return err
+	tx := labtest.Open(t, a, func(ifi *net.Interface) (ring.Transmitter, error) {
+		return ring.NewTransmitter(ifi, &ring.TXConfig{FrameCount: 256})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
 	ids := frame.NewFragmentIDs()
 
 	for _, fam := range []struct {

@@ -27,19 +27,7 @@ import (
 func TestICMPErrnoAgainstKernel(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	var tx ring.Transmitter
-	err := b.Do(func() error {
-		ifi, err := net.InterfaceByName(b.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := labtest.Open(t, b, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 
 	type tc struct{ typ, code uint8 }
 	var v4, v6 []tc

@@ -87,6 +87,39 @@ func checkMLDFrame(t testing.TB, f []byte, dst netip.Addr) MLD {
 	return MLD(m)
 }
 
+// groupRecordView is what an IGMPv3 group record and an MLDv2 address
+// record have in common: the same fields, only the address family differs.
+type groupRecordView interface {
+	~[]byte
+	Type() uint8
+	MulticastAddress() netip.Addr
+	NumberOfSources() int
+	Source(i int) netip.Addr
+	AuxData() []byte
+}
+
+// checkGroupRecords reads the records in rest with next and checks them
+// against want, and that nothing follows the last one.
+func checkGroupRecords[R groupRecordView](t testing.TB, rest []byte, want []GroupRecord, next func([]byte) (R, []byte, bool)) {
+	t.Helper()
+	for i, w := range want {
+		r, after, ok := next(rest)
+		if !ok || r.Type() != w.Type || r.MulticastAddress() != w.Group || r.NumberOfSources() != len(w.Sources) ||
+			!bytes.Equal(r.AuxData(), w.AuxData) {
+			t.Fatalf("record %d: %x", i, r)
+		}
+		for j, src := range w.Sources {
+			if r.Source(j) != src {
+				t.Fatalf("record %d source %d: %v", i, j, r.Source(j))
+			}
+		}
+		rest = after
+	}
+	if len(rest) != 0 {
+		t.Fatalf("%d bytes after the records", len(rest))
+	}
+}
+
 func build(t testing.TB, fn func([]byte) (int, error)) []byte {
 	t.Helper()
 	buf := make([]byte, 4096)
@@ -106,23 +139,7 @@ func TestIGMPv3Report(t *testing.T) {
 	if m.Type() != IGMPv3MembershipReport || int(m.NumberOfGroupRecords()) != len(rec4) || len(m) != IGMPv3ReportLen(rec4) {
 		t.Fatalf("report %x", m)
 	}
-	rest := m.GroupRecords()
-	for i, want := range rec4 {
-		r, next, ok := NextIGMPv3GroupRecord(rest)
-		if !ok || r.Type() != want.Type || r.MulticastAddress() != want.Group || r.NumberOfSources() != len(want.Sources) ||
-			!bytes.Equal(r.AuxData(), want.AuxData) {
-			t.Fatalf("record %d: %x", i, r)
-		}
-		for j, src := range want.Sources {
-			if r.Source(j) != src {
-				t.Fatalf("record %d source %d: %v", i, j, r.Source(j))
-			}
-		}
-		rest = next
-	}
-	if len(rest) != 0 {
-		t.Fatalf("%d bytes after the records", len(rest))
-	}
+	checkGroupRecords(t, m.GroupRecords(), rec4, NextIGMPv3GroupRecord)
 	// gopacket.
 	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
 	g, ok := pkt.Layer(layers.LayerTypeIGMP).(*layers.IGMP)
@@ -177,20 +194,7 @@ func TestMLDv2Report(t *testing.T) {
 	if m.Type() != MLDv2Report || int(m.NumberOfAddressRecords()) != len(rec6) || len(m) != MLDv2ReportLen(rec6) {
 		t.Fatalf("report %x", m)
 	}
-	rest := m.AddressRecords()
-	for i, want := range rec6 {
-		r, next, ok := NextMLDv2AddressRecord(rest)
-		if !ok || r.Type() != want.Type || r.MulticastAddress() != want.Group || r.NumberOfSources() != len(want.Sources) ||
-			!bytes.Equal(r.AuxData(), want.AuxData) {
-			t.Fatalf("record %d: %x", i, r)
-		}
-		for j, src := range want.Sources {
-			if r.Source(j) != src {
-				t.Fatalf("record %d source %d: %v", i, j, r.Source(j))
-			}
-		}
-		rest = next
-	}
+	checkGroupRecords(t, m.AddressRecords(), rec6, NextMLDv2AddressRecord)
 	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
 	g, ok := pkt.Layer(layers.LayerTypeMLDv2MulticastListenerReport).(*layers.MLDv2MulticastListenerReportMessage)
 	if !ok || int(g.NumberOfMulticastAddressRecords) != len(rec6) {

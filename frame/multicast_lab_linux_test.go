@@ -42,24 +42,8 @@ func TestMulticastAgainstKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A captures everything on its interface, its own frames included.
-	var rx *ring.RX
-	var tx ring.Transmitter
-	err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		if rx, err = ring.NewRX(ifi, nil); err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	defer tx.Close()
+	rx := labtest.Open(t, a, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, nil) })
+	tx := labtest.Open(t, a, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 
 	for _, cmd := range []string{
 		"link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 " +
@@ -153,19 +137,9 @@ func TestMulticastAgainstKernel(t *testing.T) {
 		if g.Is6() {
 			network = "udp6"
 		}
-		var c *net.UDPConn
-		err := a.Do(func() error {
-			ifi, err := net.InterfaceByName(a.Iface)
-			if err != nil {
-				return err
-			}
-			c, err = net.ListenMulticastUDP(network, ifi, &net.UDPAddr{IP: g.AsSlice(), Port: 9999})
-			return err
+		labtest.Open(t, a, func(ifi *net.Interface) (*net.UDPConn, error) {
+			return net.ListenMulticastUDP(network, ifi, &net.UDPAddr{IP: g.AsSlice(), Port: 9999})
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		if rec, ok := waitReport(t, rx, g); !ok || rec.typ != frame.RecordChangeToExclude || rec.sources != 0 {
 			t.Errorf("%v: kernel's report reads %+v", g, rec)
 		}

@@ -157,18 +157,7 @@ func TestKernelAgrees(t *testing.T) {
 
 			// The kernel.
 			before := kernelMIB(t, b)
-			for _, f := range frames {
-				buf, err := tx.Next(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := tx.Commit(copy(buf, f)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tx.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			labtest.Send(t, tx, frames...)
 			var got [][]byte
 			var kernel MIB
 			deadline := time.Now().Add(5 * time.Second)
@@ -330,19 +319,7 @@ func TestKernelTimeout(t *testing.T) {
 func TestReassembleKernelFragments(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	var rx *ring.RX
-	err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		rx, err = ring.NewRX(ifi, nil)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := labRX(t, a)
 	r, err := New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -422,22 +399,19 @@ func udpDatagram(t testing.TB, src, dst netip.Addr, port uint16, size int, seed 
 	return b[p.L4Off:p.L4End]
 }
 
+// labTX opens a TX ring on h's lab interface, closed when the test ends.
 func labTX(t testing.TB, h *lab.Host) ring.Transmitter {
 	t.Helper()
-	var tx ring.Transmitter
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, &ring.TXConfig{FrameCount: 256})
-		return err
+	return labtest.Open(t, h, func(ifi *net.Interface) (ring.Transmitter, error) {
+		return ring.NewTransmitter(ifi, &ring.TXConfig{FrameCount: 256})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tx.Close() })
-	return tx
+}
+
+// labRX opens a packet ring on h's lab interface, closed when the test
+// ends.
+func labRX(t testing.TB, h *lab.Host) *ring.RX {
+	t.Helper()
+	return labtest.Open(t, h, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, nil) })
 }
 
 // listenICMP opens a raw ICMP or ICMPv6 socket in h.
@@ -540,19 +514,7 @@ func parseProcNet(s string) map[string]uint64 {
 func TestEchoToKernel(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	var rx *ring.RX
-	err := b.Do(func() error {
-		ifi, err := net.InterfaceByName(b.Iface)
-		if err != nil {
-			return err
-		}
-		rx, err = ring.NewRX(ifi, nil)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := labRX(t, b)
 	tx := labTX(t, b)
 	r, err := New(nil)
 	if err != nil {
