@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -181,16 +182,15 @@ func deliberatelyDifferent(t *testing.T, f []byte, p *Packet, r Reason, pkt gopa
 	return false
 }
 
-// chainHas reports whether the IPv6 extension-header chain of a decoded
-// packet contains one of the header types.
-func chainHas(f []byte, p *Packet, types ...uint8) bool {
+// anyExtHeader walks the IPv6 extension-header chain of a decoded packet
+// and reports whether match holds for one of its headers, given the
+// header's type and the bytes from its start on.
+func anyExtHeader(f []byte, p *Packet, match func(typ uint8, h []byte) bool) bool {
 	ip := p.IPv6(f)
 	next, off := ip.NextHeader(), IPv6HeaderLen
 	for off < int(p.L4Off-p.L3Off) {
-		for _, t := range types {
-			if next == t {
-				return true
-			}
+		if match(next, ip[off:]) {
+			return true
 		}
 		l := (int(ip[off+1]) + 1) * 8
 		if next == 51 {
@@ -203,24 +203,16 @@ func chainHas(f []byte, p *Packet, types ...uint8) bool {
 	return false
 }
 
+// chainHas reports whether the IPv6 extension-header chain of a decoded
+// packet contains one of the header types.
+func chainHas(f []byte, p *Packet, types ...uint8) bool {
+	return anyExtHeader(f, p, func(typ uint8, _ []byte) bool { return slices.Contains(types, typ) })
+}
+
 // routingSegmentsLeft reports whether a Routing header of the packet has
 // segments left.
 func routingSegmentsLeft(f []byte, p *Packet) bool {
-	ip := p.IPv6(f)
-	next, off := ip.NextHeader(), IPv6HeaderLen
-	for off < int(p.L4Off-p.L3Off) {
-		if next == 43 && ip[off+3] != 0 {
-			return true
-		}
-		l := (int(ip[off+1]) + 1) * 8
-		if next == 51 {
-			l = (int(ip[off+1]) + 2) * 4
-		} else if next == 44 {
-			l = 8
-		}
-		next, off = ip[off], off+l
-	}
-	return false
+	return anyExtHeader(f, p, func(typ uint8, h []byte) bool { return typ == 43 && h[3] != 0 })
 }
 
 func TestGopacketDifferential(t *testing.T) {

@@ -373,20 +373,7 @@ func TestParseIGMPQuery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		got := q
-		got.sources, got.alen = nil, 0
-		want := c.want
-		if !want.Group.IsValid() {
-			want.Group = netip.IPv4Unspecified()
-		}
-		if !sameQuery(got, want) || q.NumberOfSources() != len(c.srcs) {
-			t.Errorf("%s: %+v, want %+v", c.name, got, want)
-		}
-		for i, s := range c.srcs {
-			if q.Source(i) != s {
-				t.Errorf("%s: source %d %v", c.name, i, q.Source(i))
-			}
-		}
+		checkQuery(t, c.name, q, c.want, netip.IPv4Unspecified(), c.srcs)
 		if !p.IGMP(c.f).IsChecksumValid() {
 			t.Errorf("%s: checksum", c.name)
 		}
@@ -457,20 +444,7 @@ func TestParseMLDQuery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		got := q
-		got.sources, got.alen = nil, 0
-		want := c.want
-		if !want.Group.IsValid() {
-			want.Group = netip.IPv6Unspecified()
-		}
-		if !sameQuery(got, want) || q.NumberOfSources() != len(c.srcs) {
-			t.Errorf("%s: %+v, want %+v", c.name, got, want)
-		}
-		for i, s := range c.srcs {
-			if q.Source(i) != s {
-				t.Errorf("%s: source %d %v", c.name, i, q.Source(i))
-			}
-		}
+		checkQuery(t, c.name, q, c.want, netip.IPv6Unspecified(), c.srcs)
 		pkt := gopacket.NewPacket(c.f, layers.LayerTypeEthernet, gopacket.Default)
 		if q.Version == 2 {
 			g, ok := pkt.Layer(layers.LayerTypeMLDv2MulticastListenerQuery).(*layers.MLDv2MulticastListenerQueryMessage)
@@ -580,6 +554,25 @@ func FuzzMulticastQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkQuery compares a parsed query q with want, whose zero Group stands
+// for unspecified (the general query's group), and q's sources with srcs.
+func checkQuery(t *testing.T, name string, q, want MulticastQuery, unspecified netip.Addr, srcs []netip.Addr) {
+	t.Helper()
+	got := q
+	got.sources, got.alen = nil, 0
+	if !want.Group.IsValid() {
+		want.Group = unspecified
+	}
+	if !sameQuery(got, want) || q.NumberOfSources() != len(srcs) {
+		t.Errorf("%s: %+v, want %+v", name, got, want)
+	}
+	for i, s := range srcs {
+		if q.Source(i) != s {
+			t.Errorf("%s: source %d %v", name, i, q.Source(i))
+		}
+	}
 }
 
 // sameQuery compares the fields of two queries, sources apart.

@@ -210,30 +210,41 @@ func waitReport(t *testing.T, rx *ring.RX, group netip.Addr) (kernelRecord, bool
 			if !m.IsChecksumValid() {
 				t.Fatal("kernel's IGMPv3 report: checksum")
 			}
-			for rest, i := m.GroupRecords(), 0; i < int(m.NumberOfGroupRecords()); i++ {
-				rec, next, ok := frame.NextIGMPv3GroupRecord(rest)
-				if !ok {
-					t.Fatalf("kernel's report %x: record %d", m, i)
-				}
-				if rec.MulticastAddress() == group {
-					return kernelRecord{rec.Type(), rec.NumberOfSources()}, true
-				}
-				rest = next
+			if rec, ok := findRecord(t, m, m.GroupRecords(), int(m.NumberOfGroupRecords()), frame.NextIGMPv3GroupRecord, group); ok {
+				return rec, true
 			}
 		case group.Is6() && r == frame.ReasonICMPv6 && p.ICMPv6(f).Type() == frame.MLDv2Report:
 			m := frame.MLD(p.ICMPv6(f))
-			for rest, i := m.AddressRecords(), 0; i < int(m.NumberOfAddressRecords()); i++ {
-				rec, next, ok := frame.NextMLDv2AddressRecord(rest)
-				if !ok {
-					t.Fatalf("kernel's report %x: record %d", m, i)
-				}
-				if rec.MulticastAddress() == group {
-					return kernelRecord{rec.Type(), rec.NumberOfSources()}, true
-				}
-				rest = next
+			if rec, ok := findRecord(t, m, m.AddressRecords(), int(m.NumberOfAddressRecords()), frame.NextMLDv2AddressRecord, group); ok {
+				return rec, true
 			}
 		}
 	}
+}
+
+// groupRecord is what an IGMPv3 group record and an MLDv2 address record
+// have in common.
+type groupRecord interface {
+	Type() uint8
+	MulticastAddress() netip.Addr
+	NumberOfSources() int
+}
+
+// findRecord reads the count records of report (rest, read with next) and
+// returns the one for group, if there is one.
+func findRecord[R groupRecord](t *testing.T, report, rest []byte, count int, next func([]byte) (R, []byte, bool), group netip.Addr) (kernelRecord, bool) {
+	t.Helper()
+	for i := range count {
+		rec, after, ok := next(rest)
+		if !ok {
+			t.Fatalf("kernel's report %x: record %d", report, i)
+		}
+		if rec.MulticastAddress() == group {
+			return kernelRecord{rec.Type(), rec.NumberOfSources()}, true
+		}
+		rest = after
+	}
+	return kernelRecord{}, false
 }
 
 // bridgeGroups lists the bridge's group database entries on port as
