@@ -1,9 +1,7 @@
 package bpf
 
 import (
-	"errors"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/pktengine/pktengine/frame"
@@ -13,11 +11,7 @@ import (
 // TestArithmeticErrors: errors in arithmetic point at the column, and
 // say what tcpdump says.
 func TestArithmeticErrors(t *testing.T) {
-	tests := []struct {
-		expr string
-		col  int
-		want string
-	}{
+	checkSyntaxErrors(t, []syntaxCase{
 		{"udp[8:3] = 0", 7, "data size must be 1, 2, or 4"},
 		{"ip[0] / 0 = 1", 9, "division by zero"},
 		{"ip[0] % (2 - 2) = 1", 9, "modulus by zero"},
@@ -44,24 +38,7 @@ func TestArithmeticErrors(t *testing.T) {
 		{"net 10/8", 7, "expected \"and\", \"or\""},
 		{"host 1.2.3.4/24", 13, "use \"net\" for a prefix"},
 		{"ip[0] = ip[1] + ip[2] - (ip[3] * (ip[4] / (ip[5] % (ip[6] & (ip[7] | (ip[8] ^ (ip[9] << (ip[10] >> 1))))))))", 0, ""},
-	}
-	for _, tt := range tests {
-		_, err := Compile(tt.expr, nil)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%q: %v", tt.expr, err)
-			}
-			continue
-		}
-		var se *SyntaxError
-		if !errors.As(err, &se) {
-			t.Errorf("%q: error %v, want a *SyntaxError", tt.expr, err)
-			continue
-		}
-		if se.Column != tt.col || !strings.Contains(se.Msg, tt.want) {
-			t.Errorf("%q: column %d %q, want column %d containing %q", tt.expr, se.Column, se.Msg, tt.col, tt.want)
-		}
-	}
+	})
 }
 
 // TestArithmeticVerdicts runs programs on frames built for them: a
