@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -9,8 +10,9 @@ import (
 
 // benchReassemble reassembles one datagram per iteration from fragments
 // decoded in advance (an engine decodes every frame anyway), and reports
-// the cost per fragment beside the cost per datagram.
-func benchReassemble(b *testing.B, s *frame.UDPSpec, mtu int) {
+// the cost per fragment beside the cost per datagram. With reverse, the
+// fragments arrive last first.
+func benchReassemble(b *testing.B, s *frame.UDPSpec, mtu int, reverse bool) {
 	r, err := New(nil)
 	if err != nil {
 		b.Fatal(err)
@@ -19,6 +21,10 @@ func benchReassemble(b *testing.B, s *frame.UDPSpec, mtu int) {
 	ps := make([]frame.Packet, len(frags))
 	for i, f := range frags {
 		ps[i].Decode(f)
+	}
+	if reverse {
+		slices.Reverse(frags)
+		slices.Reverse(ps)
 	}
 	now := time.Now()
 	b.ReportAllocs()
@@ -36,38 +42,23 @@ func benchReassemble(b *testing.B, s *frame.UDPSpec, mtu int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frags)), "ns/fragment")
 }
 
-func BenchmarkReassembleIPv4_8192(b *testing.B)  { benchReassemble(b, udpSpec(a4, b4, 8192, 1), 1500) }
-func BenchmarkReassembleIPv4_65507(b *testing.B) { benchReassemble(b, udpSpec(a4, b4, 65507, 1), 1500) }
-func BenchmarkReassembleIPv6_8192(b *testing.B)  { benchReassemble(b, udpSpec(a6, b6, 8192, 1), 1500) }
-func BenchmarkReassembleIPv6_65507(b *testing.B) { benchReassemble(b, udpSpec(a6, b6, 65507, 1), 1500) }
+func BenchmarkReassembleIPv4_8192(b *testing.B) {
+	benchReassemble(b, udpSpec(a4, b4, 8192, 1), 1500, false)
+}
+func BenchmarkReassembleIPv4_65507(b *testing.B) {
+	benchReassemble(b, udpSpec(a4, b4, 65507, 1), 1500, false)
+}
+func BenchmarkReassembleIPv6_8192(b *testing.B) {
+	benchReassemble(b, udpSpec(a6, b6, 8192, 1), 1500, false)
+}
+func BenchmarkReassembleIPv6_65507(b *testing.B) {
+	benchReassemble(b, udpSpec(a6, b6, 65507, 1), 1500, false)
+}
 
 // BenchmarkReassembleReverse is the 65,507-byte IPv4 datagram arriving
 // last fragment first: every fragment a run of its own.
 func BenchmarkReassembleReverse(b *testing.B) {
-	s := udpSpec(a4, b4, 65507, 1)
-	r, err := New(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	frags := fragments(b, s, 1500, 1)
-	ps := make([]frame.Packet, len(frags))
-	for i, f := range frags {
-		ps[i].Decode(f)
-	}
-	now := time.Now()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(s.Payload)))
-	for b.Loop() {
-		var res Result
-		for i := len(frags) - 1; i >= 0; i-- {
-			res = r.Add(frags[i], &ps[i], now)
-		}
-		if res.Outcome != Reassembled {
-			b.Fatal(res.Outcome)
-		}
-		r.Release(res.Datagram)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frags)), "ns/fragment")
+	benchReassemble(b, udpSpec(a4, b4, 65507, 1), 1500, true)
 }
 
 // BenchmarkFlood is the cost of one random fragment from a random source
