@@ -95,11 +95,7 @@ func TestKernelAgrees(t *testing.T) {
 	a, b := l.A(), l.B()
 	// Incomplete datagrams must not time out in the kernel while the
 	// test runs: their counters would move.
-	for _, s := range []string{"net.ipv4.ipfrag_time", "net.ipv6.ip6frag_time"} {
-		if _, err := b.Sysctl(s, "600"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setFragTime(t, b, "600")
 	tx := labTX(t, a)
 	macs := &[2]frame.MAC{frame.MAC(a.MAC), frame.MAC(b.MAC)}
 	const port = 9999
@@ -243,11 +239,7 @@ func TestKernelDeviation(t *testing.T) {
 func TestKernelTimeout(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	for _, s := range []string{"net.ipv4.ipfrag_time", "net.ipv6.ip6frag_time"} {
-		if _, err := b.Sysctl(s, "1"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setFragTime(t, b, "1")
 	tx := labTX(t, a)
 	macs := &[2]frame.MAC{frame.MAC(a.MAC), frame.MAC(b.MAC)}
 	for _, fam := range []int{4, 6} {
@@ -397,6 +389,17 @@ func udpDatagram(t testing.TB, src, dst netip.Addr, port uint16, size int, seed 
 	var p frame.Packet
 	p.Decode(b)
 	return b[p.L4Off:p.L4End]
+}
+
+// setFragTime sets how many seconds h's kernel holds an incomplete
+// datagram, both families.
+func setFragTime(t testing.TB, h *lab.Host, seconds string) {
+	t.Helper()
+	for _, s := range []string{"net.ipv4.ipfrag_time", "net.ipv6.ip6frag_time"} {
+		if _, err := h.Sysctl(s, seconds); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // labTX opens a TX ring on h's lab interface, closed when the test ends.
