@@ -301,19 +301,26 @@ func igmpQuery(group netip.Addr, mrc uint8, v3 bool, sFlag bool, qrv, qqic uint8
 	g := group.As4()
 	copy(m[4:8], g[:])
 	if v3 {
-		m[8] = qrv & 7
-		if sFlag {
-			m[8] |= 8
-		}
-		m[9] = qqic
-		binary.BigEndian.PutUint16(m[10:], uint16(len(sources)))
-		for i, s := range sources {
-			a := s.As4()
-			copy(m[12+4*i:], a[:])
-		}
+		putQuerySources(m[8:], sFlag, qrv, qqic, sources)
 	}
 	binary.BigEndian.PutUint16(m[2:], m.CalculateChecksum())
 	return buf[:n]
+}
+
+// putQuerySources writes what an IGMPv3 or MLDv2 query has after the
+// group address, laid out alike in both (RFC 3376 4.1, RFC 3810 5.1): the
+// S flag and QRV, the QQIC, the number of sources and the sources.
+func putQuerySources(b []byte, sFlag bool, qrv, qqic uint8, sources []netip.Addr) {
+	b[0] = qrv & 7
+	if sFlag {
+		b[0] |= 8
+	}
+	b[1] = qqic
+	binary.BigEndian.PutUint16(b[2:], uint16(len(sources)))
+	off := 4
+	for _, s := range sources {
+		off += copy(b[off:], s.AsSlice())
+	}
 }
 
 // mldQuery builds an MLD query frame: 24 bytes if !v2.
@@ -336,16 +343,7 @@ func mldQuery(group netip.Addr, mrc uint16, v2 bool, sFlag bool, qrv, qqic uint8
 	g := group.As16()
 	copy(m[8:24], g[:])
 	if v2 {
-		m[24] = qrv & 7
-		if sFlag {
-			m[24] |= 8
-		}
-		m[25] = qqic
-		binary.BigEndian.PutUint16(m[26:], uint16(len(sources)))
-		for i, s := range sources {
-			a := s.As16()
-			copy(m[28+16*i:], a[:])
-		}
+		putQuerySources(m[24:], sFlag, qrv, qqic, sources)
 	}
 	m.SetChecksum(m.CalculateChecksum(ip.PseudoHeaderSum(proto.IPProtoICMPv6, uint32(l4))))
 	return buf[:n]
