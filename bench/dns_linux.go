@@ -36,25 +36,13 @@ import (
 // and checks that use them: a responder whose program is missing is
 // reported with an error.
 func RunDNS(ctx context.Context, cfg *DNSConfig, log io.Writer) (*DNSReport, error) {
-	var c DNSConfig
-	if cfg != nil {
-		c = *cfg
-	}
-	c, err := c.withDefaults()
+	c, log, err := setUp(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = io.Discard
-	}
-	if err := lab.CheckPrivileges(); err != nil {
+	self, err := childBinary(c.Executable)
+	if err != nil {
 		return nil, err
-	}
-	self := c.Executable
-	if self == "" {
-		if self, err = os.Executable(); err != nil {
-			return nil, err
-		}
 	}
 	tools := findDNSTools(&c, self)
 	started := time.Now()
