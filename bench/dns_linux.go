@@ -395,11 +395,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 			if err != nil {
 				return err
 			}
-			rr.Searches = append(rr.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
-			rr.GeneratorLimited = rr.GeneratorLimited || sr.GeneratorLimited
-			rr.AllocUnpaced.Replies += sr.Max.Replies
-			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
-			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+			rr.addSearch(sr)
 			fmt.Fprintf(x.log, "%s: %s queries/s with at most %g%% lost\n", rr.Name, loadgen.FormatSI(sr.Rate), 100*c.LossTolerance)
 			return nil
 		})
@@ -416,14 +412,8 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 
 	for round := range c.Trials {
 		err := each(round, "latency", min(c.TrialDuration, 100*time.Millisecond), func(rr *DNSResponderResult, s *dnsSession) error {
-			for j := range rr.Latency {
-				lr := &rr.Latency[j]
-				p, err := x.trialRetry(s, lr.Rate)
-				if err != nil {
-					return err
-				}
-				p.Pass = sp.passes(&p)
-				lr.Points = append(lr.Points, p)
+			if err := rr.addLatencyTrials(sp, func(rate float64) (Point, error) { return x.trialRetry(s, rate) }); err != nil {
+				return err
 			}
 			if rate := minLoad(c.LatencyLoads) * rr.ZeroLoss.Median; !c.SkipDnsperf && x.tools.dnsperfErr == nil && rate > 0 && rate <= c.DnsperfMax {
 				rr.Dnsperf = append(rr.Dnsperf, x.dnsperf(ctx, s, rate))
