@@ -278,18 +278,8 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	if rate > 0 {
 		offered = loadgen.FormatSI(rate)
 	}
-	var where string
-	for _, d := range []struct {
-		n    uint64
-		what string
-	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {vethQueue, "veth queue"}, {xdpRing, "AF_XDP ring"}, {p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}} {
-		if d.n > 0 {
-			where += fmt.Sprintf(" %s %d", d.what, d.n)
-		}
-	}
-	if where != "" {
-		where = "  drops:" + where
-	}
+	where := dropsNote([]dropCount{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {vethQueue, "veth queue"}, {xdpRing, "AF_XDP ring"},
+		{p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}})
 	fmt.Fprintf(x.log, "  %-12s offered %-6s sent %-6s answered %-6s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/q softirq %s/q%s\n",
 		srv.name, offered, loadgen.FormatSI(p.Sent), loadgen.FormatSI(p.Delivered), 100*p.Loss,
 		loadgen.FormatDuration(p.Latency.P50), loadgen.FormatDuration(p.Latency.P99), loadgen.FormatDuration(time.Duration(p.CPU)), loadgen.FormatDuration(time.Duration(p.Softirq)), where)
