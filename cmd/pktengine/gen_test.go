@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -50,16 +49,10 @@ func TestGenBackendsAgainstServeXDP(t *testing.T) {
 // gen's --json summary.
 func genEcho(t *testing.T, h *lab.Host, args ...string) loadgen.Summary {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args = append([]string{"gen", "--iface", h.Iface, "--dst", "198.18.0.2:7",
-		"--rate", "5k", "--count", "2000", "--duration", "0", "--flows", "4", "--json"}, args...)
-	cmd := h.Command(ctx, self, args...)
-	cmd.Env = append(os.Environ(), beMain+"=1")
+	cmd := pktengineIn(ctx, t, h, append([]string{"gen", "--iface", h.Iface, "--dst", "198.18.0.2:7",
+		"--rate", "5k", "--count", "2000", "--duration", "0", "--flows", "4", "--json"}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
