@@ -262,10 +262,7 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\t\n", rr.Name, firstLine(rr.Error))
 			continue
 		}
-		zl := statRate(rr.ZeroLoss)
-		if rr.GeneratorLimited {
-			zl = ">= " + zl
-		}
+		zl := rr.zeroLossCell()
 		if rr.Wrong > 0 {
 			zl += fmt.Sprintf(" (%d wrong answers)", rr.Wrong)
 		}

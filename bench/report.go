@@ -552,6 +552,15 @@ func writeGoals(w io.Writer, goals []Goal) {
 	}
 }
 
+// zeroLossCell returns rr's zero-loss rate for the tables, ">= " before
+// it if the generator was the limit.
+func (rr *ResponderResult) zeroLossCell() string {
+	if rr.GeneratorLimited {
+		return ">= " + statRate(rr.ZeroLoss)
+	}
+	return statRate(rr.ZeroLoss)
+}
+
 func statRate(s Stat) string {
 	if len(s.Values) == 0 {
 		return "-"
@@ -595,11 +604,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\n", rr.Name, rr.Error)
 			continue
 		}
-		zl := statRate(rr.ZeroLoss)
-		if rr.GeneratorLimited {
-			zl = ">= " + zl
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, rr.zeroLossCell(), statRate(rr.MaxSent), statRate(rr.MaxDelivered),
 			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), allocString(rr.AllocUnpaced), allocString(rr.Alloc))
 	}
 	tw.Flush()
