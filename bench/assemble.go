@@ -3,6 +3,31 @@ package bench
 // Turning trials into a responder's results: medians with min and max
 // over the rounds.
 
+// addSearch adds one round's search to rr: its trials, and its unpaced
+// trial's allocations to AllocUnpaced.
+func (rr *ResponderResult) addSearch(sr searchResult) {
+	rr.Searches = append(rr.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
+	rr.GeneratorLimited = rr.GeneratorLimited || sr.GeneratorLimited
+	rr.AllocUnpaced.Replies += sr.Max.Replies
+	rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
+	rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+}
+
+// addLatencyTrials runs one round's trial at each of rr's latency loads
+// and adds its point, passed or not as sp says.
+func (rr *ResponderResult) addLatencyTrials(sp searchParams, trial func(rate float64) (Point, error)) error {
+	for j := range rr.Latency {
+		lr := &rr.Latency[j]
+		p, err := trial(lr.Rate)
+		if err != nil {
+			return err
+		}
+		p.Pass = sp.passes(&p)
+		lr.Points = append(lr.Points, p)
+	}
+	return nil
+}
+
 // summarizeSearches sets rr's zero-loss rate and unpaced figures from its
 // searches, and the latency loads to measure next: each fraction of loads
 // of the median zero-loss rate, if that is not zero.

@@ -112,36 +112,13 @@ func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
 	c.Size = cmp.Or(c.Size, d.Size)
 	c.Flows = cmp.Or(c.Flows, d.Flows)
-	c.Trials = cmp.Or(c.Trials, d.Trials)
-	c.TrialDuration = cmp.Or(c.TrialDuration, d.TrialDuration)
-	c.Drain = cmp.Or(c.Drain, d.Drain)
-	c.Precision = cmp.Or(c.Precision, d.Precision)
-	c.MaxSteps = cmp.Or(c.MaxSteps, d.MaxSteps)
-	if c.LatencyLoads == nil {
-		c.LatencyLoads = d.LatencyLoads
-	}
-	if c.GenCPU == 0 && c.ResponderCPU == 0 {
-		c.GenCPU, c.ResponderCPU = d.GenCPU, d.ResponderCPU
-	}
 	if len(c.Responders) == 0 {
 		for _, r := range Responders() {
 			c.Responders = append(c.Responders, r.Name)
 		}
 	}
-	switch {
-	case c.Trials < 1 || c.TrialDuration < 10*time.Millisecond || c.Drain < 0:
-		return c, errors.New("bench: need at least one trial of at least 10 ms")
-	case c.LossTolerance < 0 || c.LossTolerance >= 1:
-		return c, fmt.Errorf("bench: loss tolerance %v out of [0, 1)", c.LossTolerance)
-	case c.Precision <= 0 || c.Precision >= 1 || c.MaxSteps < 1:
-		return c, errors.New("bench: precision must be in (0, 1) and MaxSteps at least 1")
-	case c.GenCPU == c.ResponderCPU || c.GenCPU < 0 || c.ResponderCPU < 0:
-		return c, fmt.Errorf("bench: generator and responder need two different CPUs, not %d and %d", c.GenCPU, c.ResponderCPU)
-	}
-	for _, f := range c.LatencyLoads {
-		if f <= 0 || f > 1 {
-			return c, fmt.Errorf("bench: latency load %v out of (0, 1]", f)
-		}
+	if err := c.withMethodDefaults(d); err != nil {
+		return c, err
 	}
 	switch c.Generator {
 	case "", "tpacket", "xdp", "live":
@@ -154,4 +131,38 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// withMethodDefaults fills the zero fields of the method, the fields that
+// DNSConfig shares with Config (Trials, TrialDuration, Drain, Precision,
+// MaxSteps, LatencyLoads, GenCPU and ResponderCPU), from d, and checks
+// them and LossTolerance: the echo and the DNS benchmark's withDefaults.
+func (c *Config) withMethodDefaults(d Config) error {
+	c.Trials = cmp.Or(c.Trials, d.Trials)
+	c.TrialDuration = cmp.Or(c.TrialDuration, d.TrialDuration)
+	c.Drain = cmp.Or(c.Drain, d.Drain)
+	c.Precision = cmp.Or(c.Precision, d.Precision)
+	c.MaxSteps = cmp.Or(c.MaxSteps, d.MaxSteps)
+	if c.LatencyLoads == nil {
+		c.LatencyLoads = d.LatencyLoads
+	}
+	if c.GenCPU == 0 && c.ResponderCPU == 0 {
+		c.GenCPU, c.ResponderCPU = d.GenCPU, d.ResponderCPU
+	}
+	switch {
+	case c.Trials < 1 || c.TrialDuration < 10*time.Millisecond || c.Drain < 0:
+		return errors.New("bench: need at least one trial of at least 10 ms")
+	case c.LossTolerance < 0 || c.LossTolerance >= 1:
+		return fmt.Errorf("bench: loss tolerance %v out of [0, 1)", c.LossTolerance)
+	case c.Precision <= 0 || c.Precision >= 1 || c.MaxSteps < 1:
+		return errors.New("bench: precision must be in (0, 1) and MaxSteps at least 1")
+	case c.GenCPU == c.ResponderCPU || c.GenCPU < 0 || c.ResponderCPU < 0:
+		return fmt.Errorf("bench: generator and responder need two different CPUs, not %d and %d", c.GenCPU, c.ResponderCPU)
+	}
+	for _, f := range c.LatencyLoads {
+		if f <= 0 || f > 1 {
+			return fmt.Errorf("bench: latency load %v out of (0, 1]", f)
+		}
+	}
+	return nil
 }

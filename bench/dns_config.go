@@ -2,7 +2,6 @@ package bench
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -65,20 +64,9 @@ type DNSConfig struct {
 // responder's rate, dnsperf alongside; about eight minutes for the five
 // responders.
 func DefaultDNSConfig() DNSConfig {
-	c := DefaultConfig()
-	return DNSConfig{
-		Names:         10000,
-		Trials:        c.Trials,
-		TrialDuration: c.TrialDuration,
-		Drain:         c.Drain,
-		Precision:     c.Precision,
-		MaxSteps:      c.MaxSteps,
-		LatencyLoads:  c.LatencyLoads,
-		GenCPU:        c.GenCPU,
-		ResponderCPU:  c.ResponderCPU,
-		LossTolerance: 0.001,
-		DnsperfMax:    100e3,
-	}
+	c := DNSConfig{Names: 10000, LossTolerance: 0.001, DnsperfMax: 100e3}
+	c.setMethod(DefaultConfig())
+	return c
 }
 
 // DemoDNSConfig returns the configuration of the short run at the end of
@@ -100,39 +88,20 @@ func DemoDNSConfig() DNSConfig {
 func (c DNSConfig) withDefaults() (DNSConfig, error) {
 	d := DefaultDNSConfig()
 	c.Names = cmp.Or(c.Names, d.Names)
-	c.Trials = cmp.Or(c.Trials, d.Trials)
-	c.TrialDuration = cmp.Or(c.TrialDuration, d.TrialDuration)
-	c.Drain = cmp.Or(c.Drain, d.Drain)
-	c.Precision = cmp.Or(c.Precision, d.Precision)
-	c.MaxSteps = cmp.Or(c.MaxSteps, d.MaxSteps)
 	c.DnsperfMax = cmp.Or(c.DnsperfMax, d.DnsperfMax)
-	if c.LatencyLoads == nil {
-		c.LatencyLoads = d.LatencyLoads
-	}
-	if c.GenCPU == 0 && c.ResponderCPU == 0 {
-		c.GenCPU, c.ResponderCPU = d.GenCPU, d.ResponderCPU
-	}
 	if len(c.Responders) == 0 {
 		for _, r := range DNSResponders() {
 			c.Responders = append(c.Responders, r.Name)
 		}
 	}
-	switch {
-	case c.Names < 1 || c.Names > 1<<15:
+	if c.Names < 1 || c.Names > 1<<15 {
 		return c, fmt.Errorf("bench: %d names: want 1 to %d", c.Names, 1<<15)
-	case c.Trials < 1 || c.TrialDuration < 10*time.Millisecond || c.Drain < 0:
-		return c, errors.New("bench: need at least one trial of at least 10 ms")
-	case c.LossTolerance < 0 || c.LossTolerance >= 1:
-		return c, fmt.Errorf("bench: loss tolerance %v out of [0, 1)", c.LossTolerance)
-	case c.Precision <= 0 || c.Precision >= 1 || c.MaxSteps < 1:
-		return c, errors.New("bench: precision must be in (0, 1) and MaxSteps at least 1")
-	case c.GenCPU == c.ResponderCPU || c.GenCPU < 0 || c.ResponderCPU < 0:
-		return c, fmt.Errorf("bench: generator and responder need two different CPUs, not %d and %d", c.GenCPU, c.ResponderCPU)
 	}
-	for _, f := range c.LatencyLoads {
-		if f <= 0 || f > 1 {
-			return c, fmt.Errorf("bench: latency load %v out of (0, 1]", f)
-		}
+	m := c.method()
+	err := m.withMethodDefaults(d.method())
+	c.setMethod(m)
+	if err != nil {
+		return c, err
 	}
 	for i, name := range c.Responders {
 		if !slices.ContainsFunc(DNSResponders(), func(r ResponderInfo) bool { return r.Name == name }) {
@@ -143,6 +112,20 @@ func (c DNSConfig) withDefaults() (DNSConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// method returns the fields that DNSConfig shares with Config, and
+// LossTolerance, as a Config, for Config's withMethodDefaults.
+func (c DNSConfig) method() Config {
+	return Config{Trials: c.Trials, TrialDuration: c.TrialDuration, Drain: c.Drain, Precision: c.Precision, MaxSteps: c.MaxSteps,
+		LatencyLoads: c.LatencyLoads, GenCPU: c.GenCPU, ResponderCPU: c.ResponderCPU, LossTolerance: c.LossTolerance}
+}
+
+// setMethod sets the fields that DNSConfig shares with Config from m
+// (LossTolerance, whose defaults differ, is left alone).
+func (c *DNSConfig) setMethod(m Config) {
+	c.Trials, c.TrialDuration, c.Drain, c.Precision, c.MaxSteps = m.Trials, m.TrialDuration, m.Drain, m.Precision, m.MaxSteps
+	c.LatencyLoads, c.GenCPU, c.ResponderCPU = m.LatencyLoads, m.GenCPU, m.ResponderCPU
 }
 
 // DNS responders, in the order the benchmark runs them.

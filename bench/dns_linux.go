@@ -36,25 +36,13 @@ import (
 // and checks that use them: a responder whose program is missing is
 // reported with an error.
 func RunDNS(ctx context.Context, cfg *DNSConfig, log io.Writer) (*DNSReport, error) {
-	var c DNSConfig
-	if cfg != nil {
-		c = *cfg
-	}
-	c, err := c.withDefaults()
+	c, log, err := setUp(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = io.Discard
-	}
-	if err := lab.CheckPrivileges(); err != nil {
+	self, err := childBinary(c.Executable)
+	if err != nil {
 		return nil, err
-	}
-	self := c.Executable
-	if self == "" {
-		if self, err = os.Executable(); err != nil {
-			return nil, err
-		}
 	}
 	tools := findDNSTools(&c, self)
 	started := time.Now()
@@ -290,18 +278,8 @@ func (x *dnsHarness) trial(s *dnsSession, rate float64) (Point, error) {
 	if rate > 0 {
 		offered = loadgen.FormatSI(rate)
 	}
-	var where string
-	for _, d := range []struct {
-		n    uint64
-		what string
-	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {vethQueue, "veth queue"}, {xdpRing, "AF_XDP ring"}, {p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}} {
-		if d.n > 0 {
-			where += fmt.Sprintf(" %s %d", d.what, d.n)
-		}
-	}
-	if where != "" {
-		where = "  drops:" + where
-	}
+	where := dropsNote([]dropCount{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "server"}, {p.BacklogDrops, "backlog"}, {vethQueue, "veth queue"}, {xdpRing, "AF_XDP ring"},
+		{p.RingDrops, "generator ring"}, {sum.Foreign, "wrong answers"}})
 	fmt.Fprintf(x.log, "  %-12s offered %-6s sent %-6s answered %-6s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/q softirq %s/q%s\n",
 		srv.name, offered, loadgen.FormatSI(p.Sent), loadgen.FormatSI(p.Delivered), 100*p.Loss,
 		loadgen.FormatDuration(p.Latency.P50), loadgen.FormatDuration(p.Latency.P99), loadgen.FormatDuration(time.Duration(p.CPU)), loadgen.FormatDuration(time.Duration(p.Softirq)), where)
@@ -407,11 +385,7 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 			if err != nil {
 				return err
 			}
-			rr.Searches = append(rr.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
-			rr.GeneratorLimited = rr.GeneratorLimited || sr.GeneratorLimited
-			rr.AllocUnpaced.Replies += sr.Max.Replies
-			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
-			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+			rr.addSearch(sr)
 			fmt.Fprintf(x.log, "%s: %s queries/s with at most %g%% lost\n", rr.Name, loadgen.FormatSI(sr.Rate), 100*c.LossTolerance)
 			return nil
 		})
@@ -428,14 +402,8 @@ func (x *dnsHarness) measure(ctx context.Context) ([]DNSResponderResult, error) 
 
 	for round := range c.Trials {
 		err := each(round, "latency", min(c.TrialDuration, 100*time.Millisecond), func(rr *DNSResponderResult, s *dnsSession) error {
-			for j := range rr.Latency {
-				lr := &rr.Latency[j]
-				p, err := x.trialRetry(s, lr.Rate)
-				if err != nil {
-					return err
-				}
-				p.Pass = sp.passes(&p)
-				lr.Points = append(lr.Points, p)
+			if err := rr.addLatencyTrials(sp, func(rate float64) (Point, error) { return x.trialRetry(s, rate) }); err != nil {
+				return err
 			}
 			if rate := minLoad(c.LatencyLoads) * rr.ZeroLoss.Median; !c.SkipDnsperf && x.tools.dnsperfErr == nil && rate > 0 && rate <= c.DnsperfMax {
 				rr.Dnsperf = append(rr.Dnsperf, x.dnsperf(ctx, s, rate))

@@ -5,7 +5,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -45,25 +44,19 @@ func needProgram(t *testing.T, name string) string {
 // and the lab is gone afterwards.
 func TestDNSLabRun(t *testing.T) {
 	labtest.NeedPrivileges(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := DNSConfig{
 		Names: 200, Trials: 1, TrialDuration: 60 * time.Millisecond, Drain: 40 * time.Millisecond,
 		Precision: 0.2, MaxSteps: 2, LatencyLoads: []float64{0.5}, LossTolerance: 0.001,
 		Dnsd: buildDnsd(t), Knotd: needProgram(t, "knotd"), Dnsperf: needProgram(t, "dnsperf"),
-		Executable: self,
 	}
+	// Executable is empty: the children run from this test binary (TestMain).
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := RunDNS(ctx, &cfg, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var table bytes.Buffer
-	rep.WriteTable(&table)
-	t.Log("\n" + table.String())
+	logTable(t, rep)
 
 	if len(rep.Responders) != len(DNSResponders()) || rep.Queries.Queries != 440 || rep.Queries.NXDomain != 40 || rep.Queries.Frame < 64 {
 		t.Fatalf("%d responders, queries %+v", len(rep.Responders), rep.Queries)

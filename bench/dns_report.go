@@ -1,13 +1,9 @@
 package bench
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -227,11 +223,7 @@ func (r *DNSReport) finish() {
 }
 
 // WriteJSON writes the report as indented JSON.
-func (r *DNSReport) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+func (r *DNSReport) WriteJSON(w io.Writer) error { return writeJSON(w, r) }
 
 func dnsperfLatency(d *DnsperfResult) string {
 	if d.Error != "" {
@@ -270,10 +262,7 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\t\n", rr.Name, firstLine(rr.Error))
 			continue
 		}
-		zl := statRate(rr.ZeroLoss)
-		if rr.GeneratorLimited {
-			zl = ">= " + zl
-		}
+		zl := rr.zeroLossCell()
 		if rr.Wrong > 0 {
 			zl += fmt.Sprintf(" (%d wrong answers)", rr.Wrong)
 		}
@@ -284,32 +273,7 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 
 	if len(c.LatencyLoads) > 0 {
 		fmt.Fprintf(&b, "\nround-trip latency at a fraction of each server's own rate: p50 / p99 / p99.9 (median of %d trials; kernel RX timestamps)\n", c.Trials)
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprint(tw, "server\t")
-		for _, f := range c.LatencyLoads {
-			fmt.Fprintf(tw, "%g%%\t", 100*f)
-		}
-		fmt.Fprintln(tw)
-		for _, rr := range r.Responders {
-			if rr.Error != "" {
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t", rr.Name)
-			for _, f := range c.LatencyLoads {
-				l := rr.latencyAt(f)
-				if l == nil {
-					fmt.Fprint(tw, "-\t")
-					continue
-				}
-				loss := ""
-				if l.Loss.Median > 0 {
-					loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
-				}
-				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", loadgen.FormatSI(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+		writeLatencyTable(&b, "server", c.LatencyLoads, r.measured(), loadgen.FormatSI)
 	}
 
 	fmt.Fprintf(&b, "\nwhere queries were lost, over all trials (most in the unpaced ones and those above the server's rate)\n")
@@ -334,27 +298,10 @@ func (r *DNSReport) WriteTable(w io.Writer) error {
 
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(&b, "\nratios of the rates: of the medians, and median [min-max] of the rounds' ratios\n")
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, x := range r.Ratios {
-			fmt.Fprintf(tw, "  %s / %s\t%.2fx\t", x.Engine, x.Kernel, x.Value)
-			if p := x.Paired; len(p.Values) > 0 {
-				fmt.Fprintf(tw, "%.2fx [%.2fx-%.2fx]", p.Median, p.Min, p.Max)
-			}
-			fmt.Fprintln(tw, "\t")
-		}
-		tw.Flush()
+		writeRatios(&b, r.Ratios, 2)
 	}
 
-	if len(r.Goals) > 0 {
-		fmt.Fprintf(&b, "\ngoals\n")
-		for _, g := range r.Goals {
-			mark := "short"
-			if g.Met {
-				mark = "met"
-			}
-			fmt.Fprintf(&b, "  [%-5s] %s: %s\n", mark, g.Goal, g.Measured)
-		}
-	}
+	writeGoals(&b, r.Goals)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -410,38 +357,24 @@ func init() {
 // answered against queries offered, every trial, and latency at each
 // load.
 func (r *DNSReport) WriteSVG(w io.Writer) error {
-	var s svg
-	s.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`, plotW, plotH, plotW, plotH)
-	s.f(`<rect width="100%%" height="100%%" fill="white"/>`)
 	c := r.Config
-	s.text(plotW/2, 22, "middle", ` font-size="15"`, fmt.Sprintf("pktengine bench --dns: authoritative DNS over veth (one frame per query), %s", r.Date.Format("2006-01-02")))
-	s.text(plotW/2, 40, "middle", ` fill="#555"`, fmt.Sprintf("%s, %d x %s; generator CPU%d, server CPU%d; %d rounds of %v trials; %d-host zone, %.0f-byte queries",
-		r.Machine.Kernel, r.Machine.CPUs, r.Machine.CPU, c.GenCPU, c.ResponderCPU, c.Trials, c.TrialDuration, r.Queries.Names, r.Queries.Frame))
+	panels := &Report{Config: Config{LatencyLoads: c.LatencyLoads}}
+	return panels.plot(w, fmt.Sprintf("pktengine bench --dns: authoritative DNS over veth (one frame per query), %s", r.Date.Format("2006-01-02")),
+		fmt.Sprintf("%s, %d x %s; generator CPU%d, server CPU%d; %d rounds of %v trials; %d-host zone, %.0f-byte queries",
+			r.Machine.Kernel, r.Machine.CPUs, r.Machine.CPU, c.GenCPU, c.ResponderCPU, c.Trials, c.TrialDuration, r.Queries.Names, r.Queries.Frame),
+		r.measured(), func(zeroLoss float64) string { return loadgen.FormatSI(zeroLoss) + " q/s" })
+}
+
+// measured returns the servers that were measured (no Error), for the
+// latency table and the plot.
+func (r *DNSReport) measured() []*ResponderResult {
 	var rs []*ResponderResult
 	for i := range r.Responders {
 		if r.Responders[i].Error == "" {
 			rs = append(rs, &r.Responders[i].ResponderResult)
 		}
 	}
-	panels := &Report{Config: Config{LatencyLoads: c.LatencyLoads}}
-	panels.throughputPanel(&s, rs)
-	panels.latencyPanel(&s, rs)
-	if len(rs) > 0 {
-		colW := float64(plotW-2*40) / float64(len(rs))
-		for i, rr := range rs {
-			col := colour(rr.Name, i)
-			x := 40 + float64(i)*colW
-			s.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="3"/>`, x, plotH-22, x+20, plotH-22, col)
-			label := rr.Name
-			if rr.ZeroLoss.Median > 0 {
-				label += ": " + loadgen.FormatSI(rr.ZeroLoss.Median) + " q/s"
-			}
-			s.text(x+26, plotH-18, "start", "", label)
-		}
-	}
-	s.f(`</svg>`)
-	_, err := io.WriteString(w, s.b.String())
-	return err
+	return rs
 }
 
 // Save writes the report into dir as NAME.json and NAME.svg, creating dir
@@ -451,18 +384,5 @@ func (r *DNSReport) Save(dir, name string) (jsonPath, svgPath string, err error)
 	if name == "" {
 		name = "bench-dns-" + r.Date.UTC().Format("2006-01-02T1504")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
-	}
-	jsonPath = filepath.Join(dir, name+".json")
-	svgPath = filepath.Join(dir, name+".svg")
-	write := func(path string, f func(io.Writer) error) error {
-		out, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		return errors.Join(f(out), out.Close())
-	}
-	err = errors.Join(write(jsonPath, r.WriteJSON), write(svgPath, r.WriteSVG))
-	return jsonPath, svgPath, err
+	return save(dir, name, r.WriteJSON, r.WriteSVG)
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -37,27 +36,9 @@ type dnsServer struct {
 	exited chan struct{}
 	err    error
 	lines  chan string // dnsd's standard output, line by line
-	log    logBuffer   // dnsd's standard error
+	log    lab.Buffer  // dnsd's standard error
 
 	xdpHost *lab.Host // where knot-xdp attached its XDP program
-}
-
-// logBuffer collects a child's log for error messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // dnsdCounters is a line dnsd writes on SIGUSR1 (examples/dnsd, report.go).

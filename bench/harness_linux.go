@@ -43,6 +43,39 @@ const (
 	discardPort = 9
 )
 
+// benchConfig is Config or DNSConfig: withDefaults fills the zero fields
+// of a C and checks the rest.
+type benchConfig[C any] interface {
+	withDefaults() (C, error)
+}
+
+// setUp is the start of Run and RunDNS: it returns *cfg (the zero C for
+// nil) with its defaults, log or io.Discard for nil, and an error if the
+// configuration is wrong or the process lacks the privileges of a lab.
+func setUp[C benchConfig[C]](cfg *C, log io.Writer) (C, io.Writer, error) {
+	var c C
+	if cfg != nil {
+		c = *cfg
+	}
+	c, err := c.withDefaults()
+	if err != nil {
+		return c, nil, err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	return c, log, lab.CheckPrivileges()
+}
+
+// childBinary returns the binary to run the children from: executable,
+// or the running one if it is empty.
+func childBinary(executable string) (string, error) {
+	if executable != "" {
+		return executable, nil
+	}
+	return os.Executable()
+}
+
 // Run runs the benchmark cfg describes and returns its report. It builds
 // a lab of two network namespaces joined by veth, runs every responder in
 // turn as a child process pinned to cfg.ResponderCPU in one namespace and
@@ -53,25 +86,13 @@ const (
 // that dispatches ChildCommand to ChildMain (cfg.Executable, by default
 // the running one).
 func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
-	var c Config
-	if cfg != nil {
-		c = *cfg
-	}
-	c, err := c.withDefaults()
+	c, log, err := setUp(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = io.Discard
-	}
-	if err := lab.CheckPrivileges(); err != nil {
+	self, err := childBinary(c.Executable)
+	if err != nil {
 		return nil, err
-	}
-	self := c.Executable
-	if self == "" {
-		if self, err = os.Executable(); err != nil {
-			return nil, err
-		}
 	}
 	started := time.Now()
 	rep := &Report{Date: started.UTC(), Machine: machine(), Config: c}

@@ -70,19 +70,21 @@ func niceStep(max float64, n int) float64 {
 // whiskers from the lowest to the highest trial. It uses no fonts or scripts beyond
 // what every browser has.
 func (r *Report) WriteSVG(w io.Writer) error {
+	c := r.Config
+	return r.plot(w, fmt.Sprintf("pktengine bench: %d-byte UDP echo over veth, %s", c.Size, r.Date.Format("2006-01-02")),
+		fmt.Sprintf("%s, %d x %s; generator CPU%d, responder CPU%d; %d trials of %v", r.Machine.Kernel, r.Machine.CPUs, r.Machine.CPU, c.GenCPU, c.ResponderCPU, c.Trials, c.TrialDuration),
+		r.measured(), func(zeroLoss float64) string { return "zero-loss " + loadgen.FormatRate(zeroLoss) })
+}
+
+// plot writes the SVG of WriteSVG for the responders rs under a title and
+// a subtitle; the legend names each with rate(its median zero-loss rate).
+// The echo and the DNS reports share it: only r.Config.LatencyLoads is read.
+func (r *Report) plot(w io.Writer, title, subtitle string, rs []*ResponderResult, rate func(float64) string) error {
 	var s svg
 	s.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`, plotW, plotH, plotW, plotH)
 	s.f(`<rect width="100%%" height="100%%" fill="white"/>`)
-	c := r.Config
-	s.text(plotW/2, 22, "middle", ` font-size="15"`, fmt.Sprintf("pktengine bench: %d-byte UDP echo over veth, %s", c.Size, r.Date.Format("2006-01-02")))
-	s.text(plotW/2, 40, "middle", ` fill="#555"`, fmt.Sprintf("%s, %d x %s; generator CPU%d, responder CPU%d; %d trials of %v", r.Machine.Kernel, r.Machine.CPUs, r.Machine.CPU, c.GenCPU, c.ResponderCPU, c.Trials, c.TrialDuration))
-
-	var rs []*ResponderResult
-	for i := range r.Responders {
-		if r.Responders[i].Error == "" {
-			rs = append(rs, &r.Responders[i])
-		}
-	}
+	s.text(plotW/2, 22, "middle", ` font-size="15"`, title)
+	s.text(plotW/2, 40, "middle", ` fill="#555"`, subtitle)
 	r.throughputPanel(&s, rs)
 	r.latencyPanel(&s, rs)
 
@@ -95,7 +97,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 			s.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="3"/>`, x, plotH-22, x+20, plotH-22, col)
 			label := rr.Name
 			if rr.ZeroLoss.Median > 0 {
-				label += ": zero-loss " + loadgen.FormatRate(rr.ZeroLoss.Median)
+				label += ": " + rate(rr.ZeroLoss.Median)
 			}
 			s.text(x+26, plotH-18, "start", "", label)
 		}

@@ -473,10 +473,92 @@ func lowestP99(rs []*ResponderResult, load float64) (lowest float64, each []stri
 }
 
 // WriteJSON writes the report as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
+func (r *Report) WriteJSON(w io.Writer) error { return writeJSON(w, r) }
+
+// writeJSON writes v as indented JSON: the echo and DNS reports' format.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
+}
+
+// measured returns the responders that were measured (no Error), for the
+// latency table and the plot.
+func (r *Report) measured() []*ResponderResult {
+	var rs []*ResponderResult
+	for i := range r.Responders {
+		if r.Responders[i].Error == "" {
+			rs = append(rs, &r.Responders[i])
+		}
+	}
+	return rs
+}
+
+// writeLatencyTable writes the latency percentiles of rs at each load, a
+// row per responder; who heads the first column and rate formats the rate
+// offered at each load. The echo and DNS tables differ only in those.
+func writeLatencyTable(w io.Writer, who string, loads []float64, rs []*ResponderResult, rate func(float64) string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\t", who)
+	for _, f := range loads {
+		fmt.Fprintf(tw, "%g%%\t", 100*f)
+	}
+	fmt.Fprintln(tw)
+	for _, rr := range rs {
+		fmt.Fprintf(tw, "%s\t", rr.Name)
+		for _, f := range loads {
+			l := rr.latencyAt(f)
+			if l == nil {
+				fmt.Fprint(tw, "-\t")
+				continue
+			}
+			loss := ""
+			if l.Loss.Median > 0 {
+				loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
+			}
+			fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", rate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// writeRatios writes each ratio of the medians and, where the rounds were
+// paired, the median [min-max] of the rounds' ratios, with digits decimals.
+func writeRatios(w io.Writer, ratios []Ratio, digits int) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, x := range ratios {
+		fmt.Fprintf(tw, "  %s / %s\t%.*fx\t", x.Engine, x.Kernel, digits, x.Value)
+		if p := x.Paired; len(p.Values) > 0 {
+			fmt.Fprintf(tw, "%.*fx [%.*fx-%.*fx]", digits, p.Median, digits, p.Min, digits, p.Max)
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	tw.Flush()
+}
+
+// writeGoals writes the goals, each marked met or short, if there are any.
+func writeGoals(w io.Writer, goals []Goal) {
+	if len(goals) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\ngoals\n")
+	for _, g := range goals {
+		mark := "short"
+		if g.Met {
+			mark = "met"
+		}
+		fmt.Fprintf(w, "  [%-5s] %s: %s\n", mark, g.Goal, g.Measured)
+	}
+}
+
+// zeroLossCell returns rr's zero-loss rate for the tables, ">= " before
+// it if the generator was the limit.
+func (rr *ResponderResult) zeroLossCell() string {
+	if rr.GeneratorLimited {
+		return ">= " + statRate(rr.ZeroLoss)
+	}
+	return statRate(rr.ZeroLoss)
 }
 
 func statRate(s Stat) string {
@@ -522,56 +604,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\n", rr.Name, rr.Error)
 			continue
 		}
-		zl := statRate(rr.ZeroLoss)
-		if rr.GeneratorLimited {
-			zl = ">= " + zl
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, zl, statRate(rr.MaxSent), statRate(rr.MaxDelivered),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rr.Name, rr.zeroLossCell(), statRate(rr.MaxSent), statRate(rr.MaxDelivered),
 			statDur(rr.CPU), statDur(rr.Softirq), statDur(rr.OwnCPU), allocString(rr.AllocUnpaced), allocString(rr.Alloc))
 	}
 	tw.Flush()
 
 	if len(c.LatencyLoads) > 0 {
 		fmt.Fprintf(&b, "\nround-trip latency at a fraction of each responder's own zero-loss rate: p50 / p99 / p99.9 (median of %d trials; kernel RX timestamps)\n", c.Trials)
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprint(tw, "responder\t")
-		for _, f := range c.LatencyLoads {
-			fmt.Fprintf(tw, "%g%%\t", 100*f)
-		}
-		fmt.Fprintln(tw)
-		for _, rr := range r.Responders {
-			if rr.Error != "" {
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t", rr.Name)
-			for _, f := range c.LatencyLoads {
-				l := rr.latencyAt(f)
-				if l == nil {
-					fmt.Fprint(tw, "-\t")
-					continue
-				}
-				loss := ""
-				if l.Loss.Median > 0 {
-					loss = fmt.Sprintf(" (loss %.2g%%)", 100*l.Loss.Median)
-				}
-				fmt.Fprintf(tw, "%s: %s / %s / %s%s\t", loadgen.FormatRate(l.Rate), statDur(l.P50), statDur(l.P99), statDur(l.P999), loss)
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+		writeLatencyTable(&b, "responder", c.LatencyLoads, r.measured(), loadgen.FormatRate)
 	}
 
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(&b, "\npktengine / kernel, zero-loss rates: ratio of the medians, and median [min-max] of the ratios round by round\n")
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, x := range r.Ratios {
-			fmt.Fprintf(tw, "  %s / %s\t%.1fx\t", x.Engine, x.Kernel, x.Value)
-			if p := x.Paired; len(p.Values) > 0 {
-				fmt.Fprintf(tw, "%.1fx [%.1fx-%.1fx]", p.Median, p.Min, p.Max)
-			}
-			fmt.Fprintln(tw, "\t")
-		}
-		tw.Flush()
+		writeRatios(&b, r.Ratios, 1)
 	}
 
 	if g := r.Generator; g != nil && len(g.Backends) > 0 {
@@ -630,16 +675,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 
-	if len(r.Goals) > 0 {
-		fmt.Fprintf(&b, "\ngoals\n")
-		for _, g := range r.Goals {
-			mark := "short"
-			if g.Met {
-				mark = "met"
-			}
-			fmt.Fprintf(&b, "  [%-5s] %s: %s\n", mark, g.Goal, g.Measured)
-		}
-	}
+	writeGoals(&b, r.Goals)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -152,20 +152,7 @@ func TestReportSVG(t *testing.T) {
 	}
 	// Well-formed XML, an <svg> root, a marker per trial and a latency
 	// point per load and percentile line.
-	d := xml.NewDecoder(bytes.NewReader(b.Bytes()))
-	counts := map[string]int{}
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%v\n%s", err, b.String())
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			counts[se.Name.Local]++
-		}
-	}
+	counts := svgElements(t, b.Bytes())
 	// 5 responders: 2 search points and 3 latency loads × 2 lines each.
 	if counts["svg"] != 1 || counts["circle"] != 5*2+5*3*2 || counts["polyline"] != 5*2 {
 		t.Fatalf("elements %v", counts)
@@ -181,6 +168,27 @@ func TestReportSVG(t *testing.T) {
 	if err := empty.WriteSVG(&b); err != nil || !strings.Contains(b.String(), "no latency measured") {
 		t.Fatalf("empty report: %v", err)
 	}
+}
+
+// svgElements checks that svg is well-formed XML and counts its
+// elements by name.
+func svgElements(t *testing.T, svg []byte) map[string]int {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	counts := map[string]int{}
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			counts[se.Name.Local]++
+		}
+	}
+	return counts
 }
 
 func TestNiceStep(t *testing.T) {

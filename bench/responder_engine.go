@@ -11,9 +11,9 @@ import (
 
 func init() {
 	responderKinds = append(responderKinds,
-		responderKind{ResponderInfo{"engine-v2", "pktengine engine, built-in echo on the inline path, TPACKET_V2 receive ring", true}, openEngine(ring.V2)},
-		responderKind{ResponderInfo{"engine-v3", "pktengine engine, built-in echo on the inline path, TPACKET_V3 receive ring (1 ms block timeout)", true}, openEngine(ring.V3)},
-		responderKind{ResponderInfo{xdpResponder, "pktengine engine on AF_XDP: its XDP program steers the echo port to an AF_XDP socket, echo answers in place in UMEM", true}, openEngineXDP},
+		responderKind{ResponderInfo{"engine-v2", "pktengine engine, built-in echo on the inline path, TPACKET_V2 receive ring", true}, openEngine(engine.Config{RXVersion: ring.V2})},
+		responderKind{ResponderInfo{"engine-v3", "pktengine engine, built-in echo on the inline path, TPACKET_V3 receive ring (1 ms block timeout)", true}, openEngine(engine.Config{RXVersion: ring.V3})},
+		responderKind{ResponderInfo{xdpResponder, "pktengine engine on AF_XDP: its XDP program steers the echo port to an AF_XDP socket, echo answers in place in UMEM", true}, openEngine(engine.Config{Backend: engine.BackendXDP})},
 	)
 }
 
@@ -21,24 +21,6 @@ func init() {
 // program, so the harness takes its pass-everything program off the
 // responder's interface while it runs (see harness.preparePeer).
 const xdpResponder = "engine-xdp"
-
-// openEngineXDP opens the engine on the AF_XDP backend: one worker per
-// queue (veth has one), copy or zero-copy mode as the driver offers.
-func openEngineXDP(ifname string, addr netip.AddrPort) (responder, error) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, err
-	}
-	e, err := engine.Open(ifi, &engine.Config{Backend: engine.BackendXDP})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := e.HandleService(addr, engine.Echo); err != nil {
-		e.Close()
-		return nil, err
-	}
-	return &engineResponder{e: e}, nil
-}
 
 // engineResponder is pktengine's engine with its echo service bound to the
 // responder address, which it shares with the kernel (the kernel keeps
@@ -49,13 +31,18 @@ type engineResponder struct {
 	e *engine.Engine
 }
 
-func openEngine(v ring.Version) func(string, netip.AddrPort) (responder, error) {
+// openEngine returns the opener of the engine as cfg configures it, on
+// the TPACKET backend with a receive ring version or on AF_XDP (one
+// worker per queue, veth has one, copy or zero-copy mode as the driver
+// offers), with its echo service bound to the responder address.
+func openEngine(cfg engine.Config) func(string, netip.AddrPort) (responder, error) {
 	return func(ifname string, addr netip.AddrPort) (responder, error) {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return nil, err
 		}
-		e, err := engine.Open(ifi, &engine.Config{RXVersion: v})
+		c := cfg // Open may fill in defaults: each responder gets its own
+		e, err := engine.Open(ifi, &c)
 		if err != nil {
 			return nil, err
 		}

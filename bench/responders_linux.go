@@ -122,11 +122,7 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 			if err != nil {
 				return err
 			}
-			rr.Searches = append(rr.Searches, Search{Rate: sr.Rate, GeneratorLimited: sr.GeneratorLimited, Points: sr.Points})
-			rr.GeneratorLimited = rr.GeneratorLimited || sr.GeneratorLimited
-			rr.AllocUnpaced.Replies += sr.Max.Replies
-			rr.AllocUnpaced.Bytes += sr.Max.AllocBytes
-			rr.AllocUnpaced.Mallocs += sr.Max.AllocMallocs
+			rr.addSearch(sr)
 			fmt.Fprintf(h.log, "%s: zero-loss rate %s\n", rr.Name, loadgen.FormatRate(sr.Rate))
 			return nil
 		})
@@ -140,16 +136,7 @@ func (h *harness) measureAll(ctx context.Context) ([]ResponderResult, error) {
 
 	for round := range h.cfg.Trials {
 		err := each(round, h.cfg.Trials, "latency", min(h.cfg.TrialDuration, 100*time.Millisecond), func(rr *ResponderResult, sess *session) error {
-			for j := range rr.Latency {
-				lr := &rr.Latency[j]
-				p, err := h.trialRetry(rr.Name, sess.resp, g, lr.Rate)
-				if err != nil {
-					return err
-				}
-				p.Pass = sp.passes(&p)
-				lr.Points = append(lr.Points, p)
-			}
-			return nil
+			return rr.addLatencyTrials(sp, func(rate float64) (Point, error) { return h.trialRetry(rr.Name, sess.resp, g, rate) })
 		})
 		if err != nil {
 			return results, err

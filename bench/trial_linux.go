@@ -100,20 +100,30 @@ func (h *harness) trial(name string, resp, g *child, rate float64) (Point, error
 	if rate > 0 {
 		offered = loadgen.FormatRate(rate)
 	}
-	var where string
-	for _, d := range []struct {
-		n    uint64
-		what string
-	}{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "responder"}, {p.BacklogDrops, "backlog"}, {p.RingDrops, "generator ring"}} {
-		if d.n > 0 {
-			where += fmt.Sprintf(" %s %d", d.what, d.n)
-		}
-	}
-	if where != "" {
-		where = "  drops:" + where
-	}
+	where := dropsNote([]dropCount{{p.RcvbufErrors, "socket buffer"}, {p.ResponderDrops, "responder"}, {p.BacklogDrops, "backlog"}, {p.RingDrops, "generator ring"}})
 	fmt.Fprintf(h.log, "  %-12s offered %-9s sent %-9s delivered %-9s loss %7.3f%%  p50 %-7s p99 %-7s cpu %s/reply softirq %s/reply%s\n",
 		name, offered, loadgen.FormatRate(p.Sent), loadgen.FormatRate(p.Delivered), 100*p.Loss,
 		loadgen.FormatDuration(p.Latency.P50), loadgen.FormatDuration(p.Latency.P99), loadgen.FormatDuration(time.Duration(p.CPU)), loadgen.FormatDuration(time.Duration(p.Softirq)), where)
 	return p, nil
+}
+
+// dropCount is how many frames a trial lost where, for its progress line.
+type dropCount struct {
+	n    uint64
+	what string
+}
+
+// dropsNote returns the end of a trial's progress line that says where
+// frames were lost, "  drops: WHERE N ...", or "" if none were.
+func dropsNote(drops []dropCount) string {
+	var where string
+	for _, d := range drops {
+		if d.n > 0 {
+			where += fmt.Sprintf(" %s %d", d.what, d.n)
+		}
+	}
+	if where == "" {
+		return ""
+	}
+	return "  drops:" + where
 }

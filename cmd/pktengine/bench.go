@@ -66,6 +66,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}
+	return writeReport(stdout, rep, *jsonPath, *svgPath, *outDir, "bench-"+time.Now().UTC().Format("2006-01-02T1504"))
+}
+
+// report is a bench.Report or a bench.DNSReport.
+type report interface {
+	WriteJSON(io.Writer) error
+	WriteSVG(io.Writer) error
+	Save(dir, name string) (jsonPath, svgPath string, err error)
+}
+
+// writeReport writes rep as the flags --json, --svg and --out ask: as JSON
+// to jsonPath and as SVG to svgPath unless they are empty, and with Save
+// into outDir under name unless outDir is empty, saying so on stdout.
+func writeReport(stdout io.Writer, rep report, jsonPath, svgPath, outDir, name string) error {
 	write := func(path string, fn func(io.Writer) error) error {
 		if path == "" {
 			return nil
@@ -80,14 +94,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return f.Close()
 	}
-	if err := write(*jsonPath, rep.WriteJSON); err != nil {
+	if err := write(jsonPath, rep.WriteJSON); err != nil {
 		return err
 	}
-	if err := write(*svgPath, rep.WriteSVG); err != nil {
+	if err := write(svgPath, rep.WriteSVG); err != nil {
 		return err
 	}
-	if *outDir != "" {
-		j, s, err := rep.Save(*outDir, "bench-"+time.Now().UTC().Format("2006-01-02T1504"))
+	if outDir != "" {
+		j, s, err := rep.Save(outDir, name)
 		if err != nil {
 			return err
 		}

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -91,32 +88,5 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	write := func(path string, fn func(io.Writer) error) error {
-		if path == "" {
-			return nil
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if err := fn(f); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
-	}
-	if err := write(a.jsonPath, rep.WriteJSON); err != nil {
-		return err
-	}
-	if err := write(a.svgPath, rep.WriteSVG); err != nil {
-		return err
-	}
-	if a.outDir != "" {
-		j, s, err := rep.Save(a.outDir, "")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "\nwrote %s and %s\n", filepath.Clean(j), filepath.Clean(s))
-	}
-	return nil
+	return writeReport(stdout, rep, a.jsonPath, a.svgPath, a.outDir, "")
 }

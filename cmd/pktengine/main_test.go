@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
 )
 
@@ -24,6 +26,19 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// pktengineIn returns the command that runs this test binary as
+// `pktengine args...` in h's network namespace (see beMain).
+func pktengineIn(ctx context.Context, t *testing.T, h *lab.Host, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(ctx, self, args...)
+	cmd.Env = append(os.Environ(), beMain+"=1")
+	return cmd
 }
 
 // TestDemo runs `pktengine demo` — the README's main command — end to end:

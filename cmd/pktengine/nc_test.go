@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -22,17 +21,12 @@ import (
 // code.
 func runNCIn(t *testing.T, h *lab.Host, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := h.Command(ctx, self, append([]string{"nc", "--iface", h.Iface}, args...)...)
-	cmd.Env = append(os.Environ(), beMain+"=1")
+	cmd := pktengineIn(ctx, t, h, append([]string{"nc", "--iface", h.Iface}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -46,16 +46,10 @@ func startServe(t *testing.T, h *lab.Host, args ...string) *server {
 // command before it starts.
 func startServeWith(t *testing.T, h *lab.Host, setup func(*exec.Cmd), args ...string) *server {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &server{sock: filepath.Join(t.TempDir(), "stat.sock"), exited: make(chan error, 1)}
 	// The socket directory must be reachable after --user drops root.
 	os.Chmod(filepath.Dir(s.sock), 0o777)
-	args = append([]string{"serve", "--iface", h.Iface, "--control", s.sock}, args...)
-	s.cmd = h.Command(context.Background(), self, args...)
-	s.cmd.Env = append(os.Environ(), beMain+"=1")
+	s.cmd = pktengineIn(context.Background(), t, h, append([]string{"serve", "--iface", h.Iface, "--control", s.sock}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	if setup != nil {
 		setup(s.cmd)

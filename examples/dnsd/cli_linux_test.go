@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/pktengine/pktengine/examples/dnsd/internal/dnstest"
+	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
 )
 
@@ -40,7 +41,7 @@ func TestCommand(t *testing.T) {
 		{"conn", netip.MustParseAddr("198.18.0.13")},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
-			var out syncBuffer
+			var out lab.Buffer
 			cmd := a.Command(t.Context(), self, "--mode", c.mode, "--iface", a.Iface, "--addr", c.addr.String(), "--port", "5353", "--zone", zoneFile)
 			cmd.Env = append(os.Environ(), "DNSD_TEST_AS_DNSD=1")
 			cmd.Stdout, cmd.Stderr = &out, &out

@@ -70,12 +70,7 @@ func TestInlineAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(goldenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gs, err := dnstest.ReadGolden(f)
+	gs, err := dnstest.ReadGoldenFile(goldenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@
 package knot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -37,27 +35,9 @@ type Setup struct {
 type Server struct {
 	Conf   string // the configuration file
 	cmd    *exec.Cmd
-	log    syncBuffer
+	log    lab.Buffer
 	exited chan struct{} // closed when knotd has exited, with err set
 	err    error
-}
-
-// syncBuffer collects a child's output for error messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start writes the configuration and a copy of the zone file into s.Dir

@@ -1,7 +1,6 @@
 package zone_test
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -28,12 +27,7 @@ func loadTestZone(t testing.TB) *zone.Zone {
 
 func readGolden(t testing.TB) []dnstest.Golden {
 	t.Helper()
-	f, err := os.Open(goldenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gs, err := dnstest.ReadGolden(f)
+	gs, err := dnstest.ReadGoldenFile(goldenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

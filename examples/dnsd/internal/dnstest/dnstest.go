@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 
@@ -336,4 +337,15 @@ func ReadGolden(r io.Reader) ([]Golden, error) {
 		gs = append(gs, g)
 	}
 	return gs, sc.Err()
+}
+
+// ReadGoldenFile reads the file at path that WriteGolden wrote, such as
+// testdata/knot-answers.txt.
+func ReadGoldenFile(path string) ([]Golden, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadGolden(f)
 }
