@@ -72,7 +72,9 @@ func TestLabFragmentedEcho(t *testing.T) {
 		echoEveryByte(t, b, netip.AddrPortFrom(dst, 7), sizes)
 		datagrams += uint64(len(sizes))
 	}
-	c := e.Counters()
+	c := countersWhen(e, func(c *Counters) bool {
+		return c.Reassembled[OutcomeDelivered] >= datagrams && c.IP.FragOKs+c.IP6.FragOKs >= datagrams
+	})
 	if err := c.Check(); err != nil {
 		t.Error(err)
 	}
@@ -124,13 +126,13 @@ func TestLabFragmentsFanout(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	c := countersWhen(e, func(c *Counters) bool { return c.Reassembled[OutcomeDelivered] >= 2*clients })
 	var perWorker []uint64
 	for _, w := range e.workers {
 		var s counterSet
 		w.published.read(&s)
 		perWorker = append(perWorker, s[cOutcome0+counter(OutcomeDelivered)])
 	}
-	c := e.Counters()
 	if c.Reassembled[OutcomeDelivered] != 2*clients || c.IP.ReasmFails+c.IP6.ReasmFails != 0 {
 		t.Errorf("%d fragmented datagrams delivered, %d reassembly failures; want %d, 0", c.Reassembled[OutcomeDelivered], c.IP.ReasmFails+c.IP6.ReasmFails, 2*clients)
 	}

@@ -37,6 +37,21 @@ func checkCounters(e *Engine) error {
 	return c.Check()
 }
 
+// countersWhen returns e's counters once done says they are complete, or
+// the last ones read after labtest.Timeout. A worker publishes its
+// counters after it has handed the batch's answers to the kernel, so a
+// client can hold the last answer a moment before its count is visible.
+func countersWhen(e *Engine, done func(c *Counters) bool) Counters {
+	deadline := time.Now().Add(labtest.Timeout)
+	for {
+		c := e.Counters()
+		if done(&c) || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // capture records the frames arriving at h from mac, with a ring of its
 // own, until the test ends.
 type capture struct {
