@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
 )
@@ -103,24 +105,11 @@ func (w *worker) portUnreachable() {
 		w.count[cICMPSuppressed]++
 		return
 	}
-	if !e.icmpBucket.allow(in.now, &e.icmpRate) {
-		w.count[cICMPRateLimited]++
-		return
-	}
-	buf, ok := w.txNext()
+	buf, ok := w.icmpErrorSlot(in.now)
 	if !ok {
 		return
 	}
-	s := &w.ipSpec
-	*s = frame.IPSpec{
-		SrcMAC: e.mac,
-		DstMAC: frame.Ethernet(f).Source(),
-		VLANs:  p.VLANs[:p.NumVLANs],
-		Src:    p.DstAddr(f),
-		Dst:    src,
-		TTL:    e.cfg.TTL,
-		ID:     w.nextID(),
-	}
+	s := w.icmpErrorSpec(f, p.VLANs[:p.NumVLANs], src, p.DstAddr(f), w.nextID())
 	var n int
 	var err error
 	if p.IPVersion == frame.IPv4Version {
@@ -135,4 +124,35 @@ func (w *worker) portUnreachable() {
 	if w.commit(buf, w.retag(buf, n)) {
 		w.count[cICMPSent]++
 	}
+}
+
+// icmpErrorSlot returns a transmit slot for an ICMP error that the rules
+// against error storms allowed, if the ICMP token bucket has a token at
+// now; the errors it turns away are counted as rate-limited.
+func (w *worker) icmpErrorSlot(now int64) ([]byte, bool) {
+	e := w.e
+	if !e.icmpBucket.allow(now, &e.icmpRate) {
+		w.count[cICMPRateLimited]++
+		return nil, false
+	}
+	return w.txNext()
+}
+
+// icmpErrorSpec fills the worker's IP spec for an ICMP error about frame
+// f, which src sent to the engine's address dst: from dst back to src,
+// to f's source MAC address, on vlans. The caller clears its VLANs once
+// the error is built.
+func (w *worker) icmpErrorSpec(f []byte, vlans []frame.VLANTag, src, dst netip.Addr, id uint16) *frame.IPSpec {
+	e := w.e
+	s := &w.ipSpec
+	*s = frame.IPSpec{
+		SrcMAC: e.mac,
+		DstMAC: frame.Ethernet(f).Source(),
+		VLANs:  vlans,
+		Src:    dst,
+		Dst:    src,
+		TTL:    e.cfg.TTL,
+		ID:     id,
+	}
+	return s
 }
