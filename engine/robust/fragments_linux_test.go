@@ -8,7 +8,6 @@ import (
 	"flag"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -32,17 +31,8 @@ import (
 // pass a flag to this package alone (`make robust` sets 60s).
 const fragFloodEnv = "PKTENGINE_ROBUST_FRAGFLOOD"
 
-var fragFloodFor = flag.Duration("robust.fragflood", fragFloodDefault(),
+var fragFloodFor = flag.Duration("robust.fragflood", envDuration(fragFloodEnv, 3*time.Second),
 	"how long TestFragmentFlood floods the engine with random fragments (default from $"+fragFloodEnv+", else 3s)")
-
-func fragFloodDefault() time.Duration {
-	if v := os.Getenv(fragFloodEnv); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return 3 * time.Second
-}
 
 var owned6 = netip.MustParseAddr("fd00::100")
 

@@ -27,6 +27,18 @@ import (
 	"github.com/pktengine/pktengine/ring"
 )
 
+// envDuration is the duration in the environment variable env, for the
+// default of a flag that runs which cannot pass flags to this package
+// alone can set; def if env is unset or no duration.
+func envDuration(env string, def time.Duration) time.Duration {
+	if v := os.Getenv(env); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
 // openEngine opens an engine on h's lab interface. When the test ends it
 // is closed and the outcome invariant checked on its final counters.
 func openEngine(t *testing.T, h *lab.Host, cfg *engine.Config) *engine.Engine {
