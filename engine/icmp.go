@@ -29,18 +29,7 @@ func (w *worker) icmpv4() {
 		p.VerifyIPv4HeaderChecksum(f) != frame.ReasonOK || !msg.IsChecksumValid() {
 		return
 	}
-	buf, ok := w.answerBuffer()
-	if !ok {
-		return
-	}
-	n := int(p.End)
-	if _, err := frame.ICMPv4EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
-		return
-	}
-	frame.Ethernet(buf).SetSource(e.mac)
-	if w.commitAnswer(buf, n) {
-		w.count[cPingAnswered]++
-	}
+	w.answerPing(frame.ICMPv4EchoReplyInPlace)
 }
 
 // icmpv6 handles neighbour discovery for the engine's addresses and
@@ -70,17 +59,25 @@ func (w *worker) icmpv6() {
 
 // ping6 answers an echo request to an owned address.
 func (w *worker) ping6(ip frame.IPv6, msg frame.ICMPv6) {
-	e, p := w.e, &w.in.pkt
+	e := w.e
 	if la := e.addrs.find(ip.Destination()); la == nil || !la.owned || msg.Code() != 0 ||
 		!e.addrs.isHostSource(ip.Source()) {
 		return
 	}
+	w.answerPing(frame.ICMPv6EchoReplyInPlace)
+}
+
+// answerPing turns the echo request being handled into its reply with
+// reply (frame.ICMPv4EchoReplyInPlace or ICMPv6EchoReplyInPlace) and
+// sends it.
+func (w *worker) answerPing(reply func(f []byte, p *frame.Packet, ttl uint8) (int, error)) {
+	e, p := w.e, &w.in.pkt
 	buf, ok := w.answerBuffer()
 	if !ok {
 		return
 	}
 	n := int(p.End)
-	if _, err := frame.ICMPv6EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+	if _, err := reply(buf[:n], p, e.cfg.TTL); err != nil {
 		return
 	}
 	frame.Ethernet(buf).SetSource(e.mac)
