@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -356,64 +357,37 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Workers < 0 || d.Workers > 64 {
 		return d, fmt.Errorf("engine: Config.Workers %d out of range 1-64", d.Workers)
 	}
-	if d.RXVersion == 0 {
-		d.RXVersion = ring.V2
-	}
+	// cmp.Or keeps a field that is set and gives a zero one its default.
+	d.RXVersion = cmp.Or(d.RXVersion, ring.V2)
 	if d.OnLinkDown != LinkResume && d.OnLinkDown != LinkFail {
 		return d, fmt.Errorf("engine: Config.OnLinkDown %d is neither LinkResume nor LinkFail", d.OnLinkDown)
 	}
 	if d.RXVersion != ring.V2 && d.RXVersion != ring.V3 {
 		return d, fmt.Errorf("engine: Config.RXVersion %d is neither V2 nor V3", d.RXVersion)
 	}
-	if d.RetireTimeout == 0 {
-		d.RetireTimeout = DefaultRetireTimeout
-	}
-	if d.QueueDepth == 0 {
-		d.QueueDepth = DefaultQueueDepth
-	}
+	d.RetireTimeout = cmp.Or(d.RetireTimeout, DefaultRetireTimeout)
+	d.QueueDepth = cmp.Or(d.QueueDepth, DefaultQueueDepth)
 	if d.QueueDepth < 0 || d.QueueDepth > queue.MaxCapacity {
 		return d, fmt.Errorf("engine: Config.QueueDepth %d out of range", d.QueueDepth)
 	}
-	if d.ICMPRate == 0 {
-		d.ICMPRate = DefaultICMPRate
-	}
-	if d.ICMPBurst == 0 {
-		d.ICMPBurst = DefaultICMPBurst
-	}
-	if d.TTL == 0 {
-		d.TTL = DefaultTTL
-	}
-	if d.ResolveWait == 0 {
-		d.ResolveWait = DefaultResolveWait
-	}
-	if d.NeighborTTL == 0 {
-		d.NeighborTTL = DefaultNeighborTTL
-	}
+	d.ICMPRate = cmp.Or(d.ICMPRate, DefaultICMPRate)
+	d.ICMPBurst = cmp.Or(d.ICMPBurst, DefaultICMPBurst)
+	d.TTL = cmp.Or(d.TTL, DefaultTTL)
+	d.ResolveWait = cmp.Or(d.ResolveWait, DefaultResolveWait)
+	d.NeighborTTL = cmp.Or(d.NeighborTTL, DefaultNeighborTTL)
 	g := &d.Guard
 	if g.LoopPorts == nil {
 		g.LoopPorts = DefaultLoopPorts
 	}
-	if g.SourceRate == 0 {
-		g.SourceRate = DefaultSourceRate
-	}
-	if g.SourceBurst == 0 {
-		g.SourceBurst = DefaultSourceBurst
-	}
-	if g.SourceTable == 0 {
-		g.SourceTable = DefaultSourceTable
-	}
-	if g.TotalRate == 0 {
-		g.TotalRate = DefaultTotalRate
-	}
-	if g.TotalBurst == 0 {
-		g.TotalBurst = DefaultTotalBurst
-	}
+	g.SourceRate = cmp.Or(g.SourceRate, DefaultSourceRate)
+	g.SourceBurst = cmp.Or(g.SourceBurst, DefaultSourceBurst)
+	g.SourceTable = cmp.Or(g.SourceTable, DefaultSourceTable)
+	g.TotalRate = cmp.Or(g.TotalRate, DefaultTotalRate)
+	g.TotalBurst = cmp.Or(g.TotalBurst, DefaultTotalBurst)
 	if g.SourceTable < 0 || g.SourceTable > 1<<24 {
 		return d, fmt.Errorf("engine: Guard.SourceTable %d out of range", g.SourceTable)
 	}
-	if d.Quote == "" {
-		d.Quote = DefaultQuote
-	}
+	d.Quote = cmp.Or(d.Quote, DefaultQuote)
 	if len(d.Quote) > 512 {
 		return d, fmt.Errorf("engine: Config.Quote is %d bytes; RFC 865 asks for at most 512", len(d.Quote))
 	}
@@ -423,9 +397,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.VLAN > MaxVLANID {
 		return d, fmt.Errorf("engine: Config.VLAN %d out of range 0-%d", d.VLAN, MaxVLANID)
 	}
-	if d.MulticastRobustness == 0 {
-		d.MulticastRobustness = DefaultMulticastRobustness
-	}
+	d.MulticastRobustness = cmp.Or(d.MulticastRobustness, DefaultMulticastRobustness)
 	if d.MulticastRobustness < 1 || d.MulticastRobustness > 7 {
 		// QRV is a 3-bit field: a querier cannot announce more.
 		return d, fmt.Errorf("engine: Config.MulticastRobustness %d out of range 1-7", d.MulticastRobustness)
@@ -446,15 +418,9 @@ func (c *Config) withDefaults() (Config, error) {
 
 // fragmentDefaults fills in and checks the fields of reassembly.
 func (d *Config) fragmentDefaults() error {
-	if d.ReassemblyMemory == 0 {
-		d.ReassemblyMemory = DefaultReassemblyMemory
-	}
-	if d.ReassemblyTimeout4 == 0 {
-		d.ReassemblyTimeout4 = reassembly.DefaultTimeoutIPv4
-	}
-	if d.ReassemblyTimeout6 == 0 {
-		d.ReassemblyTimeout6 = reassembly.DefaultTimeoutIPv6
-	}
+	d.ReassemblyMemory = cmp.Or(d.ReassemblyMemory, DefaultReassemblyMemory)
+	d.ReassemblyTimeout4 = cmp.Or(d.ReassemblyTimeout4, reassembly.DefaultTimeoutIPv4)
+	d.ReassemblyTimeout6 = cmp.Or(d.ReassemblyTimeout6, reassembly.DefaultTimeoutIPv6)
 	if d.ReassemblyTimeout4 < 0 || d.ReassemblyTimeout6 < 0 {
 		return fmt.Errorf("engine: negative reassembly timeout")
 	}

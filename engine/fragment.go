@@ -302,25 +302,12 @@ func (w *worker) timeExceeded(x *reassembly.Expired, now int64) {
 		w.count[cICMPSuppressed]++
 		return
 	}
-	if !e.icmpBucket.allow(now, &e.icmpRate) {
-		w.count[cICMPRateLimited]++
-		return
-	}
-	buf, ok := w.txNext()
+	buf, ok := w.icmpErrorSlot(now)
 	if !ok {
 		return
 	}
 	var tags [frame.MaxVLANTags]frame.VLANTag
-	s := &w.ipSpec
-	*s = frame.IPSpec{
-		SrcMAC: e.mac,
-		DstMAC: frame.Ethernet(f).Source(),
-		VLANs:  linkVLANs(f[:l3], &tags),
-		Src:    dst,
-		Dst:    src,
-		TTL:    e.cfg.TTL,
-		ID:     w.nextID(),
-	}
+	s := w.icmpErrorSpec(f, linkVLANs(f[:l3], &tags), src, dst, w.nextID())
 	var n int
 	var err error
 	if x.IPVersion == 4 {
@@ -372,23 +359,12 @@ func (w *worker) fragmentParamProblem(f []byte, p *frame.Packet, pp reassembly.P
 		w.count[cICMPSuppressed]++
 		return
 	}
-	if !e.icmpBucket.allow(in.now, &e.icmpRate) {
-		w.count[cICMPRateLimited]++
-		return
-	}
-	buf, ok := w.txNext()
+	buf, ok := w.icmpErrorSlot(in.now)
 	if !ok {
 		return
 	}
-	s := &w.ipSpec
-	*s = frame.IPSpec{
-		SrcMAC: e.mac,
-		DstMAC: frame.Ethernet(f).Source(),
-		VLANs:  p.VLANs[:p.NumVLANs],
-		Src:    dst,
-		Dst:    src,
-		TTL:    e.cfg.TTL,
-	}
+	// No ID: an ICMPv6 error has no IPv4 header to carry one.
+	s := w.icmpErrorSpec(f, p.VLANs[:p.NumVLANs], src, dst, 0)
 	n, err := frame.BuildICMPv6Error(buf, s, frame.ICMPv6ParameterProblem, pp.Code, pp.Pointer, p.Datagram(f))
 	s.VLANs = nil
 	if err != nil {

@@ -178,6 +178,20 @@ func (r *testRig) one(f []byte, m ring.Meta) Outcome {
 	return r.batch(new(fakeBatch).add(f, m))[0]
 }
 
+// checkOneFrameCounted checks, for the case called name, that the
+// engine's counters agree with each other and count one frame more than
+// before.
+func (r *testRig) checkOneFrameCounted(t *testing.T, name string, before Counters) {
+	t.Helper()
+	after := r.e.Counters()
+	if err := after.Check(); err != nil {
+		t.Errorf("%s: %v", name, err)
+	}
+	if after.FramesIn != before.FramesIn+1 {
+		t.Errorf("%s: FramesIn moved by %d", name, after.FramesIn-before.FramesIn)
+	}
+}
+
 // recordingBatch notes the outcome of every frame by comparing the
 // worker's outcome counters between frames.
 type recordingBatch struct {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/proto"
 )
@@ -27,18 +29,7 @@ func (w *worker) icmpv4() {
 		p.VerifyIPv4HeaderChecksum(f) != frame.ReasonOK || !msg.IsChecksumValid() {
 		return
 	}
-	buf, ok := w.answerBuffer()
-	if !ok {
-		return
-	}
-	n := int(p.End)
-	if _, err := frame.ICMPv4EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
-		return
-	}
-	frame.Ethernet(buf).SetSource(e.mac)
-	if w.commitAnswer(buf, n) {
-		w.count[cPingAnswered]++
-	}
+	w.answerPing(frame.ICMPv4EchoReplyInPlace)
 }
 
 // icmpv6 handles neighbour discovery for the engine's addresses and
@@ -68,17 +59,25 @@ func (w *worker) icmpv6() {
 
 // ping6 answers an echo request to an owned address.
 func (w *worker) ping6(ip frame.IPv6, msg frame.ICMPv6) {
-	e, p := w.e, &w.in.pkt
+	e := w.e
 	if la := e.addrs.find(ip.Destination()); la == nil || !la.owned || msg.Code() != 0 ||
 		!e.addrs.isHostSource(ip.Source()) {
 		return
 	}
+	w.answerPing(frame.ICMPv6EchoReplyInPlace)
+}
+
+// answerPing turns the echo request being handled into its reply with
+// reply (frame.ICMPv4EchoReplyInPlace or ICMPv6EchoReplyInPlace) and
+// sends it.
+func (w *worker) answerPing(reply func(f []byte, p *frame.Packet, ttl uint8) (int, error)) {
+	e, p := w.e, &w.in.pkt
 	buf, ok := w.answerBuffer()
 	if !ok {
 		return
 	}
 	n := int(p.End)
-	if _, err := frame.ICMPv6EchoReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+	if _, err := reply(buf[:n], p, e.cfg.TTL); err != nil {
 		return
 	}
 	frame.Ethernet(buf).SetSource(e.mac)
@@ -103,24 +102,11 @@ func (w *worker) portUnreachable() {
 		w.count[cICMPSuppressed]++
 		return
 	}
-	if !e.icmpBucket.allow(in.now, &e.icmpRate) {
-		w.count[cICMPRateLimited]++
-		return
-	}
-	buf, ok := w.txNext()
+	buf, ok := w.icmpErrorSlot(in.now)
 	if !ok {
 		return
 	}
-	s := &w.ipSpec
-	*s = frame.IPSpec{
-		SrcMAC: e.mac,
-		DstMAC: frame.Ethernet(f).Source(),
-		VLANs:  p.VLANs[:p.NumVLANs],
-		Src:    p.DstAddr(f),
-		Dst:    src,
-		TTL:    e.cfg.TTL,
-		ID:     w.nextID(),
-	}
+	s := w.icmpErrorSpec(f, p.VLANs[:p.NumVLANs], src, p.DstAddr(f), w.nextID())
 	var n int
 	var err error
 	if p.IPVersion == frame.IPv4Version {
@@ -135,4 +121,35 @@ func (w *worker) portUnreachable() {
 	if w.commit(buf, w.retag(buf, n)) {
 		w.count[cICMPSent]++
 	}
+}
+
+// icmpErrorSlot returns a transmit slot for an ICMP error that the rules
+// against error storms allowed, if the ICMP token bucket has a token at
+// now; the errors it turns away are counted as rate-limited.
+func (w *worker) icmpErrorSlot(now int64) ([]byte, bool) {
+	e := w.e
+	if !e.icmpBucket.allow(now, &e.icmpRate) {
+		w.count[cICMPRateLimited]++
+		return nil, false
+	}
+	return w.txNext()
+}
+
+// icmpErrorSpec fills the worker's IP spec for an ICMP error about frame
+// f, which src sent to the engine's address dst: from dst back to src,
+// to f's source MAC address, on vlans. The caller clears its VLANs once
+// the error is built.
+func (w *worker) icmpErrorSpec(f []byte, vlans []frame.VLANTag, src, dst netip.Addr, id uint16) *frame.IPSpec {
+	e := w.e
+	s := &w.ipSpec
+	*s = frame.IPSpec{
+		SrcMAC: e.mac,
+		DstMAC: frame.Ethernet(f).Source(),
+		VLANs:  vlans,
+		Src:    dst,
+		Dst:    src,
+		TTL:    e.cfg.TTL,
+		ID:     id,
+	}
+	return s
 }

@@ -97,6 +97,20 @@ func openXDP(t *testing.T, h *lab.Host, cfg *Config) (*Engine, error) {
 	return e, err
 }
 
+// openXDPEcho opens the engine with the XDP backend, as openXDP, and
+// serves echo on port 7 of all its addresses.
+func openXDPEcho(t *testing.T, h *lab.Host, cfg *Config) *Engine {
+	t.Helper()
+	e, err := openXDP(t, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // xdpAttached reports what ip(8) says about an XDP program on h's
 // interface.
 func xdpAttached(t *testing.T, h *lab.Host, iface string) bool {
@@ -272,13 +286,7 @@ func TestLabXDPCloseRemovesProgram(t *testing.T) {
 func TestLabXDPStatus(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	e, err := openXDP(t, a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
-		t.Fatal(err)
-	}
+	e := openXDPEcho(t, a, nil)
 	for i := range 20 {
 		if got, err := roundTrip(t, b, netip.AddrPortFrom(a.IPv4.Addr(), 7), fmt.Sprint("status ", i)); err != nil || got != fmt.Sprint("status ", i) {
 			t.Fatalf("echo %d: %q, %v", i, got, err)
@@ -321,13 +329,7 @@ func TestLabXDPStatus(t *testing.T) {
 func TestLabXDPPartialChecksum(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	e, err := openXDP(t, a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
-		t.Fatal(err)
-	}
+	e := openXDPEcho(t, a, nil)
 	sent := startCapture(t, b, a.MAC, false)
 	tx := rawTX(t, b)
 	var frames [][]byte
@@ -374,13 +376,7 @@ func pseudoSum(p *frame.Packet, f []byte) uint16 {
 func TestLabXDPFilter(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	e, err := openXDP(t, a, &Config{Filter: "udp src port 40000 or vlan"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
-		t.Fatal(err)
-	}
+	e := openXDPEcho(t, a, &Config{Filter: "udp src port 40000 or vlan"})
 	tx := rawTX(t, b)
 	mac := func(s *frame.UDPSpec) { s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC(a.MAC) }
 	dst := netip.AddrPortFrom(a.IPv4.Addr(), 7)
@@ -456,13 +452,7 @@ func TestLabXDPTwoQueues(t *testing.T) {
 	if _, err := openXDP(t, a, &Config{Workers: 1}); err == nil || !strings.Contains(err.Error(), "2 receive queue") {
 		t.Fatalf("one worker on two queues: %v, want an error naming the queues", err)
 	}
-	e, err := openXDP(t, a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
-		t.Fatal(err)
-	}
+	e := openXDPEcho(t, a, nil)
 	st := e.Status()
 	if st.Workers != 2 || len(st.XDP.Sockets) != 2 {
 		t.Fatalf("%d workers, %d sockets; want 2", st.Workers, len(st.XDP.Sockets))

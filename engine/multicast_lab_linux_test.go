@@ -620,36 +620,32 @@ func isReport(typ uint8, group netip.Addr) func([]byte) bool {
 			if m.Type() != frame.IGMPv3MembershipReport {
 				return m.Type() == typ && m.GroupAddress() == group
 			}
-			rest := m.GroupRecords()
-			for range m.NumberOfGroupRecords() {
-				rec, next, ok := frame.NextIGMPv3GroupRecord(rest)
-				if !ok {
-					return false
-				}
-				if rec.Type() == typ && rec.MulticastAddress() == group {
-					return true
-				}
-				rest = next
-			}
+			return hasRecord(m.GroupRecords(), m.NumberOfGroupRecords(), frame.NextIGMPv3GroupRecord, typ, group)
 		case r == frame.ReasonICMPv6:
 			m := frame.MLD(p.ICMPv6(f))
 			if m.Type() != frame.MLDv2Report {
 				return m.Type() == typ && len(m) >= frame.MLDv1Len && m.MulticastAddress() == group
 			}
-			rest := m.AddressRecords()
-			for range m.NumberOfAddressRecords() {
-				rec, next, ok := frame.NextMLDv2AddressRecord(rest)
-				if !ok {
-					return false
-				}
-				if rec.Type() == typ && rec.MulticastAddress() == group {
-					return true
-				}
-				rest = next
-			}
+			return hasRecord(m.AddressRecords(), m.NumberOfAddressRecords(), frame.NextMLDv2AddressRecord, typ, group)
 		}
 		return false
 	}
+}
+
+// hasRecord reports whether the n IGMPv3 or MLDv2 records at rest, read
+// with next, hold one of type typ for group.
+func hasRecord[R groupRecord](rest []byte, n uint16, next func([]byte) (R, []byte, bool), typ uint8, group netip.Addr) bool {
+	for range n {
+		rec, after, ok := next(rest)
+		if !ok {
+			return false
+		}
+		if rec.Type() == typ && rec.MulticastAddress() == group {
+			return true
+		}
+		rest = after
+	}
+	return false
 }
 
 // TestLabMulticastQueries: scapy-made queries, sent from the peer's

@@ -124,6 +124,36 @@ func recordString(typ uint8, g netip.Addr, srcs []netip.Addr) string {
 	return fmt.Sprintf("%s %v %v", recordNames[typ], g, srcs)
 }
 
+// groupRecord is what an IGMPv3 group record and an MLDv2 address record
+// both carry.
+type groupRecord interface {
+	Type() uint8
+	MulticastAddress() netip.Addr
+	NumberOfSources() int
+	Source(i int) netip.Addr
+}
+
+// recordStrings decodes the n records of an IGMPv3 or MLDv2 report msg,
+// starting at rest, with next (frame.NextIGMPv3GroupRecord or
+// frame.NextMLDv2AddressRecord), as recordString gives them.
+func recordStrings[R groupRecord](t *testing.T, msg, rest []byte, n uint16, next func([]byte) (R, []byte, bool)) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		rec, after, ok := next(rest)
+		if !ok {
+			t.Fatalf("bad record in %x", msg)
+		}
+		var srcs []netip.Addr
+		for i := range rec.NumberOfSources() {
+			srcs = append(srcs, rec.Source(i))
+		}
+		out = append(out, recordString(rec.Type(), rec.MulticastAddress(), srcs))
+		rest = after
+	}
+	return out
+}
+
 // reports takes the frames sent through the engine's shared ring and
 // decodes them as membership reports, checking what every one must be:
 // TTL or hop limit 1, a Router Alert option, valid checksums, the
@@ -152,19 +182,7 @@ func (r *mrig) reports() []report {
 			}
 			rp.typ = msg.Type()
 			if rp.typ == frame.IGMPv3MembershipReport {
-				rest := msg.GroupRecords()
-				for range msg.NumberOfGroupRecords() {
-					rec, next, ok := frame.NextIGMPv3GroupRecord(rest)
-					if !ok {
-						t.Fatalf("bad record in %x", msg)
-					}
-					var srcs []netip.Addr
-					for i := range rec.NumberOfSources() {
-						srcs = append(srcs, rec.Source(i))
-					}
-					rp.records = append(rp.records, recordString(rec.Type(), rec.MulticastAddress(), srcs))
-					rest = next
-				}
+				rp.records = recordStrings(t, msg, msg.GroupRecords(), msg.NumberOfGroupRecords(), frame.NextIGMPv3GroupRecord)
 			} else {
 				rp.group = msg.GroupAddress()
 			}
@@ -182,19 +200,7 @@ func (r *mrig) reports() []report {
 			rp.typ = msg.Type()
 			m := frame.MLD(msg)
 			if rp.typ == frame.MLDv2Report {
-				rest := m.AddressRecords()
-				for range m.NumberOfAddressRecords() {
-					rec, next, ok := frame.NextMLDv2AddressRecord(rest)
-					if !ok {
-						t.Fatalf("bad record in %x", msg)
-					}
-					var srcs []netip.Addr
-					for i := range rec.NumberOfSources() {
-						srcs = append(srcs, rec.Source(i))
-					}
-					rp.records = append(rp.records, recordString(rec.Type(), rec.MulticastAddress(), srcs))
-					rest = next
-				}
+				rp.records = recordStrings(t, msg, m.AddressRecords(), m.NumberOfAddressRecords(), frame.NextMLDv2AddressRecord)
 			} else {
 				rp.group = m.MulticastAddress()
 			}

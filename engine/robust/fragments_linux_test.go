@@ -5,10 +5,10 @@ package robust_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -32,17 +32,8 @@ import (
 // pass a flag to this package alone (`make robust` sets 60s).
 const fragFloodEnv = "PKTENGINE_ROBUST_FRAGFLOOD"
 
-var fragFloodFor = flag.Duration("robust.fragflood", fragFloodDefault(),
+var fragFloodFor = flag.Duration("robust.fragflood", envDuration(fragFloodEnv, 3*time.Second),
 	"how long TestFragmentFlood floods the engine with random fragments (default from $"+fragFloodEnv+", else 3s)")
-
-func fragFloodDefault() time.Duration {
-	if v := os.Getenv(fragFloodEnv); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return 3 * time.Second
-}
 
 var owned6 = netip.MustParseAddr("fd00::100")
 
@@ -444,36 +435,18 @@ func startBigEchoClient(t *testing.T, h *lab.Host, dst netip.AddrPort, size int)
 	t.Helper()
 	conn := labtest.DialUDP(t, h, dst)
 	c := &echoClient{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		msg := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-		buf := make([]byte, 2*size)
-		for i := 0; ; i++ {
-			select {
-			case <-c.stop:
-				return
-			default:
-			}
-			binary.BigEndian.PutUint32(msg, uint32(i))
-			c.mu.Lock()
-			n, err := lab.Exchange(c.conn, msg, buf, labtest.Timeout)
-			switch {
-			case err != nil:
-				c.failures = append(c.failures, err.Error())
-			case !bytes.Equal(buf[:n], msg):
-				c.failures = append(c.failures, "a wrong answer")
-			default:
-				c.exchanges++
-			}
-			c.mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	buf := make([]byte, 2*size)
+	c.run(t, "the fragmented client", 2*time.Millisecond, func(i int) error {
+		binary.BigEndian.PutUint32(msg, uint32(i))
+		n, err := lab.Exchange(c.conn, msg, buf, labtest.Timeout)
+		if err != nil {
+			return err
 		}
-	}()
-	t.Cleanup(func() {
-		c.close()
-		if len(c.failures) > 0 {
-			t.Errorf("the fragmented client lost %d of %d exchanges; first: %s", len(c.failures), len(c.failures)+int(c.exchanges), c.failures[0])
+		if !bytes.Equal(buf[:n], msg) {
+			return errors.New("a wrong answer")
 		}
+		return nil
 	})
 	return c
 }

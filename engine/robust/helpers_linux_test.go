@@ -27,6 +27,18 @@ import (
 	"github.com/pktengine/pktengine/ring"
 )
 
+// envDuration is the duration in the environment variable env, for the
+// default of a flag that runs which cannot pass flags to this package
+// alone can set; def if env is unset or no duration.
+func envDuration(env string, def time.Duration) time.Duration {
+	if v := os.Getenv(env); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
 // openEngine opens an engine on h's lab interface. When the test ends it
 // is closed and the outcome invariant checked on its final counters.
 func openEngine(t *testing.T, h *lab.Host, cfg *engine.Config) *engine.Engine {
@@ -290,35 +302,47 @@ func startEchoClient(t *testing.T, h *lab.Host, dst netip.AddrPort) *echoClient 
 	if dst.Addr().Is6() {
 		c.frameLen = frame.EthernetHeaderLen + frame.IPv6HeaderLen + frame.UDPHeaderLen + payloadLen
 	}
+	buf := make([]byte, 128)
+	c.run(t, "the echo client", 500*time.Microsecond, func(i int) error {
+		msg := fmt.Sprintf("request %08d", i)
+		if err := c.exchange(msg, buf); err != nil {
+			return fmt.Errorf("%s: %v", msg, err)
+		}
+		return nil
+	})
+	return c
+}
+
+// run starts the client's loop, which makes exchange number i with
+// exchange(i), holding the lock, and sleeps pace between two. At
+// cleanup it stops the client and fails the test if any exchange failed,
+// naming the client who.
+func (c *echoClient) run(t *testing.T, who string, pace time.Duration, exchange func(i int) error) {
 	go func() {
 		defer close(c.done)
-		buf := make([]byte, 128)
 		for i := 0; ; i++ {
 			select {
 			case <-c.stop:
 				return
 			default:
 			}
-			msg := fmt.Sprintf("request %08d", i)
 			c.mu.Lock()
-			err := c.exchange(msg, buf)
-			if err != nil {
-				c.failures = append(c.failures, fmt.Sprintf("%s: %v", msg, err))
+			if err := exchange(i); err != nil {
+				c.failures = append(c.failures, err.Error())
 			} else {
 				c.exchanges++
 			}
 			c.mu.Unlock()
-			time.Sleep(500 * time.Microsecond)
+			time.Sleep(pace)
 		}
 	}()
 	t.Cleanup(func() {
 		c.close()
 		if len(c.failures) > 0 {
-			t.Errorf("the echo client lost %d of %d exchanges while the test ran; first: %s",
-				len(c.failures), len(c.failures)+int(c.exchanges), c.failures[0])
+			t.Errorf("%s lost %d of %d exchanges while the test ran; first: %s",
+				who, len(c.failures), len(c.failures)+int(c.exchanges), c.failures[0])
 		}
 	})
-	return c
 }
 
 func (c *echoClient) exchange(msg string, buf []byte) error {

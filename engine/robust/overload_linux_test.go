@@ -24,17 +24,8 @@ import (
 // pass a flag to this package alone (`go test ./...`).
 const overloadEnv = "PKTENGINE_ROBUST_OVERLOAD"
 
-var overloadFor = flag.Duration("robust.overload", overloadDefault(),
+var overloadFor = flag.Duration("robust.overload", envDuration(overloadEnv, 15*time.Second),
 	"how long TestOverload offers ten times the zero-loss rate (default from $"+overloadEnv+", else 15s)")
-
-func overloadDefault() time.Duration {
-	if v := os.Getenv(overloadEnv); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return 15 * time.Second
-}
 
 const (
 	echoPort = 7
