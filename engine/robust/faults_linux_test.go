@@ -3,7 +3,6 @@
 package robust_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,24 +22,6 @@ import (
 	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
-
-// syncBuffer is a bytes.Buffer for a logger that several goroutines use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // echoOnce sends msg from h to dst with a kernel socket and returns the
 // answer, or the error after timeout.
@@ -108,7 +89,7 @@ func closeWithin(t *testing.T, e *engine.Engine, limit time.Duration) error {
 func TestInterfaceDownUp(t *testing.T) {
 	for _, v := range []ring.Version{ring.V2, ring.V3} {
 		t.Run(v.String(), func(t *testing.T) {
-			var logs syncBuffer
+			var logs lab.Buffer
 			a, b, e := echoLab(t, &engine.Config{RXVersion: v, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, echoPort)
 			dst := netip.AddrPortFrom(a.IPv4.Addr(), echoPort)
 			echoBefore(t, b, dst)
