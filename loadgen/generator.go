@@ -538,37 +538,53 @@ func bucketDepth(rate float64, batch int) time.Duration {
 	return max(maxCatchUp, 2*time.Duration(float64(batch)*1e9/rate))
 }
 
-// work is one worker's send loop.
-func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
-	if len(g.cfg.CPUs) > 0 {
-		// The thread stays locked: when the goroutine ends the runtime
-		// discards it rather than reuse a thread with a narrowed
-		// affinity.
-		if err := pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)]); err != nil {
-			return err
-		}
+// pinWorker pins the calling thread to worker w's CPU, if Config.CPUs
+// names any. The thread stays locked: when the goroutine ends the runtime
+// discards it rather than reuse a thread with a narrowed affinity.
+func (g *Generator) pinWorker(w int) error {
+	if len(g.cfg.CPUs) == 0 {
+		return nil
 	}
-	tx := g.txs[w]
-	rewrite := tx.prefilled()
-	nw := uint64(len(g.txs))
+	return pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)])
+}
+
+// share returns worker w's part of load, shared by nw workers: the frames
+// it sends (with load.Count; 0 without), the batch, its pacer (nil when
+// unpaced; started) and the deadline on clk. ok is false when a counted
+// load leaves the worker nothing to send.
+func (g *Generator) share(w int, nw uint64, load Load, start time.Time, clk systemClock) (count uint64, batch int, pc *pacer, deadline int64, ok bool) {
 	rate := load.Rate / float64(nw)
-	count := load.Count / nw
+	count = load.Count / nw
 	if uint64(w) < load.Count%nw {
 		count++
 	}
 	if load.Count > 0 && count == 0 {
-		return nil
+		return 0, 0, nil, 0, false
 	}
-	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
-	clk := systemClock{}
-	var pc *pacer
+	batch = batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
 	if rate > 0 {
 		pc = newPacer(rate, bucketDepth(rate, batch), clk)
 		pc.Start()
 	}
-	deadline := int64(1<<63 - 1)
+	deadline = int64(1<<63 - 1)
 	if load.Duration > 0 {
 		deadline = clk.Now() + int64(load.Duration-time.Since(start))
+	}
+	return count, batch, pc, deadline, true
+}
+
+// work is one worker's send loop.
+func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
+	if err := g.pinWorker(w); err != nil {
+		return err
+	}
+	tx := g.txs[w]
+	rewrite := tx.prefilled()
+	nw := uint64(len(g.txs))
+	clk := systemClock{}
+	count, batch, pc, deadline, ok := g.share(w, nw, load, start, clk)
+	if !ok {
+		return nil
 	}
 	nf := g.tmpl.NumFlows()
 	f := w % nf
@@ -669,34 +685,17 @@ func (g *Generator) liveKicks(i int) uint64 { return g.kicks[i].Load() }
 // one BPF_PROG_RUN call. The thread joins the interface's namespace for
 // good: the kernel looks the interface up there.
 func (g *Generator) workLive(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
-	if len(g.cfg.CPUs) > 0 {
-		if err := pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)]); err != nil {
-			return err
-		}
+	if err := g.pinWorker(w); err != nil {
+		return err
 	}
 	if err := g.ns.enter(); err != nil {
 		return err
 	}
 	ls := g.lives[w]
-	nw := uint64(len(g.lives))
-	rate := load.Rate / float64(nw)
-	count := load.Count / nw
-	if uint64(w) < load.Count%nw {
-		count++
-	}
-	if load.Count > 0 && count == 0 {
-		return nil
-	}
-	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
 	clk := systemClock{}
-	var pc *pacer
-	if rate > 0 {
-		pc = newPacer(rate, bucketDepth(rate, batch), clk)
-		pc.Start()
-	}
-	deadline := int64(1<<63 - 1)
-	if load.Duration > 0 {
-		deadline = clk.Now() + int64(load.Duration-time.Since(start))
+	count, batch, pc, deadline, ok := g.share(w, uint64(len(g.lives)), load, start, clk)
+	if !ok {
+		return nil
 	}
 	done := ctx.Done()
 	var seq uint64
