@@ -56,7 +56,8 @@ func TestLabBackends(t *testing.T) {
 				peerProgram(t, b)
 			}
 			for _, v6 := range []bool{false, true} {
-				src, dst, served := echoTarget(t, a, b, v6)
+				src, dst := echoAddrs(t, a, b, v6)
+				served := labtest.EchoUDP(t, b, dst)
 				g := newGenerator(t, a, &loadgen.Config{
 					Spec:    loadgen.Spec{Src: netip.AddrPortFrom(src, 0), Dst: dst, Flows: 16, Size: 128},
 					Workers: workers,

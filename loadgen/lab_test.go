@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,18 +30,17 @@ func newGenerator(t testing.TB, h *lab.Host, cfg *loadgen.Config) *loadgen.Gener
 	return labtest.Open(t, h, func(ifi *net.Interface) (*loadgen.Generator, error) { return loadgen.New(ifi, cfg) })
 }
 
-// echoTarget starts the kernel's UDP echo on b, port 7 of its IPv4 or
-// IPv6 address, and returns that and the generator's source address
-// (whose frames b sends to a's MAC), with the count of datagrams the echo
-// served.
-func echoTarget(t *testing.T, a, b *lab.Host, v6 bool) (src netip.Addr, dst netip.AddrPort, served *atomic.Uint64) {
+// echoAddrs returns the generator's source address and the echo's
+// address, port 7 on b, in IPv4 or IPv6, and has b send the source's
+// frames to a's MAC.
+func echoAddrs(t *testing.T, a, b *lab.Host, v6 bool) (src netip.Addr, dst netip.AddrPort) {
 	t.Helper()
 	src, dst = netip.MustParseAddr("198.18.0.101"), netip.AddrPortFrom(b.IPv4.Addr(), 7)
 	if v6 {
 		src, dst = netip.MustParseAddr("fd00::101"), netip.AddrPortFrom(b.IPv6.Addr(), 7)
 	}
 	neighbour(t, b, src, a.MAC)
-	return src, dst, labtest.EchoUDP(t, b, dst)
+	return src, dst
 }
 
 // checkEchoRun checks the summary of a run of 1001 frames at 5000/s
@@ -75,7 +73,8 @@ func TestLabEcho(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	for _, v6 := range []bool{false, true} {
-		src, dst, served := echoTarget(t, a, b, v6)
+		src, dst := echoAddrs(t, a, b, v6)
+		served := labtest.EchoUDP(t, b, dst)
 		g := newGenerator(t, a, &loadgen.Config{
 			Spec:    loadgen.Spec{Src: netip.AddrPortFrom(src, 0), Dst: dst, Flows: 16, Size: 128},
 			Workers: 2,
