@@ -538,64 +538,101 @@ func bucketDepth(rate float64, batch int) time.Duration {
 	return max(maxCatchUp, 2*time.Duration(float64(batch)*1e9/rate))
 }
 
+// pinWorker pins the calling thread to worker w's CPU, if Config.CPUs
+// names any. The thread stays locked: when the goroutine ends the runtime
+// discards it rather than reuse a thread with a narrowed affinity.
+func (g *Generator) pinWorker(w int) error {
+	if len(g.cfg.CPUs) == 0 {
+		return nil
+	}
+	return pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)])
+}
+
+// schedule is one worker's part of a load: when it sends how many frames.
+type schedule struct {
+	done     <-chan struct{} // the run's context's
+	counted  bool            // the load has a Count
+	count    uint64          // the worker's share of it
+	batch    int
+	pc       *pacer // nil when unpaced
+	clk      systemClock
+	deadline int64 // on clk
+}
+
+// share returns worker w's part of load, shared by nw workers, its pacer
+// started. ok is false when a counted load leaves the worker nothing to
+// send.
+func (g *Generator) share(ctx context.Context, w int, nw uint64, load Load, start time.Time) (s schedule, ok bool) {
+	s.done = ctx.Done()
+	rate := load.Rate / float64(nw)
+	s.counted = load.Count > 0
+	s.count = load.Count / nw
+	if uint64(w) < load.Count%nw {
+		s.count++
+	}
+	if s.counted && s.count == 0 {
+		return s, false
+	}
+	s.batch = batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
+	if rate > 0 {
+		s.pc = newPacer(rate, bucketDepth(rate, s.batch), s.clk)
+		s.pc.Start()
+	}
+	s.deadline = int64(1<<63 - 1)
+	if load.Duration > 0 {
+		s.deadline = s.clk.Now() + int64(load.Duration-time.Since(start))
+	}
+	return s, true
+}
+
+// next waits, when paced, until the next batch is due and returns its
+// size, seq frames having been sent. ok is false when the worker is done:
+// the context is done, the count is sent or the deadline has passed.
+func (s *schedule) next(seq uint64) (n int, ok bool) {
+	select {
+	case <-s.done:
+		return 0, false
+	default:
+	}
+	n = s.batch
+	if s.counted {
+		if seq >= s.count {
+			return 0, false
+		}
+		n = int(min(uint64(n), s.count-seq))
+	}
+	var now int64
+	if s.pc != nil {
+		now = s.pc.Wait(n)
+	} else {
+		now = s.clk.Now()
+	}
+	if now >= s.deadline {
+		return 0, false
+	}
+	return n, true
+}
+
 // work is one worker's send loop.
 func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
-	if len(g.cfg.CPUs) > 0 {
-		// The thread stays locked: when the goroutine ends the runtime
-		// discards it rather than reuse a thread with a narrowed
-		// affinity.
-		if err := pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)]); err != nil {
-			return err
-		}
+	if err := g.pinWorker(w); err != nil {
+		return err
 	}
 	tx := g.txs[w]
 	rewrite := tx.prefilled()
 	nw := uint64(len(g.txs))
-	rate := load.Rate / float64(nw)
-	count := load.Count / nw
-	if uint64(w) < load.Count%nw {
-		count++
-	}
-	if load.Count > 0 && count == 0 {
+	sched, ok := g.share(ctx, w, nw, load, start)
+	if !ok {
 		return nil
-	}
-	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
-	clk := systemClock{}
-	var pc *pacer
-	if rate > 0 {
-		pc = newPacer(rate, bucketDepth(rate, batch), clk)
-		pc.Start()
-	}
-	deadline := int64(1<<63 - 1)
-	if load.Duration > 0 {
-		deadline = clk.Now() + int64(load.Duration-time.Since(start))
 	}
 	nf := g.tmpl.NumFlows()
 	f := w % nf
 	sig := Signature{Tag: tag, Stream: uint16(w)}
-	done := ctx.Done()
 	var seq uint64
 	for {
-		select {
-		case <-done:
+		n, ok := sched.next(seq)
+		if !ok {
 			return nil
-		default:
-		}
-		n := batch
-		if load.Count > 0 {
-			if seq >= count {
-				break
-			}
-			n = int(min(uint64(n), count-seq))
-		}
-		var now int64
-		if pc != nil {
-			now = pc.Wait(n)
-		} else {
-			now = clk.Now()
-		}
-		if now >= deadline {
-			break
 		}
 		sig.Time = time.Now().UnixNano()
 		for range n {
@@ -633,7 +670,6 @@ func (g *Generator) work(ctx context.Context, w int, load Load, tag uint16, star
 		}
 		st.sent.Store(seq)
 	}
-	return nil
 }
 
 // txStats returns worker i's transmit counters.
@@ -669,57 +705,21 @@ func (g *Generator) liveKicks(i int) uint64 { return g.kicks[i].Load() }
 // one BPF_PROG_RUN call. The thread joins the interface's namespace for
 // good: the kernel looks the interface up there.
 func (g *Generator) workLive(ctx context.Context, w int, load Load, tag uint16, start time.Time, st *workerState) error {
-	if len(g.cfg.CPUs) > 0 {
-		if err := pinThread(g.cfg.CPUs[w%len(g.cfg.CPUs)]); err != nil {
-			return err
-		}
+	if err := g.pinWorker(w); err != nil {
+		return err
 	}
 	if err := g.ns.enter(); err != nil {
 		return err
 	}
 	ls := g.lives[w]
-	nw := uint64(len(g.lives))
-	rate := load.Rate / float64(nw)
-	count := load.Count / nw
-	if uint64(w) < load.Count%nw {
-		count++
-	}
-	if load.Count > 0 && count == 0 {
+	sched, ok := g.share(ctx, w, uint64(len(g.lives)), load, start)
+	if !ok {
 		return nil
 	}
-	batch := batchFor(rate, g.cfg.Quantum, g.cfg.Batch)
-	clk := systemClock{}
-	var pc *pacer
-	if rate > 0 {
-		pc = newPacer(rate, bucketDepth(rate, batch), clk)
-		pc.Start()
-	}
-	deadline := int64(1<<63 - 1)
-	if load.Duration > 0 {
-		deadline = clk.Now() + int64(load.Duration-time.Since(start))
-	}
-	done := ctx.Done()
 	var seq uint64
 	for {
-		select {
-		case <-done:
-			return nil
-		default:
-		}
-		n := batch
-		if load.Count > 0 {
-			if seq >= count {
-				return nil
-			}
-			n = int(min(uint64(n), count-seq))
-		}
-		var now int64
-		if pc != nil {
-			now = pc.Wait(n)
-		} else {
-			now = clk.Now()
-		}
-		if now >= deadline {
+		n, ok := sched.next(seq)
+		if !ok {
 			return nil
 		}
 		if err := ls.Send(n); err != nil {

@@ -142,9 +142,9 @@ func (l liveLayout) instructions() asm.Instructions {
 		b.emit(
 			asm.LoadMem(r7, r6, xdpMDData, asm.Word),
 			asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
-			asm.Mov.Reg(r2, r7),
-			asm.Add.Imm(r2, int32(l4Off+8)),
-			asm.JGT.Reg(r2, r8, "redirect"),
+		)
+		b.checkBounds(r2, r7, int32(l4Off+8), "redirect")
+		b.emit(
 			// R3: the new port, in network order as a native load sees it.
 			asm.Mod.Imm(r3, int32(flows)),
 			asm.Add.Imm(r3, int32(base)),
@@ -163,20 +163,8 @@ func (l liveLayout) instructions() asm.Instructions {
 			asm.Xor.Imm(r4, 0xffff),
 			asm.Add.Reg(r5, r4),
 			asm.Add.Reg(r5, r3),
-			asm.Mov.Reg(r4, r5),
-			asm.RSh.Imm(r4, 16),
-			asm.And.Imm(r5, 0xffff),
-			asm.Add.Reg(r5, r4),
-			asm.Mov.Reg(r4, r5),
-			asm.RSh.Imm(r4, 16),
-			asm.And.Imm(r5, 0xffff),
-			asm.Add.Reg(r5, r4),
-			asm.Xor.Imm(r5, 0xffff),
-			asm.JNE.Imm(r5, 0, "store"),
-			asm.Mov.Imm(r5, 0xffff), // UDP sends a computed 0 as all ones
 		)
-		b.label("store")
-		b.emit(asm.StoreMem(r7, int16(l4Off+6), r5, asm.Half))
+		l.emitChecksumStore(&b, r4, 2, "store")
 	}
 	b.label("redirect")
 	b.emit(
@@ -205,9 +193,9 @@ func (l liveLayout) emitStamp(b *builder) {
 		asm.StoreMem(r10, stackCount, r3, asm.DWord),
 		asm.LoadMem(r7, r6, xdpMDData, asm.Word),
 		asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
-		asm.Mov.Reg(r2, r7),
-		asm.Add.Imm(r2, int32(l.end)),
-		asm.JGT.Reg(r2, r8, "redirect"),
+	)
+	b.checkBounds(r2, r7, int32(l.end), "redirect")
+	b.emit(
 		// The accumulator starts with ~HC.
 		asm.LoadMem(r5, r7, int16(l.l4Off+6), asm.Half),
 	)
@@ -218,6 +206,18 @@ func (l liveLayout) emitStamp(b *builder) {
 		asm.Xor.Imm(r5, 0xffff),
 		asm.StoreMem(r10, stackSum, r5, asm.DWord),
 	)
+	// addHalves adds the two 32-bit halves of reg to R5, through R2.
+	addHalves := func(reg asm.Register) {
+		b.emit(
+			asm.Mov.Reg(r2, reg),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+			asm.Mov.Reg(r2, reg),
+			asm.LSh.Imm(r2, 32),
+			asm.RSh.Imm(r2, 32),
+			asm.Add.Reg(r5, r2),
+		)
+	}
 	// addField adds ~old + new for the 64-bit field at off, new in R4.
 	addField := func(off int) {
 		b.emit(
@@ -225,24 +225,13 @@ func (l liveLayout) emitStamp(b *builder) {
 			asm.StoreMem(r7, int16(off), r4, asm.DWord),
 			asm.Xor.Imm(r1, -1), // ~old, 64 bits
 			asm.LoadMem(r5, r10, stackSum, asm.DWord),
-			asm.Mov.Reg(r2, r1),
-			asm.RSh.Imm(r2, 32),
-			asm.Add.Reg(r5, r2),
-			asm.Mov.Reg(r2, r1),
-			asm.LSh.Imm(r2, 32),
-			asm.RSh.Imm(r2, 32),
-			asm.Add.Reg(r5, r2),
-			asm.Mov.Reg(r2, r4),
-			asm.RSh.Imm(r2, 32),
-			asm.Add.Reg(r5, r2),
-			asm.Mov.Reg(r2, r4),
-			asm.LSh.Imm(r2, 32),
-			asm.RSh.Imm(r2, 32),
-			asm.Add.Reg(r5, r2),
-			asm.StoreMem(r10, stackSum, r5, asm.DWord),
 		)
+		addHalves(r1)
+		addHalves(r4)
+		b.emit(asm.StoreMem(r10, stackSum, r5, asm.DWord))
 	}
-	if l.seqOff != 0 {
+	// seqWord puts the sequence word, big-endian, in R4.
+	seqWord := func() {
 		bits := l.seqBits
 		if bits == 0 {
 			bits = 48
@@ -255,6 +244,9 @@ func (l liveLayout) emitStamp(b *builder) {
 			asm.Or.Reg(r4, r1),
 			asm.HostTo(asm.BE, r4, asm.DWord),
 		)
+	}
+	if l.seqOff != 0 {
+		seqWord()
 		addField(l.seqOff)
 	}
 	if l.clockOff != 0 {
@@ -267,41 +259,15 @@ func (l liveLayout) emitStamp(b *builder) {
 		)
 		addField(l.clockOff)
 	}
-	// Fold to 16 bits and store the complement (0 is sent as 0xffff).
 	b.emit(asm.LoadMem(r5, r10, stackSum, asm.DWord))
-	for range 3 {
-		b.emit(
-			asm.Mov.Reg(r2, r5),
-			asm.RSh.Imm(r2, 16),
-			asm.And.Imm(r5, 0xffff),
-			asm.Add.Reg(r5, r2),
-		)
-	}
-	b.emit(
-		asm.Xor.Imm(r5, 0xffff),
-		asm.JNE.Imm(r5, 0, "stampsum"),
-		asm.Mov.Imm(r5, 0xffff),
-	)
-	b.label("stampsum")
-	b.emit(asm.StoreMem(r7, int16(l.l4Off+6), r5, asm.Half))
+	l.emitChecksumStore(b, r2, 3, "stampsum")
 	if l.ipv4 {
 		// IPv4 without a checksum: write the fields alone.
 		b.emit(asm.Ja.Label("stamped"))
 		b.label("nocsum")
 		if l.seqOff != 0 {
-			bits := l.seqBits
-			if bits == 0 {
-				bits = 48
-			}
-			b.emit(
-				asm.LoadMem(r4, r10, stackCount, asm.DWord),
-				asm.LSh.Imm(r4, int32(64-bits)),
-				asm.RSh.Imm(r4, int32(64-bits)),
-				asm.LoadImm(r1, int64(l.seqHigh), asm.DWord),
-				asm.Or.Reg(r4, r1),
-				asm.HostTo(asm.BE, r4, asm.DWord),
-				asm.StoreMem(r7, int16(l.seqOff), r4, asm.DWord),
-			)
+			seqWord()
+			b.emit(asm.StoreMem(r7, int16(l.seqOff), r4, asm.DWord))
 		}
 		if l.clockOff != 0 {
 			b.emit(
@@ -315,4 +281,27 @@ func (l liveLayout) emitStamp(b *builder) {
 	}
 	b.label("stamped")
 	b.emit(asm.LoadMem(r3, r10, stackCount, asm.DWord))
+}
+
+// emitChecksumStore ends an incremental update of the UDP checksum: it
+// folds the sum in R5 to 16 bits (folds times, through tmp), complements
+// it, and stores it in the UDP header of the frame at R7, a computed 0 as
+// all ones as UDP sends it. label names the store.
+func (l liveLayout) emitChecksumStore(b *builder, tmp asm.Register, folds int, label string) {
+	const r5, r7 = asm.R5, asm.R7
+	for range folds {
+		b.emit(
+			asm.Mov.Reg(tmp, r5),
+			asm.RSh.Imm(tmp, 16),
+			asm.And.Imm(r5, 0xffff),
+			asm.Add.Reg(r5, tmp),
+		)
+	}
+	b.emit(
+		asm.Xor.Imm(r5, 0xffff),
+		asm.JNE.Imm(r5, 0, label),
+		asm.Mov.Imm(r5, 0xffff),
+	)
+	b.label(label)
+	b.emit(asm.StoreMem(r7, int16(l.l4Off+6), r5, asm.Half))
 }

@@ -299,6 +299,27 @@ func (b *builder) emit(insns ...asm.Instruction) {
 	}
 }
 
+// checkBounds emits the check the verifier wants before a packet read:
+// dst = base + n; if dst > R8, the data end, jump to fail.
+func (b *builder) checkBounds(dst, base asm.Register, n int32, fail string) {
+	b.emit(
+		asm.Mov.Reg(dst, base),
+		asm.Add.Imm(dst, n),
+		asm.JGT.Reg(dst, asm.R8, fail),
+	)
+}
+
+// copy16 emits a copy of the 16 bytes at src+srcOff to dst+dstOff (an
+// address key), in two 64-bit moves through tmp.
+func (b *builder) copy16(dst asm.Register, dstOff int16, src asm.Register, srcOff int16, tmp asm.Register) {
+	b.emit(
+		asm.LoadMem(tmp, src, srcOff, asm.DWord),
+		asm.StoreMem(dst, dstOff, tmp, asm.DWord),
+		asm.LoadMem(tmp, src, srcOff+8, asm.DWord),
+		asm.StoreMem(dst, dstOff+8, tmp, asm.DWord),
+	)
+}
+
 // Offsets in struct xdp_md.
 const (
 	xdpMDData       = 0
@@ -348,23 +369,17 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.StoreImm(r10, stackPort, 0, asm.Word),
 		asm.LoadMem(r7, r6, xdpMDData, asm.Word),
 		asm.LoadMem(r8, r6, xdpMDDataEnd, asm.Word),
-		asm.Mov.Reg(r9, r7),
-		asm.Add.Imm(r9, 14),
-		asm.JGT.Reg(r9, r8, "pass"),
-		asm.LoadMem(r4, r7, 12, asm.Half),
 	)
+	b.checkBounds(r9, r7, 14, "pass")
+	b.emit(asm.LoadMem(r4, r7, 12, asm.Half))
 	if vlan {
 		b.emit(
 			asm.JEq.Imm(r4, be16(0x8100), "vlan"),
 			asm.JNE.Imm(r4, be16(0x88a8), "l3"),
 		)
 		b.label("vlan")
-		b.emit(
-			asm.Mov.Reg(r9, r7),
-			asm.Add.Imm(r9, 18),
-			asm.JGT.Reg(r9, r8, "pass"),
-			asm.LoadMem(r4, r7, 16, asm.Half),
-		)
+		b.checkBounds(r9, r7, 18, "pass")
+		b.emit(asm.LoadMem(r4, r7, 16, asm.Half))
 	}
 	b.label("l3")
 	b.emit(
@@ -374,10 +389,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	)
 
 	// ARP for IPv4 over Ethernet, keyed by the target protocol address.
+	b.checkBounds(r2, r9, 28, "pass")
 	b.emit(
-		asm.Mov.Reg(r2, r9),
-		asm.Add.Imm(r2, 28),
-		asm.JGT.Reg(r2, r8, "pass"),
 		asm.LoadMem(r2, r9, 2, asm.Half),
 		asm.JNE.Imm(r2, be16(0x0800), "pass"),
 		asm.LoadMem(r2, r9, 4, asm.Half), // hardware and protocol address lengths
@@ -391,10 +404,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	// IPv4, keyed by the destination. Every fragment of a UDP datagram
 	// carries protocol 17, so fragments need no transport header.
 	b.label("ipv4")
+	b.checkBounds(r2, r9, 20, "pass")
 	b.emit(
-		asm.Mov.Reg(r2, r9),
-		asm.Add.Imm(r2, 20),
-		asm.JGT.Reg(r2, r8, "pass"),
 		asm.LoadMem(r2, r9, 0, asm.Byte),
 		asm.And.Imm(r2, 0xf0),
 		asm.JNE.Imm(r2, 0x40, "pass"),
@@ -418,9 +429,9 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.And.Imm(r2, 0x0f),
 		asm.LSh.Imm(r2, 2),
 		asm.Add.Reg(r2, r9),
-		asm.Mov.Reg(r4, r2),
-		asm.Add.Imm(r4, 4),
-		asm.JGT.Reg(r4, r8, "key4"),
+	)
+	b.checkBounds(r4, r2, 4, "key4")
+	b.emit(
 		asm.LoadMem(r4, r2, 2, asm.Half),
 		asm.Or.Imm(r4, 0x10000),
 		asm.StoreMem(r10, stackPort, r4, asm.Word),
@@ -446,10 +457,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	// the next header, R5 the cursor, R0 set if a fragment header was
 	// seen.
 	b.label("ipv6")
+	b.checkBounds(r2, r9, 40, "pass")
 	b.emit(
-		asm.Mov.Reg(r2, r9),
-		asm.Add.Imm(r2, 40),
-		asm.JGT.Reg(r2, r8, "pass"),
 		asm.LoadMem(r2, r9, 0, asm.Byte),
 		asm.And.Imm(r2, 0xf0),
 		asm.JNE.Imm(r2, 0x60, "pass"),
@@ -470,10 +479,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 			asm.Ja.Label("l4v6"),
 		)
 		b.label(opt)
+		b.checkBounds(r2, r5, 8, "pass")
 		b.emit(
-			asm.Mov.Reg(r2, r5),
-			asm.Add.Imm(r2, 8),
-			asm.JGT.Reg(r2, r8, "pass"),
 			asm.LoadMem(r2, r5, 1, asm.Byte),
 			asm.LoadMem(r4, r5, 0, asm.Byte),
 			asm.Add.Imm(r2, 1),
@@ -482,10 +489,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 			asm.Ja.Label(next),
 		)
 		b.label(frag)
+		b.checkBounds(r2, r5, 8, "pass")
 		b.emit(
-			asm.Mov.Reg(r2, r5),
-			asm.Add.Imm(r2, 8),
-			asm.JGT.Reg(r2, r8, "pass"),
 			asm.LoadMem(r4, r5, 0, asm.Byte),
 			asm.Mov.Imm(r0, 1),
 			asm.Add.Imm(r5, 8),
@@ -511,10 +516,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.Ja.Label("key6dst"),
 	)
 	b.label("port6")
+	b.checkBounds(r2, r5, 4, "key6dst")
 	b.emit(
-		asm.Mov.Reg(r2, r5),
-		asm.Add.Imm(r2, 4),
-		asm.JGT.Reg(r2, r8, "key6dst"),
 		asm.LoadMem(r4, r5, 2, asm.Half),
 		asm.Or.Imm(r4, 0x10000),
 		asm.StoreMem(r10, stackPort, r4, asm.Word),
@@ -527,9 +530,9 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.StoreImm(r10, stackFlag, int64(ServeICMP), asm.Word),
 		asm.Mov.Imm(r7, int32(ClassICMPv6)),
 		asm.JNE.Imm(r0, 0, "key6dst"), // a fragment: no ICMPv6 header to read
-		asm.Mov.Reg(r2, r5),
-		asm.Add.Imm(r2, 4),
-		asm.JGT.Reg(r2, r8, "pass"),
+	)
+	b.checkBounds(r2, r5, 4, "pass")
+	b.emit(
 		asm.LoadMem(r3, r5, 0, asm.Byte),
 		asm.JEq.Imm(r3, 135, "ns"),
 		asm.JNE.Imm(r3, 136, "key6dst"),
@@ -538,25 +541,15 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.Ja.Label("key6dst"),
 	)
 	b.label("ns")
+	b.checkBounds(r2, r5, 24, "pass")
 	b.emit(
-		asm.Mov.Reg(r2, r5),
-		asm.Add.Imm(r2, 24),
-		asm.JGT.Reg(r2, r8, "pass"),
 		asm.StoreImm(r10, stackFlag, int64(ServeNeighbor), asm.Word),
 		asm.Mov.Imm(r7, int32(ClassNDP)),
-		asm.LoadMem(r2, r5, 8, asm.DWord),
-		asm.StoreMem(r10, stackKey, r2, asm.DWord),
-		asm.LoadMem(r2, r5, 16, asm.DWord),
-		asm.StoreMem(r10, stackKey+8, r2, asm.DWord),
-		asm.Ja.Label("lookup"),
 	)
+	b.copy16(r10, stackKey, r5, 8, r2) // the target address
+	b.emit(asm.Ja.Label("lookup"))
 	b.label("key6dst")
-	b.emit(
-		asm.LoadMem(r2, r9, 24, asm.DWord),
-		asm.StoreMem(r10, stackKey, r2, asm.DWord),
-		asm.LoadMem(r2, r9, 32, asm.DWord),
-		asm.StoreMem(r10, stackKey+8, r2, asm.DWord),
-	)
+	b.copy16(r10, stackKey, r9, 24, r2) // the destination address
 
 	// Is the key one of ours, for this class?
 	b.label("lookup")
@@ -578,10 +571,9 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.JEq.Imm(r2, 0, "pass"),
 		asm.LoadMem(r2, r10, stackPort, asm.Word),
 		asm.JEq.Imm(r2, 0, "pass"), // a fragment, or no room for the port
-		asm.LoadMem(r3, r10, stackKey, asm.DWord),
-		asm.StoreMem(r10, stackPKey, r3, asm.DWord),
-		asm.LoadMem(r3, r10, stackKey+8, asm.DWord),
-		asm.StoreMem(r10, stackPKey+8, r3, asm.DWord),
+	)
+	b.copy16(r10, stackPKey, r10, stackKey, r3)
+	b.emit(
 		asm.StoreImm(r10, stackPKey+16, 0, asm.Word),
 		asm.StoreMem(r10, stackPKey+16, r2, asm.Half),
 		asm.LoadMapPtr(r1, 0).WithReference(portsMapName),
