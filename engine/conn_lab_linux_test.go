@@ -731,46 +731,19 @@ func TestConnectedConnBehavesAsUDPConn(t *testing.T) {
 // Icmp InDestUnreachs + InTimeExcds + InParmProbs, or the Icmp6 ones.
 func kernelICMPIn(t *testing.T, h *lab.Host, v6 bool) uint64 {
 	t.Helper()
-	var n uint64
-	err := h.Do(func() error {
-		if v6 {
-			b, err := os.ReadFile("/proc/thread-self/net/snmp6")
-			if err != nil {
-				return err
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				f := strings.Fields(line)
-				if len(f) == 2 && (f[0] == "Icmp6InDestUnreachs" || f[0] == "Icmp6InPktTooBigs" || f[0] == "Icmp6InTimeExcds" || f[0] == "Icmp6InParmProblems") {
-					var v uint64
-					fmt.Sscan(f[1], &v)
-					n += v
-				}
-			}
-			return nil
-		}
-		b, err := os.ReadFile("/proc/thread-self/net/snmp")
-		if err != nil {
-			return err
-		}
-		lines := strings.Split(string(b), "\n")
-		for i := 0; i+1 < len(lines); i++ {
-			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
-			if len(names) == 0 || names[0] != "Icmp:" || len(values) != len(names) || values[0] != "Icmp:" {
-				continue
-			}
-			for j, name := range names {
-				if name == "InDestUnreachs" || name == "InTimeExcds" || name == "InParmProbs" {
-					var v uint64
-					fmt.Sscan(values[j], &v)
-					n += v
-				}
-			}
-			break
-		}
-		return nil
-	})
+	names := []string{"Icmp:InDestUnreachs", "Icmp:InTimeExcds", "Icmp:InParmProbs"}
+	file := "snmp"
+	if v6 {
+		names = []string{"Icmp6InDestUnreachs", "Icmp6InPktTooBigs", "Icmp6InTimeExcds", "Icmp6InParmProblems"}
+		file = "snmp6"
+	}
+	c, err := h.NetCounters(file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var n uint64
+	for _, name := range names {
+		n += c[name]
 	}
 	return n
 }

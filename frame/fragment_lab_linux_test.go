@@ -3,12 +3,8 @@ package frame_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -106,57 +102,13 @@ func TestFragmentsToKernel(t *testing.T) {
 // netstat ("IpExt:Name") or snmp6 ("Ip6Name").
 func kernelCounter(t testing.TB, h *lab.Host, file, name string) uint64 {
 	t.Helper()
-	var v uint64
-	err := h.Do(func() error {
-		// thread-self: /proc/net follows the process's first thread,
-		// which is in another namespace.
-		b, err := os.ReadFile("/proc/thread-self/net/" + file)
-		if err != nil {
-			return err
-		}
-		c := parseProcNet(string(b))
-		n, ok := c[name]
-		if !ok {
-			return fmt.Errorf("no %s in %s", name, file)
-		}
-		v = n
-		return nil
-	})
+	c, err := h.NetCounters(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
-}
-
-// parseProcNet reads the two-line tables of /proc/net/snmp and netstat
-// ("Ip: Forwarding ...\nIp: 1 ...") as "Ip:Forwarding", and snmp6's
-// "Name value" lines as they are.
-func parseProcNet(s string) map[string]uint64 {
-	out := map[string]uint64{}
-	lines := strings.Split(s, "\n")
-	for i, line := range lines {
-		f := strings.Fields(line)
-		if len(f) == 2 && !strings.HasSuffix(f[0], ":") {
-			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				out[f[0]] = v
-			}
-			continue
-		}
-		if len(f) < 2 || !strings.HasSuffix(f[0], ":") || i+1 >= len(lines) {
-			continue
-		}
-		vals := strings.Fields(lines[i+1])
-		if len(vals) != len(f) || vals[0] != f[0] {
-			continue
-		}
-		if _, err := strconv.ParseInt(vals[1], 10, 64); err != nil {
-			continue
-		}
-		for j := 1; j < len(f); j++ {
-			if v, err := strconv.ParseUint(vals[j], 10, 64); err == nil {
-				out[f[0]+f[j]] = v
-			}
-		}
+	v, ok := c[name]
+	if !ok {
+		t.Fatalf("no %s in %s", name, file)
 	}
-	return out
+	return v
 }

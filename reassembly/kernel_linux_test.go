@@ -3,14 +3,10 @@ package reassembly
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -436,24 +432,12 @@ type kernelCounters map[string]uint64
 
 func kernelMIB(t testing.TB, h *lab.Host) kernelCounters {
 	t.Helper()
-	c := kernelCounters{}
-	err := h.Do(func() error {
-		for _, f := range []string{"snmp", "netstat", "snmp6"} {
-			b, err := os.ReadFile("/proc/thread-self/net/" + f)
-			if err != nil {
-				return err
-			}
-			for k, v := range parseProcNet(string(b)) {
-				c[k] = v
-			}
-		}
-		if _, ok := c["Ip:ReasmReqds"]; !ok {
-			return errors.New("no Ip:ReasmReqds in /proc/net/snmp")
-		}
-		return nil
-	})
+	c, err := h.NetCounters("snmp", "netstat", "snmp6")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := c["Ip:ReasmReqds"]; !ok {
+		t.Fatal("no Ip:ReasmReqds in /proc/net/snmp")
 	}
 	return c
 }
@@ -471,39 +455,6 @@ func (c kernelCounters) delta(before kernelCounters, fam int) MIB {
 		ReasmReqds: d("Ip6ReasmReqds"), ReasmOKs: d("Ip6ReasmOKs"), ReasmFails: d("Ip6ReasmFails"),
 		ReasmTimeout: d("Ip6ReasmTimeout"), InHdrErrors: d("Ip6InHdrErrors"),
 	}
-}
-
-// parseProcNet reads the two-line tables of /proc/net/snmp and netstat
-// ("Ip: Forwarding ...\nIp: 1 ...") as "Ip:Forwarding", and snmp6's
-// "Name value" lines as they are.
-func parseProcNet(s string) map[string]uint64 {
-	out := map[string]uint64{}
-	lines := strings.Split(s, "\n")
-	for i, line := range lines {
-		f := strings.Fields(line)
-		if len(f) == 2 && !strings.HasSuffix(f[0], ":") {
-			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				out[f[0]] = v
-			}
-			continue
-		}
-		if len(f) < 2 || !strings.HasSuffix(f[0], ":") || i+1 >= len(lines) {
-			continue
-		}
-		vals := strings.Fields(lines[i+1])
-		if len(vals) != len(f) || vals[0] != f[0] {
-			continue
-		}
-		if _, err := strconv.ParseInt(vals[1], 10, 64); err != nil {
-			continue
-		}
-		for j := 1; j < len(f); j++ {
-			if v, err := strconv.ParseUint(vals[j], 10, 64); err == nil {
-				out[f[0]+f[j]] = v
-			}
-		}
-	}
-	return out
 }
 
 // TestEchoToKernel is the engine's echo of fragmented datagrams in
