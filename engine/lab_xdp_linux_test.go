@@ -492,3 +492,39 @@ func attachForeign(ifi *net.Interface) (io.Closer, error) {
 	}
 	return closers{l, prog}, nil
 }
+
+// TestLabXDPReplyInPlace: an inline handler's answer written over its
+// request with Responder.ReplyInPlace leaves from the request's UMEM frame
+// and reaches a kernel client whole, over IPv4 and IPv6, one UMEM frame
+// transmitted per answer.
+func TestLabXDPReplyInPlace(t *testing.T) {
+	l := labtest.New(t, nil)
+	a, b := l.A(), l.B()
+	e, err := openXDP(t, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Handle(netip.AddrPortFrom(netip.Addr{}, 53), HandlerFunc(func(rs *Responder, d *Datagram) {
+		if err := rs.ReplyInPlace(answerQuestion); err != nil {
+			t.Error(err)
+		}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	for i, dst := range []netip.Addr{a.IPv4.Addr(), a.IPv6.Addr(), a.IPv4.Addr()} {
+		q := fmt.Sprintf("question %d, how many roads?", i)
+		want := append([]byte(q), " is the answer"...)
+		answerQuestion(want[:len(q):len(want)])
+		if got, err := roundTrip(t, b, netip.AddrPortFrom(dst, 53), q); err != nil || got != string(want) {
+			t.Fatalf("to %v: %q, %v; want %q", dst, got, err, want)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := e.Counters()
+	if c.UDP.OutDatagrams != 3 || c.XDP.Transmitted != 3 || c.XDP.Completed != 3 || c.TXDropped != 0 {
+		t.Errorf("sent %d, transmitted %d, completed %d, dropped %d; want 3, 3, 3, 0",
+			c.UDP.OutDatagrams, c.XDP.Transmitted, c.XDP.Completed, c.TXDropped)
+	}
+}

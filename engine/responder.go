@@ -160,6 +160,86 @@ func (r *Responder) Reply(payload []byte) error {
 	return nil
 }
 
+// ReplyInPlace answers the datagram in its own frame, for handlers whose
+// answer starts as a rewrite of the request (DNS, most request-response
+// protocols). write gets the datagram's payload in a buffer whose
+// capacity is the most the answer may hold without fragments; it writes
+// the answer over the payload (the bytes are the request's until it does)
+// and returns the answer's length, or 0 to send nothing. The engine then
+// turns the frame around as Echo does, sets the lengths and computes the
+// UDP checksum. On AF_XDP the answer leaves from the request's own UMEM
+// frame; on TPACKET from the request's copy in a transmit slot. Nothing is
+// allocated. A datagram that Echo would not turn around in place (sent to
+// a group, reassembled, with IPv4 options or IPv6 extension headers, or
+// longer than one frame on its way back) gets the same call with the
+// payload in a buffer of the worker's, up to the largest UDP payload, and
+// the answer goes out through Reply.
+func (r *Responder) ReplyInPlace(write func(payload []byte) int) error {
+	if r.d == nil {
+		return errNotServed
+	}
+	w, in, e := r.w, r.in, r.w.e
+	p := &in.pkt
+	src := r.d.Dst.Addr()
+	mtu := e.mtu
+	if e.pmtu.active(in.now) {
+		mtu = min(mtu, e.pathMTU(r.d.Src.Addr(), in.now))
+	}
+	headers := int(p.PayloadOff - p.L3Off) // IP and UDP
+	if p.Flags&(frame.FlagFragment|frame.FlagIPv4Options|frame.FlagIPv6ExtHeaders) != 0 ||
+		in.reasm != nil || e.addrs.find(src) == nil || int(p.End-p.L3Off) > mtu {
+		return r.replyFromBuffer(write)
+	}
+	buf, ok := w.txForward()
+	if !ok {
+		return errNoBuffer
+	}
+	if _, err := frame.ReplyInPlace(buf[:p.End], p, e.cfg.TTL); err != nil {
+		w.count[cTXErrors]++
+		return err
+	}
+	// Room for the answer: the link's (or the path's) MTU, and the
+	// buffer, which must keep room for a VLAN tag the kernel stripped.
+	room := min(mtu-headers, len(buf)-frame.VLANTagLen-int(p.PayloadOff))
+	payload := buf[p.PayloadOff:p.L4End:max(int(p.PayloadOff)+room, int(p.L4End))]
+	n := write(payload)
+	if n <= 0 {
+		return nil
+	}
+	if n > cap(payload) {
+		w.count[cTXErrors]++
+		return errTooBig
+	}
+	end, err := p.SetUDPPayloadLength(buf, n)
+	if err != nil {
+		w.count[cTXErrors]++
+		return err
+	}
+	frame.Ethernet(buf).SetSource(e.mac)
+	p.FillUDPChecksum(buf[:end])
+	return w.commitUDP(buf, w.retag(buf, end), r.port)
+}
+
+// replyFromBuffer is ReplyInPlace for a datagram it does not answer in
+// place: the payload is copied to the worker's answer buffer, write
+// rewrites it there, and Reply sends the answer.
+func (r *Responder) replyFromBuffer(write func(payload []byte) int) error {
+	w := r.w
+	if w.answerBuf == nil {
+		w.answerBuf = make([]byte, maxUDPPayload(netip.IPv6Unspecified()))
+	}
+	limit := maxUDPPayload(r.d.Dst.Addr())
+	n := write(w.answerBuf[:copy(w.answerBuf[:limit], r.d.Payload):limit])
+	if n <= 0 {
+		return nil
+	}
+	if n > limit {
+		w.count[cTXErrors]++
+		return errTooBig
+	}
+	return r.Reply(w.answerBuf[:n])
+}
+
 // replySpec fills s with a datagram answering d with payload (its ID
 // aside).
 func (e *Engine) replySpec(s *frame.UDPSpec, d *Datagram, payload []byte) error {

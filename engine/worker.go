@@ -52,6 +52,7 @@ type worker struct {
 	txDirty    bool // frames committed since the last flush
 	txFailing  bool // the last flush failed
 	captureBuf []byte
+	answerBuf  []byte // Responder.ReplyInPlace's, for datagrams it cannot answer in place
 
 	frag fragState // fragments in and out (fragment.go)
 }

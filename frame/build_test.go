@@ -436,3 +436,50 @@ func TestBuildUDPPayloadInPlace(t *testing.T) {
 		t.Fatalf("%d %v\n got %x\nwant %x", m, err, buf[:n], want)
 	}
 }
+
+// TestSetUDPPayloadLength: a request turned around in place, its data
+// replaced by a longer or shorter answer, lengths set and the checksum
+// filled, is byte for byte the reply BuildUDP makes from the swapped spec.
+func TestSetUDPPayloadLength(t *testing.T) {
+	for name, s := range udpSpecs() {
+		if s.Options != nil || s.ExtHeaders != nil || s.NoChecksum {
+			continue
+		}
+		for _, answer := range [][]byte{nil, []byte("a"), []byte("a somewhat longer answer than the question was"), make([]byte, 1400)} {
+			f := make([]byte, 1600)
+			n := copy(f, mustBuild(t, s))
+			var p Packet
+			if r := p.Decode(f[:n]); r != ReasonOK {
+				t.Fatal(name, r)
+			}
+			if _, err := ReplyInPlace(f[:n], &p, 64); err != nil {
+				t.Fatal(name, err)
+			}
+			copy(f[p.PayloadOff:], answer)
+			n, err := p.SetUDPPayloadLength(f, len(answer))
+			if err != nil {
+				t.Fatal(name, err)
+			}
+			p.FillUDPChecksum(f[:n])
+			r := *s
+			r.SrcMAC, r.DstMAC, r.Src, r.Dst, r.TTL, r.Payload = s.DstMAC, s.SrcMAC, s.Dst, s.Src, 64, answer
+			if want := mustBuild(t, &r); !bytes.Equal(f[:n], want) {
+				t.Errorf("%s, %d-byte answer:\n got %x\nwant %x", name, len(answer), f[:n], want)
+			}
+			if int(p.End) != n || p.L4End != p.End {
+				t.Errorf("%s: End %d L4End %d, frame %d", name, p.End, p.L4End, n)
+			}
+		}
+	}
+	f := mustBuild(t, udpSpecs()["v4/vlan0/test"])
+	var p Packet
+	p.Decode(f)
+	if _, err := p.SetUDPPayloadLength(f, len(f)); err != ErrPayloadTooLarge {
+		t.Errorf("past the buffer: %v", err)
+	}
+	f = mustBuild(t, udpSpecs()["v6ext/vlan0"])
+	p.Decode(f)
+	if _, err := p.SetUDPPayloadLength(f, 1); err != ErrNotInPlace {
+		t.Errorf("with extension headers: %v", err)
+	}
+}

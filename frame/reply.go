@@ -55,6 +55,34 @@ func ReplyInPlace(frame []byte, p *Packet, ttl uint8) (int, error) {
 	return int(p.End), nil
 }
 
+// SetUDPPayloadLength makes the decoded UDP datagram in frame, one that
+// ReplyInPlace can turn around, carry n bytes of data from p.PayloadOff:
+// it sets the UDP length and the IP packet's (the IPv4 total length, with
+// an incremental update of the header checksum; the IPv6 payload length)
+// and p's L4End and End. Writing the data and then the UDP checksum
+// (FillUDPChecksum) is the caller's. frame must hold the new datagram. It
+// returns the frame's new length.
+func (p *Packet) SetUDPPayloadLength(frame []byte, n int) (int, error) {
+	if p.Flags&(FlagUDP|FlagFragment|FlagIPv4Options|FlagIPv6ExtHeaders) != FlagUDP {
+		return 0, ErrNotInPlace
+	}
+	end := int(p.PayloadOff) + n
+	if n < 0 || end > len(frame) || end-int(p.L3Off) > 0xffff || UDPHeaderLen+n > 0xffff {
+		return 0, ErrPayloadTooLarge
+	}
+	if p.IPVersion == IPv4Version {
+		ip := IPv4(frame[p.L3Off:p.L4Off])
+		old, length := ip.TotalLength(), uint16(end-int(p.L3Off))
+		ip.SetTotalLength(length)
+		ip.SetChecksum(proto.Update16(ip.Checksum(), old, length))
+	} else {
+		IPv6(frame[p.L3Off:p.L4Off]).SetPayloadLength(uint16(UDPHeaderLen + n))
+	}
+	UDP(frame[p.L4Off:end]).SetLength(uint16(UDPHeaderLen + n))
+	p.L4End, p.End = uint32(end), uint32(end)
+	return end, nil
+}
+
 // isUnicastExchange reports whether the decoded IP packet went from a
 // unicast source to a unicast destination, as far as the frame can tell: a
 // subnet-directed broadcast looks like unicast without knowing the prefix.
