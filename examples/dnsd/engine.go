@@ -81,19 +81,21 @@ func serveConn(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone
 }
 
 // inlineHandler answers each query on the engine's receive goroutine,
-// while the frame is still in the ring: it parses the query in place,
-// writes the prepared answer into a pooled buffer and sends it with
-// Responder.Reply. Nothing is allocated per query.
+// while the frame is still in the ring: it parses the query in place and
+// writes the prepared answer over it with Responder.ReplyInPlace, so the
+// answer leaves from the query's own frame (its UMEM frame on AF_XDP, its
+// copy in a transmit slot on TPACKET). Nothing is allocated per query.
 type inlineHandler struct {
 	zone  *zone.Zone
-	bufs  sync.Pool // *[]byte of size octets
+	bufs  sync.Pool // *[]byte of size octets, for frames too small to answer in
 	size  int
 	stats *stats
 }
 
 // newInlineHandler makes a handler whose answers fit in one frame of the
-// link's MTU: the engine does not fragment, so a larger answer is cut
-// (TC set) to what fits, whatever the client offers.
+// link's MTU: a larger answer is cut (TC set) to what fits, whatever the
+// client offers, rather than sent as IP fragments (RFC 8900 explains why
+// DNS avoids them).
 func newInlineHandler(z *zone.Zone, mtu int, st *stats) *inlineHandler {
 	const ipv6UDPHeaders = 40 + 8 // the larger of IPv4's and IPv6's
 	size := max(min(z.MaxUDPSize(), mtu-ipv6UDPHeaders), zone.MinResponseBuffer)
@@ -110,13 +112,34 @@ func (h *inlineHandler) ServeUDP(r *engine.Responder, d *engine.Datagram) {
 		h.stats.count(zone.Outcome{Kind: zone.Dropped}) // no answer can reach port 0
 		return
 	}
-	bp := h.bufs.Get().(*[]byte)
-	if resp := h.answer(d.Payload, *bp); len(resp) > 0 {
-		if err := r.Reply(resp); err != nil {
-			h.stats.sendErrors.Add(1)
+	small := false
+	err := r.ReplyInPlace(func(payload []byte) int {
+		n, ok := h.answerOver(payload)
+		small = !ok
+		return n
+	})
+	if small { // a path MTU below 560 bytes: answer apart
+		bp := h.bufs.Get().(*[]byte)
+		if resp := h.answer(d.Payload, *bp); len(resp) > 0 {
+			err = r.Reply(resp)
 		}
+		h.bufs.Put(bp)
 	}
-	h.bufs.Put(bp)
+	if err != nil {
+		h.stats.sendErrors.Add(1)
+	}
+}
+
+// answerOver writes the response to the query in payload over it, up to
+// cap(payload) octets, and returns its length; ok is false, and nothing
+// written, if cap(payload) is below zone.MinResponseBuffer. Respond parses
+// the whole query before it writes a byte of the response, so the
+// response can take the query's place.
+func (h *inlineHandler) answerOver(payload []byte) (n int, ok bool) {
+	if cap(payload) < zone.MinResponseBuffer {
+		return 0, false
+	}
+	return len(h.answer(payload, payload[:min(cap(payload), h.size)])), true
 }
 
 // answer writes the response to query into buf and counts it: everything
