@@ -88,7 +88,7 @@ func TestInlineAllocs(t *testing.T) {
 			t.Fatalf("%s: written over the query:\n%x\nwritten apart:\n%x", g.Name, frame[:n], want)
 		}
 	}
-	if _, ok := h.answerOver(frame[:12:zone.MinResponseBuffer-1]); ok {
+	if _, ok := h.answerOver(frame[: 12 : zone.MinResponseBuffer-1]); ok {
 		t.Error("answered in a buffer smaller than zone.MinResponseBuffer")
 	}
 	allocs := testing.AllocsPerRun(10, func() {
