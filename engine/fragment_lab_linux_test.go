@@ -72,7 +72,7 @@ func TestLabFragmentedEcho(t *testing.T) {
 		echoEveryByte(t, b, netip.AddrPortFrom(dst, 7), sizes)
 		datagrams += uint64(len(sizes))
 	}
-	c := countersWhen(e, func(c *Counters) bool {
+	c := countersWhen(e, labtest.Timeout, func(c *Counters) bool {
 		return c.Reassembled[OutcomeDelivered] >= datagrams && c.IP.FragOKs+c.IP6.FragOKs >= datagrams
 	})
 	if err := c.Check(); err != nil {
@@ -126,7 +126,7 @@ func TestLabFragmentsFanout(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	c := countersWhen(e, func(c *Counters) bool { return c.Reassembled[OutcomeDelivered] >= 2*clients })
+	c := countersWhen(e, labtest.Timeout, func(c *Counters) bool { return c.Reassembled[OutcomeDelivered] >= 2*clients })
 	var perWorker []uint64
 	for _, w := range e.workers {
 		var s counterSet

@@ -38,11 +38,11 @@ func checkCounters(e *Engine) error {
 }
 
 // countersWhen returns e's counters once done says they are complete, or
-// the last ones read after labtest.Timeout. A worker publishes its
-// counters after it has handed the batch's answers to the kernel, so a
-// client can hold the last answer a moment before its count is visible.
-func countersWhen(e *Engine, done func(c *Counters) bool) Counters {
-	deadline := time.Now().Add(labtest.Timeout)
+// the last ones read after timeout. A worker publishes its counters after
+// it has handed the batch's answers to the kernel, so a client can hold
+// the last answer a moment before its count is visible.
+func countersWhen(e *Engine, timeout time.Duration, done func(c *Counters) bool) Counters {
+	deadline := time.Now().Add(timeout)
 	for {
 		c := e.Counters()
 		if done(&c) || time.Now().After(deadline) {

@@ -159,17 +159,12 @@ func sendRaw(t *testing.T, tx ring.Transmitter, frames ...[]byte) {
 // waitFrames waits until the engine has handled n frames.
 func waitFrames(t *testing.T, e *Engine, n uint64) Counters {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c := e.Counters()
-		if c.FramesIn >= n && c.FramesIn+c.RingDrops == c.RingPackets {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the engine handled %d frames, want %d (ring %d)", c.FramesIn, n, c.RingPackets)
-		}
-		time.Sleep(time.Millisecond)
+	handled := func(c *Counters) bool { return c.FramesIn >= n && c.FramesIn+c.RingDrops == c.RingPackets }
+	c := countersWhen(e, 5*time.Second, handled)
+	if !handled(&c) {
+		t.Fatalf("the engine handled %d frames, want %d (ring %d)", c.FramesIn, n, c.RingPackets)
 	}
+	return c
 }
 
 // TestLabXDPOpenErrors: where XDP cannot run, Open fails with an error

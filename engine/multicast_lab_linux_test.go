@@ -444,10 +444,7 @@ func TestLabMulticastReports(t *testing.T) {
 		t.Errorf("%s still in the interface's list after the leave", groupMAC(labGroup4))
 	}
 	// Let the retransmissions go out (at most 1 s apart), then close.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Counters().Multicast.IGMPReports < 4 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	countersWhen(e, 5*time.Second, func(c *Counters) bool { return c.Multicast.IGMPReports >= 4 })
 	time.Sleep(1500 * time.Millisecond)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)

@@ -200,8 +200,10 @@ func (r *Responder) ReplyInPlace(write func(payload []byte) int) error {
 	}
 	// Room for the answer: the link's (or the path's) MTU, and the
 	// buffer, which must keep room for a VLAN tag the kernel stripped.
+	// Both hold the request (its datagram fits the MTU; txForward made
+	// room for it and a tag).
 	room := min(mtu-headers, len(buf)-frame.VLANTagLen-int(p.PayloadOff))
-	payload := buf[p.PayloadOff:p.L4End:max(int(p.PayloadOff)+room, int(p.L4End))]
+	payload := buf[p.PayloadOff : p.L4End : int(p.PayloadOff)+room]
 	n := write(payload)
 	if n <= 0 {
 		return nil

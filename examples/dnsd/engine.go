@@ -87,7 +87,7 @@ func serveConn(ctx context.Context, e *engine.Engine, ap netip.AddrPort, z *zone
 // copy in a transmit slot on TPACKET). Nothing is allocated per query.
 type inlineHandler struct {
 	zone  *zone.Zone
-	bufs  sync.Pool // *[]byte of size octets, for frames too small to answer in
+	bufs  sync.Pool // *[]byte of size octets, for frames too small to answer over
 	size  int
 	stats *stats
 }
@@ -118,7 +118,7 @@ func (h *inlineHandler) ServeUDP(r *engine.Responder, d *engine.Datagram) {
 		small = !ok
 		return n
 	})
-	if small { // a path MTU below 560 bytes: answer apart
+	if small { // a link MTU below 540 bytes leaves no room for 512: answer apart
 		bp := h.bufs.Get().(*[]byte)
 		if resp := h.answer(d.Payload, *bp); len(resp) > 0 {
 			err = r.Reply(resp)
