@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pktengine/pktengine/internal/enum"
 	"github.com/pktengine/pktengine/queue"
 	"github.com/pktengine/pktengine/reassembly"
 	"github.com/pktengine/pktengine/ring"
@@ -67,25 +68,12 @@ const (
 	BackendXDP
 )
 
-func (b Backend) String() string {
-	switch b {
-	case BackendTPACKET:
-		return "tpacket"
-	case BackendXDP:
-		return "xdp"
-	}
-	return fmt.Sprintf("Backend(%d)", uint8(b))
-}
+var backendNames = enum.Names[Backend]{BackendTPACKET: "tpacket", BackendXDP: "xdp"}
+
+func (b Backend) String() string { return backendNames.Format(b, "Backend") }
 
 // ParseBackend returns the backend named s ("tpacket" or "xdp").
-func ParseBackend(s string) (Backend, bool) {
-	for _, b := range []Backend{BackendTPACKET, BackendXDP} {
-		if b.String() == s {
-			return b, true
-		}
-	}
-	return 0, false
-}
+func ParseBackend(s string) (Backend, bool) { return backendNames.Parse(s) }
 
 // XDPConfig configures the AF_XDP backend (Config.Backend BackendXDP).
 // The zero value is what most users want.

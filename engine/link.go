@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pktengine/pktengine/internal/enum"
 )
 
 // LinkPolicy is what the engine does when its interface's link goes down
@@ -27,27 +29,15 @@ const (
 	LinkFail
 )
 
+var linkPolicyNames = enum.Names[LinkPolicy]{LinkResume: "resume", LinkFail: "fail"}
+
 // String returns "resume" or "fail".
-func (p LinkPolicy) String() string {
-	switch p {
-	case LinkResume:
-		return "resume"
-	case LinkFail:
-		return "fail"
-	}
-	return fmt.Sprintf("LinkPolicy(%d)", uint8(p))
-}
+func (p LinkPolicy) String() string { return linkPolicyNames.Format(p, "LinkPolicy") }
 
 // ParseLinkPolicy returns the policy called s ("resume" or "fail",
 // case-insensitive).
 func ParseLinkPolicy(s string) (LinkPolicy, bool) {
-	switch strings.ToLower(s) {
-	case "resume":
-		return LinkResume, true
-	case "fail":
-		return LinkFail, true
-	}
-	return 0, false
+	return linkPolicyNames.Parse(strings.ToLower(s))
 }
 
 // linkState is the engine's interface as rtnetlink last described it.

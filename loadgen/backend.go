@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pktengine/pktengine/internal/enum"
 	"github.com/pktengine/pktengine/ring"
 	"github.com/pktengine/pktengine/xdp"
 )
@@ -37,27 +38,16 @@ const (
 	BackendLive
 )
 
-func (b Backend) String() string {
-	switch b {
-	case BackendTPACKET:
-		return "tpacket"
-	case BackendXDP:
-		return "xdp"
-	case BackendLive:
-		return "live"
-	}
-	return fmt.Sprintf("Backend(%d)", uint8(b))
+var backendNames = enum.Names[Backend]{
+	BackendTPACKET: "tpacket",
+	BackendXDP:     "xdp",
+	BackendLive:    "live",
 }
 
+func (b Backend) String() string { return backendNames.Format(b, "Backend") }
+
 // ParseBackend returns the backend named s: "tpacket", "xdp" or "live".
-func ParseBackend(s string) (Backend, bool) {
-	for _, b := range []Backend{BackendTPACKET, BackendXDP, BackendLive} {
-		if b.String() == s {
-			return b, true
-		}
-	}
-	return 0, false
-}
+func ParseBackend(s string) (Backend, bool) { return backendNames.Parse(s) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (b Backend) MarshalText() ([]byte, error) { return []byte(b.String()), nil }

@@ -1,6 +1,6 @@
 package proto
 
-import "strconv"
+import "github.com/pktengine/pktengine/internal/enum"
 
 // Port number ranges of RFC 6335 section 6, used alike for UDP, TCP, SCTP
 // and DCCP:
@@ -67,14 +67,10 @@ func (r PortRange) Contains(port uint16) bool {
 }
 
 // String returns "well-known", "registered" or "dynamic".
-func (r PortRange) String() string {
-	switch r {
-	case WellKnown:
-		return "well-known"
-	case Registered:
-		return "registered"
-	case Dynamic:
-		return "dynamic"
-	}
-	return "PortRange(" + strconv.Itoa(int(r)) + ")"
+func (r PortRange) String() string { return portRangeNames.Format(r, "PortRange") }
+
+var portRangeNames = enum.Names[PortRange]{
+	WellKnown:  "well-known",
+	Registered: "registered",
+	Dynamic:    "dynamic",
 }

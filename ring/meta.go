@@ -1,9 +1,9 @@
 package ring
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/pktengine/pktengine/internal/enum"
 	"github.com/pktengine/pktengine/proto"
 )
 
@@ -18,21 +18,15 @@ const (
 	PacketOutgoing  PacketType = 4 // PACKET_OUTGOING: sent by this host
 )
 
-func (t PacketType) String() string {
-	switch t {
-	case PacketHost:
-		return "host"
-	case PacketBroadcast:
-		return "broadcast"
-	case PacketMulticast:
-		return "multicast"
-	case PacketOtherHost:
-		return "otherhost"
-	case PacketOutgoing:
-		return "outgoing"
-	}
-	return fmt.Sprintf("PacketType(%d)", uint8(t))
+var packetTypeNames = enum.Names[PacketType]{
+	PacketHost:      "host",
+	PacketBroadcast: "broadcast",
+	PacketMulticast: "multicast",
+	PacketOtherHost: "otherhost",
+	PacketOutgoing:  "outgoing",
 }
+
+func (t PacketType) String() string { return packetTypeNames.Format(t, "PacketType") }
 
 // Status is a frame's tp_status word as the kernel wrote it.
 type Status uint32

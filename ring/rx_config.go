@@ -7,6 +7,8 @@ import (
 	"time"
 
 	xbpf "golang.org/x/net/bpf"
+
+	"github.com/pktengine/pktengine/internal/enum"
 )
 
 // Version selects the layout of a receive ring.
@@ -25,15 +27,9 @@ const (
 	V2 Version = 2
 )
 
-func (v Version) String() string {
-	switch v {
-	case V2:
-		return "TPACKET_V2"
-	case V3:
-		return "TPACKET_V3"
-	}
-	return fmt.Sprintf("Version(%d)", int(v))
-}
+var versionNames = enum.Names[Version]{V2: "TPACKET_V2", V3: "TPACKET_V3"}
+
+func (v Version) String() string { return versionNames.Format(v, "Version") }
 
 // RXConfig configures a receive ring. A nil *RXConfig and zero fields mean
 // the defaults given with each field.

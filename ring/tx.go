@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/pktengine/pktengine/internal/enum"
 )
 
 // Transmitter queues whole Ethernet frames for an interface and hands them
@@ -75,17 +77,13 @@ const (
 	TXSendmmsg
 )
 
-func (m TXMethod) String() string {
-	switch m {
-	case TXDefault:
-		return "default"
-	case TXRing:
-		return "ring"
-	case TXSendmmsg:
-		return "sendmmsg"
-	}
-	return fmt.Sprintf("TXMethod(%d)", int(m))
+var txMethodNames = enum.Names[TXMethod]{
+	TXDefault:  "default",
+	TXRing:     "ring",
+	TXSendmmsg: "sendmmsg",
 }
+
+func (m TXMethod) String() string { return txMethodNames.Format(m, "TXMethod") }
 
 // TXConfig configures a Transmitter. A nil *TXConfig and zero fields mean
 // the defaults given with each field.

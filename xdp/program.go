@@ -8,6 +8,8 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/pktengine/pktengine/internal/enum"
 )
 
 // Program is pktengine's XDP program on one interface: it redirects to
@@ -143,21 +145,15 @@ const (
 	ActionRedirect Action = 4 // XDP_REDIRECT
 )
 
-func (a Action) String() string {
-	switch a {
-	case ActionAborted:
-		return "XDP_ABORTED"
-	case ActionDrop:
-		return "XDP_DROP"
-	case ActionPass:
-		return "XDP_PASS"
-	case ActionTX:
-		return "XDP_TX"
-	case ActionRedirect:
-		return "XDP_REDIRECT"
-	}
-	return fmt.Sprintf("Action(%d)", uint32(a))
+var actionNames = enum.Names[Action]{
+	ActionAborted:  "XDP_ABORTED",
+	ActionDrop:     "XDP_DROP",
+	ActionPass:     "XDP_PASS",
+	ActionTX:       "XDP_TX",
+	ActionRedirect: "XDP_REDIRECT",
 }
+
+func (a Action) String() string { return actionNames.Format(a, "Action") }
 
 // AttachInfo describes how a Program was attached.
 type AttachInfo struct {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+
+	"github.com/pktengine/pktengine/internal/enum"
 )
 
 // BindMode is how an AF_XDP socket moves frames between the driver and
@@ -25,17 +27,13 @@ const (
 	ModeZeroCopy
 )
 
-func (m BindMode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeCopy:
-		return "copy"
-	case ModeZeroCopy:
-		return "zerocopy"
-	}
-	return fmt.Sprintf("BindMode(%d)", int(m))
+var bindModeNames = enum.Names[BindMode]{
+	ModeAuto:     "auto",
+	ModeCopy:     "copy",
+	ModeZeroCopy: "zerocopy",
 }
+
+func (m BindMode) String() string { return bindModeNames.Format(m, "BindMode") }
 
 // Config configures a Socket and its UMEM. A nil *Config and zero fields
 // mean the defaults given with each field.
