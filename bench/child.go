@@ -13,13 +13,13 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pktengine/pktengine/bpf"
+	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/loadgen"
 	"github.com/pktengine/pktengine/ring"
 )
@@ -213,46 +213,11 @@ func childResponder(ctx context.Context, spec *childSpec, c *childIO) error {
 func udpSnmp() (rcvbuf, inErrors uint64) { return udpSnmpIn("/proc/net") }
 
 // udpSnmpIn reads the same from dir: /proc/net, or /proc/PID/net for the
-// namespace of process PID.
+// namespace of process PID. A file it cannot read (snmp6 without IPv6)
+// counts nothing.
 func udpSnmpIn(dir string) (rcvbuf, inErrors uint64) {
-	if b, err := os.ReadFile(dir + "/snmp"); err == nil {
-		var names []string
-		for line := range strings.Lines(string(b)) {
-			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Udp:" {
-				continue
-			}
-			if names == nil {
-				names = f
-				continue
-			}
-			for i := 1; i < len(f) && i < len(names); i++ {
-				v, _ := strconv.ParseUint(f[i], 10, 64)
-				switch names[i] {
-				case "RcvbufErrors":
-					rcvbuf += v
-				case "InErrors":
-					inErrors += v
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile(dir + "/snmp6"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			f := strings.Fields(line)
-			if len(f) != 2 {
-				continue
-			}
-			v, _ := strconv.ParseUint(f[1], 10, 64)
-			switch f[0] {
-			case "Udp6RcvbufErrors":
-				rcvbuf += v
-			case "Udp6InErrors":
-				inErrors += v
-			}
-		}
-	}
-	return rcvbuf, inErrors
+	c, _ := lab.ReadNetCounters(dir, "snmp", "snmp6")
+	return c["Udp:RcvbufErrors"] + c["Udp6RcvbufErrors"], c["Udp:InErrors"] + c["Udp6InErrors"]
 }
 
 func childGen(ctx context.Context, spec *childSpec, c *childIO) error {

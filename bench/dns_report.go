@@ -135,14 +135,7 @@ type DnsperfStats struct {
 }
 
 // responder returns the named result, or nil.
-func (r *DNSReport) responder(name string) *DNSResponderResult {
-	for i := range r.Responders {
-		if r.Responders[i].Name == name && r.Responders[i].Error == "" {
-			return &r.Responders[i]
-		}
-	}
-	return nil
-}
+func (r *DNSReport) responder(name string) *ResponderResult { return named(r.measured(), name) }
 
 // The goals of issue 12, each from one run.
 const (
@@ -169,7 +162,7 @@ func (r *DNSReport) finish() {
 		}
 	}
 	r.Goals = nil
-	atLeast := func(rr *DNSResponderResult) string {
+	atLeast := func(rr *ResponderResult) string {
 		if rr.GeneratorLimited {
 			return "at least " // it kept up with all the generator could send
 		}
@@ -366,7 +359,7 @@ func (r *DNSReport) WriteSVG(w io.Writer) error {
 }
 
 // measured returns the servers that were measured (no Error), for the
-// latency table and the plot.
+// latency table, the plot and responder.
 func (r *DNSReport) measured() []*ResponderResult {
 	var rs []*ResponderResult
 	for i := range r.Responders {

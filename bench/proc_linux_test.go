@@ -5,6 +5,8 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,4 +79,28 @@ func TestParseBacklogDrops(t *testing.T) {
 	if _, err := readBacklogDrops(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestUDPSnmp: the UDP receive-buffer and error counters add IPv4's
+// (snmp's Udp table, not UdpLite's) and IPv6's, and a missing snmp6 (IPv6
+// disabled) leaves IPv4's.
+func TestUDPSnmp(t *testing.T) {
+	dir := t.TempDir()
+	snmp := "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 100 1 7 90 5 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdpLite: 0 0 50 0 50 0\n"
+	snmp6 := "Udp6InDatagrams                 \t40\nUdp6InErrors                    \t3\nUdp6RcvbufErrors                \t2\n"
+	if err := os.WriteFile(filepath.Join(dir, "snmp"), []byte(snmp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rcv, inErr := udpSnmpIn(dir); rcv != 5 || inErr != 7 {
+		t.Errorf("without snmp6: rcvbuf %d, in errors %d; want 5, 7", rcv, inErr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "snmp6"), []byte(snmp6), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rcv, inErr := udpSnmpIn(dir); rcv != 7 || inErr != 10 {
+		t.Errorf("rcvbuf %d, in errors %d; want 7, 10", rcv, inErr)
+	}
+	// The real files parse too.
+	udpSnmp()
 }

@@ -236,10 +236,14 @@ type Goal struct {
 }
 
 // responder returns the named result, or nil.
-func (r *Report) responder(name string) *ResponderResult {
-	for i := range r.Responders {
-		if r.Responders[i].Name == name && r.Responders[i].Error == "" {
-			return &r.Responders[i]
+func (r *Report) responder(name string) *ResponderResult { return named(r.measured(), name) }
+
+// named returns the result of the responder called name among rs, or nil:
+// the echo and the DNS reports' responder.
+func named(rs []*ResponderResult, name string) *ResponderResult {
+	for _, rr := range rs {
+		if rr.Name == name {
+			return rr
 		}
 	}
 	return nil
@@ -483,7 +487,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // measured returns the responders that were measured (no Error), for the
-// latency table and the plot.
+// latency table, the plot and responder.
 func (r *Report) measured() []*ResponderResult {
 	var rs []*ResponderResult
 	for i := range r.Responders {

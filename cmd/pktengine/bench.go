@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,10 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rps := fs.Bool("rps", false, "steer each side's veth receive processing to its own CPU (RPS) instead of the sending CPU")
 	skipGen := fs.Bool("skip-generators", false, "leave out the comparison of the generators (pktengine gen on each backend, trafgen)")
 	generator := fs.String("generator", "", "pktengine gen's backend in the responder runs: tpacket, xdp or live (default: the fastest in the comparison)")
-	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
-	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
-	outDir := fs.String("out", "", "write bench-<date>.json and bench-<date>.svg into `DIR`")
-	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	out := addOutputFlags(fs, "bench")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,11 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.LossTolerance, cfg.IPv6, cfg.SkipGenerators, cfg.RPS = *loss, *ipv6, *skipGen, *rps
 	cfg.Generator = *generator
 
-	var log io.Writer = stderr
-	if *quiet {
-		log = nil
-	}
-	rep, err := bench.Run(ctx, &cfg, log)
+	rep, err := bench.Run(ctx, &cfg, out.log(stderr))
 	if err != nil {
 		return err
 	}
@@ -66,7 +60,33 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}
-	return writeReport(stdout, rep, *jsonPath, *svgPath, *outDir, "bench-"+time.Now().UTC().Format("2006-01-02T1504"))
+	return writeReport(stdout, rep, out, "bench-"+time.Now().UTC().Format("2006-01-02T1504"))
+}
+
+// outputFlags are the flags bench and bench --dns share: where the report
+// goes besides the table on stdout, and -q.
+type outputFlags struct {
+	jsonPath, svgPath, outDir string
+	quiet                     bool
+}
+
+// addOutputFlags adds --json, --svg, --out (which names its files
+// prefix-<date>) and -q to fs.
+func addOutputFlags(fs *flag.FlagSet, prefix string) *outputFlags {
+	o := &outputFlags{}
+	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to `FILE`")
+	fs.StringVar(&o.svgPath, "svg", "", "also write the plot as SVG to `FILE`")
+	fs.StringVar(&o.outDir, "out", "", "write "+prefix+"-<date>.json and "+prefix+"-<date>.svg into `DIR`")
+	fs.BoolVar(&o.quiet, "q", false, "no progress lines on stderr")
+	return o
+}
+
+// log returns where the progress lines go: stderr, or nowhere with -q.
+func (o *outputFlags) log(stderr io.Writer) io.Writer {
+	if o.quiet {
+		return nil
+	}
+	return stderr
 }
 
 // report is a bench.Report or a bench.DNSReport.
@@ -77,9 +97,9 @@ type report interface {
 }
 
 // writeReport writes rep as the flags --json, --svg and --out ask: as JSON
-// to jsonPath and as SVG to svgPath unless they are empty, and with Save
-// into outDir under name unless outDir is empty, saying so on stdout.
-func writeReport(stdout io.Writer, rep report, jsonPath, svgPath, outDir, name string) error {
+// to o.jsonPath and as SVG to o.svgPath unless they are empty, and with
+// Save into o.outDir under name unless it is empty, saying so on stdout.
+func writeReport(stdout io.Writer, rep report, o *outputFlags, name string) error {
 	write := func(path string, fn func(io.Writer) error) error {
 		if path == "" {
 			return nil
@@ -94,14 +114,14 @@ func writeReport(stdout io.Writer, rep report, jsonPath, svgPath, outDir, name s
 		}
 		return f.Close()
 	}
-	if err := write(jsonPath, rep.WriteJSON); err != nil {
+	if err := write(o.jsonPath, rep.WriteJSON); err != nil {
 		return err
 	}
-	if err := write(svgPath, rep.WriteSVG); err != nil {
+	if err := write(o.svgPath, rep.WriteSVG); err != nil {
 		return err
 	}
-	if outDir != "" {
-		j, s, err := rep.Save(outDir, name)
+	if o.outDir != "" {
+		j, s, err := rep.Save(o.outDir, name)
 		if err != nil {
 			return err
 		}

@@ -19,9 +19,8 @@ func isDNSBench(args []string) bool {
 
 // benchDNSArgs is a bench --dns command line, parsed.
 type benchDNSArgs struct {
-	cfg                       bench.DNSConfig
-	jsonPath, svgPath, outDir string
-	quiet                     bool
+	cfg bench.DNSConfig
+	out *outputFlags
 }
 
 func parseBenchDNS(args []string, stderr io.Writer) (*benchDNSArgs, error) {
@@ -38,10 +37,7 @@ func parseBenchDNS(args []string, stderr io.Writer) (*benchDNSArgs, error) {
 	knotd := fs.String("knotd", "", "the knotd binary (default: knotd on $PATH or in /usr/sbin)")
 	dnsperf := fs.String("dnsperf", "", "the dnsperf binary (default: dnsperf on $PATH)")
 	skipDnsperf := fs.Bool("skip-dnsperf", false, "leave out the dnsperf runs")
-	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
-	svgPath := fs.String("svg", "", "also write the plot as SVG to `FILE`")
-	outDir := fs.String("out", "", "write bench-dns-<date>.json and bench-dns-<date>.svg into `DIR`")
-	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	out := addOutputFlags(fs, "bench-dns")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -65,7 +61,7 @@ func parseBenchDNS(args []string, stderr io.Writer) (*benchDNSArgs, error) {
 	}
 	cfg.Dnsd, cfg.Knotd, cfg.Dnsperf = *dnsd, *knotd, *dnsperf
 	cfg.SkipDnsperf = cfg.SkipDnsperf || *skipDnsperf
-	return &benchDNSArgs{cfg: cfg, jsonPath: *jsonPath, svgPath: *svgPath, outDir: *outDir, quiet: *quiet}, nil
+	return &benchDNSArgs{cfg: cfg, out: out}, nil
 }
 
 func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,11 +69,7 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	var log io.Writer = stderr
-	if a.quiet {
-		log = nil
-	}
-	rep, err := bench.RunDNS(ctx, &a.cfg, log)
+	rep, err := bench.RunDNS(ctx, &a.cfg, a.out.log(stderr))
 	if rep == nil {
 		return err
 	}
@@ -88,5 +80,5 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	return writeReport(stdout, rep, a.jsonPath, a.svgPath, a.outDir, "")
+	return writeReport(stdout, rep, a.out, "")
 }

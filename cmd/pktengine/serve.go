@@ -22,13 +22,7 @@ import (
 // prefixList is a repeatable --addr flag.
 type prefixList []netip.Prefix
 
-func (l *prefixList) String() string {
-	s := make([]string, len(*l))
-	for i, p := range *l {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
+func (l *prefixList) String() string { return joinValues(*l) }
 
 // Set accepts an address ("198.18.0.10") or a prefix ("198.18.0.10/24").
 func (l *prefixList) Set(v string) error {
@@ -47,10 +41,13 @@ func (l *prefixList) Set(v string) error {
 // groupList is a repeatable --join flag.
 type groupList []netip.Addr
 
-func (l *groupList) String() string {
-	s := make([]string, len(*l))
-	for i, g := range *l {
-		s[i] = g.String()
+func (l *groupList) String() string { return joinValues(*l) }
+
+// joinValues is a repeatable flag's String: its values, comma-separated.
+func joinValues[T fmt.Stringer](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.String()
 	}
 	return strings.Join(s, ",")
 }

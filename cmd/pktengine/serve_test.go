@@ -83,16 +83,35 @@ func (s *server) stop(t *testing.T) error {
 	}
 }
 
+// stat runs `pktengine stat args...` against s's stat socket and returns
+// what it printed; it fails the test unless stat exits 0.
+func (s *server) stat(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := append([]string{"stat"}, args...)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(cmd, "--control", s.sock), &out, &errb); code != 0 {
+		t.Fatalf("%s: exit %d: %s", strings.Join(cmd, " "), code, errb.String())
+	}
+	return out.String()
+}
+
+// echoes sends "TEST" to the echo port (7) on l's host B from host A n
+// times, one at a time, and fails the test (saying what, "echo" or a
+// longer name of the step) unless every one comes back.
+func echoes(t *testing.T, l *lab.Lab, n int, what string) {
+	t.Helper()
+	for range n {
+		if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
+			t.Fatalf("%s: %q, %v", what, got, err)
+		}
+	}
+}
+
 func TestServeEchoAndFinalCounters(t *testing.T) {
 	l := labtest.New(t, nil)
 	pcapFile := filepath.Join(t.TempDir(), "rx.pcap")
 	s := startServe(t, l.B(), "--echo", "7", "--pcap", pcapFile)
-	for i := 0; i < 3; i++ {
-		got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST")
-		if err != nil || got != "TEST" {
-			t.Fatalf("echo: %q, %v", got, err)
-		}
-	}
+	echoes(t, l, 3, "echo")
 	if err := s.stop(t); err != nil {
 		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
 	}
@@ -123,22 +142,16 @@ func TestServeStatJSONAndMetrics(t *testing.T) {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
 
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"stat", "--json", "--control", s.sock}, &out, &errb); code != 0 {
-		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
-	}
+	out := s.stat(t, "--json")
 	for _, want := range []string{`"Service": "echo"`, `"Service": "chargen"`, `"InDatagrams": 1`, `"Owned": true`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat --json lacks %s:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat --json lacks %s:\n%s", want, out)
 		}
 	}
-	out.Reset()
-	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
-		t.Fatalf("stat: exit %d: %s", code, errb.String())
-	}
+	out = s.stat(t)
 	for _, want := range []string{"Local Address", "*:7", "echo", "*:19", "chargen", "Udp:", "1 packets received"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat lacks %q:\n%s", want, out)
 		}
 	}
 
@@ -239,21 +252,18 @@ func TestServeJoinAndVLAN(t *testing.T) {
 			t.Fatalf("sending to %v: %v", g, err)
 		}
 	}
-	var out, errb bytes.Buffer
+	var out string
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		out.Reset()
-		if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
-			t.Fatalf("stat: exit %d: %s", code, errb.String())
-		}
-		if strings.Contains(out.String(), "2 packets received") || time.Now().After(deadline) {
+		out = s.stat(t)
+		if strings.Contains(out, "2 packets received") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, want := range []string{"2 packets received", "\nGroup ", g4.String(), g6.String(), "multicast: "} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat lacks %q:\n%s", want, out)
 		}
 	}
 	if err := s.stop(t); err != nil {
@@ -266,9 +276,8 @@ func TestServeJoinAndVLAN(t *testing.T) {
 	}
 
 	s = startServe(t, b, "--vlan", "100", "--echo", "7")
-	out.Reset()
-	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 || !strings.Contains(out.String(), "; VLAN 100") {
-		t.Errorf("stat (exit %d) does not name the VLAN:\n%s", code, out.String())
+	if out := s.stat(t); !strings.Contains(out, "; VLAN 100") {
+		t.Errorf("stat does not name the VLAN:\n%s", out)
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatalf("serve --vlan exited with %v\nstderr: %s", err, s.stderr.String())
@@ -311,11 +320,7 @@ func TestServeDropsPrivileges(t *testing.T) {
 	if f := ids["Groups"]; len(f) != 1 || f[0] != u.Gid {
 		t.Fatalf("engine keeps supplementary groups %q, want only %s", f, u.Gid)
 	}
-	for i := 0; i < 3; i++ {
-		if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(l.B().IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
-			t.Fatalf("echo after dropping privileges: %q, %v", got, err)
-		}
-	}
+	echoes(t, l, 3, "echo after dropping privileges")
 	if err := s.stop(t); err != nil {
 		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
 	}
@@ -350,10 +355,6 @@ func TestServeUsage(t *testing.T) {
 
 func TestServeErrors(t *testing.T) {
 	l := labtest.New(t, nil)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)
@@ -372,17 +373,9 @@ func TestServeErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--control", ""}, tc.args...)
-			cmd := l.B().Command(context.Background(), self, args...)
-			cmd.Env = append(os.Environ(), beMain+"=1")
+			cmd := pktengineIn(context.Background(), t, l.B(), args...)
 			if tc.asUser {
-				// Enter B's namespace as root, then become nobody with
-				// no capabilities left (setpriv, util-linux) and run
-				// the engine from a copy nobody may execute.
-				setpriv := labtest.NeedTool(t, "setpriv")
-				cmd = l.B().Command(context.Background(), setpriv, append([]string{
-					"--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups", "--inh-caps=-all",
-					copyExecutable(t, self)}, args...)...)
-				cmd.Env = append(os.Environ(), beMain+"=1")
+				cmd = pktengineAsNobody(context.Background(), t, l.B(), labtest.NeedTool(t, "setpriv"), nobody, args...)
 			}
 			var errb bytes.Buffer
 			cmd.Stderr = &errb
@@ -406,6 +399,23 @@ func TestServeErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pktengineAsNobody is pktengineIn for a user without privileges: it
+// enters h's namespace as root, then becomes nobody with no capabilities
+// left (setpriv, util-linux, at the path setpriv) and runs the command
+// from a copy of this test binary that nobody may execute.
+func pktengineAsNobody(ctx context.Context, t *testing.T, h *lab.Host, setpriv string, nobody *user.User, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(ctx, setpriv, append([]string{
+		"--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups", "--inh-caps=-all",
+		copyExecutable(t, self)}, args...)...)
+	cmd.Env = append(os.Environ(), beMain+"=1")
+	return cmd
 }
 
 // copyExecutable copies the test binary into a directory every user may

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
-	"os"
 	"os/exec"
 	"os/user"
 	"strings"
@@ -24,27 +22,17 @@ func TestServeXDP(t *testing.T) {
 	l := labtest.New(t, nil)
 	b := l.B()
 	s := startServe(t, b, "--backend", "xdp", "--echo", "7", "--metrics", "127.0.0.1:9478")
-	for range 3 {
-		if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(b.IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
-			t.Fatalf("echo: %q, %v", got, err)
-		}
-	}
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"stat", "--control", s.sock}, &out, &errb); code != 0 {
-		t.Fatalf("stat: exit %d: %s", code, errb.String())
-	}
+	echoes(t, l, 3, "echo")
+	out := s.stat(t)
 	for _, want := range []string{"AF_XDP, copy mode", "AF_XDP:", "3 received", "queue 0: copy mode"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat lacks %q:\n%s", want, out)
 		}
 	}
-	out.Reset()
-	if code := run(context.Background(), []string{"stat", "--json", "--control", s.sock}, &out, &errb); code != 0 {
-		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
-	}
+	out = s.stat(t, "--json")
 	for _, want := range []string{`"Backend": "xdp"`, `"Mode": "copy"`, `"Received": 3`, `"FrameCount": 4096`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat --json lacks %s:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat --json lacks %s:\n%s", want, out)
 		}
 	}
 	var body string
@@ -70,7 +58,14 @@ func TestServeXDP(t *testing.T) {
 	if !strings.Contains(s.stdout.String(), "3 packets sent") || strings.Contains(s.stdout.String(), "WARNING") {
 		t.Errorf("final counters:\n%s", s.stdout.String())
 	}
-	if o, err := b.Command(context.Background(), "ip", "link", "show", "dev", b.Iface).CombinedOutput(); err != nil || strings.Contains(string(o), "xdp") {
+	noXDPProgram(t, b)
+}
+
+// noXDPProgram fails the test if h's interface still has an XDP program
+// (once serve has exited, it must have taken its program away).
+func noXDPProgram(t *testing.T, h *lab.Host) {
+	t.Helper()
+	if o, err := h.Command(context.Background(), "ip", "link", "show", "dev", h.Iface).CombinedOutput(); err != nil || strings.Contains(string(o), "xdp") {
 		t.Errorf("after serve exited: %v\n%s", err, o)
 	}
 }
@@ -111,10 +106,6 @@ func TestServeXDPUsage(t *testing.T) {
 // TestServeXDPErrors: where AF_XDP cannot run, serve exits 1 with the
 // cause, and never falls back to TPACKET.
 func TestServeXDPErrors(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name string
 		lab  *lab.Config
@@ -128,8 +119,7 @@ func TestServeXDPErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := labtest.New(t, tc.lab)
-			cmd := l.B().Command(context.Background(), self, append([]string{"serve", "--control", "", "--iface", "veth0"}, tc.args...)...)
-			cmd.Env = append(os.Environ(), beMain+"=1")
+			cmd := pktengineIn(context.Background(), t, l.B(), append([]string{"serve", "--control", "", "--iface", "veth0"}, tc.args...)...)
 			var errb bytes.Buffer
 			cmd.Stderr = &errb
 			err := cmd.Run()
@@ -151,26 +141,17 @@ func TestServeXDPDropsPrivileges(t *testing.T) {
 	}
 	b := l.B()
 	s := startServe(t, b, "--backend", "xdp", "--echo", "7", "--user", "nobody")
-	for range 3 {
-		if got, err := labtest.RoundTrip(t, l.A(), netip.AddrPortFrom(b.IPv4.Addr(), 7), "TEST"); err != nil || got != "TEST" {
-			t.Fatalf("echo after dropping privileges: %q, %v", got, err)
-		}
-	}
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"stat", "--json", "--control", s.sock}, &out, &errb); code != 0 {
-		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
-	}
+	echoes(t, l, 3, "echo after dropping privileges")
+	out := s.stat(t, "--json")
 	for _, want := range []string{`"Received": 3`, `"Steered": 3`, `"Backend": "xdp"`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stat --json after dropping privileges lacks %s:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("stat --json after dropping privileges lacks %s:\n%s", want, out)
 		}
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatalf("serve exited with %v\nstderr: %s", err, s.stderr.String())
 	}
-	if o, err := b.Command(context.Background(), "ip", "link", "show", "dev", b.Iface).CombinedOutput(); err != nil || strings.Contains(string(o), "xdp") {
-		t.Errorf("after serve exited: %v\n%s", err, o)
-	}
+	noXDPProgram(t, b)
 }
 
 // TestServeXDPNotPermitted: without the capabilities XDP needs, serve
@@ -185,13 +166,7 @@ func TestServeXDPNotPermitted(t *testing.T) {
 	if err != nil {
 		t.Skip("setpriv (util-linux) is not installed")
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := l.B().Command(context.Background(), setpriv, "--reuid="+nobody.Uid, "--regid="+nobody.Gid, "--clear-groups", "--inh-caps=-all",
-		copyExecutable(t, self), "serve", "--control", "", "--iface", "veth0", "--backend", "xdp")
-	cmd.Env = append(os.Environ(), beMain+"=1")
+	cmd := pktengineAsNobody(context.Background(), t, l.B(), setpriv, nobody, "serve", "--control", "", "--iface", "veth0", "--backend", "xdp")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	err = cmd.Run()

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -11,20 +13,34 @@ import (
 // the two-line tables of snmp and netstat as "Ip:ReasmOKs",
 // "IpExt:ReasmOverlaps", snmp6's lines as they are ("Ip6ReasmOKs").
 func (h *Host) NetCounters(files ...string) (map[string]uint64, error) {
-	out := map[string]uint64{}
+	var out map[string]uint64
 	err := h.Do(func() error {
-		for _, f := range files {
-			// thread-self: /proc/net follows the process's first
-			// thread, which is in another namespace.
-			b, err := os.ReadFile("/proc/thread-self/net/" + f)
-			if err != nil {
-				return err
-			}
-			parseNetCounters(string(b), out)
-		}
-		return nil
+		// thread-self: /proc/net follows the process's first thread,
+		// which is in another namespace.
+		var err error
+		out, err = ReadNetCounters("/proc/thread-self/net", files...)
+		return err
 	})
 	return out, err
+}
+
+// ReadNetCounters reads the counters of files in dir as NetCounters
+// does, for a namespace the caller names by its directory: /proc/net for
+// the calling process's, /proc/PID/net for process PID's. A file it
+// cannot read is left out, and its error returned with the counters of
+// the others.
+func ReadNetCounters(dir string, files ...string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	var errs []error
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		parseNetCounters(string(b), out)
+	}
+	return out, errors.Join(errs...)
 }
 
 // parseNetCounters adds the counters of one /proc/net file to out.
