@@ -243,13 +243,7 @@ func TestDecodeMutations(t *testing.T) {
 	for _, s := range samples {
 		checkDecode(t, s.frame)
 	}
-	n := 20000
-	if testing.Short() {
-		n = 2000
-	}
-	for i := range n {
-		s := samples[i%len(samples)]
-		g := mutate(rng, s.frame)
+	for s, g := range mutations(rng, samples) {
 		t.Run("", func(t *testing.T) {
 			defer func() {
 				if e := recover(); e != nil {

@@ -221,13 +221,7 @@ func TestGopacketDifferential(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) { checkGopacket(t, s.frame) })
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	n := 20000
-	if testing.Short() {
-		n = 2000
-	}
-	for i := range n {
-		s := samples[i%len(samples)]
-		g := mutate(rng, s.frame)
+	for s, g := range mutations(rng, samples) {
 		checkGopacket(t, g)
 		if t.Failed() {
 			t.Fatalf("sample %s mutated to %x", s.name, g)

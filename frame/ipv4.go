@@ -228,22 +228,20 @@ func (b IPv4) SetTotalLengthChecksummed(n uint16) {
 // SetSourceChecksummed sets the source address and updates the header
 // checksum incrementally. It leaves a transport checksum alone: see
 // UDP.UpdateChecksumPseudoHeaderAddress or Packet.SetSrcChecksummed.
-func (b IPv4) SetSourceChecksummed(a netip.Addr) {
-	old := binary.BigEndian.Uint32(b[ipv4Src:])
-	a4 := a.As4()
-	nw := binary.BigEndian.Uint32(a4[:])
-	b.SetChecksum(proto.Update32(b.Checksum(), old, nw))
-	binary.BigEndian.PutUint32(b[ipv4Src:], nw)
-}
+func (b IPv4) SetSourceChecksummed(a netip.Addr) { b.setAddressChecksummed(ipv4Src, a) }
 
 // SetDestinationChecksummed sets the destination address and updates the
 // header checksum incrementally.
-func (b IPv4) SetDestinationChecksummed(a netip.Addr) {
-	old := binary.BigEndian.Uint32(b[ipv4Dst:])
+func (b IPv4) SetDestinationChecksummed(a netip.Addr) { b.setAddressChecksummed(ipv4Dst, a) }
+
+// setAddressChecksummed writes a into the address field at off (ipv4Src
+// or ipv4Dst) and updates the header checksum incrementally.
+func (b IPv4) setAddressChecksummed(off int, a netip.Addr) {
+	old := binary.BigEndian.Uint32(b[off:])
 	a4 := a.As4()
 	nw := binary.BigEndian.Uint32(a4[:])
 	b.SetChecksum(proto.Update32(b.Checksum(), old, nw))
-	binary.BigEndian.PutUint32(b[ipv4Dst:], nw)
+	binary.BigEndian.PutUint32(b[off:], nw)
 }
 
 // SwapAddresses exchanges source and destination. The header checksum

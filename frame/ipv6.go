@@ -136,12 +136,15 @@ func (b IPv6) SetNextHeader(v uint8) { b[ipv6NextHeader] = v }
 func (b IPv6) SetHopLimit(v uint8) { b[ipv6HopLimit] = v }
 
 // SetSource sets the source address (its 16-byte form).
-func (b IPv6) SetSource(a netip.Addr) { a16 := a.As16(); copy(b[ipv6Src:ipv6Src+16], a16[:]) }
+func (b IPv6) SetSource(a netip.Addr) { b.setAddress(ipv6Src, a) }
 
 // SetDestination sets the destination address (its 16-byte form).
-func (b IPv6) SetDestination(a netip.Addr) {
+func (b IPv6) SetDestination(a netip.Addr) { b.setAddress(ipv6Dst, a) }
+
+// setAddress writes a into the address field at off (ipv6Src or ipv6Dst).
+func (b IPv6) setAddress(off int, a netip.Addr) {
 	a16 := a.As16()
-	copy(b[ipv6Dst:ipv6Dst+16], a16[:])
+	copy(b[off:off+16], a16[:])
 }
 
 // SwapAddresses exchanges source and destination.

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -175,6 +176,24 @@ func neighborSolicitation(t testing.TB, src, target netip.Addr, withSLLA bool) [
 	}
 	m.SetChecksum(m.CalculateChecksum(ip.PseudoHeaderSum(proto.IPProtoICMPv6, uint32(msgLen))))
 	return buf
+}
+
+// mutations yields deterministic random damage of the samples, taken in
+// turn, each with the sample it came from: 20,000 frames, 2,000 with
+// -short. rng is drawn from only by mutate, in order.
+func mutations(rng *rand.Rand, samples []sample) iter.Seq2[sample, []byte] {
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	return func(yield func(sample, []byte) bool) {
+		for i := range n {
+			s := samples[i%len(samples)]
+			if !yield(s, mutate(rng, s.frame)) {
+				return
+			}
+		}
+	}
 }
 
 // mutate returns a damaged copy of f: bit flips, a byte set to a boundary

@@ -10,10 +10,7 @@ import (
 // datagrams of both families, the eviction path under a flood, timeouts
 // and their reports, and the fragmenter writing the fragments.
 func TestZeroAllocs(t *testing.T) {
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	now := t0
 	type prepared struct {
 		b []byte

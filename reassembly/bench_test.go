@@ -13,10 +13,7 @@ import (
 // the cost per fragment beside the cost per datagram. With reverse, the
 // fragments arrive last first.
 func benchReassemble(b *testing.B, s *frame.UDPSpec, mtu int, reverse bool) {
-	r, err := New(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := mustNew(b, nil)
 	frags := fragments(b, s, mtu, 1)
 	ps := make([]frame.Packet, len(frags))
 	for i, f := range frags {
@@ -64,10 +61,7 @@ func BenchmarkReassembleReverse(b *testing.B) {
 // BenchmarkFlood is the cost of one random fragment from a random source
 // when memory is full: a new queue, an eviction, the copy.
 func BenchmarkFlood(b *testing.B) {
-	r, err := New(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := mustNew(b, nil)
 	fl := newFlooder(1, 0, false)
 	var p frame.Packet
 	now := time.Now()

@@ -120,10 +120,7 @@ func FuzzReassembly(f *testing.F) {
 // reference, comparing everything after every step, and returns the
 // Reassembler's final counters.
 func runOps(t testing.TB, ops []byte) Stats {
-	r, err := New(&Config{MemoryLimit: MinMemoryLimit, MaxDatagrams: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, &Config{MemoryLimit: MinMemoryLimit, MaxDatagrams: 3})
 	ref := newRef(r)
 	now := t0
 	var out []*Datagram

@@ -139,11 +139,17 @@ type tester struct {
 
 func newTester(t testing.TB, cfg *Config) *tester {
 	t.Helper()
+	return &tester{t: t, r: mustNew(t, cfg), now: t0}
+}
+
+// mustNew is New for a test: an error fails it.
+func mustNew(t testing.TB, cfg *Config) *Reassembler {
+	t.Helper()
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tester{t: t, r: r, now: t0}
+	return r
 }
 
 func (x *tester) add(b []byte) Result {
@@ -179,6 +185,15 @@ func payload(n int, seed byte) []byte {
 		b[i] = byte(i*7+i>>8) ^ seed
 	}
 	return b
+}
+
+// addrs returns the test's source and destination addresses of one
+// family: a4 and b4, or a6 and b6.
+func addrs(v6 bool) (src, dst netip.Addr) {
+	if v6 {
+		return a6, b6
+	}
+	return a4, b4
 }
 
 // udpSpec returns a UDP datagram spec with n bytes of data.

@@ -119,15 +119,9 @@ func floodedDatagram(t *testing.T, r *Reassembler, fl *flooder, frags [][]byte, 
 // stays within the limit and nothing is allocated.
 func TestFloodManySources(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		r, err := New(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustNew(t, nil)
 		fl := newFlooder(1, 0, v6)
-		src, dst := a4, b4
-		if v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(v6)
 		s := udpSpec(src, dst, frame.MaxUDPPayloadIPv4, 1)
 		ratio := (len(r.queues) - 1) / 2
 		var ms0, ms1 runtime.MemStats
@@ -164,15 +158,9 @@ func TestFloodManySources(t *testing.T) {
 // completes however many flood fragments come between its fragments.
 func TestFloodOneSource(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		r, err := New(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustNew(t, nil)
 		fl := newFlooder(2, 1, v6)
-		src, dst := a4, b4
-		if v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(v6)
 		s := udpSpec(src, dst, 20000, 2)
 		frags := fragments(t, s, 1500, 5)
 		if !floodedDatagram(t, r, fl, frags, 20000, t0, s) {
@@ -191,10 +179,7 @@ func TestFloodOneSource(t *testing.T) {
 // TestFloodFewSources: seven sources flooding together still leave room:
 // each holds at most its eighth, so the other datagrams are never evicted.
 func TestFloodFewSources(t *testing.T) {
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	fl := newFlooder(3, 7, false)
 	s := udpSpec(a4, b4, 30000, 3)
 	frags := fragments(t, s, 1500, 1)

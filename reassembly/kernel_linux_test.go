@@ -127,10 +127,7 @@ func TestKernelAgrees(t *testing.T) {
 			}
 
 			// The model.
-			r, err := New(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustNew(t, nil)
 			var want [][]byte
 			var outcomes []Outcome
 			for _, f := range frames {
@@ -206,10 +203,7 @@ func TestKernelDeviation(t *testing.T) {
 		rawFrag{src: a.IPv4.Addr(), dst: b.IPv4.Addr(), id: 7, more: true, data: make([]byte, 32), macs: macs}.build(),
 		rawFrag{src: a.IPv4.Addr(), dst: b.IPv4.Addr(), id: 7, off: 65512, data: make([]byte, 16), macs: macs}.build(),
 	}
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	var outcomes []Outcome
 	for _, f := range frames {
 		var p frame.Packet
@@ -247,10 +241,7 @@ func TestKernelTimeout(t *testing.T) {
 		first := rawFrag{src: src, dst: dst, id: 1, more: true, data: make([]byte, 64), macs: macs}.build()
 		later := rawFrag{src: src, dst: dst, id: 2, off: 64, more: true, data: make([]byte, 64), macs: macs}.build()
 
-		r, err := New(&Config{TimeoutIPv4: time.Second, TimeoutIPv6: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustNew(t, &Config{TimeoutIPv4: time.Second, TimeoutIPv6: time.Second})
 		for _, f := range [][]byte{first, later} {
 			var p frame.Packet
 			p.Decode(f)
@@ -308,10 +299,7 @@ func TestReassembleKernelFragments(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	rx := labRX(t, a)
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	for _, fam := range []int{4, 6} {
 		src, dst, network := b.IPv4.Addr(), a.IPv4.Addr(), "udp4"
 		if fam == 6 {
@@ -470,10 +458,7 @@ func TestEchoToKernel(t *testing.T) {
 	a, b := l.A(), l.B()
 	rx := labRX(t, b)
 	tx := labTX(t, b)
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	ids := frame.NewFragmentIDs()
 	for _, fam := range []struct {
 		network        string

@@ -15,10 +15,7 @@ func TestInOrder(t *testing.T) {
 	for _, fam := range []string{"ipv4", "ipv6"} {
 		for _, n := range []int{1473, 2953, 8192, 32768, frame.MaxUDPPayloadIPv4} {
 			x := newTester(t, nil)
-			src, dst := a4, b4
-			if fam == "ipv6" {
-				src, dst = a6, b6
-			}
+			src, dst := addrs(fam == "ipv6")
 			s := udpSpec(src, dst, n, byte(n))
 			frags := fragments(t, s, 1500, 0xdeadbeef)
 			for i, f := range frags {
@@ -181,10 +178,7 @@ func TestDuplicate(t *testing.T) {
 // Linux since 4.20 for IPv4 too), and later fragments start afresh.
 func TestOverlap(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		src, dst := a4, b4
-		if v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(v6)
 		d := payload(64, 1)
 		frag := func(off, n int, more bool) []byte {
 			return rawFrag{src: src, dst: dst, id: 9, off: off, more: more, data: d[off : off+n]}.build()
@@ -224,10 +218,7 @@ func TestOverlap(t *testing.T) {
 func TestInconsistent(t *testing.T) {
 	d := payload(64, 2)
 	for _, v6 := range []bool{false, true} {
-		src, dst := a4, b4
-		if v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(v6)
 		frag := func(off, n int, more bool) []byte {
 			return rawFrag{src: src, dst: dst, id: 3, off: off, more: more, data: d[off : off+n]}.build()
 		}

@@ -17,10 +17,7 @@ func TestTimeout(t *testing.T) {
 		v6      bool
 		timeout time.Duration
 	}{{false, DefaultTimeoutIPv4}, {true, DefaultTimeoutIPv6}} {
-		src, dst := a4, b4
-		if c.v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(c.v6)
 		x := newTester(t, nil)
 		first := rawFrag{src: src, dst: dst, id: 1, more: true, data: payload(1600, 1), vlan: 7}.build()
 		x.want(first, Held)
@@ -113,10 +110,7 @@ func TestECN(t *testing.T) {
 		{notECT, ect0, 0xff}, {ect1, notECT, 0xff}, {notECT, ce, 0xff},
 	} {
 		for _, v6 := range []bool{false, true} {
-			src, dst := a4, b4
-			if v6 {
-				src, dst = a6, b6
-			}
+			src, dst := addrs(v6)
 			x := newTester(t, nil)
 			d := payload(32, 1)
 			x.want(rawFrag{src: src, dst: dst, id: 1, more: true, data: d[:16], tos: 0xb8 | c.a}.build(), Held)
@@ -270,10 +264,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
-	r, err := New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustNew(t, nil)
 	st := r.Stats()
 	if st.MemoryLimit > DefaultMemoryLimit || st.MemoryLimit < DefaultMemoryLimit*3/4 || len(r.queues)-1 != 1024 {
 		t.Errorf("default: %d bytes of pages, %d queues", st.MemoryLimit, len(r.queues)-1)
@@ -288,10 +279,7 @@ func TestPadded(t *testing.T) {
 	x := newTester(t, nil)
 	d := payload(16, 8)
 	for _, v6 := range []bool{false, true} {
-		src, dst := a4, b4
-		if v6 {
-			src, dst = a6, b6
-		}
+		src, dst := addrs(v6)
 		f1 := rawFrag{src: src, dst: dst, id: 1, more: true, data: d[:8]}.build()
 		f2 := rawFrag{src: src, dst: dst, id: 1, off: 8, data: d[8:]}.build()
 		x.want(append(f1, make([]byte, 40)...), Held)
