@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -734,15 +733,9 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 	if _, err := b.Sysctl("net.ipv6.conf.default.accept_dad", "0"); err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{
-		"link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 " +
-			"mcast_query_interval 200 mcast_query_response_interval 100 mcast_membership_interval 500 " +
-			"mcast_last_member_interval 50 mcast_startup_query_interval 100",
-		"link set " + b.Iface + " master br0",
-		"link set br0 up",
-	} {
-		labtest.Run(t, b, "ip", strings.Fields(cmd)...)
-	}
+	labtest.Bridge(t, b, "br0", "mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 "+
+		"mcast_query_interval 200 mcast_query_response_interval 100 mcast_membership_interval 500 "+
+		"mcast_last_member_interval 50 mcast_startup_query_interval 100")
 	e := openLabEngine(t, a, nil)
 	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
 	if err != nil {
@@ -756,7 +749,7 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 		t.Helper()
 		var have []string
 		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if have = mdbGroups(t, b, b.Iface); ok(have) {
+			if have = labtest.BridgeGroups(t, b, "br0"); ok(have) {
 				return have
 			}
 		}
@@ -774,7 +767,7 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 	waitMDB("after the joins", 5*time.Second, containsAll)
 	// Past two membership intervals: only answered queries keep them.
 	time.Sleep(10 * time.Second)
-	if have := mdbGroups(t, b, b.Iface); !containsAll(have) {
+	if have := labtest.BridgeGroups(t, b, "br0"); !containsAll(have) {
 		t.Errorf("after 10 s of queries: the bridge's groups %q, want %q", have, want)
 	}
 	must(t, p.LeaveGroup(labGroup4))
@@ -782,37 +775,6 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 	if c := e.Counters().Multicast; c.IGMPQueries == 0 || c.MLDQueries == 0 || c.InvalidQueries != 0 {
 		t.Errorf("counters %+v", c)
 	}
-}
-
-// mdbGroups lists the bridge br0's group database entries on port as
-// "group" or "group src source".
-func mdbGroups(t *testing.T, h *lab.Host, port string) []string {
-	t.Helper()
-	out := labtest.Run(t, h, "bridge", "-j", "mdb", "show", "dev", "br0")
-	var mdb []struct {
-		MDB []struct {
-			Port string `json:"port"`
-			Grp  string `json:"grp"`
-			Src  string `json:"src"`
-		} `json:"mdb"`
-	}
-	if err := json.Unmarshal([]byte(out), &mdb); err != nil {
-		t.Fatalf("bridge mdb: %v\n%s", err, out)
-	}
-	var groups []string
-	for _, d := range mdb {
-		for _, e := range d.MDB {
-			if e.Port != port {
-				continue
-			}
-			g := e.Grp
-			if e.Src != "" {
-				g += " src " + e.Src
-			}
-			groups = append(groups, g)
-		}
-	}
-	return groups
 }
 
 // TestLabVLAN: tagged frames, written by a raw socket in the peer's
