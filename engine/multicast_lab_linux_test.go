@@ -786,7 +786,7 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 func TestLabVLAN(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	tx := labtest.Open(t, b, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
+	tx := labtest.Open(t, b, openLabTX)
 	capt := startPeerCapture(t, b, a.MAC)
 	// B's kernel answers the echo replies with port unreachable: let it
 	// not ask for the engine's MAC address first.
