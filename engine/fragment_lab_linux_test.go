@@ -15,7 +15,6 @@ import (
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
-	"github.com/pktengine/pktengine/ring"
 )
 
 // The fragment path against the kernel: the kernel fragments what its
@@ -333,6 +332,3 @@ func fragmentsFor(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst netip.
 	}
 	return out
 }
-
-// openLabTX opens a transmit ring for a test's hand-made frames.
-func openLabTX(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) }

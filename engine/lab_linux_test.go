@@ -52,6 +52,10 @@ func countersWhen(e *Engine, timeout time.Duration, done func(c *Counters) bool)
 	}
 }
 
+// openLabTX opens a transmit ring for a test's hand-made frames, for
+// labtest.Open.
+func openLabTX(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) }
+
 // capture records the frames arriving at h from mac, with a ring of its
 // own, until the test ends.
 type capture struct {
@@ -320,7 +324,7 @@ func TestLabNoAllocs(t *testing.T) {
 	if _, err := e.HandleService(netip.AddrPortFrom(netip.Addr{}, 7), Echo); err != nil {
 		t.Fatal(err)
 	}
-	tx := labtest.Open(t, b, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
+	tx := labtest.Open(t, b, openLabTX)
 	req := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(a.IPv4.Addr(), 7), []byte("TEST"),
 		func(s *frame.UDPSpec) {
 			s.SrcMAC = frame.MAC(b.MAC)

@@ -21,7 +21,6 @@ import (
 	"github.com/pktengine/pktengine/frame"
 	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
-	"github.com/pktengine/pktengine/ring"
 	"github.com/pktengine/pktengine/xdp"
 )
 
@@ -82,15 +81,7 @@ func openXDP(t *testing.T, h *lab.Host, cfg *Config) (*Engine, error) {
 		c = *cfg
 	}
 	c.Backend = BackendXDP
-	var e *Engine
-	err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		e, err = Open(ifi, &c)
-		return err
-	})
+	e, err := lab.OnInterface(h, func(ifi *net.Interface) (*Engine, error) { return Open(ifi, &c) })
 	if err == nil {
 		t.Cleanup(func() { e.Close() })
 	}
@@ -120,40 +111,6 @@ func xdpAttached(t *testing.T, h *lab.Host, iface string) bool {
 		t.Fatalf("ip link show: %v %s", err, out)
 	}
 	return strings.Contains(string(out), "xdp")
-}
-
-// rawTX opens a transmit ring on h for hand-made frames.
-func rawTX(t *testing.T, h *lab.Host) ring.Transmitter {
-	t.Helper()
-	var tx ring.Transmitter
-	if err := h.Do(func() error {
-		ifi, err := h.Interface()
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tx.Close() })
-	return tx
-}
-
-func sendRaw(t *testing.T, tx ring.Transmitter, frames ...[]byte) {
-	t.Helper()
-	for _, f := range frames {
-		buf, err := tx.Next(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(copy(buf, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Flush(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // waitFrames waits until the engine has handled n frames.
@@ -189,22 +146,15 @@ func TestLabXDPOpenErrors(t *testing.T) {
 	t.Run("ForeignProgram", func(t *testing.T) {
 		l := labtest.New(t, nil)
 		a := l.A()
-		var foreign io.Closer
-		if err := a.Do(func() error {
-			ifi, err := a.Interface()
-			if err != nil {
-				return err
-			}
-			// Another program's: pktengine's own program loaded by a
-			// process that is this one would count as live, so load
-			// a plain one through cilium/ebpf.
-			foreign, err = attachForeign(ifi)
-			return err
-		}); err != nil {
+		// Another program's: pktengine's own program loaded by a
+		// process that is this one would count as live, so load a
+		// plain one through cilium/ebpf.
+		foreign, err := lab.OnInterface(a, attachForeign)
+		if err != nil {
 			t.Fatal(err)
 		}
 		defer foreign.Close()
-		_, err := openXDP(t, a, nil)
+		_, err = openXDP(t, a, nil)
 		if !errors.Is(err, xdp.ErrProgramPresent) {
 			t.Fatalf("Open beside a foreign program: %v, want xdp.ErrProgramPresent", err)
 		}
@@ -326,7 +276,7 @@ func TestLabXDPPartialChecksum(t *testing.T) {
 	a, b := l.A(), l.B()
 	e := openXDPEcho(t, a, nil)
 	sent := startCapture(t, b, a.MAC, false)
-	tx := rawTX(t, b)
+	tx := labtest.Open(t, b, openLabTX)
 	var frames [][]byte
 	for _, dst := range []netip.Addr{a.IPv4.Addr(), a.IPv6.Addr()} {
 		src := b.IPv4.Addr()
@@ -345,7 +295,7 @@ func TestLabXDPPartialChecksum(t *testing.T) {
 		p.UDP(bad).SetChecksum(p.UDP(bad).Checksum() ^ 0x0101)
 		frames = append(frames, partial, bad)
 	}
-	sendRaw(t, tx, frames...)
+	labtest.Send(t, tx, frames...)
 	c := waitFrames(t, e, 4)
 	time.Sleep(50 * time.Millisecond)
 	if udp, _ := checkSent(t, sent.take()); udp != 2 {
@@ -372,14 +322,14 @@ func TestLabXDPFilter(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
 	e := openXDPEcho(t, a, &Config{Filter: "udp src port 40000 or vlan"})
-	tx := rawTX(t, b)
+	tx := labtest.Open(t, b, openLabTX)
 	mac := func(s *frame.UDPSpec) { s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC(a.MAC) }
 	dst := netip.AddrPortFrom(a.IPv4.Addr(), 7)
 	pass := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), dst, []byte("pass"), mac)
 	reject := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40001), dst, []byte("reject"), mac)
 	tagged := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40002), dst, []byte("tagged"), mac,
 		func(s *frame.UDPSpec) { s.VLANs = []frame.VLANTag{{TPID: 0x8100, TCI: frame.MakeTCI(3, false, 0)}} }) // a priority tag: served untagged
-	sendRaw(t, tx, pass, reject, reject, tagged)
+	labtest.Send(t, tx, pass, reject, reject, tagged)
 	c := waitFrames(t, e, 2)
 	time.Sleep(20 * time.Millisecond)
 	c = e.Counters()
@@ -407,7 +357,7 @@ func TestLabXDPGroupPort(t *testing.T) {
 	if err := p.JoinGroup(group); err != nil { // as a kernel socket, it receives only a joined group
 		t.Fatal(err)
 	}
-	tx := rawTX(t, b)
+	tx := labtest.Open(t, b, openLabTX)
 	f := udpFrame(t, netip.AddrPortFrom(b.IPv4.Addr(), 40000), netip.AddrPortFrom(group, 5353), []byte("to the group"),
 		func(s *frame.UDPSpec) {
 			s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}
@@ -416,7 +366,7 @@ func TestLabXDPGroupPort(t *testing.T) {
 		func(s *frame.UDPSpec) {
 			s.SrcMAC, s.DstMAC = frame.MAC(b.MAC), frame.MAC{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}
 		})
-	sendRaw(t, tx, f, other)
+	labtest.Send(t, tx, f, other)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	ds := make([]Datagram, 4)

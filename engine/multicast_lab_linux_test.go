@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -35,12 +34,11 @@ import (
 // scapy as independent readers and writers of IGMP and MLD, its bridge
 // as querier and snooper, ip(8) for the interface's multicast list.
 
+// The engine's addresses in the lab; the groups it joins there are
+// multicast_test.go's group4, ssm4 and group6, and labSSM6.
 var (
 	labOwned4 = netip.MustParseAddr("198.18.0.100")
 	labOwned6 = netip.MustParseAddr("fd00::100")
-	labGroup4 = netip.MustParseAddr("239.1.2.3")
-	labSSM4   = netip.MustParseAddr("232.1.1.1")
-	labGroup6 = netip.MustParseAddr("ff15::1234")
 	labSSM6   = netip.MustParseAddr("ff35::8000:1") // not ff35::1, whose MAC address is all-nodes'
 )
 
@@ -145,8 +143,8 @@ func TestLabConnMulticastAgainstKernel(t *testing.T) {
 		s1, s2     netip.Addr
 		unicast    netip.Addr
 	}{
-		{"ipv4", labGroup4, labSSM4, b.IPv4.Addr(), netip.MustParseAddr("198.18.0.3"), labOwned4},
-		{"ipv6", labGroup6, labSSM6, b.IPv6.Addr(), netip.MustParseAddr("fd00::3"), labOwned6},
+		{"ipv4", group4, ssm4, b.IPv4.Addr(), netip.MustParseAddr("198.18.0.3"), labOwned4},
+		{"ipv6", group6, labSSM6, b.IPv6.Addr(), netip.MustParseAddr("fd00::3"), labOwned6},
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			const port = 6000
@@ -392,13 +390,13 @@ func TestLabMulticastReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, p.JoinGroup(labGroup4))
-	must(t, p.JoinSourceGroup(labSSM4, b.IPv4.Addr()))
-	must(t, p.JoinGroup(labGroup6))
+	must(t, p.JoinGroup(group4))
+	must(t, p.JoinSourceGroup(ssm4, b.IPv4.Addr()))
+	must(t, p.JoinGroup(group6))
 	must(t, p.JoinSourceGroup(labSSM6, b.IPv6.Addr()))
 	sn := solicitedNode(labOwned6)
 	have := maddrs(t, a)
-	for _, g := range []netip.Addr{labGroup4, labSSM4, labGroup6, labSSM6, sn} {
+	for _, g := range []netip.Addr{group4, ssm4, group6, labSSM6, sn} {
 		if !slices.Contains(have, groupMAC(g)) {
 			t.Errorf("%v: %s is not in the interface's list %q", g, groupMAC(g), have)
 		}
@@ -410,9 +408,9 @@ func TestLabMulticastReports(t *testing.T) {
 		src   netip.Addr
 		group netip.Addr
 	}{
-		{b.IPv4.Addr(), labGroup4}, {netip.MustParseAddr("198.18.0.3"), labGroup4},
-		{b.IPv4.Addr(), labSSM4}, {netip.MustParseAddr("198.18.0.3"), labSSM4},
-		{b.IPv6.Addr(), labGroup6}, {b.IPv6.Addr(), labSSM6},
+		{b.IPv4.Addr(), group4}, {netip.MustParseAddr("198.18.0.3"), group4},
+		{b.IPv4.Addr(), ssm4}, {netip.MustParseAddr("198.18.0.3"), ssm4},
+		{b.IPv6.Addr(), group6}, {b.IPv6.Addr(), labSSM6},
 	} {
 		groupSend(t, b, s.src, netip.AddrPortFrom(s.group, 5000), s.src.String()+" to "+s.group.String())
 	}
@@ -433,15 +431,15 @@ func TestLabMulticastReports(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		"198.18.0.2 to 232.1.1.1", "198.18.0.2 to 239.1.2.3", "198.18.0.3 to 239.1.2.3",
-		"fd00::2 to " + labGroup6.String(), "fd00::2 to " + labSSM6.String(),
+		"fd00::2 to " + group6.String(), "fd00::2 to " + labSSM6.String(),
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("the port received %q, want %q", got, want)
 	}
 
-	must(t, p.LeaveGroup(labGroup4))
-	if slices.Contains(maddrs(t, a), groupMAC(labGroup4)) {
-		t.Errorf("%s still in the interface's list after the leave", groupMAC(labGroup4))
+	must(t, p.LeaveGroup(group4))
+	if slices.Contains(maddrs(t, a), groupMAC(group4)) {
+		t.Errorf("%s still in the interface's list after the leave", groupMAC(group4))
 	}
 	// Let the retransmissions go out (at most 1 s apart), then close.
 	countersWhen(e, 5*time.Second, func(c *Counters) bool { return c.Multicast.IGMPReports >= 4 })
@@ -450,7 +448,7 @@ func TestLabMulticastReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	have = maddrs(t, a)
-	for _, g := range []netip.Addr{labSSM4, labGroup6, labSSM6, sn} {
+	for _, g := range []netip.Addr{ssm4, group6, labSSM6, sn} {
 		if slices.Contains(have, groupMAC(g)) {
 			t.Errorf("%v: %s still in the interface's list after Close", g, groupMAC(g))
 		}
@@ -476,9 +474,9 @@ func TestLabMulticastReports(t *testing.T) {
 		rec string
 		n   int
 	}{
-		{"4 " + labGroup4.String(), 2}, {"5 " + labSSM4.String(), 2}, {"3 " + labGroup4.String(), 2},
-		{"4 " + labGroup6.String(), 2}, {"5 " + labSSM6.String(), 2}, {"4 " + sn.String(), 2},
-		{"6 " + labSSM4.String(), 1}, {"3 " + labGroup6.String(), 1}, {"6 " + labSSM6.String(), 1}, {"3 " + sn.String(), 1},
+		{"4 " + group4.String(), 2}, {"5 " + ssm4.String(), 2}, {"3 " + group4.String(), 2},
+		{"4 " + group6.String(), 2}, {"5 " + labSSM6.String(), 2}, {"4 " + sn.String(), 2},
+		{"6 " + ssm4.String(), 1}, {"3 " + group6.String(), 1}, {"6 " + labSSM6.String(), 1}, {"3 " + sn.String(), 1},
 	} {
 		if n := len(slices.DeleteFunc(slices.Clone(records), func(r string) bool { return r != w.rec })); n < w.n {
 			t.Errorf("tshark finds record %q %d times, want at least %d; all: %q", w.rec, n, w.n, records)
@@ -660,8 +658,8 @@ func TestLabMulticastQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, p.JoinGroup(labGroup4))
-	must(t, p.JoinGroup(labGroup6))
+	must(t, p.JoinGroup(group4))
+	must(t, p.JoinGroup(group6))
 	// The answer is due within the Max Response; the margin is for a
 	// shared machine and the capture's own delay.
 	const margin = time.Second
@@ -681,37 +679,37 @@ func TestLabMulticastQueries(t *testing.T) {
 	}
 	ask("IGMPv3 general query", 2*time.Second,
 		`Ether(src="`+bmac+`", dst="01:00:5e:00:00:01")/IP(src="`+b.IPv4.Addr().String()+`", dst="224.0.0.1", ttl=1, tos=0xc0, options=[IPOption_Router_Alert()])/IGMPv3(type=0x11, mrcode=20)/IGMPv3mq(gaddr="0.0.0.0", qrv=2, qqic=125)`,
-		frame.RecordModeIsExclude, labGroup4)
+		frame.RecordModeIsExclude, group4)
 	ask("IGMPv3 group-specific query", time.Second,
 		`Ether(src="`+bmac+`", dst="01:00:5e:01:02:03")/IP(src="`+b.IPv4.Addr().String()+`", dst="239.1.2.3", ttl=1, tos=0xc0, options=[IPOption_Router_Alert()])/IGMPv3(type=0x11, mrcode=10)/IGMPv3mq(gaddr="239.1.2.3", qrv=2, qqic=125)`,
-		frame.RecordModeIsExclude, labGroup4)
+		frame.RecordModeIsExclude, group4)
 	ask("MLDv2 general query", 2*time.Second,
 		`Ether(src="`+bmac+`", dst="33:33:00:00:00:01")/IPv6(src="fe80::b", dst="ff02::1", hlim=1)/IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])/ICMPv6MLQuery2(mrd=2000)`,
-		frame.RecordModeIsExclude, labGroup6)
+		frame.RecordModeIsExclude, group6)
 
 	// An IGMPv2 querier: IGMPv2 reports to the group.
 	ask("IGMPv2 general query", 2*time.Second,
 		`Ether(src="`+bmac+`", dst="01:00:5e:00:00:01")/IP(src="`+b.IPv4.Addr().String()+`", dst="224.0.0.1", ttl=1, options=[IPOption_Router_Alert()])/IGMP(type=0x11, mrcode=20, gaddr="0.0.0.0")`,
-		frame.IGMPv2MembershipReport, labGroup4)
+		frame.IGMPv2MembershipReport, group4)
 	start := time.Now()
-	must(t, p.LeaveGroup(labGroup4))
-	if _, ok := capt.wait(start, margin, isReport(frame.IGMPv2LeaveGroup, labGroup4)); !ok {
+	must(t, p.LeaveGroup(group4))
+	if _, ok := capt.wait(start, margin, isReport(frame.IGMPv2LeaveGroup, group4)); !ok {
 		t.Error("no IGMPv2 leave after an IGMPv2 querier was heard")
 	}
 	// An MLDv1 querier: MLDv1 reports and a done.
 	ask("MLDv1 general query", 2*time.Second,
 		`Ether(src="`+bmac+`", dst="33:33:00:00:00:01")/IPv6(src="fe80::b", dst="ff02::1", hlim=1)/IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])/ICMPv6MLQuery(mrd=2000)`,
-		frame.MLDv1Report, labGroup6)
+		frame.MLDv1Report, group6)
 	start = time.Now()
-	must(t, p.LeaveGroup(labGroup6))
-	if _, ok := capt.wait(start, margin, isReport(frame.MLDv1Done, labGroup6)); !ok {
+	must(t, p.LeaveGroup(group6))
+	if _, ok := capt.wait(start, margin, isReport(frame.MLDv1Done, group6)); !ok {
 		t.Error("no MLDv1 done after an MLDv1 querier was heard")
 	}
 	// No IGMPv3 or MLDv2 record about the groups leaves while older
 	// queriers are present.
 	for _, f := range capt.since(start) {
 		for _, typ := range []uint8{1, 2, 3, 4, 5, 6} {
-			if isReport(typ, labGroup4)(f.data) || isReport(typ, labGroup6)(f.data) {
+			if isReport(typ, group4)(f.data) || isReport(typ, group6)(f.data) {
 				t.Errorf("a current-version report in compatibility mode: %x", f.data)
 			}
 		}
@@ -734,29 +732,23 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 	if _, err := b.Sysctl("net.ipv6.conf.default.accept_dad", "0"); err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{
-		"link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 " +
-			"mcast_query_interval 200 mcast_query_response_interval 100 mcast_membership_interval 500 " +
-			"mcast_last_member_interval 50 mcast_startup_query_interval 100",
-		"link set " + b.Iface + " master br0",
-		"link set br0 up",
-	} {
-		labtest.Run(t, b, "ip", strings.Fields(cmd)...)
-	}
+	labtest.Bridge(t, b, "br0", "mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 "+
+		"mcast_query_interval 200 mcast_query_response_interval 100 mcast_membership_interval 500 "+
+		"mcast_last_member_interval 50 mcast_startup_query_interval 100")
 	e := openLabEngine(t, a, nil)
 	p, err := e.Bind(netip.AddrPortFrom(netip.Addr{}, 5000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, p.JoinGroup(labGroup4))
-	must(t, p.JoinSourceGroup(labSSM4, netip.MustParseAddr("10.1.2.3")))
-	must(t, p.JoinGroup(labGroup6))
-	want := []string{labGroup4.String(), labSSM4.String() + " src 10.1.2.3", labGroup6.String(), solicitedNode(labOwned6).String()}
+	must(t, p.JoinGroup(group4))
+	must(t, p.JoinSourceGroup(ssm4, netip.MustParseAddr("10.1.2.3")))
+	must(t, p.JoinGroup(group6))
+	want := []string{group4.String(), ssm4.String() + " src 10.1.2.3", group6.String(), solicitedNode(labOwned6).String()}
 	waitMDB := func(what string, d time.Duration, ok func([]string) bool) []string {
 		t.Helper()
 		var have []string
 		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if have = mdbGroups(t, b, b.Iface); ok(have) {
+			if have = labtest.BridgeGroups(t, b, "br0"); ok(have) {
 				return have
 			}
 		}
@@ -774,45 +766,14 @@ func TestLabMulticastBridgeQuerier(t *testing.T) {
 	waitMDB("after the joins", 5*time.Second, containsAll)
 	// Past two membership intervals: only answered queries keep them.
 	time.Sleep(10 * time.Second)
-	if have := mdbGroups(t, b, b.Iface); !containsAll(have) {
+	if have := labtest.BridgeGroups(t, b, "br0"); !containsAll(have) {
 		t.Errorf("after 10 s of queries: the bridge's groups %q, want %q", have, want)
 	}
-	must(t, p.LeaveGroup(labGroup4))
-	waitMDB("after the leave", 5*time.Second, func(have []string) bool { return !slices.Contains(have, labGroup4.String()) })
+	must(t, p.LeaveGroup(group4))
+	waitMDB("after the leave", 5*time.Second, func(have []string) bool { return !slices.Contains(have, group4.String()) })
 	if c := e.Counters().Multicast; c.IGMPQueries == 0 || c.MLDQueries == 0 || c.InvalidQueries != 0 {
 		t.Errorf("counters %+v", c)
 	}
-}
-
-// mdbGroups lists the bridge br0's group database entries on port as
-// "group" or "group src source".
-func mdbGroups(t *testing.T, h *lab.Host, port string) []string {
-	t.Helper()
-	out := labtest.Run(t, h, "bridge", "-j", "mdb", "show", "dev", "br0")
-	var mdb []struct {
-		MDB []struct {
-			Port string `json:"port"`
-			Grp  string `json:"grp"`
-			Src  string `json:"src"`
-		} `json:"mdb"`
-	}
-	if err := json.Unmarshal([]byte(out), &mdb); err != nil {
-		t.Fatalf("bridge mdb: %v\n%s", err, out)
-	}
-	var groups []string
-	for _, d := range mdb {
-		for _, e := range d.MDB {
-			if e.Port != port {
-				continue
-			}
-			g := e.Grp
-			if e.Src != "" {
-				g += " src " + e.Src
-			}
-			groups = append(groups, g)
-		}
-	}
-	return groups
 }
 
 // TestLabVLAN: tagged frames, written by a raw socket in the peer's
@@ -824,7 +785,7 @@ func mdbGroups(t *testing.T, h *lab.Host, port string) []string {
 func TestLabVLAN(t *testing.T) {
 	l := labtest.New(t, nil)
 	a, b := l.A(), l.B()
-	tx := labtest.Open(t, b, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
+	tx := labtest.Open(t, b, openLabTX)
 	capt := startPeerCapture(t, b, a.MAC)
 	// B's kernel answers the echo replies with port unreachable: let it
 	// not ask for the engine's MAC address first.

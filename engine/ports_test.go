@@ -309,9 +309,7 @@ func TestPortConcurrency(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var received int
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		ds := make([]Datagram, 16)
 		for {
 			n, err := p.Recv(context.Background(), ds)
@@ -320,40 +318,25 @@ func TestPortConcurrency(t *testing.T) {
 			}
 			received += n
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			q, err := r.e.Bind(ap(owned4, 0))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			q.Close()
+	})
+	repeatUntil(&wg, stop, func() bool {
+		q, err := r.e.Bind(ap(owned4, 0))
+		if err != nil {
+			t.Error(err)
+			return false
 		}
-	}()
+		q.Close()
+		return true
+	})
 	// A reader checks the invariant on live counters.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c := r.e.Counters()
-			if err := c.Check(); err != nil {
-				t.Error(err)
-				return
-			}
+	repeatUntil(&wg, stop, func() bool {
+		c := r.e.Counters()
+		if err := c.Check(); err != nil {
+			t.Error(err)
+			return false
 		}
-	}()
+		return true
+	})
 	var br *batchRef
 	for range 300 {
 		if br == nil {
@@ -380,6 +363,23 @@ func TestPortConcurrency(t *testing.T) {
 	if uint64(received)+c.UDP.RcvbufErrors > c.FramesIn || c.UDP.InDatagrams+c.UDP.RcvbufErrors != c.FramesIn {
 		t.Errorf("frames %d: delivered %d + dropped %d; received %d", c.FramesIn, c.UDP.InDatagrams, c.UDP.RcvbufErrors, received)
 	}
+}
+
+// repeatUntil calls f over and over in a goroutine of wg until stop is
+// closed or f returns false (having reported why).
+func repeatUntil(wg *sync.WaitGroup, stop <-chan struct{}, f func() bool) {
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !f() {
+				return
+			}
+		}
+	})
 }
 
 // TestPortReplyAndSend exercises the port-side TX: Reply goes back to the

@@ -2,16 +2,13 @@ package frame_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pktengine/pktengine/frame"
-	"github.com/pktengine/pktengine/internal/lab"
 	"github.com/pktengine/pktengine/internal/labtest"
 	"github.com/pktengine/pktengine/proto"
 	"github.com/pktengine/pktengine/ring"
@@ -45,17 +42,9 @@ func TestMulticastAgainstKernel(t *testing.T) {
 	rx := labtest.Open(t, a, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, nil) })
 	tx := labtest.Open(t, a, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 
-	for _, cmd := range []string{
-		"link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 " +
-			"mcast_query_response_interval 250 mcast_last_member_interval 100 mcast_query_interval 300 " +
-			"mcast_startup_query_interval 100",
-		"link set " + b.Iface + " master br0",
-		"link set br0 up",
-	} {
-		if out, err := b.Command(context.Background(), "ip", strings.Fields(cmd)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", cmd, err, out)
-		}
-	}
+	labtest.Bridge(t, b, "br0", "mcast_snooping 1 mcast_igmp_version 3 mcast_mld_version 2 mcast_querier 1 "+
+		"mcast_query_response_interval 250 mcast_last_member_interval 100 mcast_query_interval 300 "+
+		"mcast_startup_query_interval 100")
 
 	// The bridge's general queries, IGMPv3 and MLDv2, as it comes up.
 	q4 := waitQuery(t, rx, 4, netip.IPv4Unspecified())
@@ -111,7 +100,7 @@ func TestMulticastAgainstKernel(t *testing.T) {
 	want := []string{g4.String(), g4s.String() + " src " + src4.String(), g4v2.String(), g6.String(), g6s.String() + " src " + src6.String(), g6v1.String()}
 	var have []string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		have = bridgeGroups(t, b, b.Iface)
+		have = labtest.BridgeGroups(t, b, "br0")
 		if containsAll(have, want) {
 			break
 		}
@@ -245,40 +234,6 @@ func findRecord[R groupRecord](t *testing.T, report, rest []byte, count int, nex
 		rest = after
 	}
 	return kernelRecord{}, false
-}
-
-// bridgeGroups lists the bridge's group database entries on port as
-// "group" or "group src source".
-func bridgeGroups(t *testing.T, h *lab.Host, port string) []string {
-	t.Helper()
-	out, err := h.Command(context.Background(), "bridge", "-j", "mdb", "show", "dev", "br0").Output()
-	if err != nil {
-		t.Fatalf("bridge mdb: %v", err)
-	}
-	var mdb []struct {
-		MDB []struct {
-			Port string `json:"port"`
-			Grp  string `json:"grp"`
-			Src  string `json:"src"`
-		} `json:"mdb"`
-	}
-	if err := json.Unmarshal(out, &mdb); err != nil {
-		t.Fatalf("bridge mdb: %v\n%s", err, out)
-	}
-	var groups []string
-	for _, d := range mdb {
-		for _, e := range d.MDB {
-			if e.Port != port {
-				continue
-			}
-			g := e.Grp
-			if e.Src != "" {
-				g += " src " + e.Src
-			}
-			groups = append(groups, g)
-		}
-	}
-	return groups
 }
 
 func containsAll(have, want []string) bool {

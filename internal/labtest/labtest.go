@@ -1,8 +1,9 @@
 // Package labtest is how pktengine's privileged tests use a namespace lab
 // (internal/lab): one way to build a lab, to open a ring, an engine or a
 // generator on a lab interface, to open a kernel UDP socket in a host, to
-// do a UDP round trip and to run a program in a host, and one way to skip
-// a test that lacks a privilege or a program. To run a function in a
+// do a UDP round trip, to run a program in a host and to put a host's lab
+// interface on a bridge whose group database the test reads, and one way
+// to skip a test that lacks a privilege or a program. To run a function in a
 // host's namespace, tests call lab.Host.Do.
 //
 // A test that cannot run here skips with a message that says why, except
@@ -17,6 +18,7 @@ package labtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,6 +216,59 @@ func Run(tb testing.TB, h *lab.Host, name string, args ...string) string {
 		tb.Fatalf("%s %q in %s: %v: %s", name, args, h.Name, err, out)
 	}
 	return string(out)
+}
+
+// Bridge makes h's lab interface the one port of a new bridge in h,
+// named name and created with options, ip-link(8)'s for "type bridge"
+// (for example "mcast_snooping 1 mcast_querier 1"), and brings it up. It
+// goes with h's namespace when the lab is removed; a failure fails the
+// test.
+func Bridge(tb testing.TB, h *lab.Host, name, options string) {
+	tb.Helper()
+	Run(tb, h, "ip", append([]string{"link", "add", name, "type", "bridge"}, strings.Fields(options)...)...)
+	Run(tb, h, "ip", "link", "set", h.Iface, "master", name)
+	Run(tb, h, "ip", "link", "set", name, "up")
+}
+
+// BridgeGroups lists the group database entries of h's bridge name (see
+// Bridge) on its port, h's lab interface, as "group" or "group src
+// source". A failure to read them fails the test.
+func BridgeGroups(tb testing.TB, h *lab.Host, name string) []string {
+	tb.Helper()
+	// Output, not Run: a warning on standard error must not spoil the
+	// JSON.
+	out, err := h.Command(context.Background(), "bridge", "-j", "mdb", "show", "dev", name).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			stderr = ee.Stderr
+		}
+		tb.Fatalf("bridge mdb show dev %s in %s: %v: %s", name, h.Name, err, stderr)
+	}
+	var mdb []struct {
+		MDB []struct {
+			Port string `json:"port"`
+			Grp  string `json:"grp"`
+			Src  string `json:"src"`
+		} `json:"mdb"`
+	}
+	if err := json.Unmarshal(out, &mdb); err != nil {
+		tb.Fatalf("bridge mdb show dev %s in %s: %v\n%s", name, h.Name, err, out)
+	}
+	var groups []string
+	for _, d := range mdb {
+		for _, e := range d.MDB {
+			if e.Port != h.Iface {
+				continue
+			}
+			g := e.Grp
+			if e.Src != "" {
+				g += " src " + e.Src
+			}
+			groups = append(groups, g)
+		}
+	}
+	return groups
 }
 
 // Transmitter is the part of a ring.Transmitter (or any frame sender of
