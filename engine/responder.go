@@ -77,8 +77,13 @@ func (r *Responder) Echo() error {
 		return errNoBuffer
 	}
 	n := int(p.End)
-	if err := r.turn(buf[:n], p); err != nil {
+	if _, err := frame.ReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
+		w.count[cTXErrors]++
 		return err
+	}
+	frame.Ethernet(buf).SetSource(e.mac)
+	if in.meta.flags&metaCsumPartial != 0 {
+		p.FillUDPChecksum(buf[:n])
 	}
 	return w.commitUDP(buf, w.retag(buf, n), r.port)
 }
@@ -89,7 +94,7 @@ func (r *Responder) Echo() error {
 // frame was larger than the link's MTU: GRO, a jumbo frame), rewritten
 // in a copy.
 func (r *Responder) echoFragmented() error {
-	w, in := r.w, r.in
+	w, in, e := r.w, r.in, r.w.e
 	p := &in.pkt
 	n := int(p.End)
 	buf := in.data
@@ -107,27 +112,16 @@ func (r *Responder) echoFragmented() error {
 		// A second Echo of the same datagram: it is turned already.
 		return r.commitFrame(buf[:n], p)
 	}
-	if err := r.turn(buf[:n], p); err != nil {
-		return err
-	}
-	in.turned = in.reasm != nil
-	return r.commitFrame(buf[:n], p)
-}
-
-// turn rewrites the request in f, decoded in p, into its echo: addresses
-// and ports swapped, from the engine's MAC address, with the UDP checksum
-// the kernel left to be completed filled in.
-func (r *Responder) turn(f []byte, p *frame.Packet) error {
-	w, e := r.w, r.w.e
-	if _, err := frame.ReplyInPlace(f, p, e.cfg.TTL); err != nil {
+	if _, err := frame.ReplyInPlace(buf[:n], p, e.cfg.TTL); err != nil {
 		w.count[cTXErrors]++
 		return err
 	}
-	frame.Ethernet(f).SetSource(e.mac)
-	if r.in.meta.flags&metaCsumPartial != 0 {
-		p.FillUDPChecksum(f)
+	frame.Ethernet(buf).SetSource(e.mac)
+	if in.meta.flags&metaCsumPartial != 0 {
+		p.FillUDPChecksum(buf[:n])
 	}
-	return nil
+	in.turned = in.reasm != nil
+	return r.commitFrame(buf[:n], p)
 }
 
 // commitFrame sends an answer built in a frame of its own, counting it
