@@ -2,7 +2,6 @@ package frame_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -63,22 +62,7 @@ func TestFragmentsToKernel(t *testing.T) {
 				if !f.Fragmented() {
 					t.Fatalf("%d bytes not fragmented", n)
 				}
-				for i := range f.Fragments() {
-					buf, err := tx.Next(context.Background())
-					if err != nil {
-						t.Fatal(err)
-					}
-					m, err := f.Build(buf, i)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := tx.Commit(m); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := tx.Flush(); err != nil {
-					t.Fatal(err)
-				}
+				labtest.SendBuilt(t, tx, f.Fragments(), f.Build)
 				ln.SetReadDeadline(time.Now().Add(5 * time.Second))
 				got, from, err := ln.ReadFromUDPAddrPort(rbuf)
 				if err != nil {

@@ -66,22 +66,9 @@ func TestMulticastAgainstKernel(t *testing.T) {
 	ll := netip.MustParseAddr("fe80::a:1")
 	s4 := &frame.IPSpec{SrcMAC: frame.MAC(a.MAC), Src: a.IPv4.Addr()}
 	s6 := &frame.IPSpec{SrcMAC: frame.MAC(a.MAC), Src: ll}
-	send := func(fn func([]byte) (int, error)) {
+	send := func(build func([]byte) (int, error)) {
 		t.Helper()
-		buf, err := tx.Next(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := fn(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(n); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		labtest.SendBuilt(t, tx, 1, func(buf []byte, _ int) (int, error) { return build(buf) })
 	}
 	send(func(buf []byte) (int, error) {
 		return frame.BuildIGMPv3Report(buf, s4, []frame.GroupRecord{

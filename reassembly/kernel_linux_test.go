@@ -542,22 +542,7 @@ func echoOne(t *testing.T, rx *ring.RX, tx ring.Transmitter, r *Reassembler, ids
 		if err := ff.Reset(f, &p, 1500, ids.Next(p.SrcAddr(f), p.DstAddr(f))); err != nil {
 			t.Fatal(err)
 		}
-		for i := range ff.Fragments() {
-			slot, err := tx.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := ff.Build(slot, i)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tx.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		labtest.SendBuilt(t, tx, ff.Fragments(), ff.Build)
 		r.Release(d)
 		return
 	}

@@ -284,15 +284,30 @@ type Transmitter interface {
 // failure fails the test.
 func Send(tb testing.TB, tx Transmitter, frames ...[]byte) {
 	tb.Helper()
-	for _, f := range frames {
+	SendBuilt(tb, tx, len(frames), func(buf []byte, i int) (int, error) {
+		if len(frames[i]) > len(buf) {
+			return 0, fmt.Errorf("a %d-byte frame does not fit a %d-byte transmit buffer", len(frames[i]), len(buf))
+		}
+		return copy(buf, frames[i]), nil
+	})
+}
+
+// SendBuilt has build write frames 0 to n-1 straight into tx's buffers
+// (a builder such as frame.FrameFragmenter.Build, which returns the
+// frame's length), commits each and flushes them all; any error fails
+// the test.
+func SendBuilt(tb testing.TB, tx Transmitter, n int, build func(buf []byte, i int) (int, error)) {
+	tb.Helper()
+	for i := range n {
 		buf, err := tx.Next(context.Background())
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if len(f) > len(buf) {
-			tb.Fatalf("a %d-byte frame does not fit a %d-byte transmit buffer", len(f), len(buf))
+		m, err := build(buf, i)
+		if err != nil {
+			tb.Fatal(err)
 		}
-		if err := tx.Commit(copy(buf, f)); err != nil {
+		if err := tx.Commit(m); err != nil {
 			tb.Fatal(err)
 		}
 	}
