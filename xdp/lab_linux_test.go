@@ -31,6 +31,33 @@ import (
 // completes checksums in software, as a real NIC does on the wire.
 var fullChecksums = &lab.Config{Offloads: map[string]bool{"tx": false}}
 
+// inIface runs fn in h's namespace with h's lab interface, looked up
+// there: a socket or a program attachment has to be made inside.
+func inIface(h *lab.Host, fn func(ifi *net.Interface) error) error {
+	return h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.Iface)
+		if err != nil {
+			return err
+		}
+		return fn(ifi)
+	})
+}
+
+// openOn returns what open makes of h's lab interface, in h's namespace,
+// and fails the test if open fails.
+func openOn[T any](t testing.TB, h *lab.Host, open func(ifi *net.Interface) (T, error)) T {
+	t.Helper()
+	var v T
+	if err := inIface(h, func(ifi *net.Interface) error {
+		var err error
+		v, err = open(ifi)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // xdpLab is a lab whose host A serves its addresses with the steering
 // program and one AF_XDP socket on queue 0.
 type xdpLab struct {
@@ -56,12 +83,10 @@ func newXDPLabProgram(t testing.TB, labCfg *lab.Config, pcfg *ProgramConfig, cfg
 	}
 	x := &xdpLab{l: labtest.New(t, labCfg)}
 	x.a, x.b = x.l.A(), x.l.B()
-	err := x.a.Do(func() error {
-		var err error
-		if x.ifi, err = net.InterfaceByName(x.a.Iface); err != nil {
-			return err
-		}
+	err := inIface(x.a, func(ifi *net.Interface) error {
+		x.ifi = ifi
 		pc.Addrs = []netip.Addr{x.a.IPv4.Addr(), x.a.IPv6.Addr()}
+		var err error
 		x.prog, err = Attach(x.ifi, &pc)
 		if err != nil {
 			return err
@@ -605,19 +630,11 @@ func TestLabTXOnlySender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var s *Socket
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		s, err = Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := openOn(t, a, func(ifi *net.Interface) (*Socket, error) {
+		return Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
+	})
 	defer s.Close()
-	tmpl := liveTemplate(t, a, bh, false)
+	tmpl := liveTemplate(t, a, bh, false, []byte(livePayload))
 	if _, err := s.Prefill(tmpl); err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +670,7 @@ func TestLabTXOnlySender(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if string(buf[:n]) == "live frame" {
+		if string(buf[:n]) == livePayload {
 			got++
 			ports[from.Port()] = true
 		}
@@ -688,11 +705,8 @@ func TestLabVLANTagged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	if err := inIface(a, func(ifi *net.Interface) error {
+		var err error
 		if sock, err = Listen(ifi, 0, nil); err != nil {
 			return err
 		}
@@ -701,17 +715,7 @@ func TestLabVLANTagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	var tx ring.Transmitter
-	if err := bh.Do(func() error {
-		ifi, err := net.InterfaceByName(bh.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	tx := openOn(t, bh, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 	defer tx.Close()
 	s := &frame.UDPSpec{SrcMAC: frame.MAC(bh.MAC), DstMAC: frame.MAC(a.MAC), VLANs: []frame.VLANTag{{TPID: 0x8100, TCI: 42}},
 		Src: netip.AddrPortFrom(bh.IPv4.Addr(), 40000), Dst: netip.AddrPortFrom(a.IPv4.Addr(), 7), Payload: []byte("tagged")}
@@ -754,11 +758,7 @@ func TestLabTwoQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var socks []*Socket
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	if err := inIface(a, func(ifi *net.Interface) error {
 		n, err := RXQueues(ifi)
 		if err != nil {
 			return err
