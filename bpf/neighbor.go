@@ -43,9 +43,7 @@ func NeighborFilter(addrs []netip.Addr) ([]xbpf.RawInstruction, error) {
 		a.ja("drop")
 
 		a.label(l("arp"))
-		a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
-		match4(a, v4, "accept")
-		a.ja("drop")
+		acceptARP(a, l2, v4)
 
 		// An advertisement is ICMPv6 right after the fixed header: RFC
 		// 4861 messages carry no extension headers worth walking.

@@ -198,9 +198,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.ja("drop")
 
 		a.label(l("arp"))
-		a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
-		match4(a, all4, "accept")
-		a.ja("drop")
+		acceptARP(a, l2, all4)
 
 		a.label(l("ipv6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 6, Size: 1})
@@ -402,6 +400,14 @@ func untaggedAndTagged(a *assembler, body func(l2 uint32)) {
 	a.label("tagged")
 	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen - 2, Size: 2}) // the EtherType after the tag
 	body(frame.EthernetHeaderLen + frame.VLANTagLen)
+}
+
+// acceptARP accepts an ARP message (behind l2 bytes of link-layer header)
+// whose target protocol address is one of addrs, and drops any other.
+func acceptARP(a *assembler, l2 uint32, addrs []netip.Addr) {
+	a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
+	match4(a, addrs, "accept")
+	a.ja("drop")
 }
 
 // match4 jumps to hit if A holds one of the IPv4 addrs, and falls through
