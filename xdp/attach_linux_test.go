@@ -27,11 +27,7 @@ import (
 // registers its Close.
 func attachIn(t testing.TB, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 	t.Helper()
-	var p *Program
-	err := inIface(h, func(ifi *net.Interface) (err error) {
-		p, err = Attach(ifi, cfg)
-		return err
-	})
+	p, err := lab.OnInterface(h, func(ifi *net.Interface) (*Program, error) { return Attach(ifi, cfg) })
 	if err == nil {
 		t.Cleanup(func() { p.Close() })
 	}
@@ -40,7 +36,11 @@ func attachIn(t testing.TB, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 
 func attachmentOf(t testing.TB, h *lab.Host) xdpAttachment {
 	t.Helper()
-	return openOn(t, h, func(ifi *net.Interface) (xdpAttachment, error) { return queryXDP(ifi.Index) })
+	att, err := lab.OnInterface(h, func(ifi *net.Interface) (xdpAttachment, error) { return queryXDP(ifi.Index) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return att
 }
 
 // detachAll removes whatever XDP program is left on h's interface, so
@@ -136,9 +136,12 @@ func TestLabForeignProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer foreign.Close()
-	fl := openOn(t, a, func(ifi *net.Interface) (link.Link, error) {
+	fl, err := lab.OnInterface(a, func(ifi *net.Interface) (link.Link, error) {
 		return link.AttachXDP(link.XDPOptions{Program: foreign, Interface: ifi.Index, Flags: link.XDPDriverMode})
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer fl.Close()
 
 	_, err = attachIn(t, a, nil)

@@ -79,9 +79,12 @@ func benchTemplate(tb testing.TB, a, b *lab.Host, dstMAC frame.MAC) []byte {
 // generate runs a LiveSender in host h, pinned to CPU 0, until stop is
 // closed, and returns how many frames it sent.
 func generate(tb testing.TB, h *lab.Host, template []byte, stop <-chan struct{}) (done func() uint64) {
-	s := openOn(tb, h, func(ifi *net.Interface) (*LiveSender, error) {
+	s, err := lab.OnInterface(h, func(ifi *net.Interface) (*LiveSender, error) {
 		return NewLiveSender(ifi, template, &LiveConfig{Flows: 64})
 	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		h.Do(func() error {
@@ -280,7 +283,10 @@ func BenchmarkLabLiveSender(b *testing.B) {
 			if _, err := attachIn(b, a, nil); err != nil {
 				b.Fatal(err)
 			}
-			s := newLiveSenderOn(b, bh, benchTemplate(b, a, bh, tc.mac(a)), &LiveConfig{Flows: 64})
+			tmpl := benchTemplate(b, a, bh, tc.mac(a))
+			s := labtest.Open(b, bh, func(ifi *net.Interface) (*LiveSender, error) {
+				return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 64})
+			})
 			rx0 := rxPackets(b, a)
 			errc := make(chan error, 1)
 			b.SetBytes(benchFrameLen)

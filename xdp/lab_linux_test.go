@@ -31,31 +31,12 @@ import (
 // completes checksums in software, as a real NIC does on the wire.
 var fullChecksums = &lab.Config{Offloads: map[string]bool{"tx": false}}
 
-// inIface runs fn in h's namespace with h's lab interface, looked up
-// there: a socket or a program attachment has to be made inside.
+// inIface is lab.OnInterface for work on h's lab interface that returns
+// only an error: it runs fn in h's namespace, where a socket or a program
+// attachment has to be made.
 func inIface(h *lab.Host, fn func(ifi *net.Interface) error) error {
-	return h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		return fn(ifi)
-	})
-}
-
-// openOn returns what open makes of h's lab interface, in h's namespace,
-// and fails the test if open fails.
-func openOn[T any](t testing.TB, h *lab.Host, open func(ifi *net.Interface) (T, error)) T {
-	t.Helper()
-	var v T
-	if err := inIface(h, func(ifi *net.Interface) error {
-		var err error
-		v, err = open(ifi)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return v
+	_, err := lab.OnInterface(h, func(ifi *net.Interface) (struct{}, error) { return struct{}{}, fn(ifi) })
+	return err
 }
 
 // xdpLab is a lab whose host A serves its addresses with the steering
@@ -630,10 +611,9 @@ func TestLabTXOnlySender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	s := openOn(t, a, func(ifi *net.Interface) (*Socket, error) {
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*Socket, error) {
 		return Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
 	})
-	defer s.Close()
 	tmpl := liveTemplate(t, a, bh, false, []byte(livePayload))
 	if _, err := s.Prefill(tmpl); err != nil {
 		t.Fatal(err)
@@ -715,8 +695,7 @@ func TestLabVLANTagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	tx := openOn(t, bh, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
-	defer tx.Close()
+	tx := labtest.Open(t, bh, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 	s := &frame.UDPSpec{SrcMAC: frame.MAC(bh.MAC), DstMAC: frame.MAC(a.MAC), VLANs: []frame.VLANTag{{TPID: 0x8100, TCI: 42}},
 		Src: netip.AddrPortFrom(bh.IPv4.Addr(), 40000), Dst: netip.AddrPortFrom(a.IPv4.Addr(), 7), Payload: []byte("tagged")}
 	f := make([]byte, frame.UDPFrameLen(s))

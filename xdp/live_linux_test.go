@@ -108,26 +108,13 @@ func liveLab(t *testing.T, v6 bool) (a, b *lab.Host, conn *net.UDPConn) {
 	if _, err := attachIn(t, b, nil); err != nil {
 		t.Fatal(err)
 	}
-	network, dst := "udp4", b.IPv4.Addr()
+	dst := b.IPv4.Addr()
 	if v6 {
-		network, dst = "udp6", b.IPv6.Addr()
+		dst = b.IPv6.Addr()
 	}
-	conn, err := b.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9000)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn = labtest.ListenUDP(t, b, netip.AddrPortFrom(dst, 9000))
 	conn.SetReadBuffer(8 << 20)
 	return a, b, conn
-}
-
-// newLiveSenderOn opens a LiveSender on h's lab interface, closed when
-// the test ends.
-func newLiveSenderOn(t testing.TB, h *lab.Host, template []byte, cfg *LiveConfig) *LiveSender {
-	t.Helper()
-	s := openOn(t, h, func(ifi *net.Interface) (*LiveSender, error) { return NewLiveSender(ifi, template, cfg) })
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // TestLabLiveSender sends with live frames from A to a kernel socket on B
@@ -138,7 +125,10 @@ func TestLabLiveSender(t *testing.T) { overIPv4And6(t, testLiveSender) }
 func testLiveSender(t *testing.T, v6 bool) {
 	a, b, conn := liveLab(t, v6)
 	const flows, bursts, burst = 16, 8, 64
-	s := newLiveSenderOn(t, a, liveTemplate(t, a, b, v6, []byte(livePayload)), &LiveConfig{Flows: flows})
+	tmpl := liveTemplate(t, a, b, v6, []byte(livePayload))
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*LiveSender, error) {
+		return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: flows})
+	})
 
 	var mu sync.Mutex
 	ports := map[int]int{}
@@ -211,7 +201,9 @@ func testLiveStamps(t *testing.T, v6 bool) {
 	var p frame.Packet
 	p.Decode(tmpl)
 	const high = 0x7777 << 48
-	s := newLiveSenderOn(t, a, tmpl, &LiveConfig{Flows: 4, SeqOff: int(p.PayloadOff) + 2, SeqHigh: high, ClockOff: int(p.PayloadOff) + 10})
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*LiveSender, error) {
+		return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 4, SeqOff: int(p.PayloadOff) + 2, SeqHigh: high, ClockOff: int(p.PayloadOff) + 10})
+	})
 	before := udpCsumErrors(t, b, v6)
 	const n = 200
 	read := func(mark byte, from, to int64) {
