@@ -110,12 +110,7 @@ func hostTX(t testing.TB, h *lab.Host, cfg *ring.TXConfig) ring.Transmitter {
 // it counts what arrives and keeps h's kernel from answering with ICMP.
 func listenUDP(t testing.TB, h *lab.Host) *net.UDPConn {
 	t.Helper()
-	ln, err := h.ListenUDP("udp4", &net.UDPAddr{IP: h.IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
+	return labtest.ListenUDP(t, h, netip.AddrPortFrom(h.IPv4.Addr(), testPort))
 }
 
 // send copies frame into the next buffer of tx and commits it.
