@@ -6,9 +6,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,48 +39,15 @@ func liveTemplate(t testing.TB, a, b *lab.Host, v6 bool, payload []byte) []byte 
 // udpCsumErrors reads Udp InCsumErrors (or Udp6InCsumErrors) of host h.
 func udpCsumErrors(t testing.TB, h *lab.Host, v6 bool) int {
 	t.Helper()
-	var n int
-	err := h.Do(func() error {
-		if v6 {
-			b, err := os.ReadFile("/proc/net/snmp6")
-			if err != nil {
-				return err
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6InCsumErrors" {
-					n, err = strconv.Atoi(f[1])
-					return err
-				}
-			}
-			return nil
-		}
-		b, err := os.ReadFile("/proc/net/snmp")
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Udp:" {
-				continue
-			}
-			if names == nil {
-				names = f
-				continue
-			}
-			for i, name := range names {
-				if name == "InCsumErrors" && i < len(f) {
-					n, err = strconv.Atoi(f[i])
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	file, name := "snmp", "Udp:InCsumErrors"
+	if v6 {
+		file, name = "snmp6", "Udp6InCsumErrors"
+	}
+	c, err := h.NetCounters(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return int(c[name])
 }
 
 // overIPv4And6 runs test as two subtests, over IPv4 and over IPv6.
