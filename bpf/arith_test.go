@@ -164,11 +164,7 @@ func TestProtochain(t *testing.T) {
 		{"protochain 17", v6(proto.IPProtoUDP, dst), true},
 	}
 	for _, tt := range tests {
-		raw, err := CompileRaw(tt.expr, nil)
-		if err != nil {
-			t.Fatalf("%q: %v", tt.expr, err)
-		}
-		if got := newVM(t, raw).run(t, tt.f, meta{}); got != tt.want {
+		if got := newVM(t, compileRaw(t, tt.expr, nil)).run(t, tt.f, meta{}); got != tt.want {
 			t.Errorf("%q on % x: accepted %v, want %v", tt.expr, tt.f, got, tt.want)
 		}
 	}

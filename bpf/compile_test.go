@@ -13,6 +13,16 @@ import (
 	"github.com/pktengine/pktengine/proto"
 )
 
+// compileRaw is CompileRaw for an expression the test expects to compile.
+func compileRaw(t testing.TB, expr string, o *Options) []xbpf.RawInstruction {
+	t.Helper()
+	raw, err := CompileRaw(expr, o)
+	if err != nil {
+		t.Fatalf("%q: %v", expr, err)
+	}
+	return raw
+}
+
 func TestSyntaxErrors(t *testing.T) {
 	checkSyntaxErrors(t, []syntaxCase{
 		{"udp and", 8, "expected a primitive"},
@@ -158,14 +168,8 @@ func TestNestingAndSizeLimits(t *testing.T) {
 
 // TestPrecedence: "and" and "or" are equal and left-associative.
 func TestPrecedence(t *testing.T) {
-	a, err := CompileRaw("tcp or udp and port 53", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := CompileRaw("(tcp or udp) and port 53", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := compileRaw(t, "tcp or udp and port 53", nil)
+	b := compileRaw(t, "(tcp or udp) and port 53", nil)
 	if formatD(a) != formatD(b) {
 		t.Errorf("tcp or udp and port 53 differs from (tcp or udp) and port 53")
 	}
@@ -275,10 +279,7 @@ func TestHandMadeFrames(t *testing.T) {
 // TestAncillary checks the metadata forms in the evaluator: the default
 // VLAN mode on a frame whose tag the kernel removed, and "inbound".
 func TestAncillary(t *testing.T) {
-	raw, err := CompileRaw("inbound and vlan 42 and udp dst port 7 and dst host 198.18.0.1", &Options{SnapLen: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := compileRaw(t, "inbound and vlan 42 and udp dst port 7 and dst host 198.18.0.1", &Options{SnapLen: 128})
 	untagged := udpFrame(t, frame.UDPSpec{Src: netip.MustParseAddrPort("198.18.0.2:9"), Dst: netip.MustParseAddrPort("198.18.0.1:7")})
 	tests := []struct {
 		md   meta
@@ -305,10 +306,7 @@ func TestAncillary(t *testing.T) {
 // TestIPv4HeaderLength: the transport header is found through the IHL,
 // for every legal header length.
 func TestIPv4HeaderLength(t *testing.T) {
-	raw, err := CompileRaw("udp dst port 7", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := compileRaw(t, "udp dst port 7", nil)
 	m := newVM(t, raw)
 	for opts := 0; opts <= 40; opts += 4 {
 		o := make([]byte, opts)
@@ -400,15 +398,7 @@ func TestServiceNames(t *testing.T) {
 	}}
 	same := func(a, b string) {
 		t.Helper()
-		pa, err := CompileRaw(a, o)
-		if err != nil {
-			t.Fatalf("%q: %v", a, err)
-		}
-		pb, err := CompileRaw(b, o)
-		if err != nil {
-			t.Fatalf("%q: %v", b, err)
-		}
-		if formatD(pa) != formatD(pb) {
+		if formatD(compileRaw(t, a, o)) != formatD(compileRaw(t, b, o)) {
 			t.Errorf("%q compiles differently from %q", a, b)
 		}
 	}

@@ -356,10 +356,7 @@ func TestDifferentialTcpdump(t *testing.T) {
 		if terr != nil {
 			t.Fatalf("tcpdump %q: %v", expr, terr)
 		}
-		ours, err := CompileRaw(expr, opt)
-		if err != nil {
-			t.Fatalf("%q: %v", expr, err)
-		}
+		ours := compileRaw(t, expr, opt)
 		tv, ov := newVM(t, theirs), newVM(t, ours)
 		for _, f := range frames {
 			for pt := uint32(0); pt <= 4; pt++ {
@@ -425,10 +422,7 @@ func TestDifferentialAncillaryVLAN(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tcpdump %q: %v", expr, err)
 		}
-		ours, err := CompileRaw(expr, nil) // default: VLANAncillary
-		if err != nil {
-			t.Fatalf("%q: %v", expr, err)
-		}
+		ours := compileRaw(t, expr, nil) // default: VLANAncillary
 		tv, ov := newVM(t, theirs), newVM(t, ours)
 		for _, f := range frames {
 			if len(f.b) >= 14 && binary.BigEndian.Uint16(f.b[12:]) == etherTypeQinQOld {
@@ -532,10 +526,7 @@ func TestDeliberateDifferences(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tcpdump %q: %v", p.theirs, err)
 		}
-		ours, err := CompileRaw(p.ours, tcpdumpOptions())
-		if err != nil {
-			t.Fatalf("%q: %v", p.ours, err)
-		}
+		ours := compileRaw(t, p.ours, tcpdumpOptions())
 		tv, ov := newVM(t, theirs), newVM(t, ours)
 		for _, f := range frames {
 			if got, want := ov.run(t, f.b, meta{}), tv.run(t, f.b, meta{}); got != want {

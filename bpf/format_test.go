@@ -93,10 +93,7 @@ func TestImage(t *testing.T) {
 }
 
 func TestParseDDD(t *testing.T) {
-	prog, err := CompileRaw("udp port 53", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prog := compileRaw(t, "udp port 53", nil)
 	var b bytes.Buffer
 	FormatDDD(&b, prog)
 	back, err := parseDDD(&b)

@@ -36,22 +36,14 @@ func NeighborFilter(addrs []netip.Addr) ([]xbpf.RawInstruction, error) {
 		}
 	}
 	a := newAssembler()
-	a.emit(xbpf.LoadAbsolute{Off: 12, Size: 2})
-	a.jeq(uint32(proto.EtherTypeVLAN), "tagged")
-	a.jeq(uint32(proto.EtherTypeQinQ), "tagged")
-	body := func(l2 uint32) {
+	untaggedAndTagged(a, func(l2 uint32) {
 		l := func(s string) string { return fmt.Sprintf("%s%d", s, l2) }
 		a.jeq(uint32(proto.EtherTypeARP), l("arp"))
 		a.jeq(uint32(proto.EtherTypeIPv6), l("ipv6"))
 		a.ja("drop")
 
 		a.label(l("arp"))
-		a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
-		for _, ip := range v4 {
-			b := ip.As4()
-			a.jeq(be32(b[:]), "accept")
-		}
-		a.ja("drop")
+		acceptARP(a, l2, v4)
 
 		// An advertisement is ICMPv6 right after the fixed header: RFC
 		// 4861 messages carry no extension headers worth walking.
@@ -62,11 +54,7 @@ func NeighborFilter(addrs []netip.Addr) ([]xbpf.RawInstruction, error) {
 		a.jumpFar(xbpf.JumpNotEqual, uint32(frame.ICMPv6NeighborAdvertisement), "drop")
 		match6(a, l2+24, v6, "accept", l("na"))
 		a.ja("drop")
-	}
-	body(frame.EthernetHeaderLen)
-	a.label("tagged")
-	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen - 2, Size: 2})
-	body(frame.EthernetHeaderLen + frame.VLANTagLen)
+	})
 	a.label("accept")
 	a.emit(xbpf.RetConstant{Val: DefaultSnapLen})
 	a.label("drop")

@@ -139,24 +139,13 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 	}
 
 	a := newAssembler()
-	// dst4 jumps to hit if A is one of addrs.
-	dst4 := func(addrs []netip.Addr, hit string) {
-		for _, ip := range addrs {
-			b := ip.As4()
-			a.jeq(be32(b[:]), hit)
-		}
-	}
 	if s.IgnoreOutgoing {
 		a.emit(xbpf.LoadExtension{Num: xbpf.ExtType})
 		a.jeq(packetOutgoing, "drop")
 	}
 	serveVLAN(a, s.VLANID, s.VLANAncillary)
-	a.emit(xbpf.LoadAbsolute{Off: 12, Size: 2})
-	a.jeq(uint32(proto.EtherTypeVLAN), "tagged")
-	a.jeq(uint32(proto.EtherTypeQinQ), "tagged")
-	// body tests the packet after a link-layer header of l2 bytes, with
-	// the EtherType in A. Its labels end in l2.
-	body := func(l2 uint32) {
+	// The tests behind the link-layer header: their labels end in l2.
+	untaggedAndTagged(a, func(l2 uint32) {
 		l := func(s string) string { return fmt.Sprintf("%s%d", s, l2) }
 		a.jeq(uint32(proto.EtherTypeIPv4), l("ipv4"))
 		a.jeq(uint32(proto.EtherTypeIPv6), l("ipv6"))
@@ -172,7 +161,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 
 		a.label(l("udp4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 16, Size: 4})
-		dst4(udp4, "udp")
+		match4(a, udp4, "udp")
 		a.jeq(0xffffffff, "udp")
 		a.emit(xbpf.ALUOpConstant{Op: xbpf.ALUOpAnd, Val: 0xf0000000})
 		a.jeq(0xe0000000, "udp") // 224.0.0.0/4
@@ -180,11 +169,11 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 
 		a.label(l("icmp4"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 16, Size: 4})
-		dst4(owned4, "accept")
+		match4(a, owned4, "accept")
 		// udp-frag: ICMP errors (destination unreachable, time
 		// exceeded, parameter problem) to a shared address too, for
 		// the port that sent the datagram they quote.
-		dst4(shared4, l("icmperr4"))
+		match4(a, shared4, l("icmperr4"))
 		a.ja("drop")
 		a.label(l("icmperr4"))
 		a.emit(xbpf.LoadMemShift{Off: l2}, xbpf.LoadIndirect{Off: l2, Size: 1})
@@ -209,9 +198,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.ja("drop")
 
 		a.label(l("arp"))
-		a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
-		dst4(all4, "accept")
-		a.ja("drop")
+		acceptARP(a, l2, all4)
 
 		a.label(l("ipv6"))
 		a.emit(xbpf.LoadAbsolute{Off: l2 + 6, Size: 1})
@@ -255,11 +242,7 @@ func ServeFilter(s *ServeSpec) ([]xbpf.RawInstruction, error) {
 		a.label(l("echo6"))
 		match6(a, l2+24, owned6, "accept", l("echo6"))
 		a.ja("drop")
-	}
-	body(frame.EthernetHeaderLen)
-	a.label("tagged")
-	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen - 2, Size: 2}) // the EtherType after the tag
-	body(frame.EthernetHeaderLen + frame.VLANTagLen)
+	})
 
 	// Accepted: as much as serveVLAN decided, the whole frame or the
 	// head of one of another VLAN.
@@ -403,6 +386,36 @@ func walkIPv6(a *assembler, l2 uint32, udp, icmp6, prefix string) {
 			xbpf.TAX{},
 			xbpf.LoadScratch{Dst: xbpf.RegA, N: 0},
 		)
+	}
+}
+
+// untaggedAndTagged writes the tests of a frame without a VLAN tag and of
+// one with a single 802.1Q or 802.1ad tag, both left in the frame: body
+// writes them for a link-layer header of l2 bytes, with the EtherType in A.
+func untaggedAndTagged(a *assembler, body func(l2 uint32)) {
+	a.emit(xbpf.LoadAbsolute{Off: 12, Size: 2})
+	a.jeq(uint32(proto.EtherTypeVLAN), "tagged")
+	a.jeq(uint32(proto.EtherTypeQinQ), "tagged")
+	body(frame.EthernetHeaderLen)
+	a.label("tagged")
+	a.emit(xbpf.LoadAbsolute{Off: frame.EthernetHeaderLen + frame.VLANTagLen - 2, Size: 2}) // the EtherType after the tag
+	body(frame.EthernetHeaderLen + frame.VLANTagLen)
+}
+
+// acceptARP accepts an ARP message (behind l2 bytes of link-layer header)
+// whose target protocol address is one of addrs, and drops any other.
+func acceptARP(a *assembler, l2 uint32, addrs []netip.Addr) {
+	a.emit(xbpf.LoadAbsolute{Off: l2 + 24, Size: 4}) // target protocol address
+	match4(a, addrs, "accept")
+	a.ja("drop")
+}
+
+// match4 jumps to hit if A holds one of the IPv4 addrs, and falls through
+// otherwise.
+func match4(a *assembler, addrs []netip.Addr, hit string) {
+	for _, ip := range addrs {
+		b := ip.As4()
+		a.jeq(be32(b[:]), hit)
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -64,11 +64,7 @@ func TestRXKernelUDP(t *testing.T) {
 
 		// A listener on B keeps its kernel from answering with ICMP.
 		listenUDP(t, b)
-		c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := labtest.DialUDP(t, a, netip.AddrPortFrom(b.IPv4.Addr(), testPort))
 		const n = 200
 		for i := range n {
 			if _, err := c.Write(seqPayload(i)); err != nil {
@@ -117,11 +113,7 @@ func TestChecksumComplete(t *testing.T) {
 	l := labtest.New(t, &lab.Config{Offloads: map[string]bool{"tx": false}})
 	a, b := l.A(), l.B()
 	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, Filter: udpDstPortFilter(t, testPort)})
-	c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := labtest.DialUDP(t, a, netip.AddrPortFrom(b.IPv4.Addr(), testPort))
 	if _, err := c.Write(seqPayload(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +205,7 @@ func TestVLANSubinterface(t *testing.T) {
 	defer l.Close()
 	a, b := l.A(), l.B()
 	rx := hostRX(t, b, &ring.RXConfig{Version: ring.V2, IgnoreOutgoing: true})
-	c, err := a.DialUDP("udp4", nil, &net.UDPAddr{IP: b.VLANs[0].IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := labtest.DialUDP(t, a, netip.AddrPortFrom(b.VLANs[0].IPv4.Addr(), testPort))
 	if _, err := c.Write(seqPayload(0)); err != nil {
 		t.Fatal(err)
 	}

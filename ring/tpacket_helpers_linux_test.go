@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -95,48 +94,23 @@ func udpDstPortFilter(t testing.TB, port uint16) []bpf.RawInstruction {
 	return prog
 }
 
-// inHost opens something on the lab interface of h, in h's namespace, and
-// closes it when the test ends.
-func inHost[T io.Closer](t testing.TB, h *lab.Host, open func(*net.Interface) (T, error)) T {
-	t.Helper()
-	var v T
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		v, err = open(ifi)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	return v
-}
-
 // hostRX opens a receive ring on the lab interface of h.
 func hostRX(t testing.TB, h *lab.Host, cfg *ring.RXConfig) *ring.RX {
 	t.Helper()
-	return inHost(t, h, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, cfg) })
+	return labtest.Open(t, h, func(ifi *net.Interface) (*ring.RX, error) { return ring.NewRX(ifi, cfg) })
 }
 
 // hostTX opens a Transmitter on the lab interface of h.
 func hostTX(t testing.TB, h *lab.Host, cfg *ring.TXConfig) ring.Transmitter {
 	t.Helper()
-	return inHost(t, h, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, cfg) })
+	return labtest.Open(t, h, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, cfg) })
 }
 
 // listenUDP opens a kernel UDP socket on h's IPv4 address and testPort:
 // it counts what arrives and keeps h's kernel from answering with ICMP.
 func listenUDP(t testing.TB, h *lab.Host) *net.UDPConn {
 	t.Helper()
-	ln, err := h.ListenUDP("udp4", &net.UDPAddr{IP: h.IPv4.Addr().AsSlice(), Port: testPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
+	return labtest.ListenUDP(t, h, netip.AddrPortFrom(h.IPv4.Addr(), testPort))
 }
 
 // send copies frame into the next buffer of tx and commits it.

@@ -27,15 +27,7 @@ import (
 // registers its Close.
 func attachIn(t testing.TB, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 	t.Helper()
-	var p *Program
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		p, err = Attach(ifi, cfg)
-		return err
-	})
+	p, err := lab.OnInterface(h, func(ifi *net.Interface) (*Program, error) { return Attach(ifi, cfg) })
 	if err == nil {
 		t.Cleanup(func() { p.Close() })
 	}
@@ -44,15 +36,8 @@ func attachIn(t testing.TB, h *lab.Host, cfg *ProgramConfig) (*Program, error) {
 
 func attachmentOf(t testing.TB, h *lab.Host) xdpAttachment {
 	t.Helper()
-	var att xdpAttachment
-	if err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		att, err = queryXDP(ifi.Index)
-		return err
-	}); err != nil {
+	att, err := lab.OnInterface(h, func(ifi *net.Interface) (xdpAttachment, error) { return queryXDP(ifi.Index) })
+	if err != nil {
 		t.Fatal(err)
 	}
 	return att
@@ -62,11 +47,7 @@ func attachmentOf(t testing.TB, h *lab.Host) xdpAttachment {
 // that a failing test leaves nothing behind.
 func detachAll(t testing.TB, h *lab.Host) {
 	t.Cleanup(func() {
-		h.Do(func() error {
-			ifi, err := net.InterfaceByName(h.Iface)
-			if err != nil {
-				return err
-			}
+		inIface(h, func(ifi *net.Interface) error {
 			att, err := queryXDP(ifi.Index)
 			if err != nil {
 				return err
@@ -95,11 +76,7 @@ func TestLabStaleProgramReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	err = inIface(a, func(ifi *net.Interface) error {
 		return setXDP(ifi.Index, stale.bpfProg.FD(), unix.XDP_FLAGS_DRV_MODE)
 	})
 	stale.Close() // the attachment keeps the program alive
@@ -159,15 +136,10 @@ func TestLabForeignProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer foreign.Close()
-	var fl link.Link
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		fl, err = link.AttachXDP(link.XDPOptions{Program: foreign, Interface: ifi.Index, Flags: link.XDPDriverMode})
-		return err
-	}); err != nil {
+	fl, err := lab.OnInterface(a, func(ifi *net.Interface) (link.Link, error) {
+		return link.AttachXDP(link.XDPOptions{Program: foreign, Interface: ifi.Index, Flags: link.XDPDriverMode})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer fl.Close()
@@ -199,11 +171,7 @@ func TestLabMTUTooLarge(t *testing.T) {
 	t.Log(err)
 	// The socket refuses such an MTU too, before the kernel would drop
 	// every long frame.
-	err = a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	err = inIface(a, func(ifi *net.Interface) error {
 		s, err := Listen(ifi, 0, nil)
 		if err == nil {
 			s.Close()

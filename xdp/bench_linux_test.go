@@ -79,15 +79,10 @@ func benchTemplate(tb testing.TB, a, b *lab.Host, dstMAC frame.MAC) []byte {
 // generate runs a LiveSender in host h, pinned to CPU 0, until stop is
 // closed, and returns how many frames it sent.
 func generate(tb testing.TB, h *lab.Host, template []byte, stop <-chan struct{}) (done func() uint64) {
-	var s *LiveSender
-	if err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(h.Iface)
-		if err != nil {
-			return err
-		}
-		s, err = NewLiveSender(ifi, template, &LiveConfig{Flows: 64})
-		return err
-	}); err != nil {
+	s, err := lab.OnInterface(h, func(ifi *net.Interface) (*LiveSender, error) {
+		return NewLiveSender(ifi, template, &LiveConfig{Flows: 64})
+	})
+	if err != nil {
 		tb.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -136,11 +131,7 @@ func BenchmarkLabEcho(b *testing.B) {
 		}
 		var rx *ring.RX
 		var tx ring.Transmitter
-		if err := a.Do(func() error {
-			ifi, err := net.InterfaceByName(a.Iface)
-			if err != nil {
-				return err
-			}
+		if err := inIface(a, func(ifi *net.Interface) (err error) {
 			if rx, err = ring.NewRX(ifi, &ring.RXConfig{Version: ring.V3, IgnoreOutgoing: true}); err != nil {
 				return err
 			}
@@ -292,18 +283,10 @@ func BenchmarkLabLiveSender(b *testing.B) {
 			if _, err := attachIn(b, a, nil); err != nil {
 				b.Fatal(err)
 			}
-			var s *LiveSender
-			if err := bh.Do(func() error {
-				ifi, err := net.InterfaceByName(bh.Iface)
-				if err != nil {
-					return err
-				}
-				s, err = NewLiveSender(ifi, benchTemplate(b, a, bh, tc.mac(a)), &LiveConfig{Flows: 64})
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			tmpl := benchTemplate(b, a, bh, tc.mac(a))
+			s := labtest.Open(b, bh, func(ifi *net.Interface) (*LiveSender, error) {
+				return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 64})
+			})
 			rx0 := rxPackets(b, a)
 			errc := make(chan error, 1)
 			b.SetBytes(benchFrameLen)

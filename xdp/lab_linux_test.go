@@ -31,6 +31,14 @@ import (
 // completes checksums in software, as a real NIC does on the wire.
 var fullChecksums = &lab.Config{Offloads: map[string]bool{"tx": false}}
 
+// inIface is lab.OnInterface for work on h's lab interface that returns
+// only an error: it runs fn in h's namespace, where a socket or a program
+// attachment has to be made.
+func inIface(h *lab.Host, fn func(ifi *net.Interface) error) error {
+	_, err := lab.OnInterface(h, func(ifi *net.Interface) (struct{}, error) { return struct{}{}, fn(ifi) })
+	return err
+}
+
 // xdpLab is a lab whose host A serves its addresses with the steering
 // program and one AF_XDP socket on queue 0.
 type xdpLab struct {
@@ -56,12 +64,10 @@ func newXDPLabProgram(t testing.TB, labCfg *lab.Config, pcfg *ProgramConfig, cfg
 	}
 	x := &xdpLab{l: labtest.New(t, labCfg)}
 	x.a, x.b = x.l.A(), x.l.B()
-	err := x.a.Do(func() error {
-		var err error
-		if x.ifi, err = net.InterfaceByName(x.a.Iface); err != nil {
-			return err
-		}
+	err := inIface(x.a, func(ifi *net.Interface) error {
+		x.ifi = ifi
 		pc.Addrs = []netip.Addr{x.a.IPv4.Addr(), x.a.IPv6.Addr()}
+		var err error
 		x.prog, err = Attach(x.ifi, &pc)
 		if err != nil {
 			return err
@@ -605,19 +611,10 @@ func TestLabTXOnlySender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var s *Socket
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		s, err = Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tmpl := liveTemplate(t, a, bh, false)
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*Socket, error) {
+		return Listen(ifi, 0, &Config{TXOnly: true, FrameCount: 256, TXSize: 64, CompletionSize: 64})
+	})
+	tmpl := liveTemplate(t, a, bh, false, []byte(livePayload))
 	if _, err := s.Prefill(tmpl); err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +650,7 @@ func TestLabTXOnlySender(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if string(buf[:n]) == "live frame" {
+		if string(buf[:n]) == livePayload {
 			got++
 			ports[from.Port()] = true
 		}
@@ -688,11 +685,8 @@ func TestLabVLANTagged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	if err := inIface(a, func(ifi *net.Interface) error {
+		var err error
 		if sock, err = Listen(ifi, 0, nil); err != nil {
 			return err
 		}
@@ -701,18 +695,7 @@ func TestLabVLANTagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	var tx ring.Transmitter
-	if err := bh.Do(func() error {
-		ifi, err := net.InterfaceByName(bh.Iface)
-		if err != nil {
-			return err
-		}
-		tx, err = ring.NewTransmitter(ifi, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := labtest.Open(t, bh, func(ifi *net.Interface) (ring.Transmitter, error) { return ring.NewTransmitter(ifi, nil) })
 	s := &frame.UDPSpec{SrcMAC: frame.MAC(bh.MAC), DstMAC: frame.MAC(a.MAC), VLANs: []frame.VLANTag{{TPID: 0x8100, TCI: 42}},
 		Src: netip.AddrPortFrom(bh.IPv4.Addr(), 40000), Dst: netip.AddrPortFrom(a.IPv4.Addr(), 7), Payload: []byte("tagged")}
 	f := make([]byte, frame.UDPFrameLen(s))
@@ -754,11 +737,7 @@ func TestLabTwoQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var socks []*Socket
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
+	if err := inIface(a, func(ifi *net.Interface) error {
 		n, err := RXQueues(ifi)
 		if err != nil {
 			return err

@@ -124,11 +124,9 @@ func (l liveLayout) instructions() asm.Instructions {
 	b.emit(
 		asm.Mov.Reg(r6, r1),
 		asm.StoreImm(r10, -4, 0, asm.Word),
-		asm.LoadMapPtr(r1, 0).WithReference(liveMapName),
-		asm.Mov.Reg(r2, r10),
-		asm.Add.Imm(r2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(r0, 0, "redirect"),
+	)
+	b.lookup(liveMapName, -4, "redirect")
+	b.emit(
 		asm.Mov.Reg(r9, r0),
 		asm.LoadMem(r3, r0, 0, asm.DWord),
 		asm.Mov.Reg(r4, r3),

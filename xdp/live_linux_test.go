@@ -6,9 +6,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,15 +15,19 @@ import (
 	"github.com/pktengine/pktengine/internal/labtest"
 )
 
-// liveTemplate is a UDP frame from host a to port 9000 of host b.
-func liveTemplate(t testing.TB, a, b *lab.Host, v6 bool) []byte {
+// livePayload is what the receivers of liveTemplate's frames look for.
+const livePayload = "live frame"
+
+// liveTemplate is a UDP frame from port 40000 of host a to port 9000 of
+// host b.
+func liveTemplate(t testing.TB, a, b *lab.Host, v6 bool, payload []byte) []byte {
 	t.Helper()
 	src, dst := a.IPv4.Addr(), b.IPv4.Addr()
 	if v6 {
 		src, dst = a.IPv6.Addr(), b.IPv6.Addr()
 	}
 	s := &frame.UDPSpec{SrcMAC: frame.MAC(a.MAC), DstMAC: frame.MAC(b.MAC),
-		Src: netip.AddrPortFrom(src, 40000), Dst: netip.AddrPortFrom(dst, 9000), Payload: []byte("live frame")}
+		Src: netip.AddrPortFrom(src, 40000), Dst: netip.AddrPortFrom(dst, 9000), Payload: payload}
 	buf := make([]byte, frame.UDPFrameLen(s))
 	n, err := frame.BuildUDP(buf, s)
 	if err != nil {
@@ -38,96 +39,60 @@ func liveTemplate(t testing.TB, a, b *lab.Host, v6 bool) []byte {
 // udpCsumErrors reads Udp InCsumErrors (or Udp6InCsumErrors) of host h.
 func udpCsumErrors(t testing.TB, h *lab.Host, v6 bool) int {
 	t.Helper()
-	var n int
-	err := h.Do(func() error {
-		if v6 {
-			b, err := os.ReadFile("/proc/net/snmp6")
-			if err != nil {
-				return err
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6InCsumErrors" {
-					n, err = strconv.Atoi(f[1])
-					return err
-				}
-			}
-			return nil
-		}
-		b, err := os.ReadFile("/proc/net/snmp")
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Udp:" {
-				continue
-			}
-			if names == nil {
-				names = f
-				continue
-			}
-			for i, name := range names {
-				if name == "InCsumErrors" && i < len(f) {
-					n, err = strconv.Atoi(f[i])
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	file, name := "snmp", "Udp:InCsumErrors"
+	if v6 {
+		file, name = "snmp6", "Udp6InCsumErrors"
+	}
+	c, err := h.NetCounters(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return int(c[name])
 }
 
-// TestLabLiveSender sends with live frames from A to a kernel socket on B
-// (whose veth end runs the steering program with no addresses, which
-// passes everything and turns on the NAPI that redirected frames need) and
-// checks that the frames arrive with valid checksums and cycle through
-// the source ports.
-func TestLabLiveSender(t *testing.T) {
+// overIPv4And6 runs test as two subtests, over IPv4 and over IPv6.
+func overIPv4And6(t *testing.T, test func(t *testing.T, v6 bool)) {
 	for _, v6 := range []bool{false, true} {
 		name := "ipv4"
 		if v6 {
 			name = "ipv6"
 		}
-		t.Run(name, func(t *testing.T) { testLiveSender(t, v6) })
+		t.Run(name, func(t *testing.T) { test(t, v6) })
 	}
 }
 
-func testLiveSender(t *testing.T, v6 bool) {
+// liveLab is the lab of the live sender tests: B's veth end runs the
+// steering program with no addresses, which passes everything and turns
+// on the NAPI that redirected frames need, and conn is a kernel socket on
+// port 9000 of B's IPv4 or IPv6 address.
+func liveLab(t *testing.T, v6 bool) (a, b *lab.Host, conn *net.UDPConn) {
 	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
+	a, b = l.A(), l.B()
 	detachAll(t, b)
 	if _, err := attachIn(t, b, nil); err != nil {
 		t.Fatal(err)
 	}
-	network, dst := "udp4", b.IPv4.Addr()
+	dst := b.IPv4.Addr()
 	if v6 {
-		network, dst = "udp6", b.IPv6.Addr()
+		dst = b.IPv6.Addr()
 	}
-	conn, err := b.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9000)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn = labtest.ListenUDP(t, b, netip.AddrPortFrom(dst, 9000))
 	conn.SetReadBuffer(8 << 20)
+	return a, b, conn
+}
 
+// TestLabLiveSender sends with live frames from A to a kernel socket on B
+// (liveLab) and checks that the frames arrive with valid checksums and
+// cycle through the source ports.
+func TestLabLiveSender(t *testing.T) { overIPv4And6(t, testLiveSender) }
+
+func testLiveSender(t *testing.T, v6 bool) {
+	a, b, conn := liveLab(t, v6)
 	const flows, bursts, burst = 16, 8, 64
-	var s *LiveSender
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		s, err = NewLiveSender(ifi, liveTemplate(t, a, b, v6), &LiveConfig{Flows: flows})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	tmpl := liveTemplate(t, a, b, v6, []byte(livePayload))
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*LiveSender, error) {
+		return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: flows})
+	})
 
 	var mu sync.Mutex
 	ports := map[int]int{}
@@ -143,7 +108,7 @@ func testLiveSender(t *testing.T, v6 bool) {
 				return
 			}
 			mu.Lock()
-			if string(buf[:n]) == "live frame" {
+			if string(buf[:n]) == livePayload {
 				got++
 				ports[int(from.Port())]++
 			}
@@ -187,61 +152,22 @@ func testLiveSender(t *testing.T, v6 bool) {
 // TestLabLiveSenderStamps: with SeqOff and ClockOff the program writes a
 // sequence word and the send time into every frame, keeping the UDP
 // checksum valid, and Restart starts the count again with a new template.
-func TestLabLiveSenderStamps(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) { testLiveStamps(t, v6) })
-	}
-}
+func TestLabLiveSenderStamps(t *testing.T) { overIPv4And6(t, testLiveStamps) }
 
 func testLiveStamps(t *testing.T, v6 bool) {
-	l := labtest.New(t, nil)
-	a, b := l.A(), l.B()
-	detachAll(t, b)
-	if _, err := attachIn(t, b, nil); err != nil {
-		t.Fatal(err)
-	}
-	network, src, dst := "udp4", a.IPv4.Addr(), b.IPv4.Addr()
-	if v6 {
-		network, src, dst = "udp6", a.IPv6.Addr(), b.IPv6.Addr()
-	}
-	conn, err := b.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9000)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetReadBuffer(8 << 20)
+	a, b, conn := liveLab(t, v6)
 	template := func(mark byte) []byte {
 		payload := make([]byte, 24)
 		payload[0] = mark
-		s := &frame.UDPSpec{SrcMAC: frame.MAC(a.MAC), DstMAC: frame.MAC(b.MAC),
-			Src: netip.AddrPortFrom(src, 40000), Dst: netip.AddrPortFrom(dst, 9000), Payload: payload}
-		buf := make([]byte, frame.UDPFrameLen(s))
-		n, err := frame.BuildUDP(buf, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return buf[:n]
+		return liveTemplate(t, a, b, v6, payload)
 	}
 	tmpl := template('a')
 	var p frame.Packet
 	p.Decode(tmpl)
 	const high = 0x7777 << 48
-	var s *LiveSender
-	if err := a.Do(func() error {
-		ifi, err := net.InterfaceByName(a.Iface)
-		if err != nil {
-			return err
-		}
-		s, err = NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 4, SeqOff: int(p.PayloadOff) + 2, SeqHigh: high, ClockOff: int(p.PayloadOff) + 10})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := labtest.Open(t, a, func(ifi *net.Interface) (*LiveSender, error) {
+		return NewLiveSender(ifi, tmpl, &LiveConfig{Flows: 4, SeqOff: int(p.PayloadOff) + 2, SeqHigh: high, ClockOff: int(p.PayloadOff) + 10})
+	})
 	before := udpCsumErrors(t, b, v6)
 	const n = 200
 	read := func(mark byte, from, to int64) {

@@ -305,6 +305,19 @@ func (b *builder) checkBounds(dst, base asm.Register, n int32, fail string) {
 	)
 }
 
+// lookup emits a map lookup: R0 = the value in mapName under the key on
+// the stack at keyOff; with no such value, a jump to miss. It clobbers R0
+// to R5.
+func (b *builder) lookup(mapName string, keyOff int32, miss string) {
+	b.emit(
+		asm.LoadMapPtr(asm.R1, 0).WithReference(mapName),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
+	)
+}
+
 // copy16 emits a copy of the 16 bytes at src+srcOff to dst+dstOff (an
 // address key), in two 64-bit moves through tmp.
 func (b *builder) copy16(dst asm.Register, dstOff int16, src asm.Register, srcOff int16, tmp asm.Register) {
@@ -357,6 +370,28 @@ func steerInstructions(vlan bool) asm.Instructions {
 	const (
 		r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R9, asm.R10
 	)
+	// ipHeader checks that the network header holds n bytes and is of IP
+	// version v, or passes the frame.
+	ipHeader := func(n, v int32) {
+		b.checkBounds(r2, r9, n, "pass")
+		b.emit(
+			asm.LoadMem(r2, r9, 0, asm.Byte),
+			asm.And.Imm(r2, 0xf0),
+			asm.JNE.Imm(r2, v<<4, "pass"),
+		)
+	}
+	// port puts the destination port of the UDP header at l4 in
+	// stackPort (as that slot holds it), if the frame holds the port, and
+	// goes on at next. It clobbers R4 and tmp.
+	port := func(l4, tmp asm.Register, next string) {
+		b.checkBounds(tmp, l4, 4, next)
+		b.emit(
+			asm.LoadMem(r4, l4, 2, asm.Half),
+			asm.Or.Imm(r4, 0x10000),
+			asm.StoreMem(r10, stackPort, r4, asm.Word),
+			asm.Ja.Label(next),
+		)
+	}
 	b.emit(
 		// Referencing the owner map ties it to the program, where
 		// Attach finds it (the kernel lists a program's maps).
@@ -400,11 +435,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	// IPv4, keyed by the destination. Every fragment of a UDP datagram
 	// carries protocol 17, so fragments need no transport header.
 	b.label("ipv4")
-	b.checkBounds(r2, r9, 20, "pass")
+	ipHeader(20, 4)
 	b.emit(
-		asm.LoadMem(r2, r9, 0, asm.Byte),
-		asm.And.Imm(r2, 0xf0),
-		asm.JNE.Imm(r2, 0x40, "pass"),
 		asm.LoadMem(r3, r9, 16, asm.Word),
 		asm.LoadMem(r4, r9, 9, asm.Byte),
 		asm.LoadMem(r5, r9, 6, asm.Half),
@@ -426,13 +458,7 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.LSh.Imm(r2, 2),
 		asm.Add.Reg(r2, r9),
 	)
-	b.checkBounds(r4, r2, 4, "key4")
-	b.emit(
-		asm.LoadMem(r4, r2, 2, asm.Half),
-		asm.Or.Imm(r4, 0x10000),
-		asm.StoreMem(r10, stackPort, r4, asm.Word),
-		asm.Ja.Label("key4"),
-	)
+	port(r2, r4, "key4")
 	b.label("icmp4")
 	b.emit(
 		asm.StoreImm(r10, stackFlag, int64(ServeICMP), asm.Word),
@@ -453,11 +479,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	// the next header, R5 the cursor, R0 set if a fragment header was
 	// seen.
 	b.label("ipv6")
-	b.checkBounds(r2, r9, 40, "pass")
+	ipHeader(40, 6)
 	b.emit(
-		asm.LoadMem(r2, r9, 0, asm.Byte),
-		asm.And.Imm(r2, 0xf0),
-		asm.JNE.Imm(r2, 0x60, "pass"),
 		asm.LoadMem(r4, r9, 6, asm.Byte),
 		asm.Mov.Reg(r5, r9),
 		asm.Add.Imm(r5, 40),
@@ -512,13 +535,7 @@ func steerInstructions(vlan bool) asm.Instructions {
 		asm.Ja.Label("key6dst"),
 	)
 	b.label("port6")
-	b.checkBounds(r2, r5, 4, "key6dst")
-	b.emit(
-		asm.LoadMem(r4, r5, 2, asm.Half),
-		asm.Or.Imm(r4, 0x10000),
-		asm.StoreMem(r10, stackPort, r4, asm.Word),
-		asm.Ja.Label("key6dst"),
-	)
+	port(r5, r2, "key6dst")
 	// ICMPv6: a neighbour solicitation goes to a solicited-node group,
 	// so it is keyed by its target; everything else by the destination.
 	b.label("icmp6")
@@ -549,12 +566,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 
 	// Is the key one of ours, for this class?
 	b.label("lookup")
+	b.lookup(addrsMapName, stackKey, "pass")
 	b.emit(
-		asm.LoadMapPtr(r1, 0).WithReference(addrsMapName),
-		asm.Mov.Reg(r2, r10),
-		asm.Add.Imm(r2, stackKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(r0, 0, "pass"),
 		asm.LoadMem(r2, r0, 0, asm.Word),
 		asm.LoadMem(r3, r10, stackFlag, asm.Word),
 		asm.Mov.Reg(r4, r2),
@@ -572,12 +585,8 @@ func steerInstructions(vlan bool) asm.Instructions {
 	b.emit(
 		asm.StoreImm(r10, stackPKey+16, 0, asm.Word),
 		asm.StoreMem(r10, stackPKey+16, r2, asm.Half),
-		asm.LoadMapPtr(r1, 0).WithReference(portsMapName),
-		asm.Mov.Reg(r2, r10),
-		asm.Add.Imm(r2, stackPKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(r0, 0, "pass"),
 	)
+	b.lookup(portsMapName, stackPKey, "pass")
 	b.label("steer")
 	emitCount(&b, r7)
 	b.emit(
@@ -603,13 +612,9 @@ func steerInstructions(vlan bool) asm.Instructions {
 // clobbers R0 to R5.
 func emitCount(b *builder, reg asm.Register) {
 	skip := fmt.Sprintf("counted%d", len(b.insns))
+	b.emit(asm.StoreMem(asm.R10, stackClass, reg, asm.Word))
+	b.lookup(statsMapName, stackClass, skip)
 	b.emit(
-		asm.StoreMem(asm.R10, stackClass, reg, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference(statsMapName),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, stackClass),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, skip),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
