@@ -104,30 +104,32 @@ func (p *Packet) isUnicastExchange(frame []byte) bool {
 // meant for a load generator that decodes one template frame and then
 // varies it per packet; it does not allocate.
 func (p *Packet) SetSrcChecksummed(frame []byte, src netip.AddrPort) {
-	p.setAddrChecksummed(frame, p.SrcAddr(frame), src.Addr(), ipv4Src, ipv6Src)
-	UDP(frame[p.L4Off:p.L4End]).SetSourcePortChecksummed(src.Port())
+	u := UDP(frame[p.L4Off:p.L4End])
+	old := p.SrcAddr(frame)
+	if old != src.Addr() {
+		if p.IPVersion == IPv4Version {
+			IPv4(frame[p.L3Off:p.L4Off]).SetSourceChecksummed(src.Addr())
+		} else {
+			IPv6(frame[p.L3Off:]).SetSource(src.Addr())
+		}
+		u.UpdateChecksumPseudoHeaderAddress(old, src.Addr())
+	}
+	u.SetSourcePortChecksummed(src.Port())
 }
 
 // SetDstChecksummed is SetSrcChecksummed for the destination.
 func (p *Packet) SetDstChecksummed(frame []byte, dst netip.AddrPort) {
-	p.setAddrChecksummed(frame, p.DstAddr(frame), dst.Addr(), ipv4Dst, ipv6Dst)
-	UDP(frame[p.L4Off:p.L4End]).SetDestinationPortChecksummed(dst.Port())
-}
-
-// setAddrChecksummed replaces the address old of the decoded UDP datagram
-// with a, at off4 of an IPv4 header or off6 of an IPv6 header, and updates
-// the IPv4 header checksum and the UDP checksum (whose pseudo-header holds
-// the address).
-func (p *Packet) setAddrChecksummed(frame []byte, old, a netip.Addr, off4, off6 int) {
-	if old == a {
-		return
+	u := UDP(frame[p.L4Off:p.L4End])
+	old := p.DstAddr(frame)
+	if old != dst.Addr() {
+		if p.IPVersion == IPv4Version {
+			IPv4(frame[p.L3Off:p.L4Off]).SetDestinationChecksummed(dst.Addr())
+		} else {
+			IPv6(frame[p.L3Off:]).SetDestination(dst.Addr())
+		}
+		u.UpdateChecksumPseudoHeaderAddress(old, dst.Addr())
 	}
-	if p.IPVersion == IPv4Version {
-		IPv4(frame[p.L3Off:p.L4Off]).setAddressChecksummed(off4, a)
-	} else {
-		IPv6(frame[p.L3Off:]).setAddress(off6, a)
-	}
-	UDP(frame[p.L4Off:p.L4End]).UpdateChecksumPseudoHeaderAddress(old, a)
+	u.SetDestinationPortChecksummed(dst.Port())
 }
 
 // ARPReplyInPlace answers the ARP request p describes (Decode returned
