@@ -264,8 +264,10 @@ func FuzzParseICMPError(f *testing.F) {
 		}
 		var l4 int
 		if v6 {
-			c, _ := IPv6(append(bytes.Clone(e.Quote), make([]byte, 65536)...)).WalkExtensionHeaders()
-			l4 = c.Offset
+			var ok bool
+			if l4, ok = refQuoteUDP(e.Quote); !ok {
+				t.Fatalf("accepted a quote with no UDP header to find: %+v", e)
+			}
 		} else {
 			l4 = IPv4(e.Quote).HeaderLength()
 		}
@@ -297,4 +299,31 @@ func TestErrnoText(t *testing.T) {
 	if ECONNREFUSED.Error() != "connection refused" || EHOSTUNREACH.Error() != "no route to host" || Errno(999).Error() != "errno 999" {
 		t.Error(ECONNREFUSED.Error(), EHOSTUNREACH.Error())
 	}
+}
+
+// refQuoteUDP finds the UDP header in the IPv6 packet an ICMPv6 error
+// quotes as Linux's ipv6_skip_exthdr does: extension headers are skipped
+// by their length fields alone, since a quote's options and header order
+// were the original sender's to get right (so not WalkExtensionHeaders,
+// which checks both, as a receiver must); at most eight of them, and a
+// fragment other than the first holds no UDP header.
+func refQuoteUDP(q []byte) (int, bool) {
+	next, at := int(q[6]), 40
+	for count := 0; next != 17; count++ {
+		if !isExt(next) || count == 8 || at+2 > len(q) {
+			return 0, false
+		}
+		size := 8 * (int(q[at+1]) + 1)
+		switch next {
+		case 44:
+			if at+8 > len(q) || word(q, at+2)&^7 != 0 {
+				return 0, false
+			}
+			size = 8
+		case 51:
+			size = 4 * (int(q[at+1]) + 2)
+		}
+		next, at = int(q[at]), at+size
+	}
+	return at, at+8 <= len(q)
 }
