@@ -76,67 +76,47 @@ func (e *ICMPError) Unwrap() error { return e.Errno }
 // Kind names the message: "ICMP port unreachable", "ICMPv6 packet too
 // big", ...
 func (e *ICMPError) Kind() string {
-	k := &icmpv4Kinds
-	if !e.Src.Addr().Is4() {
-		k = &icmpv6Kinds
-	}
-	return k.name(e.Type, e.Code)
-}
-
-// icmpKinds is what Kind knows of one ICMP version's error messages: the
-// names of destination unreachable's codes, and of the other types. The
-// two versions differ in numbers and names, not in how a message is
-// named, so one name method serves both.
-type icmpKinds struct {
-	proto   string // "ICMP" or "ICMPv6"
-	unreach uint8  // the destination unreachable type
-	codes   []string
-	types   map[uint8]string
-}
-
-var (
-	icmpv4Kinds = icmpKinds{
-		proto:   "ICMP",
-		unreach: frame.ICMPv4DestUnreachable,
-		codes: []string{
-			"net unreachable", "host unreachable", "protocol unreachable", "port unreachable",
-			"fragmentation needed", "source route failed", "destination network unknown",
-			"destination host unknown", "source host isolated", "network administratively prohibited",
-			"host administratively prohibited", "network unreachable for TOS", "host unreachable for TOS",
-			"communication administratively prohibited", "host precedence violation", "precedence cutoff in effect",
-		},
-		types: map[uint8]string{
-			frame.ICMPv4TimeExceeded:     "time exceeded",
-			frame.ICMPv4ParameterProblem: "parameter problem",
-		},
-	}
-	icmpv6Kinds = icmpKinds{
-		proto:   "ICMPv6",
-		unreach: frame.ICMPv6DestUnreachable,
-		codes: []string{
-			"no route to destination", "communication administratively prohibited", "beyond scope of source address",
-			"address unreachable", "port unreachable", "source address failed policy", "reject route to destination",
-		},
-		types: map[uint8]string{
-			frame.ICMPv6PacketTooBig:     "packet too big",
-			frame.ICMPv6TimeExceeded:     "time exceeded",
-			frame.ICMPv6ParameterProblem: "parameter problem",
-		},
-	}
-)
-
-// name names the message of type typ and code code.
-func (k *icmpKinds) name(typ, code uint8) string {
-	if typ == k.unreach {
-		if int(code) < len(k.codes) {
-			return k.proto + " " + k.codes[code]
+	if e.Src.Addr().Is4() {
+		switch e.Type {
+		case frame.ICMPv4DestUnreachable:
+			if int(e.Code) < len(icmpv4UnreachNames) {
+				return "ICMP " + icmpv4UnreachNames[e.Code]
+			}
+			return fmt.Sprintf("ICMP destination unreachable code %d", e.Code)
+		case frame.ICMPv4TimeExceeded:
+			return "ICMP time exceeded"
+		case frame.ICMPv4ParameterProblem:
+			return "ICMP parameter problem"
 		}
-		return fmt.Sprintf("%s destination unreachable code %d", k.proto, code)
+		return fmt.Sprintf("ICMP type %d code %d", e.Type, e.Code)
 	}
-	if name, ok := k.types[typ]; ok {
-		return k.proto + " " + name
+	switch e.Type {
+	case frame.ICMPv6DestUnreachable:
+		if int(e.Code) < len(icmpv6UnreachNames) {
+			return "ICMPv6 " + icmpv6UnreachNames[e.Code]
+		}
+		return fmt.Sprintf("ICMPv6 destination unreachable code %d", e.Code)
+	case frame.ICMPv6PacketTooBig:
+		return "ICMPv6 packet too big"
+	case frame.ICMPv6TimeExceeded:
+		return "ICMPv6 time exceeded"
+	case frame.ICMPv6ParameterProblem:
+		return "ICMPv6 parameter problem"
 	}
-	return fmt.Sprintf("%s type %d code %d", k.proto, typ, code)
+	return fmt.Sprintf("ICMPv6 type %d code %d", e.Type, e.Code)
+}
+
+var icmpv4UnreachNames = [...]string{
+	"net unreachable", "host unreachable", "protocol unreachable", "port unreachable",
+	"fragmentation needed", "source route failed", "destination network unknown",
+	"destination host unknown", "source host isolated", "network administratively prohibited",
+	"host administratively prohibited", "network unreachable for TOS", "host unreachable for TOS",
+	"communication administratively prohibited", "host precedence violation", "precedence cutoff in effect",
+}
+
+var icmpv6UnreachNames = [...]string{
+	"no route to destination", "communication administratively prohibited", "beyond scope of source address",
+	"address unreachable", "port unreachable", "source address failed policy", "reject route to destination",
 }
 
 // maxPortErrors is how many ICMP errors a port keeps for ReadErrors;
